@@ -1,0 +1,397 @@
+//! Pooled packet buffers, batches and per-datagram metadata shared by every backend.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// Explicit Congestion Notification codepoint (RFC 3168), the low two bits of the IP TOS /
+/// traffic-class byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Ecn {
+    /// Not ECN-capable transport (`00`).
+    #[default]
+    NotEct = 0b00,
+    /// ECN-capable transport, ECT(1) (`01`).
+    Ect1 = 0b01,
+    /// ECN-capable transport, ECT(0) (`10`).
+    Ect0 = 0b10,
+    /// Congestion experienced (`11`).
+    Ce = 0b11,
+}
+
+impl Ecn {
+    /// The codepoint in the low two bits of a TOS / traffic-class byte.
+    pub fn from_tos(tos: u8) -> Self {
+        match tos & 0b11 {
+            0b01 => Ecn::Ect1,
+            0b10 => Ecn::Ect0,
+            0b11 => Ecn::Ce,
+            _ => Ecn::NotEct,
+        }
+    }
+
+    /// The two-bit codepoint.
+    pub fn bits(self) -> u8 {
+        self as u8
+    }
+}
+
+/// Metadata of a received buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxMeta {
+    /// The sender.
+    pub src: SocketAddr,
+    /// The local address the datagram was sent to, when the backend knows it
+    /// ([`crate::Capabilities::pktinfo`]).
+    pub dst_ip: Option<IpAddr>,
+    /// ECN codepoint of the IP header (every coalesced segment carries the same one).
+    pub ecn: Ecn,
+    /// Size of each datagram in the buffer: the buffer holds `len / segment_size` datagrams of
+    /// this size and possibly a shorter last one. Equal to the length when not coalesced.
+    pub segment_size: usize,
+}
+
+/// One received buffer: a datagram, or several coalesced by GRO.
+#[derive(Debug)]
+pub struct RxDatagram {
+    pub(crate) buf: Box<[u8]>,
+    pub(crate) len: usize,
+    /// Where it came from and how to split it.
+    pub meta: RxMeta,
+}
+
+impl RxDatagram {
+    /// All received bytes (every coalesced datagram back to back).
+    pub fn data(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// All received bytes, writable in place (the engine decrypts in place).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+
+    /// Number of datagrams in this buffer.
+    pub fn segment_count(&self) -> usize {
+        if self.len == 0 {
+            return 1;
+        }
+        self.len.div_ceil(self.meta.segment_size.max(1))
+    }
+
+    /// The datagrams of this buffer, one slice each, writable in place.
+    pub fn segments_mut(&mut self) -> std::slice::ChunksMut<'_, u8> {
+        let seg = self.meta.segment_size.max(1);
+        self.buf[..self.len].chunks_mut(seg)
+    }
+
+    /// The datagrams of this buffer, one slice each.
+    pub fn segments(&self) -> std::slice::Chunks<'_, u8> {
+        let seg = self.meta.segment_size.max(1);
+        self.buf[..self.len].chunks(seg)
+    }
+}
+
+/// A batch of received buffers, reused across calls to [`crate::Queue::recv`].
+#[derive(Debug)]
+pub struct RxBatch {
+    pub(crate) items: Vec<RxDatagram>,
+    pub(crate) capacity: usize,
+}
+
+impl RxBatch {
+    /// A batch that receives up to `capacity` buffers per call (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self { items: Vec::with_capacity(capacity), capacity }
+    }
+
+    /// Most buffers one receive call fills.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Received buffers.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when nothing was received.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The received buffers.
+    pub fn iter(&self) -> std::slice::Iter<'_, RxDatagram> {
+        self.items.iter()
+    }
+
+    /// The received buffers, writable in place.
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, RxDatagram> {
+        self.items.iter_mut()
+    }
+
+    /// Total datagrams received (GRO buffers counted by segment).
+    pub fn datagram_count(&self) -> usize {
+        self.items.iter().map(RxDatagram::segment_count).sum()
+    }
+
+    /// Hands every buffer to `pool`; backends call this at the start of a receive.
+    pub(crate) fn recycle_into(&mut self, pool: &mut BufferPool) {
+        for d in self.items.drain(..) {
+            pool.put(d.buf);
+        }
+    }
+}
+
+/// Metadata of a transmit buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxMeta {
+    /// Where to send.
+    pub dst: SocketAddr,
+    /// Source address to send from (needs [`crate::Capabilities::pktinfo`]); `None` lets the
+    /// kernel choose.
+    pub src_ip: Option<IpAddr>,
+    /// ECN codepoint to set.
+    pub ecn: Ecn,
+    /// GSO: the buffer holds datagrams of this size back to back (the last may be shorter).
+    /// `None` sends the buffer as one datagram.
+    pub segment_size: Option<usize>,
+}
+
+impl TxMeta {
+    /// One plain datagram to `dst`.
+    pub fn to(dst: SocketAddr) -> Self {
+        Self { dst, src_ip: None, ecn: Ecn::NotEct, segment_size: None }
+    }
+}
+
+/// A transmit buffer lent by a queue's pool. Write the datagram(s) into [`TxBuffer::spare`] or
+/// with [`TxBuffer::extend_from_slice`], set the metadata, and push it into a [`TxBatch`].
+#[derive(Debug)]
+pub struct TxBuffer {
+    pub(crate) buf: Box<[u8]>,
+    pub(crate) len: usize,
+    /// Destination, source, ECN and segmentation.
+    pub meta: TxMeta,
+}
+
+impl TxBuffer {
+    pub(crate) fn new(buf: Box<[u8]>) -> Self {
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self { buf, len: 0, meta: TxMeta::to(unspecified) }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Total capacity.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The written bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The written bytes, writable in place (encryption happens here).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+
+    /// The unwritten tail; write into it, then call [`TxBuffer::advance`].
+    pub fn spare(&mut self) -> &mut [u8] {
+        &mut self.buf[self.len..]
+    }
+
+    /// Marks `n` more bytes of [`TxBuffer::spare`] as written.
+    ///
+    /// # Panics
+    /// When `n` exceeds the spare capacity (a bug in the caller, never peer-driven).
+    pub fn advance(&mut self, n: usize) {
+        assert!(n <= self.buf.len() - self.len, "advance past the buffer's capacity");
+        self.len += n;
+    }
+
+    /// Sets the written length (e.g. to undo a partially written packet).
+    ///
+    /// # Panics
+    /// When `len` exceeds the capacity.
+    pub fn set_len(&mut self, len: usize) {
+        assert!(len <= self.buf.len(), "length past the buffer's capacity");
+        self.len = len;
+    }
+
+    /// Appends `data`, returning false (and writing nothing) when it does not fit.
+    pub fn extend_from_slice(&mut self, data: &[u8]) -> bool {
+        let end = self.len + data.len();
+        if end > self.buf.len() {
+            return false;
+        }
+        self.buf[self.len..end].copy_from_slice(data);
+        self.len = end;
+        true
+    }
+
+    /// Number of datagrams this buffer will become on the wire.
+    pub fn segment_count(&self) -> usize {
+        match self.meta.segment_size {
+            Some(s) if s > 0 && self.len > 0 => self.len.div_ceil(s),
+            _ => 1,
+        }
+    }
+}
+
+/// Transmit buffers waiting to be sent, in order.
+#[derive(Debug, Default)]
+pub struct TxBatch {
+    pub(crate) items: std::collections::VecDeque<TxBuffer>,
+}
+
+impl TxBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues a written buffer for transmit.
+    pub fn push(&mut self, buf: TxBuffer) {
+        self.items.push_back(buf);
+    }
+
+    /// Buffers waiting.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Removes every waiting buffer (for example when a connection is dropped), returning them.
+    pub fn drain(&mut self) -> impl Iterator<Item = TxBuffer> + '_ {
+        self.items.drain(..)
+    }
+}
+
+/// A free list of fixed-size buffers with an upper bound on how many exist at once.
+#[derive(Debug)]
+pub struct BufferPool {
+    free: Vec<Box<[u8]>>,
+    buf_size: usize,
+    outstanding: usize,
+    limit: usize,
+}
+
+impl BufferPool {
+    /// A pool of buffers of `buf_size` bytes, at most `limit` of them lent out or free at once.
+    pub fn new(buf_size: usize, limit: usize) -> Self {
+        Self { free: Vec::new(), buf_size, outstanding: 0, limit: limit.max(1) }
+    }
+
+    /// Size of each buffer.
+    pub fn buf_size(&self) -> usize {
+        self.buf_size
+    }
+
+    /// Buffers currently lent out.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding
+    }
+
+    /// Lends a buffer, allocating only while fewer than `limit` exist.
+    pub fn take(&mut self) -> Option<Box<[u8]>> {
+        if let Some(b) = self.free.pop() {
+            self.outstanding += 1;
+            return Some(b);
+        }
+        if self.outstanding + self.free.len() >= self.limit {
+            return None;
+        }
+        self.outstanding += 1;
+        Some(vec![0u8; self.buf_size].into_boxed_slice())
+    }
+
+    /// Takes a buffer back.
+    pub fn put(&mut self, buf: Box<[u8]>) {
+        self.outstanding = self.outstanding.saturating_sub(1);
+        if buf.len() == self.buf_size {
+            self.free.push(buf);
+        }
+    }
+
+    /// Lends a transmit buffer.
+    pub fn take_tx(&mut self) -> Option<TxBuffer> {
+        self.take().map(TxBuffer::new)
+    }
+
+    /// Lends a receive buffer wrapped for a batch (length and metadata filled in by the backend).
+    pub(crate) fn take_rx(&mut self, meta: RxMeta) -> Option<RxDatagram> {
+        self.take().map(|buf| RxDatagram { buf, len: 0, meta })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_bounds_and_reuse() {
+        let mut pool = BufferPool::new(16, 2);
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        assert!(pool.take().is_none(), "limit must hold");
+        let pa = a.as_ptr();
+        pool.put(a);
+        let c = pool.take().unwrap();
+        assert_eq!(c.as_ptr(), pa, "freed buffer is reused, not reallocated");
+        pool.put(b);
+        pool.put(c);
+        assert_eq!(pool.outstanding(), 0);
+    }
+
+    #[test]
+    fn tx_buffer_writes_and_segments() {
+        let mut pool = BufferPool::new(10, 1);
+        let mut t = pool.take_tx().unwrap();
+        assert!(t.extend_from_slice(&[1, 2, 3, 4]));
+        assert!(!t.extend_from_slice(&[0; 7]), "overflow refused");
+        t.spare()[..3].copy_from_slice(&[5, 6, 7]);
+        t.advance(3);
+        assert_eq!(t.data(), &[1, 2, 3, 4, 5, 6, 7]);
+        t.meta.segment_size = Some(3);
+        assert_eq!(t.segment_count(), 3);
+    }
+
+    #[test]
+    fn rx_segments_split_at_segment_size() {
+        let meta = RxMeta {
+            src: "127.0.0.1:1".parse().unwrap(),
+            dst_ip: None,
+            ecn: Ecn::Ect0,
+            segment_size: 4,
+        };
+        let mut d = RxDatagram { buf: vec![0; 16].into_boxed_slice(), len: 10, meta };
+        d.data_mut().copy_from_slice(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let segs: Vec<&[u8]> = d.segments().collect();
+        assert_eq!(segs, vec![&[0, 1, 2, 3][..], &[4, 5, 6, 7][..], &[8, 9][..]]);
+        assert_eq!(d.segment_count(), 3);
+    }
+
+    #[test]
+    fn ecn_from_tos() {
+        assert_eq!(Ecn::from_tos(0xb8 | 0b10), Ecn::Ect0);
+        assert_eq!(Ecn::from_tos(0x01), Ecn::Ect1);
+        assert_eq!(Ecn::from_tos(0x03), Ecn::Ce);
+        assert_eq!(Ecn::from_tos(0x00), Ecn::NotEct);
+        assert_eq!(Ecn::Ce.bits(), 3);
+    }
+}
