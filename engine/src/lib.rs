@@ -1,1 +1,27 @@
-//! Peregrine engine.
+//! Peregrine's QUIC v1 engine.
+//!
+//! Layers, bottom up:
+//! - [`varint`], [`coding`]: variable-length integers and bounds-checked readers/writers.
+//! - [`error`]: transport error codes and the internal protocol error.
+//! - [`packet`]: long and short headers, packet numbers, coalesced datagrams, Retry and Version
+//!   Negotiation.
+//! - [`frame`]: every RFC 9000 frame type plus DATAGRAM (RFC 9221).
+//! - [`transport_params`]: transport parameters (RFC 9000 §18).
+//! - [`crypto`]: packet protection (AEAD and header protection on aws-lc-rs), Initial secrets,
+//!   key update, and TLS 1.3 through rustls's QUIC API.
+//!
+//! The core is sans-IO: it never reads the clock or touches a socket; time comes in as an argument.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod coding;
+pub mod crypto;
+pub mod error;
+pub mod frame;
+pub mod packet;
+pub mod transport_params;
+pub mod varint;
+
+pub use error::{Error, TransportErrorCode};
+pub use varint::VarInt;

@@ -1,0 +1,1 @@
+//! Packet protection and TLS (in progress).

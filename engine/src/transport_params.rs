@@ -1,0 +1,1 @@
+//! Transport parameters (in progress).
