@@ -2,6 +2,7 @@
 //!
 //! Layers, bottom up:
 //! - [`varint`], [`coding`]: variable-length integers and bounds-checked readers/writers.
+//! - [`cid`], [`version`]: connection IDs, reset tokens and version numbers.
 //! - [`error`]: transport error codes and the internal protocol error.
 //! - [`packet`]: long and short headers, packet numbers, coalesced datagrams, Retry and Version
 //!   Negotiation.
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cid;
 pub mod coding;
 pub mod crypto;
 pub mod error;
@@ -22,6 +24,8 @@ pub mod frame;
 pub mod packet;
 pub mod transport_params;
 pub mod varint;
+pub mod version;
 
+pub use cid::{ConnectionId, ResetToken};
 pub use error::{Error, TransportErrorCode};
 pub use varint::VarInt;
