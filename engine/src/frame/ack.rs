@@ -204,6 +204,8 @@ impl Iterator for AckRanges<'_> {
 
 impl FusedIterator for AckRanges<'_> {}
 
+impl ExactSizeIterator for AckRanges<'_> {}
+
 /// Reads one Gap / ACK Range Length pair below the range whose smallest number is
 /// `prev_smallest`.
 fn next_range(r: &mut Reader<'_>, prev_smallest: u64) -> Option<RangeInclusive<u64>> {

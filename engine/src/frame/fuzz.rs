@@ -34,6 +34,9 @@ pub fn decode_all(payload: &[u8]) -> Result<usize, Error> {
 /// invariants breaks (a bug here, never a property of the input); malformed input is returned
 /// as the decoding error.
 pub fn fuzz_round_trip(payload: &[u8]) -> Result<usize, Error> {
+    if payload.is_empty() {
+        return Err(Error::protocol_violation("packet without frames"));
+    }
     let mut buf = vec![0u8; payload.len() + 16];
     let mut count = 0usize;
     for frame in Frames::new(payload) {

@@ -128,6 +128,9 @@ impl FrameType {
     //# Note that it is not possible to send the following frames in 0-RTT
     //# packets for various reasons: ACK, CRYPTO, HANDSHAKE_DONE, NEW_TOKEN,
     //# PATH_RESPONSE, and RETIRE_CONNECTION_ID.
+    ///
+    /// RETIRE_CONNECTION_ID is marked "__01" in Table 3 but listed above by §12.5, which lets a
+    /// server reject it in 0-RTT; it is rejected there.
     pub const fn allowed_in(self, kind: PacketKind) -> bool {
         if !self.is_known() {
             return false;
