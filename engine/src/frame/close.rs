@@ -38,7 +38,7 @@ impl<'a> ConnectionClose<'a> {
             kind: CloseKind::Transport {
                 frame_type: frame_type.and_then(|t| VarInt::new(t).ok()).unwrap_or(VarInt::ZERO),
             },
-            // Codes above 2^62-1 cannot be sent; report them as an internal error.
+            // Codes above 2^62-1 cannot be sent; report them as INTERNAL_ERROR (0x1).
             error_code: VarInt::new(code.0).unwrap_or(VarInt::from_u32(0x1)),
             reason,
         }

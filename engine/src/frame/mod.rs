@@ -56,28 +56,48 @@ use codec::FrameReader;
 /// One decoded frame, borrowing payload bytes (stream and crypto data, tokens, reason phrases,
 /// datagram payloads, ACK ranges) from the decrypted packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)] // each variant is documented on its payload type
 pub enum Frame<'a> {
+    /// A run of PADDING frames (type 0x00).
     Padding(Padding),
+    /// PING (0x01).
     Ping(Ping),
+    /// ACK (0x02) or ACK with ECN counts (0x03).
     Ack(Ack<'a>),
+    /// RESET_STREAM (0x04).
     ResetStream(ResetStream),
+    /// STOP_SENDING (0x05).
     StopSending(StopSending),
+    /// CRYPTO (0x06).
     Crypto(Crypto<'a>),
+    /// NEW_TOKEN (0x07).
     NewToken(NewToken<'a>),
+    /// STREAM (0x08..=0x0f).
     Stream(Stream<'a>),
+    /// MAX_DATA (0x10).
     MaxData(MaxData),
+    /// MAX_STREAM_DATA (0x11).
     MaxStreamData(MaxStreamData),
+    /// MAX_STREAMS (0x12 bidirectional, 0x13 unidirectional).
     MaxStreams(MaxStreams),
+    /// DATA_BLOCKED (0x14).
     DataBlocked(DataBlocked),
+    /// STREAM_DATA_BLOCKED (0x15).
     StreamDataBlocked(StreamDataBlocked),
+    /// STREAMS_BLOCKED (0x16 bidirectional, 0x17 unidirectional).
     StreamsBlocked(StreamsBlocked),
+    /// NEW_CONNECTION_ID (0x18).
     NewConnectionId(NewConnectionId),
+    /// RETIRE_CONNECTION_ID (0x19).
     RetireConnectionId(RetireConnectionId),
+    /// PATH_CHALLENGE (0x1a).
     PathChallenge(PathChallenge),
+    /// PATH_RESPONSE (0x1b).
     PathResponse(PathResponse),
+    /// CONNECTION_CLOSE (0x1c transport, 0x1d application).
     ConnectionClose(ConnectionClose<'a>),
+    /// HANDSHAKE_DONE (0x1e).
     HandshakeDone(HandshakeDone),
+    /// DATAGRAM (0x30, or 0x31 with a Length field; RFC 9221).
     Datagram(Datagram<'a>),
 }
 
@@ -128,6 +148,16 @@ impl<'a> Frame<'a> {
 
     /// Decodes one frame from `r`. A run of PADDING frames is returned as one [`Padding`].
     pub fn decode(r: &mut Reader<'a>) -> Result<Frame<'a>, Error> {
+        Self::decode_in(r, None)
+    }
+
+    /// Decodes one frame from the payload of a `kind` packet: a known frame type that `kind`
+    /// may not carry is a PROTOCOL_VIOLATION, reported before its body is looked at.
+    pub fn decode_for(r: &mut Reader<'a>, kind: PacketKind) -> Result<Frame<'a>, Error> {
+        Self::decode_in(r, Some(kind))
+    }
+
+    fn decode_in(r: &mut Reader<'a>, kind: Option<PacketKind>) -> Result<Frame<'a>, Error> {
         let (ty, ty_len) =
             varint::decode(r.peek_rest()).ok_or(Error::frame_encoding("truncated frame type"))?;
         //= https://www.rfc-editor.org/rfc/rfc9000#section-12.4
@@ -140,6 +170,13 @@ impl<'a> Frame<'a> {
             );
         }
         r.skip(ty_len).map_err(|_| Error::frame_encoding("truncated frame type"))?;
+        if let Some(kind) = kind {
+            let ty = FrameType(ty);
+            // Unknown types fall through to the FRAME_ENCODING_ERROR below.
+            if ty.is_known() {
+                ty.check_allowed(kind)?;
+            }
+        }
         if ty == FrameType::PADDING.0 {
             return Ok(Frame::Padding(Padding::decode_run(r)));
         }
@@ -209,12 +246,7 @@ impl<'a> Iterator for Frames<'a> {
         if self.failed || self.reader.is_empty() {
             return None;
         }
-        let result = Frame::decode(&mut self.reader).and_then(|frame| {
-            if let Some(kind) = self.kind {
-                frame.frame_type().check_allowed(kind)?;
-            }
-            Ok(frame)
-        });
+        let result = Frame::decode_in(&mut self.reader, self.kind);
         self.failed = result.is_err();
         Some(result)
     }

@@ -95,7 +95,16 @@ fn payload_checks_by_packet_type() {
     assert!(matches!(frames.next(), Some(Ok(Frame::Crypto(_)))));
     assert_eq!(frames.next().unwrap().unwrap_err().frame_type, Some(0x0a));
     assert!(frames.next().is_none());
+    // The packet-type check comes before the body: a cut-off STREAM frame in a Handshake
+    // packet is a PROTOCOL_VIOLATION, while an unknown type stays a FRAME_ENCODING_ERROR.
+    let pv = TransportErrorCode::PROTOCOL_VIOLATION;
+    assert_err(Frame::decode_for(&mut Reader::new(&[0x0e]), Handshake), pv, Some(0x0e));
+    assert_err(Frame::decode(&mut Reader::new(&[0x0e])), FEE, Some(0x0e));
+    assert_err(Frame::decode_for(&mut Reader::new(&[0x1f]), Handshake), FEE, Some(0x1f));
+    assert_err(Frame::decode_for(&mut Reader::new(&[0x40, 0x08]), Initial), pv, Some(0x08));
 }
+
+const FEE: TransportErrorCode = TransportErrorCode::FRAME_ENCODING_ERROR;
 
 //= https://www.rfc-editor.org/rfc/rfc9002#section-2
 //= type=test
