@@ -1,0 +1,527 @@
+//! TLS configuration builders for QUIC clients and servers, with documented defaults.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::aead::Cipher;
+use super::provider::crypto_provider_arc;
+
+/// Sessions a client remembers for resumption (and 0-RTT) by default.
+pub const DEFAULT_SESSION_CACHE_SIZE: usize = 256;
+
+/// Session tickets a server sends after each full handshake by default (one per future
+/// connection: RFC 9001 §4.5 says clients SHOULD NOT reuse tickets).
+pub const DEFAULT_TICKETS_PER_CONNECTION: usize = 2;
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No ALPN protocol configured: QUIC requires ALPN (RFC 9001 §8.1).
+    #[error("no ALPN protocol configured (QUIC requires ALPN)")]
+    NoAlpn,
+    /// The cipher list is empty.
+    #[error("no cipher suite configured")]
+    NoCiphers,
+    /// Certificate verification is on but no trust anchor was given.
+    #[error(
+        "no trusted root certificate configured (add one, or opt out with dangerous_skip_verify)"
+    )]
+    NoTrustAnchors,
+    /// rustls rejected the configuration (bad certificate, key, ...).
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A PEM file could not be read or parsed.
+    #[error("PEM {path}: {reason}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The key log file could not be opened.
+    #[error("key log file {path}: {source}")]
+    KeyLogFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Where TLS secrets are logged, in the NSS key log format Wireshark reads. Default: nowhere.
+#[derive(Clone, Default)]
+pub enum KeyLogTarget {
+    /// No key logging (default).
+    #[default]
+    Disabled,
+    /// The file named by the `SSLKEYLOGFILE` environment variable, if set (rustls `KeyLogFile`).
+    FromEnv,
+    /// This file (appended to, created if missing); the CLI's `--keylog FILE`.
+    File(PathBuf),
+    /// A custom sink (tests, or forwarding to another logger).
+    Custom(Arc<dyn rustls::KeyLog>),
+}
+
+impl fmt::Debug for KeyLogTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyLogTarget::Disabled => f.write_str("Disabled"),
+            KeyLogTarget::FromEnv => f.write_str("FromEnv"),
+            KeyLogTarget::File(p) => write!(f, "File({})", p.display()),
+            KeyLogTarget::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl KeyLogTarget {
+    fn build(&self) -> Result<Arc<dyn rustls::KeyLog>, ConfigError> {
+        Ok(match self {
+            KeyLogTarget::Disabled => Arc::new(rustls::NoKeyLog),
+            KeyLogTarget::FromEnv => Arc::new(rustls::KeyLogFile::new()),
+            KeyLogTarget::File(path) => Arc::new(FileKeyLog::open(path)?),
+            KeyLogTarget::Custom(k) => k.clone(),
+        })
+    }
+}
+
+/// Appends NSS key log lines (`LABEL <client_random hex> <secret hex>`) to a file.
+struct FileKeyLog {
+    file: Mutex<std::fs::File>,
+}
+
+impl FileKeyLog {
+    fn open(path: &Path) -> Result<Self, ConfigError> {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|source| ConfigError::KeyLogFile { path: path.to_owned(), source })?;
+        Ok(Self { file: Mutex::new(file) })
+    }
+}
+
+impl fmt::Debug for FileKeyLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileKeyLog")
+    }
+}
+
+impl rustls::KeyLog for FileKeyLog {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use fmt::Write as _;
+        let mut line =
+            String::with_capacity(label.len() + 2 * (client_random.len() + secret.len()) + 3);
+        line.push_str(label);
+        line.push(' ');
+        for b in client_random {
+            let _ = write!(line, "{b:02x}");
+        }
+        line.push(' ');
+        for b in secret {
+            let _ = write!(line, "{b:02x}");
+        }
+        line.push('\n');
+        // One write per line so concurrent connections never interleave; a poisoned lock or a
+        // failed write only loses debug output.
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = file.write_all(line.as_bytes()) {
+            tracing::warn!("key log write failed: {e}");
+        }
+    }
+}
+
+fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let pem_err = |reason: String| ConfigError::Pem { path: path.to_owned(), reason };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(pem_err("no CERTIFICATE block".into()));
+    }
+    Ok(certs)
+}
+
+/// Accepts any server certificate; still checks handshake signatures (so the peer must hold the
+/// key of the certificate it sent). Only behind [`ClientConfigBuilder::dangerous_skip_verify`].
+#[derive(Debug)]
+struct SkipServerVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for SkipServerVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A QUIC client's TLS configuration, shared by its connections. Build with
+/// [`TlsClientConfig::builder`].
+#[derive(Clone, Debug)]
+pub struct TlsClientConfig {
+    pub(crate) inner: Arc<rustls::ClientConfig>,
+}
+
+impl TlsClientConfig {
+    /// A builder with the defaults listed on [`ClientConfigBuilder`].
+    pub fn builder() -> ClientConfigBuilder {
+        ClientConfigBuilder::default()
+    }
+
+    /// The rustls configuration (read-only).
+    pub fn rustls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.inner
+    }
+}
+
+/// Builds a [`TlsClientConfig`].
+///
+/// Defaults: TLS 1.3 only; ciphers [`Cipher::ALL`] (AES-128-GCM, AES-256-GCM,
+/// ChaCha20-Poly1305); server certificate verification ON against the roots given here (none by
+/// default, so at least one must be added); no ALPN (at least one must be set); SNI sent;
+/// session resumption ON with [`DEFAULT_SESSION_CACHE_SIZE`] remembered sessions; 0-RTT off;
+/// key logging off.
+#[derive(Debug)]
+pub struct ClientConfigBuilder {
+    roots: RootCertStore,
+    alpn: Vec<Vec<u8>>,
+    ciphers: Vec<Cipher>,
+    skip_verify: bool,
+    keylog: KeyLogTarget,
+    early_data: bool,
+    session_cache_size: usize,
+}
+
+impl Default for ClientConfigBuilder {
+    fn default() -> Self {
+        Self {
+            roots: RootCertStore::empty(),
+            alpn: Vec::new(),
+            ciphers: Cipher::ALL.to_vec(),
+            skip_verify: false,
+            keylog: KeyLogTarget::Disabled,
+            early_data: false,
+            session_cache_size: DEFAULT_SESSION_CACHE_SIZE,
+        }
+    }
+}
+
+impl ClientConfigBuilder {
+    /// Trusts this root (or self-signed) certificate.
+    pub fn add_root_certificate(mut self, cert: CertificateDer<'_>) -> Result<Self, ConfigError> {
+        self.roots.add(cert)?;
+        Ok(self)
+    }
+
+    /// Trusts every certificate of a PEM file (the CLI's `--ca FILE`).
+    pub fn add_root_pem_file(mut self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        for cert in read_pem_certs(path.as_ref())? {
+            self.roots.add(cert)?;
+        }
+        Ok(self)
+    }
+
+    /// Replaces the trust anchors.
+    pub fn root_certificates(mut self, roots: RootCertStore) -> Self {
+        self.roots = roots;
+        self
+    }
+
+    /// ALPN protocols to offer, in order of preference (e.g. `b"h3"`, `b"hq-interop"`).
+    pub fn alpn_protocols<P: Into<Vec<u8>>>(
+        mut self,
+        protocols: impl IntoIterator<Item = P>,
+    ) -> Self {
+        self.alpn = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Cipher suites to offer, in order of preference.
+    pub fn ciphers(mut self, ciphers: &[Cipher]) -> Self {
+        self.ciphers = ciphers.to_vec();
+        self
+    }
+
+    /// **DANGER: turns server certificate verification off.** Any certificate for any name is
+    /// accepted, so anyone on the path can impersonate the server. Tests and lab setups only.
+    pub fn dangerous_skip_verify(mut self) -> Self {
+        self.skip_verify = true;
+        self
+    }
+
+    /// Where to log TLS secrets (default [`KeyLogTarget::Disabled`]).
+    pub fn keylog(mut self, target: KeyLogTarget) -> Self {
+        self.keylog = target;
+        self
+    }
+
+    /// Attempt 0-RTT when resuming a session whose ticket allows it (default off: 0-RTT data
+    /// can be replayed, RFC 9001 §9.2).
+    pub fn enable_early_data(mut self, on: bool) -> Self {
+        self.early_data = on;
+        self
+    }
+
+    /// Sessions remembered for resumption (default [`DEFAULT_SESSION_CACHE_SIZE`]; 0 turns
+    /// resumption off). Memory: one ticket (~a few hundred bytes) per entry.
+    pub fn session_cache_size(mut self, entries: usize) -> Self {
+        self.session_cache_size = entries;
+        self
+    }
+
+    /// Checks and builds the configuration.
+    pub fn build(self) -> Result<TlsClientConfig, ConfigError> {
+        if self.alpn.is_empty() {
+            return Err(ConfigError::NoAlpn);
+        }
+        if self.ciphers.is_empty() {
+            return Err(ConfigError::NoCiphers);
+        }
+        if !self.skip_verify && self.roots.is_empty() {
+            return Err(ConfigError::NoTrustAnchors);
+        }
+        let provider = crypto_provider_arc(&self.ciphers);
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-4.2
+        //# Clients MUST NOT offer TLS versions older than 1.3.
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?;
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-4.4
+        //# A client MUST authenticate the identity of the server.
+        let mut config = if self.skip_verify {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SkipServerVerification(provider)))
+                .with_no_client_auth()
+        } else {
+            builder.with_root_certificates(self.roots).with_no_client_auth()
+        };
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-8.1
+        //# Unless another mechanism is used for agreeing on an application
+        //# protocol, endpoints MUST use ALPN for this purpose.
+        config.alpn_protocols = self.alpn;
+        config.key_log = self.keylog.build()?;
+        config.enable_early_data = self.early_data;
+        config.resumption = if self.session_cache_size == 0 {
+            Resumption::disabled()
+        } else {
+            Resumption::in_memory_sessions(self.session_cache_size)
+        };
+        Ok(TlsClientConfig { inner: Arc::new(config) })
+    }
+}
+
+/// A QUIC server's TLS configuration, shared by its connections. Build with
+/// [`TlsServerConfig::builder`].
+#[derive(Clone, Debug)]
+pub struct TlsServerConfig {
+    pub(crate) inner: Arc<rustls::ServerConfig>,
+}
+
+impl TlsServerConfig {
+    /// A builder serving `cert_chain` (end-entity first) with `key`; other settings default as
+    /// listed on [`ServerConfigBuilder`].
+    pub fn builder(
+        cert_chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> ServerConfigBuilder {
+        ServerConfigBuilder {
+            cert_chain,
+            key,
+            alpn: Vec::new(),
+            ciphers: Cipher::ALL.to_vec(),
+            keylog: KeyLogTarget::Disabled,
+            early_data: false,
+            tickets: DEFAULT_TICKETS_PER_CONNECTION,
+        }
+    }
+
+    /// A builder reading the certificate chain and private key from PEM files (the CLI's
+    /// `--cert` / `--key`).
+    pub fn builder_from_pem_files(
+        cert_chain: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<ServerConfigBuilder, ConfigError> {
+        let chain = read_pem_certs(cert_chain.as_ref())?;
+        let key_path = key.as_ref();
+        let key = PrivateKeyDer::from_pem_file(key_path)
+            .map_err(|e| ConfigError::Pem { path: key_path.to_owned(), reason: e.to_string() })?;
+        Ok(Self::builder(chain, key))
+    }
+
+    /// The rustls configuration (read-only).
+    pub fn rustls(&self) -> &Arc<rustls::ServerConfig> {
+        &self.inner
+    }
+}
+
+/// Builds a [`TlsServerConfig`].
+///
+/// Defaults: TLS 1.3 only; ciphers [`Cipher::ALL`]; no client authentication; no ALPN (at least
+/// one must be set); stateless session tickets (aws-lc-rs ticketer, rotated every 6 hours)
+/// with [`DEFAULT_TICKETS_PER_CONNECTION`] tickets per connection; 0-RTT off; key logging off.
+#[derive(Debug)]
+pub struct ServerConfigBuilder {
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: Vec<Vec<u8>>,
+    ciphers: Vec<Cipher>,
+    keylog: KeyLogTarget,
+    early_data: bool,
+    tickets: usize,
+}
+
+impl ServerConfigBuilder {
+    /// ALPN protocols accepted, in order of preference.
+    pub fn alpn_protocols<P: Into<Vec<u8>>>(
+        mut self,
+        protocols: impl IntoIterator<Item = P>,
+    ) -> Self {
+        self.alpn = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Cipher suites accepted (the client's preference order wins).
+    pub fn ciphers(mut self, ciphers: &[Cipher]) -> Self {
+        self.ciphers = ciphers.to_vec();
+        self
+    }
+
+    /// Where to log TLS secrets (default [`KeyLogTarget::Disabled`]).
+    pub fn keylog(mut self, target: KeyLogTarget) -> Self {
+        self.keylog = target;
+        self
+    }
+
+    /// Accept 0-RTT on resumed sessions (default off). Tickets then carry
+    /// max_early_data_size = 0xffffffff, the QUIC sentinel.
+    pub fn enable_early_data(mut self, on: bool) -> Self {
+        self.early_data = on;
+        self
+    }
+
+    /// Session tickets sent per connection (default [`DEFAULT_TICKETS_PER_CONNECTION`]; 0 turns
+    /// resumption off). Each costs one NewSessionTicket in 1-RTT CRYPTO frames.
+    pub fn session_tickets(mut self, per_connection: usize) -> Self {
+        self.tickets = per_connection;
+        self
+    }
+
+    /// Checks and builds the configuration.
+    pub fn build(self) -> Result<TlsServerConfig, ConfigError> {
+        if self.alpn.is_empty() {
+            return Err(ConfigError::NoAlpn);
+        }
+        if self.ciphers.is_empty() {
+            return Err(ConfigError::NoCiphers);
+        }
+        let provider = crypto_provider_arc(&self.ciphers);
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(self.cert_chain, self.key)?;
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-8.1
+        //# The server MUST
+        //# treat the inability to select a compatible application protocol as a
+        //# connection error of type 0x0178 (no_application_protocol).
+        config.alpn_protocols = self.alpn;
+        config.key_log = self.keylog.build()?;
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-4.6.1
+        //# Servers MUST NOT send the early_data extension with a
+        //# max_early_data_size field set to any value other than 0xffffffff.
+        config.max_early_data_size = if self.early_data { u32::MAX } else { 0 };
+        config.send_tls13_tickets = self.tickets;
+        if self.tickets > 0 {
+            config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+        }
+        Ok(TlsServerConfig { inner: Arc::new(config) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_reject_unusable_configs() {
+        assert!(matches!(
+            TlsClientConfig::builder().dangerous_skip_verify().build(),
+            Err(ConfigError::NoAlpn)
+        ));
+        assert!(matches!(
+            TlsClientConfig::builder().alpn_protocols([b"h3"]).build(),
+            Err(ConfigError::NoTrustAnchors)
+        ));
+        assert!(matches!(
+            TlsClientConfig::builder()
+                .alpn_protocols([b"h3"])
+                .dangerous_skip_verify()
+                .ciphers(&[])
+                .build(),
+            Err(ConfigError::NoCiphers)
+        ));
+        let c = TlsClientConfig::builder()
+            .alpn_protocols(["h3"])
+            .dangerous_skip_verify()
+            .build()
+            .unwrap();
+        assert_eq!(c.rustls().alpn_protocols, vec![b"h3".to_vec()]);
+        assert!(matches!(
+            TlsClientConfig::builder().add_root_pem_file("/nonexistent/ca.pem"),
+            Err(ConfigError::Pem { .. })
+        ));
+        assert!(matches!(
+            TlsClientConfig::builder()
+                .alpn_protocols(["h3"])
+                .dangerous_skip_verify()
+                .keylog(KeyLogTarget::File("/nonexistent/dir/keys.log".into()))
+                .build(),
+            Err(ConfigError::KeyLogFile { .. })
+        ));
+    }
+}

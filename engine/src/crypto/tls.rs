@@ -1,0 +1,385 @@
+//! [`TlsSession`]: the TLS 1.3 handshake through rustls's QUIC API, per encryption level.
+//!
+//! The connection drives it like this (RFC 9001 §4.1.3, Figure 5):
+//! 1. a client calls [`TlsSession::write_hs`] right away to get its ClientHello;
+//! 2. each time new in-order CRYPTO data arrives at [`TlsSession::read_level`], pass it to
+//!    [`TlsSession::read_hs`] (data for a later level is buffered by the connection until TLS
+//!    reads at that level; new data at an earlier level is a PROTOCOL_VIOLATION);
+//! 3. after every `read_hs`, call `write_hs` in a loop: each call appends the bytes to send at
+//!    [`HandshakeWrite::level`] and may hand over keys for the next level; stop when a call
+//!    returns no keys (it has then written everything it had);
+//! 4. 0-RTT keys, when resuming with early data, come from [`TlsSession::zero_rtt_keys`] (client:
+//!    after the first `write_hs`; server: after reading the ClientHello).
+
+use rustls::quic;
+use rustls::HandshakeType;
+
+use super::config::{TlsClientConfig, TlsServerConfig};
+use super::key_update::OneRttKeys;
+use super::keys::{DirectionalKeys, Keys};
+use super::{Cipher, CryptoError, Level, Side, Version};
+use crate::error::{Error, TransportErrorCode};
+
+/// A handshake failure: the code for CONNECTION_CLOSE (a CRYPTO_ERROR carrying the TLS alert,
+/// RFC 9001 §4.8, or a transport error), a static reason, and rustls's detailed error if any.
+#[derive(Clone, Debug)]
+pub struct TlsError {
+    /// The error code to close the connection with.
+    pub code: TransportErrorCode,
+    /// Short reason, usable as the CONNECTION_CLOSE reason phrase.
+    pub reason: &'static str,
+    /// rustls's error, when rustls reported one.
+    pub tls: Option<rustls::Error>,
+}
+
+impl TlsError {
+    fn protocol_violation(reason: &'static str) -> Self {
+        Self { code: TransportErrorCode::PROTOCOL_VIOLATION, reason, tls: None }
+    }
+
+    fn internal(reason: &'static str) -> Self {
+        Self { code: TransportErrorCode::INTERNAL_ERROR, reason, tls: None }
+    }
+
+    /// The connection error to close with.
+    pub fn to_error(&self) -> Error {
+        Error::new(self.code, self.reason)
+    }
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.reason)?;
+        if let Some(e) = &self.tls {
+            write!(f, " ({e})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+impl From<TlsError> for Error {
+    fn from(e: TlsError) -> Error {
+        e.to_error()
+    }
+}
+
+impl From<CryptoError> for TlsError {
+    fn from(_: CryptoError) -> Self {
+        TlsError::internal("packet protection key setup failed")
+    }
+}
+
+/// New keys TLS hands over.
+#[derive(Debug)]
+pub enum KeyChange {
+    /// Handshake keys: both directions.
+    Handshake(Keys),
+    /// 1-RTT keys (generation 0) with the key-update machinery.
+    OneRtt(OneRttKeys),
+}
+
+/// The result of one [`TlsSession::write_hs`] call.
+#[derive(Debug)]
+#[must_use = "the bytes written must be sent at `level` and the keys installed"]
+pub struct HandshakeWrite {
+    /// Encryption level of the bytes this call appended (possibly none).
+    pub level: Level,
+    /// Keys for the next level, available after those bytes. `None` means TLS has nothing more
+    /// to write until it reads more.
+    pub keys: Option<KeyChange>,
+}
+
+/// One connection's TLS 1.3 handshake (client or server) over QUIC CRYPTO frames.
+pub struct TlsSession {
+    conn: quic::Connection,
+    side: Side,
+    version: Version,
+    write_level: Level,
+    has_handshake_keys: bool,
+    has_one_rtt_keys: bool,
+}
+
+impl TlsSession {
+    /// Starts a client handshake with `server_name` (a DNS name or an IP address, used for SNI
+    /// and certificate verification) carrying the encoded `transport_params`.
+    pub fn client(
+        config: &TlsClientConfig,
+        version: Version,
+        server_name: &str,
+        transport_params: &[u8],
+    ) -> Result<Self, TlsError> {
+        let name =
+            rustls::pki_types::ServerName::try_from(server_name.to_owned()).map_err(|_| {
+                TlsError {
+                    code: TransportErrorCode::INTERNAL_ERROR,
+                    reason: "invalid server name",
+                    tls: None,
+                }
+            })?;
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.3
+        //# Before starting the handshake, QUIC provides TLS with the transport
+        //# parameters (see Section 8.2) that it wishes to carry.
+        let conn = quic::ClientConnection::new(
+            config.inner.clone(),
+            version.rustls(),
+            name,
+            transport_params.to_vec(),
+        )
+        .map_err(|e| TlsError {
+            code: TransportErrorCode::INTERNAL_ERROR,
+            reason: "TLS setup failed",
+            tls: Some(e),
+        })?;
+        Ok(Self::new(conn.into(), Side::Client, version))
+    }
+
+    /// Starts a server handshake carrying the encoded `transport_params`.
+    pub fn server(
+        config: &TlsServerConfig,
+        version: Version,
+        transport_params: &[u8],
+    ) -> Result<Self, TlsError> {
+        let conn = quic::ServerConnection::new(
+            config.inner.clone(),
+            version.rustls(),
+            transport_params.to_vec(),
+        )
+        .map_err(|e| TlsError {
+            code: TransportErrorCode::INTERNAL_ERROR,
+            reason: "TLS setup failed",
+            tls: Some(e),
+        })?;
+        Ok(Self::new(conn.into(), Side::Server, version))
+    }
+
+    fn new(conn: quic::Connection, side: Side, version: Version) -> Self {
+        Self {
+            conn,
+            side,
+            version,
+            write_level: Level::Initial,
+            has_handshake_keys: false,
+            has_one_rtt_keys: false,
+        }
+    }
+
+    /// Client or server.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The QUIC version the handshake runs for (it selects the key derivation labels).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.3
+    //# At any time, the TLS stack at an endpoint will have a current sending
+    //# encryption level and a receiving encryption level.
+    /// The level TLS reads CRYPTO data at now.
+    pub fn read_level(&self) -> Level {
+        if !self.has_handshake_keys {
+            Level::Initial
+        } else if !self.has_one_rtt_keys || self.conn.is_handshaking() {
+            Level::Handshake
+        } else {
+            Level::OneRtt
+        }
+    }
+
+    /// The level of the bytes the next [`TlsSession::write_hs`] appends.
+    pub fn write_level(&self) -> Level {
+        self.write_level
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.1
+    //# In this document, the TLS handshake is considered complete when the
+    //# TLS stack has reported that the handshake is complete.  This happens
+    //# when the TLS stack has both sent a Finished message and verified the
+    //# peer's Finished message.
+    /// True until the handshake is complete.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// Feeds in-order CRYPTO data received at `level`.
+    ///
+    /// Errors carry the code to close the connection with: a CRYPTO_ERROR (0x100 + TLS alert)
+    /// for TLS failures, PROTOCOL_VIOLATION for data at the wrong level.
+    pub fn read_hs(&mut self, level: Level, data: &[u8]) -> Result<(), TlsError> {
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-8.3
+        //# A server MUST
+        //# treat receipt of a CRYPTO frame in a 0-RTT packet as a connection
+        //# error of type PROTOCOL_VIOLATION.
+        if level == Level::ZeroRtt {
+            return Err(TlsError::protocol_violation("CRYPTO frame in a 0-RTT packet"));
+        }
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.3
+        //# *  If the packet is from a previously installed encryption level, it
+        //#    MUST NOT contain data that extends past the end of previously
+        //#    received data in that flow.  Implementations MUST treat any
+        //#    violations of this requirement as a connection error of type
+        //#    PROTOCOL_VIOLATION.
+        let expected = self.read_level();
+        if level < expected {
+            return Err(TlsError::protocol_violation(
+                "new CRYPTO data at a previous encryption level",
+            ));
+        }
+        if level > expected {
+            return Err(TlsError::protocol_violation(
+                "CRYPTO data at an encryption level not yet readable",
+            ));
+        }
+        self.conn.read_hs(data).map_err(|e| self.map_error(e))
+    }
+
+    fn map_error(&self, e: rustls::Error) -> TlsError {
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-4.4
+        //# More specifically, servers MUST NOT send post-
+        //# handshake TLS CertificateRequest messages, and clients MUST treat
+        //# receipt of such messages as a connection error of type
+        //# PROTOCOL_VIOLATION.
+        if let rustls::Error::InappropriateHandshakeMessage {
+            got_type: HandshakeType::CertificateRequest,
+            ..
+        } = e
+        {
+            if self.side == Side::Client && !self.conn.is_handshaking() {
+                return TlsError {
+                    code: TransportErrorCode::PROTOCOL_VIOLATION,
+                    reason: "post-handshake CertificateRequest",
+                    tls: Some(e),
+                };
+            }
+        }
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-4.8
+        //# A TLS alert is converted into a QUIC connection error.  The
+        //# AlertDescription value is added to 0x0100 to produce a QUIC error
+        //# code from the range reserved for CRYPTO_ERROR; see Section 20.1 of
+        //# [QUIC-TRANSPORT].
+        //
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-4.8
+        //# As QUIC provides
+        //# alternative mechanisms for connection termination and the TLS
+        //# connection is only closed if an error is encountered, a QUIC endpoint
+        //# MUST treat any alert from TLS as if it were at the "fatal" level.
+        let code = match self.conn.alert() {
+            Some(alert) => TransportErrorCode::crypto(u8::from(alert)),
+            None => TransportErrorCode::INTERNAL_ERROR,
+        };
+        let reason = match &e {
+            rustls::Error::InvalidCertificate(_) => "peer certificate rejected",
+            rustls::Error::NoApplicationProtocol => "no application protocol",
+            rustls::Error::NoCertificatesPresented => "no certificate presented",
+            rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. } => "unexpected TLS message",
+            rustls::Error::InvalidMessage(_) => "malformed TLS message",
+            rustls::Error::PeerIncompatible(_) => "peer incompatible",
+            rustls::Error::PeerMisbehaved(_) => "peer misbehaved",
+            rustls::Error::DecryptError => "TLS decryption failed",
+            rustls::Error::AlertReceived(_) => "TLS alert received",
+            _ => "TLS handshake failed",
+        };
+        TlsError { code, reason, tls: Some(e) }
+    }
+
+    fn cipher(&self) -> Result<Cipher, TlsError> {
+        self.negotiated_cipher().ok_or(TlsError::internal("no QUIC cipher suite negotiated"))
+    }
+
+    /// Appends the handshake bytes TLS has to send to `out` and reports their level and any
+    /// keys that become available after them. Call in a loop until `keys` is `None`.
+    pub fn write_hs(&mut self, out: &mut Vec<u8>) -> Result<HandshakeWrite, TlsError> {
+        //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.3
+        //# When TLS provides handshake bytes to be sent, they are appended to
+        //# the handshake bytes for the current encryption level.
+        let level = self.write_level;
+        let keys = match self.conn.write_hs(out) {
+            None => None,
+            Some(quic::KeyChange::Handshake { keys }) => {
+                let cipher = self.cipher()?;
+                self.write_level = Level::Handshake;
+                self.has_handshake_keys = true;
+                Some(KeyChange::Handshake(Keys::from_rustls(keys, cipher)))
+            }
+            Some(quic::KeyChange::OneRtt { keys, next }) => {
+                let cipher = self.cipher()?;
+                self.write_level = Level::OneRtt;
+                self.has_one_rtt_keys = true;
+                Some(KeyChange::OneRtt(OneRttKeys::from_rustls(cipher, keys, next)?))
+            }
+        };
+        Ok(HandshakeWrite { level, keys })
+    }
+
+    /// 0-RTT keys, when this handshake resumes a session with early data: the client's keys
+    /// to send, or the server's to receive.
+    pub fn zero_rtt_keys(&self) -> Option<DirectionalKeys> {
+        let keys = self.conn.zero_rtt_keys()?;
+        Some(DirectionalKeys::from_rustls(keys, self.negotiated_cipher()?))
+    }
+
+    /// The AEAD of the negotiated cipher suite, once known.
+    pub fn negotiated_cipher(&self) -> Option<Cipher> {
+        Cipher::from_tls_suite(self.conn.negotiated_cipher_suite()?.suite())
+    }
+
+    /// The negotiated ALPN protocol.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.conn.alpn_protocol()
+    }
+
+    /// The peer's encoded transport parameters (authenticated once the handshake completes).
+    pub fn peer_transport_parameters(&self) -> Option<&[u8]> {
+        self.conn.quic_transport_parameters()
+    }
+
+    /// The peer's certificate chain, end-entity first.
+    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        self.conn.peer_certificates()
+    }
+
+    /// True when the handshake resumed an earlier session.
+    pub fn is_resumed(&self) -> bool {
+        matches!(self.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed))
+    }
+
+    /// The SNI the client sent (server side).
+    pub fn server_name(&self) -> Option<&str> {
+        match &self.conn {
+            quic::Connection::Server(s) => s.server_name(),
+            quic::Connection::Client(_) => None,
+        }
+    }
+
+    /// Whether the server accepted 0-RTT (client side).
+    pub fn is_early_data_accepted(&self) -> bool {
+        match &self.conn {
+            quic::Connection::Client(c) => c.is_early_data_accepted(),
+            quic::Connection::Server(_) => false,
+        }
+    }
+
+    /// Session tickets received so far (client side).
+    pub fn tickets_received(&self) -> u32 {
+        match &self.conn {
+            quic::Connection::Client(c) => c.tls13_tickets_received(),
+            quic::Connection::Server(_) => 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSession")
+            .field("side", &self.side)
+            .field("version", &self.version)
+            .field("read_level", &self.read_level())
+            .field("write_level", &self.write_level)
+            .field("handshaking", &self.conn.is_handshaking())
+            .finish()
+    }
+}
