@@ -10,6 +10,8 @@
 //! - [`transport_params`]: transport parameters (RFC 9000 §18).
 //! - [`crypto`]: packet protection (AEAD and header protection on aws-lc-rs), Initial secrets,
 //!   key update, and TLS 1.3 through rustls's QUIC API.
+//! - [`streams`]: stream state machines, reassembly, flow control with window auto-tuning,
+//!   stream limits and the send scheduler (RFC 9000 §2-§4).
 //!
 //! The core is sans-IO: it never reads the clock or touches a socket; time comes in as an argument.
 
@@ -22,6 +24,7 @@ pub mod crypto;
 pub mod error;
 pub mod frame;
 pub mod packet;
+pub mod streams;
 pub mod transport_params;
 pub mod varint;
 pub mod version;

@@ -1,0 +1,474 @@
+//! QUIC streams and flow control (RFC 9000 §2-§4): the [`Streams`] manager the connection drives.
+//!
+//! The manager is sans-IO and frame-agnostic. The connection feeds it decoded frame fields
+//! (`on_stream`, `on_reset_stream`, `on_max_data`, ...) and acknowledgement / loss feedback,
+//! and asks it for work: [`Streams::poll_control`] yields [`ControlFrame`]s and
+//! [`Streams::poll_stream_data`] yields [`StreamFrame`]s picked by a priority round-robin
+//! scheduler. The application side (`open`, `write`, `read`, `reset`, `stop_sending`) and the
+//! [`StreamEvent`] queue sit on top.
+//!
+//! Invariants kept here (DESIGN.md):
+//! - every accepted write yields exactly one [`StreamEvent::WriteComplete`]: `Delivered` once
+//!   all of its bytes (and FIN) are acknowledged, or `Cancelled` by a reset, STOP_SENDING, or
+//!   [`Streams::cancel_all`] (connection close, idle timeout, endpoint drop);
+//! - opening a stream never waits forever: a peer-initiated stream whose two directions are
+//!   both finished (FIN read or reset received; our side acknowledged or reset) is freed and
+//!   returns one unit of MAX_STREAMS credit, so FIN, reset or STOP_SENDING in either
+//!   direction all give the credit back.
+
+mod config;
+mod events;
+mod flow;
+mod id;
+mod incoming;
+mod outgoing;
+mod ranges;
+mod recv;
+mod scheduler;
+mod send;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    ConfigError, PeerLimits, StreamsConfig, DEFAULT_MAX_CONCURRENT_BIDI,
+    DEFAULT_MAX_CONCURRENT_UNI, DEFAULT_MAX_RECEIVE_WINDOW, DEFAULT_MAX_STREAM_RECEIVE_WINDOW,
+    DEFAULT_RECEIVE_WINDOW, DEFAULT_SEND_BUFFER, DEFAULT_STREAM_RECEIVE_WINDOW,
+};
+pub use events::{ControlFrame, StreamEvent, StreamFrame};
+pub use flow::{RecvFlow, SendFlow};
+pub use id::{Dir, Role, StreamId, MAX_STREAM_COUNT};
+pub use recv::{ReadError, RecvChunk, RecvState, RecvStream};
+pub use send::{
+    CancelReason, ClosedStream, Completion, SendState, SendStream, StreamChunk, WriteError,
+    WriteId, WriteOutcome,
+};
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use scheduler::Scheduler;
+
+/// Why a local stream could not be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// The peer's MAX_STREAMS limit is reached; a STREAMS_BLOCKED is queued (once per limit)
+    /// and [`StreamEvent::Available`] follows when the peer grants more.
+    #[error("stream limit reached")]
+    Blocked,
+    /// The connection is closed.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// Both parts of one stream plus its scheduling state.
+#[derive(Debug)]
+struct Entry {
+    send: Option<SendStream>,
+    recv: Option<RecvStream>,
+    priority: i32,
+    queued: bool,
+    conn_blocked: bool,
+}
+
+/// Every stream of one connection, the connection-level flow control, and the stream limits.
+#[derive(Debug)]
+pub struct Streams {
+    role: Role,
+    config: StreamsConfig,
+    peer: PeerLimits,
+    streams: BTreeMap<StreamId, Entry>,
+    /// Local streams opened, per direction.
+    next_local: [u64; 2],
+    /// The peer's limit on streams we open.
+    peer_max_streams: [u64; 2],
+    open_blocked: [bool; 2],
+    streams_blocked_at: [Option<u64>; 2],
+    streams_blocked_pending: [bool; 2],
+    /// Peer streams opened (explicitly or implicitly), per direction.
+    next_remote: [u64; 2],
+    /// Our limit on streams the peer opens.
+    max_remote: [u64; 2],
+    max_streams_pending: [bool; 2],
+    conn_recv: RecvFlow,
+    conn_send: SendFlow,
+    scheduler: Scheduler,
+    conn_blocked: Vec<StreamId>,
+    control: BTreeSet<StreamId>,
+    events: VecDeque<StreamEvent>,
+    next_write: u64,
+    closed: Option<CancelReason>,
+}
+
+impl Streams {
+    /// The stream state of an endpoint playing `role`. The peer's limits start at zero
+    /// until [`Self::set_peer_limits`].
+    pub fn new(role: Role, config: StreamsConfig) -> Self {
+        let max_remote =
+            [config.max_concurrent_streams(Dir::Bi), config.max_concurrent_streams(Dir::Uni)];
+        Self {
+            role,
+            conn_recv: RecvFlow::new(config.receive_window(), config.max_receive_window()),
+            conn_send: SendFlow::new(0),
+            config,
+            peer: PeerLimits::default(),
+            streams: BTreeMap::new(),
+            next_local: [0; 2],
+            peer_max_streams: [0; 2],
+            open_blocked: [false; 2],
+            streams_blocked_at: [None; 2],
+            streams_blocked_pending: [false; 2],
+            next_remote: [0; 2],
+            max_remote,
+            max_streams_pending: [false; 2],
+            scheduler: Scheduler::default(),
+            conn_blocked: Vec::new(),
+            control: BTreeSet::new(),
+            events: VecDeque::new(),
+            next_write: 0,
+            closed: None,
+        }
+    }
+
+    /// Applies the peer's transport parameters (limits only grow; may be called again,
+    /// e.g. after 0-RTT with remembered values).
+    pub fn set_peer_limits(&mut self, limits: PeerLimits) -> Result<(), Error> {
+        limits.validate()?;
+        self.peer = limits;
+        if self.conn_send.on_max(limits.initial_max_data) {
+            self.wake_conn_blocked();
+        }
+        for dir in [Dir::Bi, Dir::Uni] {
+            self.raise_peer_max_streams(dir, limits.max_streams(dir));
+        }
+        let ids: Vec<StreamId> =
+            self.streams.keys().copied().filter(|id| id.is_local(self.role)).collect();
+        for id in ids {
+            let max = self.initial_send_window(id);
+            if let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) {
+                send.flow_mut().on_max(max);
+            }
+            self.maybe_schedule(id);
+        }
+        Ok(())
+    }
+
+    /// The peer's initial credit for a stream we send on.
+    fn initial_send_window(&self, id: StreamId) -> u64 {
+        match (id.dir(), id.is_local(self.role)) {
+            (Dir::Uni, _) => self.peer.initial_max_stream_data_uni,
+            (Dir::Bi, true) => self.peer.initial_max_stream_data_bidi_remote,
+            (Dir::Bi, false) => self.peer.initial_max_stream_data_bidi_local,
+        }
+    }
+
+    fn raise_peer_max_streams(&mut self, dir: Dir, max: u64) {
+        let d = dir.index();
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-4.6
+        //# MAX_STREAMS frames
+        //# that do not increase the stream limit MUST be ignored.
+        if max > self.peer_max_streams[d] {
+            self.peer_max_streams[d] = max;
+            self.streams_blocked_pending[d] = false;
+            if std::mem::take(&mut self.open_blocked[d]) {
+                self.events.push_back(StreamEvent::Available { dir });
+            }
+        }
+    }
+
+    /// The role this endpoint plays.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Our configuration (its windows and counts are what we advertise).
+    pub fn config(&self) -> &StreamsConfig {
+        &self.config
+    }
+
+    /// Opens a local stream of type `dir` within the peer's MAX_STREAMS limit.
+    pub fn open(&mut self, dir: Dir) -> Result<StreamId, OpenError> {
+        if self.closed.is_some() {
+            return Err(OpenError::Closed);
+        }
+        let d = dir.index();
+        let limit = self.peer_max_streams[d];
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-19.11
+        //# An endpoint MUST NOT open more streams than permitted by the current
+        //# stream limit set by its peer.
+        let id = match StreamId::new(self.role, dir, self.next_local[d]) {
+            Some(id) if self.next_local[d] < limit => id,
+            _ => {
+                self.open_blocked[d] = true;
+                //= https://www.rfc-editor.org/rfc/rfc9000#section-4.6
+                //# An endpoint that is unable to open a new stream due to the peer's
+                //# limits SHOULD send a STREAMS_BLOCKED frame (Section 19.14).
+                if self.streams_blocked_at[d] != Some(limit) {
+                    self.streams_blocked_at[d] = Some(limit);
+                    self.streams_blocked_pending[d] = true;
+                }
+                return Err(OpenError::Blocked);
+            }
+        };
+        self.next_local[d] += 1;
+        let entry = self.new_entry(id);
+        self.streams.insert(id, entry);
+        Ok(id)
+    }
+
+    fn new_entry(&self, id: StreamId) -> Entry {
+        let send = id
+            .can_send(self.role)
+            .then(|| SendStream::new(self.initial_send_window(id), self.config.send_buffer()));
+        let recv = id.can_recv(self.role).then(|| {
+            RecvStream::new(
+                self.config.stream_receive_window(),
+                self.config.max_stream_receive_window(),
+            )
+        });
+        Entry { send, recv, priority: 0, queued: false, conn_blocked: false }
+    }
+
+    /// Writes `data` (and FIN when `fin`) on `id`. On success the returned [`WriteId`] gets
+    /// exactly one [`StreamEvent::WriteComplete`]; a refused write gets none.
+    pub fn write(&mut self, id: StreamId, data: Bytes, fin: bool) -> Result<WriteId, WriteError> {
+        if self.closed.is_some() {
+            return Err(WriteError::Closed);
+        }
+        let send = self
+            .streams
+            .get_mut(&id)
+            .and_then(|e| e.send.as_mut())
+            .ok_or(WriteError::UnknownStream)?;
+        let write = WriteId(self.next_write);
+        send.write(write, data, fin)?;
+        self.next_write += 1;
+        self.maybe_schedule(id);
+        Ok(write)
+    }
+
+    /// Ends the sending part of `id` (a FIN with no data); completes like any write.
+    pub fn finish(&mut self, id: StreamId) -> Result<WriteId, WriteError> {
+        self.write(id, Bytes::new(), true)
+    }
+
+    /// Abandons the sending part of `id` with `error_code`: unfinished writes are cancelled
+    /// and RESET_STREAM is queued.
+    pub fn reset(&mut self, id: StreamId, error_code: u64) -> Result<(), ClosedStream> {
+        let send = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()).ok_or(ClosedStream)?;
+        send.reset(error_code)?;
+        self.control.insert(id);
+        self.after_send_change(id);
+        Ok(())
+    }
+
+    /// Copies in-order data of `id` into `buf`: `(bytes, fin)`.
+    pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<(usize, bool), ReadError> {
+        let recv = self.recv_mut(id)?;
+        let r = recv.read(buf);
+        self.after_read(id);
+        r
+    }
+
+    /// Takes the next in-order piece of `id` (at most `max` bytes) without copying.
+    pub fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<RecvChunk, ReadError> {
+        let recv = self.recv_mut(id)?;
+        let r = recv.read_chunk(max);
+        self.after_read(id);
+        r
+    }
+
+    fn recv_mut(&mut self, id: StreamId) -> Result<&mut RecvStream, ReadError> {
+        if self.closed.is_some() {
+            return Err(ReadError::Closed);
+        }
+        self.streams.get_mut(&id).and_then(|e| e.recv.as_mut()).ok_or(ReadError::Closed)
+    }
+
+    fn after_read(&mut self, id: StreamId) {
+        let Some(recv) = self.streams.get_mut(&id).and_then(|e| e.recv.as_mut()) else { return };
+        self.conn_recv.on_consumed(recv.take_released());
+        if recv.max_stream_data_due() {
+            self.control.insert(id);
+        }
+        self.maybe_free(id);
+    }
+
+    /// Stops reading `id` with `error_code`: buffered data is dropped and STOP_SENDING is
+    /// queued while the peer may still be sending.
+    pub fn stop_sending(&mut self, id: StreamId, error_code: u64) -> Result<(), ClosedStream> {
+        if self.closed.is_some() {
+            return Err(ClosedStream);
+        }
+        let recv = self.streams.get_mut(&id).and_then(|e| e.recv.as_mut()).ok_or(ClosedStream)?;
+        recv.stop(error_code)?;
+        self.control.insert(id);
+        self.after_read(id);
+        Ok(())
+    }
+
+    /// Sets the send priority of `id` (higher is served first; default 0).
+    pub fn set_priority(&mut self, id: StreamId, priority: i32) -> Result<(), ClosedStream> {
+        let e = self.streams.get_mut(&id).ok_or(ClosedStream)?;
+        let old = std::mem::replace(&mut e.priority, priority);
+        if e.queued && old != priority && self.scheduler.remove(id, old) {
+            self.scheduler.push_back(id, priority);
+        }
+        Ok(())
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<StreamEvent> {
+        self.events.pop_front()
+    }
+
+    /// Cancels every unfinished write with `reason` and drops all streams: the connection
+    /// closed, timed out, or the endpoint is going away. Idempotent.
+    pub fn cancel_all(&mut self, reason: CancelReason) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.closed = Some(reason);
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        for id in ids {
+            if let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) {
+                send.cancel_all(reason);
+                self.drain_completions(id);
+            }
+        }
+        self.streams.clear();
+        self.scheduler = Scheduler::default();
+        self.conn_blocked.clear();
+        self.control.clear();
+    }
+
+    /// Whether [`Self::cancel_all`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+
+    /// The state of the sending part of `id`, while the stream is tracked.
+    pub fn send_state(&self, id: StreamId) -> Option<SendState> {
+        self.streams.get(&id)?.send.as_ref().map(|s| s.state())
+    }
+
+    /// The state of the receiving part of `id`, while the stream is tracked.
+    pub fn recv_state(&self, id: StreamId) -> Option<RecvState> {
+        self.streams.get(&id)?.recv.as_ref().map(|r| r.state())
+    }
+
+    /// Number of streams currently tracked (open, or waiting for acknowledgements).
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether no stream is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Our current limit on peer streams of type `dir` (the last MAX_STREAMS value).
+    pub fn max_remote_streams(&self, dir: Dir) -> u64 {
+        self.max_remote[dir.index()]
+    }
+
+    /// Connection-level receive credit.
+    pub fn conn_recv(&self) -> &RecvFlow {
+        &self.conn_recv
+    }
+
+    /// Connection-level send credit.
+    pub fn conn_send(&self) -> &SendFlow {
+        &self.conn_send
+    }
+
+    /// Moves completions of `id` into the event queue.
+    fn drain_completions(&mut self, id: StreamId) {
+        let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) else { return };
+        while let Some(c) = send.poll_completion() {
+            self.events.push_back(StreamEvent::WriteComplete {
+                id,
+                write: c.write,
+                outcome: c.outcome,
+            });
+        }
+    }
+
+    /// After any change to a sending part: events, scheduling, freeing.
+    fn after_send_change(&mut self, id: StreamId) {
+        self.drain_completions(id);
+        if let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) {
+            if send.take_writable() {
+                self.events.push_back(StreamEvent::Writable { id });
+            }
+            if send.reset_pending() {
+                self.control.insert(id);
+            }
+        }
+        self.maybe_schedule(id);
+        self.maybe_free(id);
+    }
+
+    /// Puts `id` in the scheduler if it can send, or records why it cannot.
+    fn maybe_schedule(&mut self, id: StreamId) {
+        let avail = self.conn_send.available();
+        let Some(e) = self.streams.get_mut(&id) else { return };
+        let Some(send) = e.send.as_mut() else { return };
+        if send.wants_send(avail) {
+            if !e.queued {
+                e.queued = true;
+                self.scheduler.push_back(id, e.priority);
+            }
+        } else if avail == 0 && send.blocked_by_connection() {
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-19.12
+            //# A sender SHOULD send a DATA_BLOCKED frame (type=0x14) when it wishes
+            //# to send data but is unable to do so due to connection-level flow
+            //# control; see Section 4.
+            self.conn_send.on_blocked();
+            if !e.conn_blocked {
+                e.conn_blocked = true;
+                self.conn_blocked.push(id);
+            }
+        }
+        send.note_blocked();
+        if send.flow().blocked_pending() {
+            self.control.insert(id);
+        }
+    }
+
+    /// Re-examines streams that waited for connection credit.
+    fn wake_conn_blocked(&mut self) {
+        for id in std::mem::take(&mut self.conn_blocked) {
+            if let Some(e) = self.streams.get_mut(&id) {
+                e.conn_blocked = false;
+            }
+            self.maybe_schedule(id);
+        }
+    }
+
+    /// Frees `id` once both parts are terminal and nothing is left to send for it; a freed
+    /// peer-initiated stream gives the peer one more stream of its type.
+    fn maybe_free(&mut self, id: StreamId) {
+        let Some(e) = self.streams.get(&id) else { return };
+        let send_done = e.send.as_ref().is_none_or(|s| s.is_terminal());
+        let recv_done = e.recv.as_ref().is_none_or(|r| r.is_terminal() && !r.stop_pending());
+        if !(send_done && recv_done) {
+            return;
+        }
+        self.streams.remove(&id);
+        self.control.remove(&id);
+        if !id.is_local(self.role) {
+            let d = id.dir().index();
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-4.6
+            //# Implementations might choose
+            //# to increase limits as streams are closed, to keep the number of
+            //# streams available to peers roughly consistent.
+            if self.max_remote[d] < MAX_STREAM_COUNT {
+                self.max_remote[d] += 1;
+                self.max_streams_pending[d] = true;
+            }
+        }
+    }
+}

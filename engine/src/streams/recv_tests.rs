@@ -1,0 +1,221 @@
+//! Tests for the receiving part: reassembly against a model, final size rules, resets and reads.
+
+use super::*;
+use proptest::prelude::*;
+
+fn b(s: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(s)
+}
+
+fn code(e: Error) -> TransportErrorCode {
+    e.code
+}
+
+#[test]
+fn out_of_order_and_overlap_reassemble() {
+    let mut r = RecvStream::new(100, 100);
+    assert_eq!(r.on_data(6, b(b"world"), true).unwrap(), 11);
+    assert_eq!(r.state(), RecvState::SizeKnown);
+    assert!(!r.is_readable());
+    let mut buf = [0u8; 32];
+    assert_eq!(r.read(&mut buf), Err(ReadError::Blocked));
+    assert_eq!(r.on_data(3, b(b"lo wo"), false).unwrap(), 0, "overlap raises nothing");
+    assert_eq!(r.on_data(0, b(b"hel"), false).unwrap(), 0);
+    assert_eq!(r.state(), RecvState::DataRecvd);
+    assert!(r.is_readable());
+    let (n, fin) = r.read(&mut buf[..4]).unwrap();
+    assert_eq!((&buf[..n], fin), (&b"hell"[..], false));
+    // A chunk never spans two received pieces ("lo " arrived apart from "world").
+    let c = r.read_chunk(3).unwrap();
+    assert_eq!((c.offset, &c.data[..], c.fin), (4, &b"o "[..], false));
+    let (n, fin) = r.read(&mut buf).unwrap();
+    assert_eq!((&buf[..n], fin), (&b"world"[..], true));
+    assert_eq!(r.state(), RecvState::DataRead);
+    assert_eq!(r.read(&mut buf), Ok((0, true)));
+    assert_eq!(r.take_released(), 11);
+    assert!(r.is_terminal());
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9000#section-2.2
+//= type=test
+//# The data at a given offset MUST NOT change if it is sent
+//# multiple times; an endpoint MAY treat receipt of different data at
+//# the same offset within a stream as a connection error of type
+//# PROTOCOL_VIOLATION.
+#[test]
+fn changed_retransmission_is_protocol_violation() {
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(10, b(b"abcdef"), false).unwrap();
+    r.on_data(8, b(b"xxabc"), false).unwrap();
+    let e = r.on_data(12, b(b"cX"), false).unwrap_err();
+    assert_eq!(e.code, TransportErrorCode::PROTOCOL_VIOLATION);
+    // Data already read is not compared (it is no longer held).
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(0, b(b"abc"), false).unwrap();
+    r.read(&mut [0u8; 3]).unwrap();
+    r.on_data(0, b(b"zzzz"), false).unwrap();
+    assert_eq!(r.read_chunk(10).unwrap().data, b(b"z"));
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9000#section-4.5
+//= type=test
+//# If a
+//# RESET_STREAM or STREAM frame is received indicating a change in the
+//# final size for the stream, an endpoint SHOULD respond with an error
+//# of type FINAL_SIZE_ERROR; see Section 11 for details on error
+//# handling.
+#[test]
+fn final_size_errors() {
+    let fse = TransportErrorCode::FINAL_SIZE_ERROR;
+    // FIN below data already received.
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(0, b(&[0; 20]), false).unwrap();
+    assert_eq!(code(r.on_data(0, b(&[0; 10]), true).unwrap_err()), fse);
+    // Changing a known final size (larger or smaller), data beyond it.
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(0, b(&[0; 10]), true).unwrap();
+    assert_eq!(code(r.on_data(0, b(&[0; 11]), true).unwrap_err()), fse);
+    assert_eq!(code(r.on_data(0, b(&[0; 9]), true).unwrap_err()), fse);
+    assert_eq!(code(r.on_data(10, b(&[0; 1]), false).unwrap_err()), fse);
+    assert_eq!(r.on_data(9, b(&[0; 1]), true).unwrap(), 0, "same final size is fine");
+    // RESET_STREAM: different final size, or below what was received.
+    assert_eq!(code(r.on_reset(1, 12).unwrap_err()), fse);
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(0, b(&[0; 30]), false).unwrap();
+    assert_eq!(code(r.on_reset(1, 29).unwrap_err()), fse);
+    r.on_reset(1, 30).unwrap();
+    // After the reset the final size still binds.
+    assert_eq!(code(r.on_data(30, b(&[0; 1]), false).unwrap_err()), fse);
+    assert_eq!(code(r.on_reset(1, 31).unwrap_err()), fse);
+    r.on_reset(1, 30).unwrap();
+}
+
+#[test]
+fn flow_control_error_exactly_at_limit_plus_one() {
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(99, b(&[1]), false).unwrap();
+    assert_eq!(
+        code(r.on_data(100, b(&[1]), false).unwrap_err()),
+        TransportErrorCode::FLOW_CONTROL_ERROR
+    );
+    let mut r = RecvStream::new(100, 100);
+    assert_eq!(code(r.on_reset(0, 101).unwrap_err()), TransportErrorCode::FLOW_CONTROL_ERROR);
+    let mut r = RecvStream::new(100, 100);
+    let e = r.on_data(crate::varint::MAX, b(&[1]), false).unwrap_err();
+    assert_eq!(code(e), TransportErrorCode::FLOW_CONTROL_ERROR, "offset + length beyond 2^62-1");
+}
+
+#[test]
+fn reset_discards_and_releases_credit() {
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(0, b(&[7; 10]), false).unwrap();
+    r.on_data(20, b(&[7; 10]), false).unwrap();
+    r.read(&mut [0u8; 4]).unwrap();
+    assert_eq!(r.take_released(), 4);
+    assert_eq!(r.on_reset(42, 50).unwrap(), 20, "highest 30 -> final 50");
+    assert_eq!(r.take_released(), 46, "everything up to the final size is released");
+    assert_eq!(r.buffered(), 0);
+    assert!(r.is_readable() && r.is_terminal());
+    assert_eq!(r.read(&mut [0u8; 4]), Err(ReadError::Reset(42)));
+    assert_eq!(r.state(), RecvState::ResetRead);
+    assert_eq!(r.on_reset(42, 50).unwrap(), 0, "duplicate");
+}
+
+#[test]
+fn reset_after_all_data_is_withheld() {
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(0, b(b"abc"), true).unwrap();
+    assert_eq!(r.on_reset(5, 3).unwrap(), 0);
+    assert_eq!(r.state(), RecvState::DataRecvd);
+    assert_eq!(r.read_chunk(10).unwrap(), RecvChunk { offset: 0, data: b(b"abc"), fin: true });
+}
+
+#[test]
+fn stop_discards_and_counts_later_data() {
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(0, b(&[1; 10]), false).unwrap();
+    r.stop(9).unwrap();
+    assert_eq!(r.stop(9), Err(ClosedStream));
+    assert_eq!(r.take_released(), 10);
+    assert_eq!(r.poll_stop(), Some(9));
+    assert_eq!(r.poll_stop(), None);
+    r.on_stop_lost();
+    assert_eq!(r.poll_stop(), Some(9));
+    assert_eq!(r.on_data(10, b(&[1; 5]), false).unwrap(), 5);
+    assert_eq!(r.take_released(), 5, "discarded data still releases connection credit");
+    assert_eq!(r.buffered(), 0);
+    assert_eq!(
+        code(r.on_data(15, b(&[1; 86]), false).unwrap_err()),
+        TransportErrorCode::FLOW_CONTROL_ERROR
+    );
+    assert!(!r.is_terminal());
+    assert_eq!(r.read(&mut [0u8; 1]), Err(ReadError::Closed));
+    r.on_data(15, Bytes::new(), true).unwrap();
+    assert!(r.is_terminal(), "stopped with final size known");
+    assert!(!r.stop_pending(), "no STOP_SENDING once all data is accounted for");
+}
+
+#[test]
+fn max_stream_data_only_in_recv() {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let mut r = RecvStream::new(100, 100);
+    r.on_data(0, b(&[0; 60]), false).unwrap();
+    assert_eq!(r.poll_max_stream_data(now, Duration::ZERO), None);
+    r.read(&mut [0u8; 60]).unwrap();
+    assert_eq!(r.poll_max_stream_data(now, Duration::ZERO), Some(160));
+    r.on_max_stream_data_lost(160);
+    r.on_data(60, b(&[0; 1]), true).unwrap();
+    assert_eq!(r.poll_max_stream_data(now, Duration::ZERO), None, "not in Size Known");
+}
+
+/// One frame of a randomized delivery: a sub-range of the stream, possibly with FIN.
+fn deliveries() -> impl Strategy<Value = (Vec<u8>, Vec<(usize, usize)>, Vec<usize>)> {
+    (1usize..400).prop_flat_map(|len| {
+        let data = proptest::collection::vec(any::<u8>(), len);
+        let frames = proptest::collection::vec((0..len, 1usize..64), 1..60);
+        let reads = proptest::collection::vec(1usize..80, 1..20);
+        (data, frames, reads)
+    })
+}
+
+proptest! {
+    /// Random chunking, reordering, duplication and overlap: the bytes read equal the bytes
+    /// sent, FIN is reported exactly at the end, and buffering never exceeds the window.
+    #[test]
+    fn reassembly_matches_model((data, frames, reads) in deliveries(), interleave in any::<u64>()) {
+        let len = data.len();
+        let window = len as u64;
+        let mut r = RecvStream::new(window, window);
+        let mut out = Vec::new();
+        let mut fin_seen = false;
+        let mut step = 0usize;
+        // The random frames, then full coverage in order so that everything arrives.
+        let cover: Vec<(usize, usize)> = (0..len).step_by(50).map(|s| (s, 50)).collect();
+        for (start, n) in frames.iter().copied().chain(cover) {
+            let end = (start + n).min(len);
+            let fin = end == len;
+            r.on_data(start as u64, Bytes::copy_from_slice(&data[start..end]), fin).unwrap();
+            prop_assert!(r.buffered() <= window);
+            if (interleave >> (step % 64)) & 1 == 1 {
+                let mut buf = vec![0u8; reads[step % reads.len()]];
+                match r.read(&mut buf) {
+                    Ok((k, fin)) => { out.extend_from_slice(&buf[..k]); fin_seen |= fin; }
+                    Err(ReadError::Blocked) => {}
+                    Err(e) => prop_assert!(false, "unexpected {e:?}"),
+                }
+            }
+            step += 1;
+        }
+        while !fin_seen {
+            let c = r.read_chunk(reads[step % reads.len()]).unwrap();
+            prop_assert_eq!(c.offset as usize, out.len());
+            out.extend_from_slice(&c.data);
+            fin_seen = c.fin;
+            step += 1;
+        }
+        prop_assert_eq!(&out, &data);
+        prop_assert_eq!(r.state(), RecvState::DataRead);
+        prop_assert_eq!(r.take_released(), len as u64);
+    }
+}

@@ -1,0 +1,92 @@
+//! Send scheduling: strict priority levels (higher first), round-robin within a level.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, VecDeque};
+
+use super::id::StreamId;
+
+/// Streams with something to send, by priority. The caller keeps each stream in at most
+/// one place (it tracks a `queued` flag per stream).
+#[derive(Debug, Default)]
+pub(crate) struct Scheduler {
+    levels: BTreeMap<Reverse<i32>, VecDeque<StreamId>>,
+    len: usize,
+}
+
+impl Scheduler {
+    /// Number of queued streams.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues `id` behind the other streams of its level.
+    pub(crate) fn push_back(&mut self, id: StreamId, priority: i32) {
+        self.levels.entry(Reverse(priority)).or_default().push_back(id);
+        self.len += 1;
+    }
+
+    /// Puts `id` back at the head of its level (it could not use its turn).
+    pub(crate) fn push_front(&mut self, id: StreamId, priority: i32) {
+        self.levels.entry(Reverse(priority)).or_default().push_front(id);
+        self.len += 1;
+    }
+
+    /// Takes the next stream: the head of the highest non-empty level.
+    pub(crate) fn pop(&mut self) -> Option<(StreamId, i32)> {
+        let mut entry = self.levels.first_entry()?;
+        let prio = entry.key().0;
+        let id = entry.get_mut().pop_front();
+        if entry.get().is_empty() {
+            entry.remove();
+        }
+        let id = id?;
+        self.len -= 1;
+        Some((id, prio))
+    }
+
+    /// Removes `id` queued at `priority`; returns whether it was there.
+    pub(crate) fn remove(&mut self, id: StreamId, priority: i32) -> bool {
+        let Some(q) = self.levels.get_mut(&Reverse(priority)) else { return false };
+        let Some(pos) = q.iter().position(|&x| x == id) else { return false };
+        q.remove(pos);
+        if q.is_empty() {
+            self.levels.remove(&Reverse(priority));
+        }
+        self.len -= 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streams::id::{Dir, Role};
+
+    fn sid(i: u64) -> StreamId {
+        StreamId::new(Role::Client, Dir::Bi, i).unwrap()
+    }
+
+    #[test]
+    fn priority_then_round_robin() {
+        let mut s = Scheduler::default();
+        s.push_back(sid(0), 0);
+        s.push_back(sid(1), 5);
+        s.push_back(sid(2), 0);
+        s.push_back(sid(3), -3);
+        s.push_back(sid(4), 5);
+        assert_eq!(s.len(), 5);
+        let order: Vec<_> = std::iter::from_fn(|| s.pop()).map(|(id, _)| id.index()).collect();
+        assert_eq!(order, vec![1, 4, 0, 2, 3]);
+        assert!(s.is_empty());
+        s.push_back(sid(7), 1);
+        s.push_front(sid(8), 1);
+        assert!(s.remove(sid(7), 1) && !s.remove(sid(7), 1) && !s.remove(sid(8), 2));
+        assert_eq!(s.pop(), Some((sid(8), 1)));
+        assert_eq!(s.pop(), None);
+    }
+}
