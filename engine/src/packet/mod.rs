@@ -38,7 +38,7 @@ pub use coalesced::{Coalesced, CoalescedPacket};
 pub use header::{DecodedHeader, PartialDecode, PlainHeader};
 pub use invariant::InvariantHeader;
 pub use number::TruncatedPn;
-pub use retry::{retry_pseudo_packet, RetryHeader, RetryPacket, RETRY_INTEGRITY_TAG_LEN};
+pub use retry::{RetryHeader, RetryPacket, RETRY_INTEGRITY_TAG_LEN};
 pub use version_negotiation::{
     write_version_negotiation, write_version_negotiation_response, VersionNegotiation,
 };

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::{EncodeError, LongType, PacketDecodeError, FIXED_BIT, LONG_HEADER_FORM};
 use crate::cid::ConnectionId;
-use crate::coding::{BufferFull, Reader, Writer};
+use crate::coding::{Reader, Writer};
 use crate::version;
 
 /// Length of the Retry Integrity Tag (RFC 9001 §5.8).
@@ -25,8 +25,8 @@ pub struct RetryHeader<'a> {
     pub unused_bits: u8,
 }
 
-/// A received Retry packet, split into its fields. Check the tag (crypto layer) over
-/// [`retry_pseudo_packet`] built from `without_tag` before trusting anything else here.
+/// A received Retry packet, split into its fields. The crypto layer checks the tag
+/// (`crypto::verify_retry_integrity`) before anything here is trusted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPacket<'a> {
     /// QUIC version.
@@ -45,8 +45,8 @@ pub struct RetryPacket<'a> {
 
 impl RetryHeader<'_> {
     /// Writes the Retry packet without its integrity tag, returning the range written. The
-    /// caller computes the tag over [`retry_pseudo_packet`] and appends it with
-    /// [`Writer::put_slice`].
+    /// caller computes the tag over those bytes (`crypto::retry_integrity_tag`) and appends it
+    /// with [`Writer::put_slice`], or uses [`RetryHeader::write_with_tag`].
     pub fn write(&self, w: &mut Writer<'_>) -> Result<Range<usize>, EncodeError> {
         if self.token.is_empty() {
             return Err(EncodeError::Invalid("Retry token must not be empty"));
@@ -120,23 +120,4 @@ impl<'a> RetryPacket<'a> {
         let integrity_tag = r.array().map_err(bad)?;
         Ok(Self { version, dst_cid, src_cid, token, integrity_tag, without_tag })
     }
-}
-
-/// Writes the Retry pseudo-packet the integrity tag is computed over: the client's original
-/// Destination Connection ID, length-prefixed, then the Retry packet without its tag.
-//= https://www.rfc-editor.org/rfc/rfc9001#section-5.8
-//# The Retry Pseudo-Packet is not sent over the wire.  It is computed by
-//# taking the transmitted Retry packet, removing the Retry Integrity Tag,
-//# and prepending the two following fields:
-pub fn retry_pseudo_packet(
-    original_dst_cid: &ConnectionId,
-    retry_without_tag: &[u8],
-    w: &mut Writer<'_>,
-) -> Result<(), BufferFull> {
-    if 1 + original_dst_cid.len() + retry_without_tag.len() > w.remaining() {
-        return Err(BufferFull);
-    }
-    w.put_u8(original_dst_cid.len() as u8)?;
-    w.put_slice(original_dst_cid)?;
-    w.put_slice(retry_without_tag)
 }

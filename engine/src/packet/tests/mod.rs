@@ -4,6 +4,7 @@ mod coalescing;
 mod errors;
 mod props;
 mod vectors;
+mod with_crypto;
 
 use crate::cid::ConnectionId;
 

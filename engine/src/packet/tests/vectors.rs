@@ -190,14 +190,6 @@ fn check_retry(version: u32, packet_hex: &str) {
     let range = h.write_with_tag(&mut w, &r.integrity_tag).unwrap();
     assert_eq!(range, 0..d.len());
     assert_eq!(w.written(), &d[..]);
-
-    // The pseudo-packet for A.4's original DCID.
-    let mut pseudo = [0u8; 128];
-    let mut w = Writer::new(&mut pseudo);
-    retry_pseudo_packet(&cid(CLIENT_DCID), r.without_tag, &mut w).unwrap();
-    assert_eq!(w.written()[0], 8);
-    assert_eq!(&w.written()[1..9], &hex(CLIENT_DCID)[..]);
-    assert_eq!(&w.written()[9..], r.without_tag);
 }
 
 //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.5
