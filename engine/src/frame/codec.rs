@@ -68,7 +68,9 @@ impl<'r, 'a> FrameReader<'r, 'a> {
 }
 
 /// The largest `n` such that a varint length prefix for `n` plus `n` bytes fit in `avail` bytes,
-/// or `None` when not even an empty prefixed field fits.
+/// or `None` when not even an empty prefixed field fits. The prefixed field can fall short of
+/// `avail` by up to 2 bytes below 2^30 (4 above): at 16385..=16387 bytes, say, 16383 bytes with
+/// a 2-byte prefix is the best, since 16384 bytes need a 4-byte prefix.
 pub(super) fn max_prefixed_len(avail: usize) -> Option<usize> {
     if avail == 0 {
         return None;
@@ -153,10 +155,13 @@ mod tests {
         assert_eq!(max_prefixed_len(16385), Some(16383));
         assert_eq!(max_prefixed_len(16386), Some(16383));
         assert_eq!(max_prefixed_len(16388), Some(16384));
-        for avail in 1..20_000usize {
+        for avail in (1..70_000usize).chain((1 << 30) - 10..(1 << 30) + 10) {
             let n = max_prefixed_len(avail).unwrap();
-            assert!(len_prefix_size(n) + n <= avail, "{avail}");
+            let used = len_prefix_size(n) + n;
+            assert!(used <= avail, "{avail}");
             assert!(len_prefix_size(n + 1) + n + 1 > avail, "{avail} not maximal");
+            assert!(avail - used <= if avail < 1 << 30 { 2 } else { 4 }, "{avail}");
         }
+        assert_eq!(max_prefixed_len((1 << 30) + 3), Some((1 << 30) - 1), "4 bytes short");
     }
 }

@@ -34,8 +34,9 @@ impl<'a> Crypto<'a> {
 
     /// The most handshake data a CRYPTO frame at `offset` can carry in `capacity` bytes, or
     /// `None` when not even an empty frame fits. CRYPTO frames always carry a Length field
-    /// (there is no variant without it), so the frame may end up to one byte short of
-    /// `capacity`; pad the rest.
+    /// (there is no variant without it). With a Length field the frame can end short of `capacity`, by at most 2 bytes below 2^30 (4
+    /// above), where a bigger length field would leave no room for the extra data: fill that
+    /// with PADDING.
     pub fn max_data_len(offset: VarInt, capacity: usize) -> Option<usize> {
         let avail = capacity.checked_sub(1 + offset.size())?;
         let n = max_prefixed_len(avail)?;

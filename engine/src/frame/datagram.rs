@@ -30,8 +30,10 @@ impl<'a> Datagram<'a> {
     }
 
     /// The most payload a DATAGRAM frame can carry in `capacity` bytes, or `None` when not even
-    /// an empty one fits. With a Length field the frame may end up to one byte short of
-    /// `capacity`; pad the rest.
+    /// an empty one fits. Without a Length field the frame fills `capacity` exactly; with
+    /// a Length field the frame can end short of `capacity`, by at most 2 bytes below 2^30 (4
+    /// above), where a bigger length field would leave no room for the extra data: fill that
+    /// with PADDING.
     pub fn max_data_len(capacity: usize, has_length: bool) -> Option<usize> {
         let avail = capacity.checked_sub(1)?;
         if has_length {

@@ -65,8 +65,10 @@ impl<'a> Stream<'a> {
 
     /// The most data a STREAM frame for `stream_id` at `offset` can carry in `capacity` bytes,
     /// with or without the Length field, also keeping the end offset within 2^62-1. `None`
-    /// when not even an empty frame (e.g. a bare FIN) fits. With a Length field the frame may
-    /// end up to one byte short of `capacity` (the field shrinks); pad the rest.
+    /// when not even an empty frame (e.g. a bare FIN) fits. Without a Length field the frame
+    /// fills `capacity` exactly (unless capped by the offset limit); with a Length field the frame can end short of `capacity`, by at most 2 bytes below 2^30 (4
+    /// above), where a bigger length field would leave no room for the extra data: fill that
+    /// with PADDING.
     pub fn max_data_len(
         stream_id: VarInt,
         offset: VarInt,
