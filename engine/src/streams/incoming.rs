@@ -67,17 +67,31 @@ impl Streams {
         Ok(self.streams.get_mut(&id))
     }
 
-    /// Charges connection-level receive credit for `increase` new bytes of stream credit and
-    /// releases what the stream read or discarded.
-    fn charge(&mut self, increase: u64, released: u64) -> Result<(), Error> {
+    /// Checks that raising a stream's highest offset from `highest` to `end` stays within the
+    /// connection limit (before the stream is touched).
+    fn check_conn(&self, highest: u64, end: u64) -> Result<(), Error> {
         //= https://www.rfc-editor.org/rfc/rfc9000#section-19.9
         //# An
         //# endpoint MUST terminate a connection with an error of type
         //# FLOW_CONTROL_ERROR if it receives more data than the maximum data
         //# value that it has sent.
+        self.conn_recv.check(self.conn_recv.received().saturating_add(end.saturating_sub(highest)))
+    }
+
+    /// Charges connection-level receive credit for `increase` new bytes of stream credit and
+    /// releases what the stream read or discarded.
+    fn charge(&mut self, increase: u64, released: u64) -> Result<(), Error> {
         self.conn_recv.on_received(self.conn_recv.received().saturating_add(increase))?;
         self.conn_recv.on_consumed(released);
         Ok(())
+    }
+
+    /// The highest offset received on `id`'s receiving part, after validating the frame.
+    fn recv_highest(&mut self, id: StreamId) -> Result<Option<u64>, Error> {
+        Ok(self
+            .stream_for_frame(id, Part::Recv)?
+            .and_then(|e| e.recv.as_ref())
+            .map(|r| r.highest()))
     }
 
     /// A STREAM frame: `data` at `offset` on `id`, with the FIN bit `fin`. The error leaves
@@ -92,8 +106,9 @@ impl Streams {
         if self.closed.is_some() {
             return Ok(());
         }
-        let Some(recv) = self.stream_for_frame(id, Part::Recv)?.and_then(|e| e.recv.as_mut())
-        else {
+        let Some(highest) = self.recv_highest(id)? else { return Ok(()) };
+        self.check_conn(highest, offset.saturating_add(data.len() as u64))?;
+        let Some(recv) = self.streams.get_mut(&id).and_then(|e| e.recv.as_mut()) else {
             return Ok(());
         };
         let was_readable = recv.is_readable();
@@ -121,8 +136,9 @@ impl Streams {
         //= https://www.rfc-editor.org/rfc/rfc9000#section-19.4
         //# An endpoint that receives a RESET_STREAM frame for a send-only stream
         //# MUST terminate the connection with error STREAM_STATE_ERROR.
-        let Some(recv) = self.stream_for_frame(id, Part::Recv)?.and_then(|e| e.recv.as_mut())
-        else {
+        let Some(highest) = self.recv_highest(id)? else { return Ok(()) };
+        self.check_conn(highest, final_size)?;
+        let Some(recv) = self.streams.get_mut(&id).and_then(|e| e.recv.as_mut()) else {
             return Ok(());
         };
         let before = recv.state();

@@ -143,8 +143,7 @@ impl Streams {
         for dir in [Dir::Bi, Dir::Uni] {
             self.raise_peer_max_streams(dir, limits.max_streams(dir));
         }
-        let ids: Vec<StreamId> =
-            self.streams.keys().copied().filter(|id| id.is_local(self.role)).collect();
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
         for id in ids {
             let max = self.initial_send_window(id);
             if let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) {
@@ -372,6 +371,11 @@ impl Streams {
     /// Our current limit on peer streams of type `dir` (the last MAX_STREAMS value).
     pub fn max_remote_streams(&self, dir: Dir) -> u64 {
         self.max_remote[dir.index()]
+    }
+
+    /// The peer's current limit on streams of type `dir` that we open.
+    pub fn max_local_streams(&self, dir: Dir) -> u64 {
+        self.peer_max_streams[dir.index()]
     }
 
     /// Connection-level receive credit.

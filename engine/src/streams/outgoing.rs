@@ -137,7 +137,9 @@ impl Streams {
     /// A STREAM frame we sent was acknowledged.
     pub fn on_stream_data_acked(&mut self, id: StreamId, offset: u64, len: u64, fin: bool) {
         let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) else { return };
-        if send.on_ack(offset, len, fin) {
+        let finished = send.on_ack(offset, len, fin);
+        self.drain_completions(id);
+        if finished {
             self.events.push_back(StreamEvent::Finished { id });
         }
         self.after_send_change(id);

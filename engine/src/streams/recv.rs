@@ -116,6 +116,11 @@ impl RecvStream {
         self.final_size
     }
 
+    /// Highest offset received so far (the stream-level credit the peer used).
+    pub fn highest(&self) -> u64 {
+        self.highest
+    }
+
     /// Bytes buffered and not yet read.
     pub fn buffered(&self) -> u64 {
         self.buffered

@@ -1,0 +1,75 @@
+//! The send scheduler through the manager: round-robin fairness and strict priorities.
+
+use super::*;
+
+fn client() -> Streams {
+    let mut c = Streams::new(Role::Client, StreamsConfig::default());
+    c.set_peer_limits(params(
+        &StreamsConfig::default()
+            .with_stream_receive_window(1 << 30)
+            .unwrap()
+            .with_receive_window(1 << 40)
+            .unwrap(),
+    ))
+    .unwrap();
+    c
+}
+
+fn order(c: &mut Streams, max_len: usize) -> Vec<StreamId> {
+    std::iter::from_fn(|| c.poll_stream_data(max_len)).map(|f| f.id).collect()
+}
+
+#[test]
+fn round_robin_within_a_priority() {
+    let mut c = client();
+    let ids: Vec<_> = (0..3).map(|_| c.open(Dir::Uni).unwrap()).collect();
+    for &id in &ids {
+        c.write(id, Bytes::from(vec![0; 1000]), true).unwrap();
+    }
+    let got = order(&mut c, 100);
+    assert_eq!(got.len(), 30);
+    for (i, id) in got.iter().enumerate() {
+        assert_eq!(*id, ids[i % 3], "turn {i}");
+    }
+}
+
+#[test]
+fn higher_priority_first_and_changes_take_effect() {
+    let mut c = client();
+    let low = c.open(Dir::Bi).unwrap();
+    let a = c.open(Dir::Bi).unwrap();
+    let b = c.open(Dir::Bi).unwrap();
+    let high = c.open(Dir::Bi).unwrap();
+    c.set_priority(low, -1).unwrap();
+    c.set_priority(high, i32::MAX).unwrap();
+    for id in [low, a, b, high] {
+        c.write(id, Bytes::from(vec![0; 300]), false).unwrap();
+    }
+    let got = order(&mut c, 100);
+    assert_eq!(got, vec![high, high, high, a, b, a, b, a, b, low, low, low]);
+
+    // Raising a queued stream moves it ahead at once.
+    for id in [low, a, b] {
+        c.write(id, Bytes::from(vec![0; 200]), false).unwrap();
+    }
+    assert_eq!(c.poll_stream_data(100).unwrap().id, a);
+    c.set_priority(low, 10).unwrap();
+    assert_eq!(order(&mut c, 100), vec![low, low, b, a, b]);
+}
+
+#[test]
+fn retransmissions_take_a_turn_and_small_budgets_keep_the_place() {
+    let mut c = client();
+    let a = c.open(Dir::Uni).unwrap();
+    let b = c.open(Dir::Uni).unwrap();
+    c.write(a, Bytes::from(vec![0; 200]), false).unwrap();
+    c.write(b, Bytes::from(vec![0; 200]), false).unwrap();
+    let f1 = c.poll_stream_data(100).unwrap();
+    assert_eq!(f1.id, a);
+    assert!(c.poll_stream_data(0).is_none(), "no room for a byte");
+    assert_eq!(c.poll_stream_data(100).unwrap().id, b, "b kept its turn");
+    c.on_stream_data_lost(a, f1.offset, f1.data.len() as u64, false);
+    let got: Vec<_> =
+        std::iter::from_fn(|| c.poll_stream_data(100)).map(|f| (f.id, f.offset)).collect();
+    assert_eq!(got, vec![(a, 0), (b, 100), (a, 100)]);
+}
