@@ -63,6 +63,16 @@ fn final_size_error(reason: &'static str) -> Error {
 ///
 /// Memory is bounded by flow control: only bytes below the advertised limit are accepted and
 /// only bytes at or above the read offset are kept, so at most one window is buffered.
+///
+/// Choices where RFC 9000 leaves room:
+/// - Retransmitted bytes that differ from bytes still buffered are a PROTOCOL_VIOLATION
+///   (§2.2 MAY); bytes already read are no longer held and are not compared.
+/// - A RESET_STREAM in "Recv" / "Size Known" discards buffered data at once and the next read
+///   reports the reset (§3.2 MAY); in "Data Recvd" the reset is withheld and the data
+///   delivered.
+/// - Final size violations are FINAL_SIZE_ERROR while the stream is tracked; once a stream is
+///   freed its final size is forgotten and late frames are ignored (§4.5 makes this optional).
+/// - Offsets beyond 2^62-1 are FLOW_CONTROL_ERROR (§19.8 allows this or FRAME_ENCODING_ERROR).
 #[derive(Debug)]
 pub struct RecvStream {
     state: RecvState,

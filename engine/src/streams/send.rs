@@ -273,22 +273,21 @@ impl SendStream {
         }
         let max_len = max_len as u64;
         if let (Some(r), true) = (self.retransmit.first(), max_len > 0) {
-            let idx = self.chunks.partition_point(|c| c.end() <= r.start);
-            let Some(c) = self.chunks.get(idx) else {
+            let end = r.end.min(r.start + max_len);
+            let Some(data) = self.gather(r.start, end) else {
                 // Unreachable by construction (lost ranges are never below the buffer).
                 self.retransmit.remove(r);
                 return None;
             };
-            let end = r.end.min(c.end()).min(r.start + max_len);
-            let data = c.data.slice((r.start - c.offset) as usize..(end - c.offset) as usize);
             self.retransmit.remove(r.start..end);
             let fin = self.take_fin(end);
             return Some((StreamChunk { offset: r.start, data, fin }, 0));
         }
         if self.sent < self.write_offset {
-            let idx = self.chunks.partition_point(|c| c.end() <= self.sent);
-            let c = self.chunks.get(idx)?;
-            let n = (c.end() - self.sent).min(self.flow.available()).min(conn_credit).min(max_len);
+            let n = (self.write_offset - self.sent)
+                .min(self.flow.available())
+                .min(conn_credit)
+                .min(max_len);
             if n == 0 {
                 if self.flow.available() == 0 {
                     self.flow.on_blocked();
@@ -296,7 +295,7 @@ impl SendStream {
                 return None;
             }
             let start = self.sent;
-            let data = c.data.slice((start - c.offset) as usize..(start + n - c.offset) as usize);
+            let data = self.gather(start, start + n)?;
             self.sent += n;
             self.flow.consume(n);
             if self.state == SendState::Ready {
@@ -310,6 +309,32 @@ impl SendStream {
             return Some((StreamChunk { offset: self.sent, data: Bytes::new(), fin }, 0));
         }
         None
+    }
+
+    /// The buffered bytes `start..end`: a zero-copy slice when one write holds them all,
+    /// else a copy gathered across writes (at most one frame's worth), so that small writes
+    /// still fill frames. `None` if the range is not buffered.
+    fn gather(&self, start: u64, end: u64) -> Option<Bytes> {
+        let idx = self.chunks.partition_point(|c| c.end() <= start);
+        let first = self.chunks.get(idx)?;
+        if first.offset > start {
+            return None;
+        }
+        if end <= first.end() {
+            return Some(
+                first.data.slice((start - first.offset) as usize..(end - first.offset) as usize),
+            );
+        }
+        let mut out = Vec::with_capacity((end - start) as usize);
+        for c in self.chunks.range(idx..) {
+            if c.offset >= end {
+                break;
+            }
+            let from = start.max(c.offset) - c.offset;
+            let to = end.min(c.end()) - c.offset;
+            out.extend_from_slice(&c.data[from as usize..to as usize]);
+        }
+        (out.len() as u64 == end - start).then(|| Bytes::from(out))
     }
 
     /// Whether a frame ending at `end` carries the FIN; if so, records it as sent.

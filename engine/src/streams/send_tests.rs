@@ -42,6 +42,26 @@ fn send_ack_delivers_in_any_order() {
 }
 
 #[test]
+fn small_writes_share_a_frame() {
+    let mut s = SendStream::new(1000, 1000);
+    for (i, w) in [&b"ab"[..], b"cde", b"f"].into_iter().enumerate() {
+        s.write(WriteId(i as u64), Bytes::from_static(w), i == 2).unwrap();
+    }
+    let (c, n) = s.poll_transmit(4, 1000).unwrap();
+    assert_eq!((c.offset, &c.data[..], c.fin, n), (0, &b"abcd"[..], false, 4));
+    let (c2, _) = s.poll_transmit(100, 1000).unwrap();
+    assert_eq!((c2.offset, &c2.data[..], c2.fin), (4, &b"ef"[..], true));
+    s.on_lost(0, 4, false);
+    let (r, _) = s.poll_transmit(100, 1000).unwrap();
+    assert_eq!((r.offset, &r.data[..], r.fin), (0, &b"abcd"[..], false), "retransmits gather too");
+    s.on_ack(0, 4, false);
+    let ids: Vec<_> = drain(&mut s).into_iter().map(|c| c.write.0).collect();
+    assert_eq!(ids, vec![0], "write 1 ('cde') is only partly acknowledged");
+    assert!(s.on_ack(4, 2, true));
+    assert_eq!(drain(&mut s).len(), 2);
+}
+
+#[test]
 fn lost_ranges_are_retransmitted_and_acked_parts_skipped() {
     let mut s = SendStream::new(1000, 1000);
     s.write(WriteId(1), Bytes::from(vec![7u8; 100]), false).unwrap();

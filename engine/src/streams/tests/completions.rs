@@ -154,7 +154,7 @@ proptest! {
     /// pair: each accepted write gets exactly one completion, and none is left pending
     /// once the endpoints are dropped.
     #[test]
-    fn every_accepted_write_completes_exactly_once(ops in proptest::collection::vec(op(), 1..150)) {
+    fn every_accepted_send_completes_exactly_once(ops in proptest::collection::vec(op(), 1..150)) {
         run(ops, true)?;
     }
 

@@ -1,4 +1,4 @@
-//! MAX_STREAMS credit comes back once per finished peer stream, however it finished.
+//! DESIGN.md invariant 4: MAX_STREAMS credit comes back once per finished peer stream, however it finished.
 
 use super::*;
 
@@ -102,7 +102,7 @@ fn run(dir: Dir, ends: &[(End, Option<End>)]) {
 }
 
 #[test]
-fn uni_streams_return_credit_on_fin_reset_and_stop_sending() {
+fn opening_a_stream_never_waits_forever_uni() {
     run(
         Dir::Uni,
         &[(End::Fin, None), (End::Reset, None), (End::StopSending, None), (End::Fin, None)],
@@ -110,7 +110,7 @@ fn uni_streams_return_credit_on_fin_reset_and_stop_sending() {
 }
 
 #[test]
-fn bidi_streams_return_credit_for_every_combination() {
+fn opening_a_stream_never_waits_forever_bidi() {
     let all = [End::Fin, End::Reset, End::StopSending];
     let mut ends = Vec::new();
     for c in all {

@@ -28,6 +28,10 @@ fn data() -> Bytes {
 //# that receives a frame with a stream ID exceeding the limit it has
 //# sent MUST treat this as a connection error of type
 //# STREAM_LIMIT_ERROR; see Section 11 for details on error handling.
+//= https://www.rfc-editor.org/rfc/rfc9000#section-3.2
+//= type=test
+//# Before a stream is created, all streams of the same type with lower-
+//# numbered stream IDs MUST be created.
 #[test]
 fn stream_limit_error_and_implicit_open() {
     let mut s = server(3, 1);
@@ -59,6 +63,31 @@ fn stream_limit_error_and_implicit_open() {
 //# STREAM_STATE_ERROR if it receives a STREAM frame for a locally
 //# initiated stream that has not yet been created, or for a send-only
 //# stream.
+//= https://www.rfc-editor.org/rfc/rfc9000#section-19.4
+//= type=test
+//# An endpoint that receives a RESET_STREAM frame for a send-only stream
+//# MUST terminate the connection with error STREAM_STATE_ERROR.
+
+//= https://www.rfc-editor.org/rfc/rfc9000#section-19.5
+//= type=test
+//# Receiving a STOP_SENDING frame for a
+//# locally initiated stream that has not yet been created MUST be
+//# treated as a connection error of type STREAM_STATE_ERROR.  An
+//# endpoint that receives a STOP_SENDING frame for a receive-only stream
+//# MUST terminate the connection with error STREAM_STATE_ERROR.
+
+//= https://www.rfc-editor.org/rfc/rfc9000#section-19.10
+//= type=test
+//# Receiving a MAX_STREAM_DATA frame for a locally
+//# initiated stream that has not yet been created MUST be treated as a
+//# connection error of type STREAM_STATE_ERROR.  An endpoint that
+//# receives a MAX_STREAM_DATA frame for a receive-only stream MUST
+//# terminate the connection with error STREAM_STATE_ERROR.
+
+//= https://www.rfc-editor.org/rfc/rfc9000#section-19.13
+//= type=test
+//# An endpoint that receives a STREAM_DATA_BLOCKED frame for a send-only
+//# stream MUST terminate the connection with error STREAM_STATE_ERROR.
 #[test]
 fn stream_state_errors_by_direction() {
     let mut s = server(10, 10);
@@ -129,6 +158,12 @@ fn frames_for_freed_streams_are_ignored() {
     assert_eq!(s.read(id, &mut buf), Err(ReadError::Closed));
 }
 
+//= https://www.rfc-editor.org/rfc/rfc9000#section-19.9
+//= type=test
+//# An
+//# endpoint MUST terminate a connection with an error of type
+//# FLOW_CONTROL_ERROR if it receives more data than the maximum data
+//# value that it has sent.
 #[test]
 fn connection_flow_control_error_at_limit_plus_one() {
     let cfg = StreamsConfig::default()

@@ -93,6 +93,11 @@ fn streams_blocked_once_per_limit() {
     assert_eq!(controls(&mut c), vec![ControlFrame::StreamsBlocked { dir: Dir::Bi, limit: 2 }]);
 }
 
+//= https://www.rfc-editor.org/rfc/rfc9000#section-4.5
+//= type=test
+//# The receiver MUST use the final size of the stream to
+//# account for all bytes sent on the stream in its connection-level flow
+//# controller.
 #[test]
 fn reading_returns_stream_and_connection_credit() {
     let cfg = StreamsConfig::default()
