@@ -13,7 +13,8 @@ pub enum StreamEvent {
         /// The stream.
         id: StreamId,
     },
-    /// Data, the end of the stream, or a reset can now be read.
+    /// Data or the end of the stream can now be read. Sent when the stream goes from
+    /// "nothing to read" to "readable"; read until `Blocked` to be told again.
     Readable {
         /// The stream.
         id: StreamId,
