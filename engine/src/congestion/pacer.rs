@@ -1,0 +1,195 @@
+//! A token-bucket pacer spreading a congestion window over the RTT (RFC 9002 §7.7).
+
+use std::time::{Duration, Instant};
+
+use super::INITIAL_MAX_DATAGRAM_SIZE;
+
+/// Pacing rate as a multiple of `window / smoothed_rtt` (numerator, denominator): 1.25, so
+/// pacing alone never keeps a sender below its window (quinn and Linux use similar gains).
+pub const PACING_GAIN: (u64, u64) = (5, 4);
+
+/// Bucket capacity in max-size datagrams: up to this many may leave back to back.
+//= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
+//# Senders SHOULD limit bursts to the initial congestion window; see
+//# Section 7.2.
+pub const PACING_BURST_PACKETS: u64 = 10;
+
+/// Token bucket pacer. Tokens are kept as time credit: the bucket fills at wall-clock speed
+/// up to the time it takes to send [`PACING_BURST_PACKETS`] at the pacing rate, and sending
+/// `n` bytes spends `n / rate`. The rate follows the window and RTT passed with each call.
+///
+/// Sans-IO: the caller asks [`release_time`](Self::release_time) and arms a timer when it is
+/// in the future. ACK-only packets should not be paced (RFC 9002 §7.7).
+//= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
+//# A sender SHOULD pace sending of all in-flight packets based on input
+//# from the congestion controller.
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    mds: u16,
+    /// Time credit, or `None` for a full bucket.
+    credit: Option<Duration>,
+    last: Option<Instant>,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Self::new(INITIAL_MAX_DATAGRAM_SIZE)
+    }
+}
+
+impl Pacer {
+    /// A pacer with a full bucket.
+    pub fn new(max_datagram_size: u16) -> Self {
+        Self { mds: max_datagram_size, credit: None, last: None }
+    }
+
+    /// Follows a max_datagram_size change (the burst is counted in datagrams).
+    pub fn set_max_datagram_size(&mut self, max_datagram_size: u16) {
+        self.mds = max_datagram_size;
+    }
+
+    /// Time to send `bytes` at the pacing rate for `window` and `srtt`, rounded up; `None`
+    /// when pacing is off (zero window or RTT).
+    fn cost(bytes: u64, window: u64, srtt: Duration) -> Option<Duration> {
+        let rtt = srtt.as_nanos();
+        if window == 0 || rtt == 0 {
+            return None;
+        }
+        // bytes / (gain * window / srtt) = bytes * srtt * den / (num * window)
+        let num = u128::from(bytes) * rtt * u128::from(PACING_GAIN.1);
+        let den = u128::from(PACING_GAIN.0) * u128::from(window);
+        let ns = num.div_ceil(den);
+        Some(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
+    }
+
+    fn burst_time(&self, window: u64, srtt: Duration) -> Option<Duration> {
+        Self::cost(u64::from(self.mds), window, srtt).map(|c| c * PACING_BURST_PACKETS as u32)
+    }
+
+    fn credit_at(&self, now: Instant, burst: Duration) -> Duration {
+        match (self.credit, self.last) {
+            (Some(c), Some(last)) => {
+                c.saturating_add(now.saturating_duration_since(last)).min(burst)
+            }
+            _ => burst,
+        }
+    }
+
+    /// The earliest time a packet of `bytes` may leave: `now` when it may leave right away.
+    pub fn release_time(&self, now: Instant, bytes: u64, window: u64, srtt: Duration) -> Instant {
+        let (Some(cost), Some(burst)) =
+            (Self::cost(bytes, window, srtt), self.burst_time(window, srtt))
+        else {
+            return now;
+        };
+        let credit = self.credit_at(now, burst);
+        if credit >= cost {
+            now
+        } else {
+            now + (cost - credit)
+        }
+    }
+
+    /// Spends the credit of a paced packet of `bytes` sent at `now`.
+    pub fn on_packet_sent(&mut self, now: Instant, bytes: u64, window: u64, srtt: Duration) {
+        let (Some(cost), Some(burst)) =
+            (Self::cost(bytes, window, srtt), self.burst_time(window, srtt))
+        else {
+            return;
+        };
+        self.credit = Some(self.credit_at(now, burst).saturating_sub(cost));
+        self.last = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MDS: u64 = 1200;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
+    //= type=test
+    //# Senders SHOULD limit bursts to the initial congestion window; see
+    //# Section 7.2.
+    #[test]
+    fn burst_never_exceeds_bucket() {
+        #[allow(clippy::disallowed_methods)]
+        let t0 = Instant::now();
+        let mut p = Pacer::new(MDS as u16);
+        for window in [12_000, 120_000, 1_200_000] {
+            let mut p2 = Pacer::new(MDS as u16);
+            let mut sent = 0;
+            while p2.release_time(t0, MDS, window, ms(100)) <= t0 && sent < 1000 {
+                p2.on_packet_sent(t0, MDS, window, ms(100));
+                sent += 1;
+            }
+            assert_eq!(sent, PACING_BURST_PACKETS, "window {window}");
+        }
+        // After a long pause the bucket is full again, but never more than full.
+        let w = 120_000;
+        for _ in 0..10 {
+            p.on_packet_sent(t0, MDS, w, ms(100));
+        }
+        let later = t0 + Duration::from_secs(10);
+        let mut sent = 0;
+        while p.release_time(later, MDS, w, ms(100)) <= later && sent < 1000 {
+            p.on_packet_sent(later, MDS, w, ms(100));
+            sent += 1;
+        }
+        assert_eq!(sent, PACING_BURST_PACKETS);
+    }
+
+    #[test]
+    fn release_time_spacing() {
+        #[allow(clippy::disallowed_methods)]
+        let t0 = Instant::now();
+        let mut p = Pacer::new(MDS as u16);
+        // Rate = 1.25 * 120000 B / 100 ms = 1.5 MB/s: one 1200-byte packet per 800 us.
+        let (w, rtt) = (120_000, ms(100));
+        for _ in 0..PACING_BURST_PACKETS {
+            p.on_packet_sent(t0, MDS, w, rtt);
+        }
+        assert_eq!(p.release_time(t0, MDS, w, rtt), t0 + Duration::from_micros(800));
+        // A smaller packet costs proportionally less.
+        assert_eq!(p.release_time(t0, 600, w, rtt), t0 + Duration::from_micros(400));
+        // Credit accrues with time.
+        assert_eq!(
+            p.release_time(t0 + Duration::from_micros(300), MDS, w, rtt),
+            t0 + Duration::from_micros(800)
+        );
+        // No pacing without a window or an RTT.
+        assert_eq!(p.release_time(t0, MDS, 0, rtt), t0);
+        assert_eq!(p.release_time(t0, MDS, w, Duration::ZERO), t0);
+    }
+
+    #[test]
+    fn long_run_rate_matches() {
+        #[allow(clippy::disallowed_methods)]
+        let t0 = Instant::now();
+        let mut p = Pacer::new(MDS as u16);
+        let (w, rtt) = (300_000u64, ms(40));
+        let mut now = t0;
+        let mut bytes = 0u64;
+        let end = t0 + Duration::from_secs(10);
+        // A sender with unlimited data that sends as soon as the pacer allows.
+        for _ in 0..1_000_000 {
+            let at = p.release_time(now, MDS, w, rtt);
+            if at > end {
+                break;
+            }
+            now = at;
+            p.on_packet_sent(now, MDS, w, rtt);
+            bytes += MDS;
+        }
+        // 1.25 * 300000 / 0.04 s = 9.375 MB/s over 10 s, plus the initial burst.
+        let expected = 9_375_000 * 10 + PACING_BURST_PACKETS * MDS;
+        let err = (bytes as f64 - expected as f64).abs() / expected as f64;
+        assert!(err < 0.001, "sent {bytes}, expected {expected}");
+        assert!(bytes <= expected + MDS, "never faster than the rate");
+    }
+}

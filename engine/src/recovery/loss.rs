@@ -1,0 +1,743 @@
+//! Sender-side loss detection for the three spaces of a path: ACK processing, packet and time
+//! threshold losses, the loss/PTO timer, persistent congestion and ECN (RFC 9002 §6-7, App. A).
+
+use std::ops::RangeInclusive;
+use std::time::{Duration, Instant};
+
+use peregrine_datapath::Ecn;
+
+use super::ecn::{AckEcn, Counts, EcnState, EcnValidator};
+use super::persistent::{self, LostInfo, Run};
+use super::rtt::{RttEstimator, INITIAL_RTT};
+use super::sent::{SentLedger, SentPacket, Slot};
+use super::SpaceId;
+use crate::congestion::Controller;
+use crate::error::Error;
+use crate::frame::{Ack, AckRanges, EcnCounts};
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.1
+//# The RECOMMENDED initial value for the packet reordering threshold
+//# (kPacketThreshold) is 3, based on best practices for TCP loss
+//# detection [RFC5681] [RFC6675].
+/// kPacketThreshold: a packet is lost once a packet this many numbers later is acknowledged.
+pub const PACKET_THRESHOLD: u64 = 3;
+
+/// Cap on the PTO backoff exponent (2^16 * PTO is far beyond any idle timeout).
+const MAX_PTO_EXPONENT: u32 = 16;
+
+/// Probes sent when a PTO fires with data in flight.
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.4
+//# An endpoint
+//# MAY send up to two full-sized datagrams containing ack-eliciting
+//# packets to avoid an expensive consecutive PTO expiration due to a
+//# single lost datagram or to transmit data from multiple packet number
+//# spaces.
+const PTO_PROBES: u8 = 2;
+
+/// Loss detection settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LossConfig {
+    /// Whether this endpoint is the server (servers never arm the anti-deadlock PTO).
+    pub is_server: bool,
+    /// The peer's max_ack_delay transport parameter. Default 25 ms until known.
+    pub max_ack_delay: Duration,
+    /// RTT assumed before the first sample. Default 333 ms ([`INITIAL_RTT`]).
+    pub initial_rtt: Duration,
+    /// kPacketThreshold; values below 3 are raised to 3. Default 3.
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.1
+    //# In order to remain similar to TCP,
+    //# implementations SHOULD NOT use a packet threshold less than 3; see
+    //# [RFC5681].
+    pub packet_threshold: u64,
+    /// Whether to attempt ECN on this path. Default true.
+    pub ecn: bool,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self {
+            is_server: false,
+            max_ack_delay: Duration::from_millis(25),
+            initial_rtt: INITIAL_RTT,
+            packet_threshold: PACKET_THRESHOLD,
+            ecn: true,
+        }
+    }
+}
+
+/// A received ACK frame, decoded: `ranges` are `smallest..=largest`, largest first.
+#[derive(Clone, Debug)]
+pub struct AckInfo<R> {
+    /// Largest Acknowledged.
+    pub largest: u64,
+    /// ACK Delay, decoded with the peer's ack_delay_exponent.
+    pub ack_delay: Duration,
+    /// The acknowledged ranges.
+    pub ranges: R,
+    /// ECN counts (frame type 0x03).
+    pub ecn: Option<EcnCounts>,
+}
+
+impl<'a> AckInfo<AckRanges<'a>> {
+    /// From a decoded frame; `ack_delay_exponent` is the peer's transport parameter.
+    pub fn from_frame(ack: &Ack<'a>, ack_delay_exponent: u8) -> Self {
+        Self {
+            largest: ack.largest(),
+            ack_delay: Duration::from_micros(ack.ack_delay_micros(ack_delay_exponent)),
+            ranges: ack.ranges(),
+            ecn: ack.ecn(),
+        }
+    }
+}
+
+/// What processing an ACK found. The new timer is [`LossDetector::timer`].
+#[derive(Debug)]
+pub struct AckOutcome<T> {
+    /// Newly acknowledged packets, by packet number.
+    pub acked: Vec<SentPacket<T>>,
+    /// Packets declared lost, by packet number: retransmit what they carried.
+    pub lost: Vec<SentPacket<T>>,
+    /// Whether persistent congestion was established (the controller was collapsed).
+    pub persistent_congestion: bool,
+    /// Whether the ACK produced an RTT sample.
+    pub rtt_sample: bool,
+    /// Increase of the peer's CE count treated as a congestion signal.
+    pub ce_increase: u64,
+}
+
+impl<T> Default for AckOutcome<T> {
+    fn default() -> Self {
+        Self {
+            acked: Vec::new(),
+            lost: Vec::new(),
+            persistent_congestion: false,
+            rtt_sample: false,
+            ce_increase: 0,
+        }
+    }
+}
+
+/// Probe packets to send after a PTO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The space to probe.
+    pub space: SpaceId,
+    /// How many ack-eliciting packets to send, bypassing the congestion window (RFC 9002
+    /// §7.5): new data if possible, else retransmitted data, else a PING.
+    pub packets: u8,
+    /// The client's anti-deadlock probe (RFC 9002 §6.2.2.1): a Handshake packet, or an Initial
+    /// in a datagram padded to at least 1200 bytes.
+    pub anti_deadlock: bool,
+}
+
+/// What a loss detection timeout did.
+#[derive(Debug)]
+pub struct TimeoutOutcome<T> {
+    /// Packets declared lost by the time threshold.
+    pub lost: Vec<SentPacket<T>>,
+    /// Whether persistent congestion was established.
+    pub persistent_congestion: bool,
+    /// Probes to send, when the PTO fired.
+    pub probe: Option<Probe>,
+}
+
+impl<T> Default for TimeoutOutcome<T> {
+    fn default() -> Self {
+        Self { lost: Vec::new(), persistent_congestion: false, probe: None }
+    }
+}
+
+#[derive(Debug)]
+struct Space<T> {
+    sent: SentLedger<T>,
+    largest_acked: Option<u64>,
+    loss_time: Option<Instant>,
+    last_ack_eliciting: Option<Instant>,
+    /// ECN counts of the last ACK frame that validated.
+    ecn_last: Counts,
+    /// Packets sent with each ECN codepoint.
+    ecn_sent: Counts,
+    pc_run: Option<Run>,
+    /// Latest send time of any packet of this space acknowledged.
+    max_acked_time_sent: Option<Instant>,
+    discarded: bool,
+}
+
+impl<T> Space<T> {
+    fn new() -> Self {
+        Self {
+            sent: SentLedger::new(),
+            largest_acked: None,
+            loss_time: None,
+            last_ack_eliciting: None,
+            ecn_last: Counts::default(),
+            ecn_sent: Counts::default(),
+            pc_run: None,
+            max_acked_time_sent: None,
+            discarded: false,
+        }
+    }
+}
+
+/// Loss detection and recovery for one path (RFC 9002 Appendix A), generic over the payload
+/// `T` recorded with each sent packet.
+#[derive(Debug)]
+pub struct LossDetector<T> {
+    config: LossConfig,
+    spaces: [Space<T>; 3],
+    rtt: RttEstimator,
+    pto_count: u32,
+    ecn: EcnValidator,
+    handshake_confirmed: bool,
+    has_handshake_keys: bool,
+    handshake_ack_received: bool,
+    amplification_limited: bool,
+    timer: Option<Instant>,
+}
+
+impl<T> LossDetector<T> {
+    /// A detector with nothing sent.
+    pub fn new(config: LossConfig) -> Self {
+        let config = LossConfig {
+            packet_threshold: config.packet_threshold.max(PACKET_THRESHOLD),
+            ..config
+        };
+        Self {
+            config,
+            spaces: [Space::new(), Space::new(), Space::new()],
+            rtt: RttEstimator::new(config.initial_rtt),
+            pto_count: 0,
+            ecn: EcnValidator::new(config.ecn),
+            handshake_confirmed: false,
+            has_handshake_keys: false,
+            handshake_ack_received: false,
+            amplification_limited: false,
+            timer: None,
+        }
+    }
+
+    /// Records a sent packet (sent at `packet.time_sent`) and re-arms the timer. Packet numbers
+    /// must grow within a space; gaps are remembered as skipped numbers, and an ACK for one of
+    /// them is a PROTOCOL_VIOLATION.
+    pub fn on_packet_sent(
+        &mut self,
+        space: SpaceId,
+        packet: SentPacket<T>,
+        cc: &mut dyn Controller,
+    ) -> Result<(), Error> {
+        let now = packet.time_sent;
+        let (in_flight, ack_eliciting, size, ecn) =
+            (packet.in_flight, packet.ack_eliciting, packet.size, packet.ecn);
+        let before = self.bytes_in_flight();
+        let pto = self.pto_period(space);
+        let sp = &mut self.spaces[space.index()];
+        if sp.discarded {
+            return Err(Error::internal("packet sent in a discarded packet number space"));
+        }
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-12.3
+        //# A QUIC endpoint MUST NOT reuse a packet number within the same packet
+        //# number space in one connection.
+        sp.sent.push(packet).map_err(|_| Error::internal("packet number reused"))?;
+        sp.ecn_sent.add(ecn);
+        self.ecn.on_packet_sent(now, ecn, pto);
+        if in_flight {
+            if ack_eliciting {
+                sp.last_ack_eliciting = Some(now);
+            }
+            cc.on_packet_sent(now, u64::from(size), before);
+            //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+            //# A sender SHOULD restart its PTO timer every time an ack-eliciting
+            //# packet is sent or acknowledged, or when Initial or Handshake keys are
+            //# discarded (Section 4.9 of [QUIC-TLS]).
+            self.set_timer(now);
+        }
+        Ok(())
+    }
+
+    /// Processes an ACK frame received in `space` (RFC 9002 Appendix A.7). `app_limited`: the
+    /// connection was not filling the congestion window. On error (an acknowledgment of a
+    /// packet never sent) the connection must close; the detector's state is then undefined.
+    pub fn on_ack_received<R>(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        ack: AckInfo<R>,
+        app_limited: bool,
+        cc: &mut dyn Controller,
+    ) -> Result<AckOutcome<T>, Error>
+    where
+        R: IntoIterator<Item = RangeInclusive<u64>>,
+    {
+        let mut out = AckOutcome::default();
+        let si = space.index();
+        if self.spaces[si].discarded {
+            return Ok(out);
+        }
+        let sp = &mut self.spaces[si];
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-13.1
+        //# An endpoint SHOULD treat receipt of an acknowledgment for a packet it
+        //# did not send as a connection error of type PROTOCOL_VIOLATION, if it
+        //# is able to detect the condition.
+        if sp.sent.largest_sent().is_none_or(|l| ack.largest > l) {
+            return Err(Error::protocol_violation("ACK of a packet never sent"));
+        }
+        let largest_increased = sp.largest_acked.is_none_or(|l| ack.largest > l);
+        sp.largest_acked = Some(sp.largest_acked.map_or(ack.largest, |l| l.max(ack.largest)));
+        let first_handshake_ack = space == SpaceId::Handshake && !self.handshake_ack_received;
+        self.handshake_ack_received |= space == SpaceId::Handshake;
+
+        let mut newly_ecn = Counts::default();
+        for r in ack.ranges {
+            let (lo, hi) = (*r.start(), *r.end());
+            if lo > hi || hi > ack.largest {
+                return Err(Error::frame_encoding("ACK range outside Largest Acknowledged"));
+            }
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-21.4
+            //# An endpoint MAY skip packet numbers when sending
+            //# packets to detect this behavior.
+            if sp.sent.skipped_in(lo, hi) {
+                return Err(Error::protocol_violation("ACK of a skipped packet number"));
+            }
+            for pn in sp.sent.held_range(lo, hi) {
+                if let Some(p) = sp.sent.take(pn, true) {
+                    newly_ecn.add(p.ecn);
+                    out.acked.push(p);
+                }
+            }
+        }
+        if out.acked.is_empty() {
+            if first_handshake_ack {
+                self.set_timer(now);
+            }
+            return Ok(out);
+        }
+        out.acked.sort_unstable_by_key(|p| p.pn);
+        let (largest_newly_pn, largest_newly_sent) =
+            out.acked.last().map(|p| (p.pn, p.time_sent)).unwrap_or((ack.largest, now));
+        let acked_sent_max = out.acked.iter().map(|p| p.time_sent).max();
+        sp.max_acked_time_sent = sp.max_acked_time_sent.max(acked_sent_max);
+
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-5.1
+        //# To avoid generating multiple RTT samples for a single packet, an ACK
+        //# frame SHOULD NOT be used to update RTT estimates if it does not newly
+        //# acknowledge the largest acknowledged packet.
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-5.1
+        //# An RTT sample MUST NOT be generated on receiving an ACK frame that
+        //# does not newly acknowledge at least one ack-eliciting packet.
+        if largest_newly_pn == ack.largest && out.acked.iter().any(|p| p.ack_eliciting) {
+            //= https://www.rfc-editor.org/rfc/rfc9002#section-5.3
+            //# *  MAY ignore the acknowledgment delay for Initial packets, since
+            //# these acknowledgments are not delayed by the peer (Section 13.2.1
+            //# of [QUIC-TRANSPORT]);
+            let ack_delay = if space == SpaceId::Initial { Duration::ZERO } else { ack.ack_delay };
+            let latest = now.saturating_duration_since(largest_newly_sent);
+            let (mad, confirmed) = (self.config.max_ack_delay, self.handshake_confirmed);
+            self.rtt.update(now, latest, ack_delay, mad, confirmed);
+            out.rtt_sample = true;
+        }
+
+        let sp = &mut self.spaces[si];
+        out.ce_increase = self.ecn.on_ack(AckEcn {
+            newly_acked: newly_ecn,
+            reported: ack.ecn.map(Counts::from),
+            largest_increased,
+            sent_total: sp.ecn_sent,
+            last: &mut sp.ecn_last,
+        });
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-7.3.1
+        //# The sender MUST exit slow start and enter a recovery period when a
+        //# packet is lost or when the ECN-CE count reported by its peer
+        //# increases.
+        if out.ce_increase > 0 {
+            cc.on_congestion_event(now, largest_newly_sent);
+        }
+
+        let (lost, pc) = self.detect_lost(now, space);
+        self.on_packets_lost(now, &lost, pc, cc);
+        out.lost = lost;
+        out.persistent_congestion = pc;
+
+        for p in out.acked.iter().filter(|p| p.in_flight) {
+            cc.on_ack(now, p.time_sent, u64::from(p.size), app_limited, &self.rtt);
+        }
+
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+        //# The PTO backoff factor is reset when an acknowledgment is received,
+        //# except in the following case.
+        if self.peer_completed_address_validation() {
+            self.pto_count = 0;
+        }
+        self.set_timer(now);
+        self.spaces[si].sent.compact();
+        Ok(out)
+    }
+
+    /// Runs the loss detection timer if it expired at `now` (RFC 9002 Appendix A.9). Does
+    /// nothing before [`timer`](Self::timer).
+    pub fn on_timeout(&mut self, now: Instant, cc: &mut dyn Controller) -> TimeoutOutcome<T> {
+        let mut out = TimeoutOutcome::default();
+        if self.timer.is_none_or(|t| t > now) {
+            return out;
+        }
+        if let Some((_, space)) = self.loss_time_and_space() {
+            let (lost, pc) = self.detect_lost(now, space);
+            self.on_packets_lost(now, &lost, pc, cc);
+            out.lost = lost;
+            out.persistent_congestion = pc;
+            self.spaces[space.index()].sent.compact();
+            self.set_timer(now);
+            return out;
+        }
+        if !self.any_ack_eliciting_in_flight() {
+            if self.peer_completed_address_validation() {
+                self.set_timer(now);
+                return out;
+            }
+            //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
+            //# When the PTO fires, the client MUST send a
+            //# Handshake packet if it has Handshake keys, otherwise it MUST send an
+            //# Initial packet in a UDP datagram with a payload of at least 1200
+            //# bytes.
+            let space = if self.has_handshake_keys { SpaceId::Handshake } else { SpaceId::Initial };
+            out.probe = Some(Probe { space, packets: 1, anti_deadlock: true });
+        } else if let Some((_, space)) = self.pto_time_and_space(now) {
+            //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.4
+            //# When a PTO timer expires, a sender MUST send at least one ack-
+            //# eliciting packet in the packet number space as a probe.
+            out.probe = Some(Probe { space, packets: PTO_PROBES, anti_deadlock: false });
+        }
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+        //# When a PTO timer expires, the PTO backoff MUST be increased,
+        //# resulting in the PTO period being set to twice its current value.
+        self.pto_count = self.pto_count.saturating_add(1);
+        self.set_timer(now);
+        out
+    }
+
+    /// Drops every packet of `space` whose keys were discarded, removing them from bytes in
+    /// flight without a congestion signal, and resets the timers. Returns the packets.
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.4
+    //# The sender MUST discard all recovery state
+    //# associated with those packets and MUST remove them from the count of
+    //# bytes in flight.
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2
+    //# When
+    //# Initial or Handshake keys are discarded, the PTO and loss detection
+    //# timers MUST be reset, because discarding keys indicates forward
+    //# progress and the loss detection timer might have been set for a now-
+    //# discarded packet number space.
+    pub fn discard_space(&mut self, now: Instant, space: SpaceId) -> Vec<SentPacket<T>> {
+        let dropped = self.drain_where(now, space, |_| true);
+        let sp = &mut self.spaces[space.index()];
+        sp.discarded = true;
+        sp.loss_time = None;
+        sp.last_ack_eliciting = None;
+        sp.pc_run = None;
+        self.pto_count = 0;
+        self.set_timer(now);
+        dropped
+    }
+
+    /// Removes the outstanding packets of `space` for which `pred` holds (for example 0-RTT
+    /// packets when 0-RTT is rejected), from bytes in flight too, without a congestion signal.
+    pub fn drain_where(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        pred: impl FnMut(&SentPacket<T>) -> bool,
+    ) -> Vec<SentPacket<T>> {
+        let dropped = self.spaces[space.index()].sent.drain_where(pred);
+        let marked = dropped.iter().filter(|p| p.ecn != Ecn::NotEct).count() as u64;
+        self.ecn.on_marked_lost(marked);
+        self.set_timer(now);
+        dropped
+    }
+
+    /// A Retry was received (RFC 9002 §6.3): every sent packet is returned for resending and
+    /// the loss recovery state and timers are reset. Packet numbers keep growing.
+    pub fn on_retry(&mut self) -> Vec<SentPacket<T>> {
+        let mut all = Vec::new();
+        for space in SpaceId::ALL {
+            all.extend(self.spaces[space.index()].sent.drain_where(|_| true));
+            let sp = &mut self.spaces[space.index()];
+            sp.largest_acked = None;
+            sp.loss_time = None;
+            sp.last_ack_eliciting = None;
+            sp.pc_run = None;
+        }
+        self.pto_count = 0;
+        self.timer = None;
+        all
+    }
+
+    /// The handshake is confirmed (RFC 9001 §4.1.2): max_ack_delay applies, the application
+    /// data PTO may be armed.
+    pub fn on_handshake_confirmed(&mut self, now: Instant) {
+        self.handshake_confirmed = true;
+        self.set_timer(now);
+    }
+
+    /// Handshake keys are available (the anti-deadlock probe becomes a Handshake packet).
+    pub fn on_handshake_keys(&mut self, now: Instant) {
+        self.has_handshake_keys = true;
+        self.set_timer(now);
+    }
+
+    /// A server records whether it is blocked by the anti-amplification limit. When a received
+    /// datagram lifts the limit the timer is re-armed; if [`timer`](Self::timer) is then in the
+    /// past, call [`on_timeout`](Self::on_timeout) right away (RFC 9002 Appendix A.6).
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
+    //# If
+    //# no additional data can be sent, the server's PTO timer MUST NOT be
+    //# armed until datagrams have been received from the client because
+    //# packets sent on PTO count against the anti-amplification limit.
+    pub fn set_amplification_limited(&mut self, now: Instant, limited: bool) {
+        self.amplification_limited = limited && self.config.is_server;
+        self.set_timer(now);
+    }
+
+    /// Sets the peer's max_ack_delay (from its transport parameters).
+    pub fn set_peer_max_ack_delay(&mut self, now: Instant, max_ack_delay: Duration) {
+        self.config.max_ack_delay = max_ack_delay;
+        self.set_timer(now);
+    }
+
+    /// When [`on_timeout`](Self::on_timeout) must run next.
+    pub fn timer(&self) -> Option<Instant> {
+        self.timer
+    }
+
+    /// The RTT estimator.
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// Bytes of in-flight packets, all spaces.
+    pub fn bytes_in_flight(&self) -> u64 {
+        self.spaces.iter().map(|s| s.sent.bytes_in_flight()).sum()
+    }
+
+    /// Consecutive PTO expirations without an acknowledgment.
+    pub fn pto_count(&self) -> u32 {
+        self.pto_count
+    }
+
+    /// The PTO period for `space` without backoff (the idle and closing timeouts use it).
+    pub fn pto_period(&self, space: SpaceId) -> Duration {
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+        //# When the PTO is armed for Initial or Handshake packet number spaces,
+        //# the max_ack_delay in the PTO period computation is set to 0, since
+        //# the peer is expected to not delay these packets intentionally; see
+        //# Section 13.2.1 of [QUIC-TRANSPORT].
+        let mad = if space == SpaceId::Data { self.config.max_ack_delay } else { Duration::ZERO };
+        self.rtt.pto_base().saturating_add(mad)
+    }
+
+    /// The ECN codepoint to send the next packet with.
+    pub fn ecn_marking(&self) -> Ecn {
+        self.ecn.marking()
+    }
+
+    /// Where ECN validation stands.
+    pub fn ecn_state(&self) -> EcnState {
+        self.ecn.state()
+    }
+
+    /// The largest packet number the peer acknowledged in `space`.
+    pub fn largest_acked(&self, space: SpaceId) -> Option<u64> {
+        self.spaces[space.index()].largest_acked
+    }
+
+    /// The largest packet number sent in `space`.
+    pub fn largest_sent(&self, space: SpaceId) -> Option<u64> {
+        self.spaces[space.index()].sent.largest_sent()
+    }
+
+    /// Whether `space` has ack-eliciting packets in flight.
+    pub fn has_ack_eliciting_in_flight(&self, space: SpaceId) -> bool {
+        self.spaces[space.index()].sent.ack_eliciting_in_flight() > 0
+    }
+
+    /// The outstanding packet `pn` of `space`.
+    pub fn sent_packet(&self, space: SpaceId, pn: u64) -> Option<&SentPacket<T>> {
+        self.spaces[space.index()].sent.get(pn)
+    }
+
+    /// Whether the peer is known to have validated our address (always true for a server).
+    pub fn peer_completed_address_validation(&self) -> bool {
+        self.config.is_server || self.handshake_ack_received || self.handshake_confirmed
+    }
+
+    fn any_ack_eliciting_in_flight(&self) -> bool {
+        self.spaces.iter().any(|s| s.sent.ack_eliciting_in_flight() > 0)
+    }
+
+    /// DetectAndRemoveLostPackets (RFC 9002 Appendix A.10), with persistent congestion.
+    fn detect_lost(&mut self, now: Instant, space: SpaceId) -> (Vec<SentPacket<T>>, bool) {
+        let others: Vec<Instant> = SpaceId::ALL
+            .iter()
+            .filter(|&&s| s != space)
+            .filter_map(|&s| self.spaces[s.index()].max_acked_time_sent)
+            .collect();
+        let loss_delay = self.rtt.loss_delay();
+        let pc_duration = persistent::duration(&self.rtt, self.config.max_ack_delay);
+        let first_sample = self.rtt.first_sample_time();
+        let threshold = self.config.packet_threshold;
+        let sp = &mut self.spaces[space.index()];
+        sp.loss_time = None;
+        let Some(largest_acked) = sp.largest_acked else {
+            return (Vec::new(), false);
+        };
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.2
+        //# Once a later packet within the same packet number space has been
+        //# acknowledged, an endpoint SHOULD declare an earlier packet lost if it
+        //# was sent a threshold amount of time in the past.
+        let lost_send_time = now.checked_sub(loss_delay);
+        let mut lost_pns = Vec::new();
+        let mut pc = false;
+        let mut last_acked = sp.sent.last_compacted_acked;
+        for pn in sp.sent.held_range(0, largest_acked) {
+            let p = match sp.sent.slot(pn) {
+                Some(Slot::Sent(p)) => p,
+                Some(Slot::Acked) => {
+                    last_acked = Some(pn);
+                    continue;
+                }
+                _ => continue,
+            };
+            let by_time = lost_send_time.is_some_and(|t| p.time_sent <= t);
+            let by_count = largest_acked >= pn.saturating_add(threshold);
+            if by_time || by_count {
+                lost_pns.push(pn);
+                let info = LostInfo {
+                    pn,
+                    time_sent: p.time_sent,
+                    ack_eliciting: p.ack_eliciting,
+                    acked_since_run: sp
+                        .pc_run
+                        .is_some_and(|r| last_acked.is_some_and(|a| a > r.last_pn)),
+                };
+                let others_acked_after = |start: Instant| others.iter().any(|&t| t > start);
+                pc |= persistent::on_lost(
+                    &mut sp.pc_run,
+                    info,
+                    first_sample,
+                    pc_duration,
+                    others_acked_after,
+                );
+            } else {
+                //= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.2
+                //# If packets sent prior to the largest acknowledged packet cannot yet
+                //# be declared lost, then a timer SHOULD be set for the remaining time.
+                let t = p.time_sent + loss_delay;
+                sp.loss_time = Some(sp.loss_time.map_or(t, |l| l.min(t)));
+            }
+        }
+        let lost = lost_pns.into_iter().filter_map(|pn| sp.sent.take(pn, false)).collect();
+        (lost, pc)
+    }
+
+    /// OnPacketsLost (RFC 9002 Appendix B.8).
+    fn on_packets_lost(
+        &mut self,
+        now: Instant,
+        lost: &[SentPacket<T>],
+        persistent_congestion: bool,
+        cc: &mut dyn Controller,
+    ) {
+        let marked = lost.iter().filter(|p| p.ecn != Ecn::NotEct).count() as u64;
+        if marked > 0 {
+            self.ecn.on_marked_lost(marked);
+        }
+        let last_loss = lost.iter().filter(|p| p.in_flight).map(|p| p.time_sent).max();
+        if let Some(sent) = last_loss {
+            cc.on_congestion_event(now, sent);
+        }
+        if persistent_congestion {
+            //= https://www.rfc-editor.org/rfc/rfc9002#section-7.6.2
+            //# When persistent congestion is declared, the sender's congestion
+            //# window MUST be reduced to the minimum congestion window
+            //# (kMinimumWindow), similar to a TCP sender's response on an RTO
+            //# [RFC5681].
+            cc.on_persistent_congestion(now);
+            self.rtt.on_persistent_congestion();
+        }
+    }
+
+    /// GetLossTimeAndSpace: the earliest time-threshold loss timer.
+    fn loss_time_and_space(&self) -> Option<(Instant, SpaceId)> {
+        SpaceId::ALL
+            .iter()
+            .filter_map(|&s| self.spaces[s.index()].loss_time.map(|t| (t, s)))
+            .min_by_key(|&(t, _)| t)
+    }
+
+    /// GetPtoTimeAndSpace (RFC 9002 Appendix A.8).
+    fn pto_time_and_space(&self, now: Instant) -> Option<(Instant, SpaceId)> {
+        let backoff = 1u32 << self.pto_count.min(MAX_PTO_EXPONENT);
+        let duration = self.rtt.pto_base().saturating_mul(backoff);
+        if !self.any_ack_eliciting_in_flight() {
+            // Anti-deadlock PTO, from now.
+            let space = if self.has_handshake_keys { SpaceId::Handshake } else { SpaceId::Initial };
+            return now.checked_add(duration).map(|t| (t, space));
+        }
+        let mut best: Option<(Instant, SpaceId)> = None;
+        for space in SpaceId::ALL {
+            let sp = &self.spaces[space.index()];
+            if sp.sent.ack_eliciting_in_flight() == 0 {
+                continue;
+            }
+            let mut d = duration;
+            if space == SpaceId::Data {
+                //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+                //# An endpoint MUST NOT set its PTO timer for the Application Data
+                //# packet number space until the handshake is confirmed.
+                if !self.handshake_confirmed {
+                    break;
+                }
+                d = d.saturating_add(self.config.max_ack_delay.saturating_mul(backoff));
+            }
+            let Some(t) = sp.last_ack_eliciting.and_then(|l| l.checked_add(d)) else {
+                continue;
+            };
+            //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+            //# When ack-eliciting packets in multiple packet number spaces are in
+            //# flight, the timer MUST be set to the earlier value of the Initial and
+            //# Handshake packet number spaces.
+            if best.is_none_or(|(b, _)| t < b) {
+                best = Some((t, space));
+            }
+        }
+        best
+    }
+
+    /// SetLossDetectionTimer (RFC 9002 Appendix A.8).
+    fn set_timer(&mut self, now: Instant) {
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+        //# The PTO timer MUST NOT be set if a timer is set for time threshold
+        //# loss detection; see Section 6.1.2.
+        if let Some((t, _)) = self.loss_time_and_space() {
+            self.timer = Some(t);
+            return;
+        }
+        if self.amplification_limited {
+            self.timer = None;
+            return;
+        }
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
+        //# That is,
+        //# the client MUST set the PTO timer if the client has not received an
+        //# acknowledgment for any of its Handshake packets and the handshake is
+        //# not confirmed (see Section 4.1.2 of [QUIC-TLS]), even if there are no
+        //# packets in flight.
+        if !self.any_ack_eliciting_in_flight() && self.peer_completed_address_validation() {
+            self.timer = None;
+            return;
+        }
+        self.timer = self.pto_time_and_space(now).map(|(t, _)| t);
+    }
+}
+
+#[cfg(test)]
+#[path = "loss_tests.rs"]
+mod tests;

@@ -1,0 +1,570 @@
+//! Tests of the loss detector against RFC 9002's rules and examples.
+
+use super::*;
+use crate::error::TransportErrorCode;
+use crate::recovery::ecn::EcnState;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Ev {
+    Sent { bytes: u64, in_flight_before: u64 },
+    Acked { time_sent: Instant, bytes: u64, app_limited: bool },
+    Congestion { time_sent: Instant },
+    Persistent,
+}
+
+/// A controller that records what the detector tells it.
+#[derive(Debug, Default)]
+struct Recorder {
+    ev: Vec<Ev>,
+}
+
+impl Recorder {
+    fn take(&mut self) -> Vec<Ev> {
+        std::mem::take(&mut self.ev)
+    }
+}
+
+impl Controller for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn window(&self) -> u64 {
+        u64::MAX
+    }
+    fn ssthresh(&self) -> u64 {
+        u64::MAX
+    }
+    fn on_packet_sent(&mut self, _now: Instant, bytes: u64, in_flight_before: u64) {
+        self.ev.push(Ev::Sent { bytes, in_flight_before });
+    }
+    fn on_ack(
+        &mut self,
+        _: Instant,
+        time_sent: Instant,
+        bytes: u64,
+        app_limited: bool,
+        _: &RttEstimator,
+    ) {
+        self.ev.push(Ev::Acked { time_sent, bytes, app_limited });
+    }
+    fn on_congestion_event(&mut self, _now: Instant, time_sent: Instant) {
+        self.ev.push(Ev::Congestion { time_sent });
+    }
+    fn on_persistent_congestion(&mut self, _now: Instant) {
+        self.ev.push(Ev::Persistent);
+    }
+    fn set_max_datagram_size(&mut self, _: u16) {}
+    fn max_datagram_size(&self) -> u16 {
+        1200
+    }
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn us(v: u64) -> Duration {
+    Duration::from_micros(v)
+}
+
+struct Harness {
+    t0: Instant,
+    d: LossDetector<u64>,
+    cc: Recorder,
+}
+
+impl Harness {
+    fn new(is_server: bool, confirmed: bool) -> Self {
+        #[allow(clippy::disallowed_methods)]
+        let t0 = Instant::now();
+        let mut d = LossDetector::new(LossConfig { is_server, ..LossConfig::default() });
+        if confirmed {
+            d.on_handshake_confirmed(t0);
+        }
+        Self { t0, d, cc: Recorder::default() }
+    }
+
+    fn at(&self, d: Duration) -> Instant {
+        self.t0 + d
+    }
+
+    fn send(&mut self, space: SpaceId, pn: u64, at: Duration) {
+        let p = SentPacket::new(pn, self.t0 + at, 1000, pn);
+        self.d.on_packet_sent(space, p, &mut self.cc).unwrap();
+    }
+
+    fn send_with(&mut self, space: SpaceId, p: SentPacket<u64>) {
+        self.d.on_packet_sent(space, p, &mut self.cc).unwrap();
+    }
+
+    fn ack(
+        &mut self,
+        space: SpaceId,
+        at: Duration,
+        ranges: &[RangeInclusive<u64>],
+    ) -> AckOutcome<u64> {
+        self.ack_full(space, at, ranges, Duration::ZERO, None).unwrap()
+    }
+
+    fn ack_full(
+        &mut self,
+        space: SpaceId,
+        at: Duration,
+        ranges: &[RangeInclusive<u64>],
+        ack_delay: Duration,
+        ecn: Option<EcnCounts>,
+    ) -> Result<AckOutcome<u64>, Error> {
+        let largest = *ranges[0].end();
+        let info = AckInfo { largest, ack_delay, ranges: ranges.to_vec(), ecn };
+        let now = self.t0 + at;
+        self.d.on_ack_received(now, space, info, false, &mut self.cc)
+    }
+
+    fn timeout(&mut self, at: Duration) -> TimeoutOutcome<u64> {
+        let now = self.t0 + at;
+        self.d.on_timeout(now, &mut self.cc)
+    }
+}
+
+fn pns(v: &[SentPacket<u64>]) -> Vec<u64> {
+    v.iter().map(|p| p.pn).collect()
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.1
+//= type=test
+//# The RECOMMENDED initial value for the packet reordering threshold
+//# (kPacketThreshold) is 3, based on best practices for TCP loss
+//# detection [RFC5681] [RFC6675].
+#[test]
+fn packet_threshold_then_time_threshold_timer() {
+    let mut h = Harness::new(true, true);
+    for pn in 0..=5 {
+        h.send(SpaceId::Data, pn, Duration::ZERO);
+    }
+    h.cc.take();
+    // ACK of 4 at t=100 ms: RTT 100 ms, loss delay 9/8 * 100 = 112.5 ms.
+    let out = h.ack(SpaceId::Data, ms(100), &[4..=4]);
+    assert_eq!(pns(&out.acked), [4]);
+    assert!(out.rtt_sample);
+    // 4 >= pn + 3 for pn 0 and 1 only; 2 and 3 wait for the time threshold.
+    assert_eq!(pns(&out.lost), [0, 1]);
+    assert!(!out.persistent_congestion);
+    assert_eq!(
+        h.cc.take(),
+        [
+            Ev::Congestion { time_sent: h.t0 },
+            Ev::Acked { time_sent: h.t0, bytes: 1000, app_limited: false },
+        ]
+    );
+    assert_eq!(h.d.bytes_in_flight(), 3000);
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.2
+    //= type=test
+    //# If packets sent prior to the largest acknowledged packet cannot yet
+    //# be declared lost, then a timer SHOULD be set for the remaining time.
+    assert_eq!(h.d.timer(), Some(h.at(us(112_500))));
+    assert!(h.timeout(us(112_499)).lost.is_empty(), "too early: nothing happens");
+    let out = h.timeout(us(112_500));
+    assert_eq!(pns(&out.lost), [2, 3]);
+    assert!(out.probe.is_none());
+    // Packet 5 is left: the PTO is armed from its send time, 100 + 4 * 50 + 25 ms.
+    assert_eq!(h.d.timer(), Some(h.at(ms(325))));
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.2
+//= type=test
+//# Once a later packet within the same packet number space has been
+//# acknowledged, an endpoint SHOULD declare an earlier packet lost if it
+//# was sent a threshold amount of time in the past.
+#[test]
+fn time_threshold() {
+    let mut h = Harness::new(true, true);
+    h.send(SpaceId::Data, 0, ms(0));
+    h.send(SpaceId::Data, 1, ms(40));
+    h.send(SpaceId::Data, 2, ms(50));
+    // ACK of 2 at 150 ms: RTT 100, threshold 112.5 ms, lost_send_time = 37.5 ms.
+    let out = h.ack(SpaceId::Data, ms(150), &[2..=2]);
+    assert_eq!(pns(&out.lost), [0], "sent at 0 <= 37.5; packet 1 (40 ms) is not");
+    assert_eq!(h.d.timer(), Some(h.at(us(152_500))), "40 + 112.5 ms");
+    let out = h.timeout(us(152_500));
+    assert_eq!(pns(&out.lost), [1]);
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-5.1
+//= type=test
+//# To avoid generating multiple RTT samples for a single packet, an ACK
+//# frame SHOULD NOT be used to update RTT estimates if it does not newly
+//# acknowledge the largest acknowledged packet.
+#[test]
+fn rtt_sample_only_from_newly_acked_largest() {
+    let mut h = Harness::new(true, true);
+    for pn in 0..3 {
+        h.send(SpaceId::Data, pn, ms(0));
+    }
+    let out = h.ack(SpaceId::Data, ms(80), &[2..=2]);
+    assert!(out.rtt_sample);
+    assert!(out.lost.is_empty());
+    assert_eq!(h.d.rtt().latest(), ms(80));
+    // 0 and 1 are new, but the largest (2) is not: no sample.
+    let out = h.ack(SpaceId::Data, ms(85), &[0..=2]);
+    assert_eq!(pns(&out.acked), [0, 1]);
+    assert!(!out.rtt_sample);
+    assert_eq!(h.d.rtt().latest(), ms(80));
+    // A duplicate ACK acknowledges nothing.
+    let out = h.ack(SpaceId::Data, ms(86), &[0..=2]);
+    assert!(out.acked.is_empty() && !out.rtt_sample);
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-5.1
+//= type=test
+//# An RTT sample MUST NOT be generated on receiving an ACK frame that
+//# does not newly acknowledge at least one ack-eliciting packet.
+#[test]
+fn no_rtt_sample_from_non_ack_eliciting() {
+    let mut h = Harness::new(true, true);
+    let p = SentPacket::new(0, h.t0, 50, 0).with_ack_eliciting(false).with_in_flight(false);
+    h.send_with(SpaceId::Data, p);
+    let out = h.ack(SpaceId::Data, ms(500), &[0..=0]);
+    assert_eq!(pns(&out.acked), [0]);
+    assert!(!out.rtt_sample);
+    assert!(!h.d.rtt().has_sample());
+    // Not in flight: the controller hears nothing.
+    assert!(h.cc.take().is_empty());
+}
+
+#[test]
+fn initial_ack_delay_ignored_handshake_delay_used() {
+    let mut h = Harness::new(true, false);
+    h.send(SpaceId::Initial, 0, ms(0));
+    h.send(SpaceId::Initial, 1, ms(1));
+    h.ack_full(SpaceId::Initial, ms(100), &[0..=0], ms(50), None).unwrap();
+    assert_eq!(h.d.rtt().smoothed(), ms(100));
+    // Initial: the 50 ms delay is ignored; the 150 ms sample is used as is
+    // (7/8 * 100 + 1/8 * 150), where subtracting it would have kept 100.
+    h.ack_full(SpaceId::Initial, ms(151), &[1..=1], ms(50), None).unwrap();
+    assert_eq!(h.d.rtt().smoothed(), us(106_250));
+    // Handshake: 140 - 40 = 100 is used: 7/8 * 106.25 + 1/8 * 100.
+    h.send(SpaceId::Handshake, 0, ms(160));
+    h.ack_full(SpaceId::Handshake, ms(300), &[0..=0], ms(40), None).unwrap();
+    assert_eq!(h.d.rtt().smoothed(), Duration::from_nanos(105_468_750));
+    assert_eq!(h.d.rtt().latest(), ms(140));
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+//= type=test
+//# When a PTO timer expires, the PTO backoff MUST be increased,
+//# resulting in the PTO period being set to twice its current value.
+#[test]
+fn pto_backoff_doubles_and_resets() {
+    let mut h = Harness::new(true, true);
+    h.send(SpaceId::Data, 0, ms(0));
+    // smoothed 333 + 4 * 166.5 + max_ack_delay 25 = 1024 ms.
+    assert_eq!(h.d.timer(), Some(h.at(ms(1024))));
+    let out = h.timeout(ms(1024));
+    assert_eq!(out.probe, Some(Probe { space: SpaceId::Data, packets: 2, anti_deadlock: false }));
+    assert!(out.lost.is_empty());
+    assert_eq!(h.d.pto_count(), 1);
+    assert_eq!(h.d.timer(), Some(h.at(ms(2048))));
+    h.timeout(ms(2048));
+    assert_eq!(h.d.pto_count(), 2);
+    assert_eq!(h.d.timer(), Some(h.at(ms(4096))));
+    // The probe goes out; its timer uses the backed-off period.
+    h.send(SpaceId::Data, 1, ms(4096));
+    assert_eq!(h.d.timer(), Some(h.at(ms(4096 + 4 * 1024))));
+    let out = h.ack(SpaceId::Data, ms(4196), &[1..=1]);
+    assert_eq!(h.d.pto_count(), 0, "an acknowledgment resets the backoff");
+    assert_eq!(pns(&out.lost), [0]);
+    assert_eq!(h.d.timer(), None, "nothing in flight");
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+//= type=test
+//# An endpoint MUST NOT set its PTO timer for the Application Data
+//# packet number space until the handshake is confirmed.
+#[test]
+fn pto_spaces_before_and_after_confirmation() {
+    let mut h = Harness::new(true, false);
+    h.send(SpaceId::Data, 0, ms(0));
+    assert_eq!(h.d.timer(), None, "only 1-RTT data in flight, handshake not confirmed");
+    h.send(SpaceId::Handshake, 0, ms(10));
+    h.send(SpaceId::Initial, 0, ms(20));
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
+    //= type=test
+    //# When ack-eliciting packets in multiple packet number spaces are in
+    //# flight, the timer MUST be set to the earlier value of the Initial and
+    //# Handshake packet number spaces.
+    // No max_ack_delay for Initial and Handshake: 10 + 999 ms.
+    assert_eq!(h.d.timer(), Some(h.at(ms(1009))));
+    let out = h.timeout(ms(1009));
+    assert_eq!(out.probe.map(|p| p.space), Some(SpaceId::Handshake));
+    h.d.on_handshake_confirmed(h.at(ms(1100)));
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2
+    //= type=test
+    //# When
+    //# Initial or Handshake keys are discarded, the PTO and loss detection
+    //# timers MUST be reset, because discarding keys indicates forward
+    //# progress and the loss detection timer might have been set for a now-
+    //# discarded packet number space.
+    let dropped = h.d.discard_space(h.at(ms(1100)), SpaceId::Initial);
+    assert_eq!(pns(&dropped), [0]);
+    h.d.discard_space(h.at(ms(1100)), SpaceId::Handshake);
+    assert_eq!(h.d.pto_count(), 0);
+    assert_eq!(h.d.bytes_in_flight(), 1000);
+    assert_eq!(h.d.timer(), Some(h.at(ms(1024))), "the 1-RTT packet's PTO, now allowed");
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
+//= type=test
+//# When the PTO fires, the client MUST send a
+//# Handshake packet if it has Handshake keys, otherwise it MUST send an
+//# Initial packet in a UDP datagram with a payload of at least 1200
+//# bytes.
+#[test]
+fn client_anti_deadlock_pto() {
+    let mut h = Harness::new(false, false);
+    h.send(SpaceId::Initial, 0, ms(0));
+    h.ack(SpaceId::Initial, ms(100), &[0..=0]);
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
+    //= type=test
+    //# That is,
+    //# the client MUST set the PTO timer if the client has not received an
+    //# acknowledgment for any of its Handshake packets and the handshake is
+    //# not confirmed (see Section 4.1.2 of [QUIC-TLS]), even if there are no
+    //# packets in flight.
+    // Nothing in flight, but the server may be amplification-blocked: 100 + 4 * 50 from now.
+    assert_eq!(h.d.timer(), Some(h.at(ms(400))));
+    let out = h.timeout(ms(400));
+    assert_eq!(out.probe, Some(Probe { space: SpaceId::Initial, packets: 1, anti_deadlock: true }));
+    assert_eq!(h.d.timer(), Some(h.at(ms(1000))), "backed off, from the timeout");
+    h.d.on_handshake_keys(h.at(ms(500)));
+    assert_eq!(h.d.timer(), Some(h.at(ms(1100))), "re-armed from now");
+    let out = h.timeout(ms(1100));
+    assert_eq!(out.probe.map(|p| (p.space, p.anti_deadlock)), Some((SpaceId::Handshake, true)));
+    // A Handshake ACK proves the server validated the address: no more anti-deadlock PTO.
+    h.send(SpaceId::Handshake, 0, ms(1200));
+    h.ack(SpaceId::Handshake, ms(1300), &[0..=0]);
+    assert_eq!(h.d.timer(), None);
+    assert_eq!(h.d.pto_count(), 0);
+}
+
+#[test]
+fn client_keeps_backoff_on_initial_acks() {
+    let mut h = Harness::new(false, false);
+    h.send(SpaceId::Initial, 0, ms(0));
+    h.timeout(ms(999));
+    assert_eq!(h.d.pto_count(), 1);
+    h.send(SpaceId::Initial, 1, ms(999));
+    h.ack(SpaceId::Initial, ms(1100), &[1..=1]);
+    assert_eq!(h.d.pto_count(), 1, "client not yet sure the server validated its address");
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
+//= type=test
+//# If
+//# no additional data can be sent, the server's PTO timer MUST NOT be
+//# armed until datagrams have been received from the client because
+//# packets sent on PTO count against the anti-amplification limit.
+#[test]
+fn server_amplification_limit_disarms_pto() {
+    let mut h = Harness::new(true, false);
+    h.send(SpaceId::Initial, 0, ms(0));
+    assert_eq!(h.d.timer(), Some(h.at(ms(999))));
+    h.d.set_amplification_limited(h.at(ms(1)), true);
+    assert_eq!(h.d.timer(), None);
+    h.d.set_amplification_limited(h.at(ms(2000)), false);
+    assert_eq!(h.d.timer(), Some(h.at(ms(999))), "in the past: the caller runs on_timeout now");
+    assert!(h.timeout(ms(2000)).probe.is_some());
+    // A server never arms the anti-deadlock timer.
+    let mut h = Harness::new(true, false);
+    h.send(SpaceId::Initial, 0, ms(0));
+    h.ack(SpaceId::Initial, ms(100), &[0..=0]);
+    assert_eq!(h.d.timer(), None);
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.4
+//= type=test
+//# The sender MUST discard all recovery state
+//# associated with those packets and MUST remove them from the count of
+//# bytes in flight.
+#[test]
+fn discarded_space_leaves_flight_and_ignores_acks() {
+    let mut h = Harness::new(false, false);
+    h.send(SpaceId::Initial, 0, ms(0));
+    h.send(SpaceId::Handshake, 0, ms(1));
+    assert_eq!(h.d.bytes_in_flight(), 2000);
+    h.cc.take();
+    h.d.discard_space(h.at(ms(2)), SpaceId::Initial);
+    assert_eq!(h.d.bytes_in_flight(), 1000);
+    assert!(h.cc.take().is_empty(), "no congestion signal");
+    assert_eq!(h.d.timer(), Some(h.at(ms(1000))), "Handshake's PTO");
+    let out = h.ack(SpaceId::Initial, ms(100), &[0..=0]);
+    assert!(out.acked.is_empty());
+    let p = SentPacket::new(1, h.at(ms(3)), 100, 1);
+    assert!(h.d.on_packet_sent(SpaceId::Initial, p, &mut h.cc).is_err());
+}
+
+#[test]
+fn invalid_acks_are_protocol_violations() {
+    let mut h = Harness::new(true, true);
+    h.send(SpaceId::Data, 0, ms(0));
+    h.send(SpaceId::Data, 2, ms(1)); // 1 skipped
+    h.send(SpaceId::Data, 3, ms(2));
+    let e = h.ack_full(SpaceId::Data, ms(50), &[0..=4], ms(0), None).unwrap_err();
+    assert_eq!(e.code, TransportErrorCode::PROTOCOL_VIOLATION);
+    let e = h.ack_full(SpaceId::Data, ms(50), &[0..=3], ms(0), None).unwrap_err();
+    assert_eq!(e.code, TransportErrorCode::PROTOCOL_VIOLATION, "skipped number acknowledged");
+    let mut h = Harness::new(true, true);
+    let e = h.ack_full(SpaceId::Data, ms(50), &[0..=0], ms(0), None).unwrap_err();
+    assert_eq!(e.code, TransportErrorCode::PROTOCOL_VIOLATION, "nothing sent at all");
+}
+
+/// Warms the RTT with one 100 ms sample (packet 0), then sends packets 1..=7 every 200 ms from
+/// t=200 ms and packet 8 at 1500 ms.
+fn pc_setup() -> Harness {
+    let mut h = Harness::new(true, true);
+    h.send(SpaceId::Data, 0, ms(0));
+    h.ack(SpaceId::Data, ms(100), &[0..=0]);
+    for pn in 1..=7 {
+        h.send(SpaceId::Data, pn, ms(200 * pn));
+    }
+    h.send(SpaceId::Data, 8, ms(1500));
+    h.cc.take();
+    h
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-7.6.2
+//= type=test
+//# When persistent congestion is declared, the sender's congestion
+//# window MUST be reduced to the minimum congestion window
+//# (kMinimumWindow), similar to a TCP sender's response on an RTO
+//# [RFC5681].
+#[test]
+fn persistent_congestion_established() {
+    let mut h = pc_setup();
+    // ACK of 8 at 1600 ms: second sample 100 ms -> smoothed 100, rttvar 37.5; duration
+    // (100 + 150 + 25) * 3 = 825 ms. 1..=5 lost by count, 6 and 7 by time; 200..1400 = 1200 ms.
+    let out = h.ack(SpaceId::Data, ms(1600), &[8..=8]);
+    assert_eq!(pns(&out.lost), [1, 2, 3, 4, 5, 6, 7]);
+    assert!(out.persistent_congestion);
+    assert_eq!(h.cc.take()[..2], [Ev::Congestion { time_sent: h.at(ms(1400)) }, Ev::Persistent]);
+    assert_eq!(h.d.rtt().min(), ms(100));
+}
+
+#[test]
+fn persistent_congestion_broken_by_ack_in_between() {
+    let mut h = pc_setup();
+    // 4 acknowledged: runs 1..=3 (400 ms) and 5..=7 (400 ms) are both too short.
+    let out = h.ack(SpaceId::Data, ms(1600), &[8..=8, 4..=4]);
+    assert_eq!(pns(&out.lost), [1, 2, 3, 5, 6, 7]);
+    assert!(!out.persistent_congestion);
+    assert!(!h.cc.take().contains(&Ev::Persistent));
+}
+
+#[test]
+fn persistent_congestion_across_passes() {
+    // Packets 1..=3 (200..600 ms), 4 at 1300, 5 at 1310; ACK of 5 at 1410 ms: sample 100 ms,
+    // duration 825 ms, loss delay 112.5 ms. 1..=3 are lost now (a 400 ms run), 4 by the timer.
+    let run = |ack_middle: bool| {
+        let mut h = Harness::new(true, true);
+        h.send(SpaceId::Data, 0, ms(0));
+        h.ack(SpaceId::Data, ms(100), &[0..=0]);
+        for pn in 1..=3 {
+            h.send(SpaceId::Data, pn, ms(200 * pn));
+        }
+        // With `ack_middle`, packet 4 (700 ms) is acknowledged and 5 and 6 take 4 and 5's roles.
+        let (first, second) = if ack_middle {
+            h.send(SpaceId::Data, 4, ms(700));
+            (4, 5)
+        } else {
+            (3, 4)
+        };
+        h.send(SpaceId::Data, second, ms(1300));
+        h.send(SpaceId::Data, second + 1, ms(1310));
+        let ranges: Vec<_> = if ack_middle {
+            vec![second + 1..=second + 1, first..=first]
+        } else {
+            vec![second + 1..=second + 1]
+        };
+        let out = h.ack(SpaceId::Data, ms(1410), &ranges);
+        assert_eq!(pns(&out.lost), [1, 2, 3]);
+        assert!(!out.persistent_congestion);
+        assert_eq!(h.d.timer(), Some(h.at(us(1_412_500))));
+        let out = h.timeout(us(1_412_500));
+        assert_eq!(pns(&out.lost), [second]);
+        out.persistent_congestion
+    };
+    assert!(run(false), "run 1..=4 spans 200..1300 ms > 825 ms");
+    assert!(!run(true), "the acknowledgment of 4 splits 1..=3 from 5");
+}
+
+#[test]
+fn persistent_congestion_needs_prior_rtt_sample_and_other_spaces() {
+    // No RTT sample before the losses: the period cannot start before the first sample,
+    // which is taken by the very ACK that declares them lost.
+    let mut h = Harness::new(true, true);
+    for pn in 1..=7 {
+        h.send(SpaceId::Data, pn, ms(200 * pn));
+    }
+    h.send(SpaceId::Data, 8, ms(1500));
+    let out = h.ack(SpaceId::Data, ms(1600), &[8..=8]);
+    assert_eq!(out.lost.len(), 7);
+    assert!(!out.persistent_congestion);
+
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-7.6.2
+    //= type=test
+    //# Since network congestion is not affected by packet number spaces,
+    //# persistent congestion SHOULD consider packets sent across packet
+    //# number spaces.
+    let mut h = pc_setup();
+    h.send(SpaceId::Handshake, 0, ms(700));
+    h.ack(SpaceId::Handshake, ms(800), &[0..=0]);
+    let out = h.ack(SpaceId::Data, ms(1600), &[8..=8]);
+    assert_eq!(out.lost.len(), 7);
+    assert!(!out.persistent_congestion, "a Handshake packet sent mid-run was acknowledged");
+}
+
+#[test]
+fn ecn_validation_and_ce_signal() {
+    let mut h = Harness::new(true, true);
+    assert_eq!(h.d.ecn_marking(), Ecn::Ect0);
+    for pn in 0..3 {
+        let ecn = h.d.ecn_marking();
+        h.send_with(SpaceId::Data, SentPacket::new(pn, h.at(ms(pn)), 1000, pn).with_ecn(ecn));
+    }
+    h.cc.take();
+    let counts = |ect0: u32, ce: u32| EcnCounts {
+        ect0: ect0.into(),
+        ect1: crate::VarInt::ZERO,
+        ce: ce.into(),
+    };
+    let out = h.ack_full(SpaceId::Data, ms(100), &[0..=2], ms(0), Some(counts(2, 1))).unwrap();
+    assert_eq!(h.d.ecn_state(), EcnState::Capable);
+    assert_eq!(out.ce_increase, 1);
+    assert_eq!(h.cc.take()[0], Ev::Congestion { time_sent: h.at(ms(2)) });
+    // Next marked packet acknowledged without counts: validation fails, marking stops.
+    let ecn = h.d.ecn_marking();
+    h.send_with(SpaceId::Data, SentPacket::new(3, h.at(ms(200)), 1000, 3).with_ecn(ecn));
+    h.ack(SpaceId::Data, ms(300), &[3..=3]);
+    assert_eq!(h.d.ecn_state(), EcnState::Failed);
+    assert_eq!(h.d.ecn_marking(), Ecn::NotEct);
+}
+
+#[test]
+fn app_limited_passed_to_controller_and_retry_resets() {
+    let mut h = Harness::new(false, false);
+    h.send(SpaceId::Initial, 0, ms(0));
+    h.send(SpaceId::Initial, 1, ms(0));
+    h.cc.take();
+    let info = AckInfo { largest: 0, ack_delay: ms(0), ranges: [0..=0], ecn: None };
+    h.d.on_ack_received(h.at(ms(50)), SpaceId::Initial, info, true, &mut h.cc).unwrap();
+    assert_eq!(h.cc.take(), [Ev::Acked { time_sent: h.t0, bytes: 1000, app_limited: true }]);
+    let resend = h.d.on_retry();
+    assert_eq!(pns(&resend), [1]);
+    assert_eq!(h.d.bytes_in_flight(), 0);
+    assert_eq!(h.d.timer(), None);
+    assert!(h.d.largest_acked(SpaceId::Initial).is_none());
+    // Packet numbers keep growing after a Retry.
+    let p = SentPacket::new(1, h.at(ms(60)), 1200, 1);
+    assert!(h.d.on_packet_sent(SpaceId::Initial, p, &mut h.cc).is_err());
+    h.send(SpaceId::Initial, 2, ms(60));
+    assert_eq!(h.cc.take(), [Ev::Sent { bytes: 1000, in_flight_before: 0 }]);
+}
