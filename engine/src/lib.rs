@@ -12,6 +12,8 @@
 //!   key update, and TLS 1.3 through rustls's QUIC API.
 //! - [`streams`]: stream state machines, reassembly, flow control with window auto-tuning,
 //!   stream limits and the send scheduler (RFC 9000 §2-§4).
+//! - [`recovery`], [`congestion`]: RTT estimation, ACK tracking, loss detection, PTO and ECN
+//!   validation (RFC 9002 §5-6); NewReno, CUBIC with HyStart++, and pacing (RFC 9002 §7).
 //!
 //! The core is sans-IO: it never reads the clock or touches a socket; time comes in as an argument.
 
@@ -20,10 +22,12 @@
 
 pub mod cid;
 pub mod coding;
+pub mod congestion;
 pub mod crypto;
 pub mod error;
 pub mod frame;
 pub mod packet;
+pub mod recovery;
 pub mod streams;
 pub mod transport_params;
 pub mod varint;
