@@ -22,6 +22,10 @@ pub const DEFAULT_SESSION_CACHE_SIZE: usize = 256;
 /// connection: RFC 9001 §4.5 says clients SHOULD NOT reuse tickets).
 pub const DEFAULT_TICKETS_PER_CONNECTION: usize = 2;
 
+/// Resumption sessions a server keeps in memory when 0-RTT is on (single-use, stateful
+/// tickets). Memory: a few hundred bytes per entry.
+pub const DEFAULT_SERVER_SESSION_CACHE_SIZE: usize = 4096;
+
 /// A configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -378,6 +382,7 @@ impl TlsServerConfig {
             keylog: KeyLogTarget::Disabled,
             early_data: false,
             tickets: DEFAULT_TICKETS_PER_CONNECTION,
+            session_cache_size: DEFAULT_SERVER_SESSION_CACHE_SIZE,
         }
     }
 
@@ -403,8 +408,10 @@ impl TlsServerConfig {
 /// Builds a [`TlsServerConfig`].
 ///
 /// Defaults: TLS 1.3 only; ciphers [`Cipher::ALL`]; no client authentication; no ALPN (at least
-/// one must be set); stateless session tickets (aws-lc-rs ticketer, rotated every 6 hours)
-/// with [`DEFAULT_TICKETS_PER_CONNECTION`] tickets per connection; 0-RTT off; key logging off.
+/// one must be set); session tickets on, [`DEFAULT_TICKETS_PER_CONNECTION`] per connection:
+/// stateless (aws-lc-rs ticketer, key rotated every 6 hours, no server memory) while 0-RTT is
+/// off, stateful and single-use (an in-memory cache of [`DEFAULT_SERVER_SESSION_CACHE_SIZE`]
+/// sessions) when 0-RTT is on; 0-RTT off; key logging off.
 #[derive(Debug)]
 pub struct ServerConfigBuilder {
     cert_chain: Vec<CertificateDer<'static>>,
@@ -414,6 +421,7 @@ pub struct ServerConfigBuilder {
     keylog: KeyLogTarget,
     early_data: bool,
     tickets: usize,
+    session_cache_size: usize,
 }
 
 impl ServerConfigBuilder {
@@ -439,7 +447,8 @@ impl ServerConfigBuilder {
     }
 
     /// Accept 0-RTT on resumed sessions (default off). Tickets then carry
-    /// max_early_data_size = 0xffffffff, the QUIC sentinel.
+    /// max_early_data_size = 0xffffffff, the QUIC sentinel, and become stateful and single-use
+    /// (TLS 1.3's anti-replay for early data): the server remembers issued sessions.
     pub fn enable_early_data(mut self, on: bool) -> Self {
         self.early_data = on;
         self
@@ -449,6 +458,13 @@ impl ServerConfigBuilder {
     /// resumption off). Each costs one NewSessionTicket in 1-RTT CRYPTO frames.
     pub fn session_tickets(mut self, per_connection: usize) -> Self {
         self.tickets = per_connection;
+        self
+    }
+
+    /// Sessions remembered when 0-RTT is on (default [`DEFAULT_SERVER_SESSION_CACHE_SIZE`]; the
+    /// oldest are evicted first).
+    pub fn session_cache_size(mut self, entries: usize) -> Self {
+        self.session_cache_size = entries;
         self
     }
 
@@ -476,7 +492,16 @@ impl ServerConfigBuilder {
         //# max_early_data_size field set to any value other than 0xffffffff.
         config.max_early_data_size = if self.early_data { u32::MAX } else { 0 };
         config.send_tls13_tickets = self.tickets;
-        if self.tickets > 0 {
+        if self.tickets > 0 && self.early_data {
+            //= https://www.rfc-editor.org/rfc/rfc9001#section-9.2
+            //# Endpoints MUST implement and use the replay protections described in
+            //# [TLS13], however it is recognized that these protections are
+            //# imperfect.
+            // Single-use tickets (RFC 8446 §8.1): each session is removed from the cache when
+            // a resumption consumes it, so a replayed ClientHello cannot get its 0-RTT accepted.
+            config.session_storage =
+                rustls::server::ServerSessionMemoryCache::new(self.session_cache_size);
+        } else if self.tickets > 0 {
             config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
         }
         Ok(TlsServerConfig { inner: Arc::new(config) })

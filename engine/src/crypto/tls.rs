@@ -76,8 +76,8 @@ impl From<CryptoError> for TlsError {
 pub enum KeyChange {
     /// Handshake keys: both directions.
     Handshake(Keys),
-    /// 1-RTT keys (generation 0) with the key-update machinery.
-    OneRtt(OneRttKeys),
+    /// 1-RTT keys (generation 0) with the key-update machinery (boxed: it is large).
+    OneRtt(Box<OneRttKeys>),
 }
 
 /// The result of one [`TlsSession::write_hs`] call.
@@ -309,7 +309,7 @@ impl TlsSession {
                 let cipher = self.cipher()?;
                 self.write_level = Level::OneRtt;
                 self.has_one_rtt_keys = true;
-                Some(KeyChange::OneRtt(OneRttKeys::from_rustls(cipher, keys, next)?))
+                Some(KeyChange::OneRtt(Box::new(OneRttKeys::from_rustls(cipher, keys, next)?)))
             }
         };
         Ok(HandshakeWrite { level, keys })

@@ -10,4 +10,6 @@ pub(crate) fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+mod handshake;
+mod key_update;
 mod vectors;
