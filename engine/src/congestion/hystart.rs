@@ -107,7 +107,7 @@ mod tests {
 
     /// Round `idx` (rounds are 100 ms apart): `acks` ACKs 1 ms apart, each acknowledging
     /// `per_ack` packets sent 50 ms before the round began (so after the previous round
-    /// began), all with RTT sample `rtt`. Returns the last step.
+    /// began), all with RTT sample `rtt`. Returns the last step (stopping at an exit).
     fn round(
         h: &mut HyStart,
         t0: Instant,
@@ -121,6 +121,9 @@ mod tests {
         for i in 0..acks {
             for _ in 0..per_ack {
                 step = h.on_ack(start + ms(i), start - ms(50), Some(rtt));
+                if step == Step::Exit {
+                    return step;
+                }
             }
         }
         step

@@ -6,14 +6,19 @@ use std::time::{Duration, Instant};
 
 use peregrine_datapath::Ecn;
 
+mod detect;
+mod timer;
+mod types;
+
+pub use types::{AckInfo, AckOutcome, LossConfig, Probe, TimeoutOutcome};
+
 use super::ecn::{AckEcn, Counts, EcnState, EcnValidator};
-use super::persistent::{self, LostInfo, Run};
-use super::rtt::{RttEstimator, INITIAL_RTT};
-use super::sent::{SentLedger, SentPacket, Slot};
+use super::persistent::Run;
+use super::rtt::RttEstimator;
+use super::sent::{SentLedger, SentPacket};
 use super::SpaceId;
 use crate::congestion::Controller;
 use crate::error::Error;
-use crate::frame::{Ack, AckRanges, EcnCounts};
 
 //= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.1
 //# The RECOMMENDED initial value for the packet reordering threshold
@@ -33,119 +38,6 @@ const MAX_PTO_EXPONENT: u32 = 16;
 //# single lost datagram or to transmit data from multiple packet number
 //# spaces.
 const PTO_PROBES: u8 = 2;
-
-/// Loss detection settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LossConfig {
-    /// Whether this endpoint is the server (servers never arm the anti-deadlock PTO).
-    pub is_server: bool,
-    /// The peer's max_ack_delay transport parameter. Default 25 ms until known.
-    pub max_ack_delay: Duration,
-    /// RTT assumed before the first sample. Default 333 ms ([`INITIAL_RTT`]).
-    pub initial_rtt: Duration,
-    /// kPacketThreshold; values below 3 are raised to 3. Default 3.
-    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.1
-    //# In order to remain similar to TCP,
-    //# implementations SHOULD NOT use a packet threshold less than 3; see
-    //# [RFC5681].
-    pub packet_threshold: u64,
-    /// Whether to attempt ECN on this path. Default true.
-    pub ecn: bool,
-}
-
-impl Default for LossConfig {
-    fn default() -> Self {
-        Self {
-            is_server: false,
-            max_ack_delay: Duration::from_millis(25),
-            initial_rtt: INITIAL_RTT,
-            packet_threshold: PACKET_THRESHOLD,
-            ecn: true,
-        }
-    }
-}
-
-/// A received ACK frame, decoded: `ranges` are `smallest..=largest`, largest first.
-#[derive(Clone, Debug)]
-pub struct AckInfo<R> {
-    /// Largest Acknowledged.
-    pub largest: u64,
-    /// ACK Delay, decoded with the peer's ack_delay_exponent.
-    pub ack_delay: Duration,
-    /// The acknowledged ranges.
-    pub ranges: R,
-    /// ECN counts (frame type 0x03).
-    pub ecn: Option<EcnCounts>,
-}
-
-impl<'a> AckInfo<AckRanges<'a>> {
-    /// From a decoded frame; `ack_delay_exponent` is the peer's transport parameter.
-    pub fn from_frame(ack: &Ack<'a>, ack_delay_exponent: u8) -> Self {
-        Self {
-            largest: ack.largest(),
-            ack_delay: Duration::from_micros(ack.ack_delay_micros(ack_delay_exponent)),
-            ranges: ack.ranges(),
-            ecn: ack.ecn(),
-        }
-    }
-}
-
-/// What processing an ACK found. The new timer is [`LossDetector::timer`].
-#[derive(Debug)]
-pub struct AckOutcome<T> {
-    /// Newly acknowledged packets, by packet number.
-    pub acked: Vec<SentPacket<T>>,
-    /// Packets declared lost, by packet number: retransmit what they carried.
-    pub lost: Vec<SentPacket<T>>,
-    /// Whether persistent congestion was established (the controller was collapsed).
-    pub persistent_congestion: bool,
-    /// Whether the ACK produced an RTT sample.
-    pub rtt_sample: bool,
-    /// Increase of the peer's CE count treated as a congestion signal.
-    pub ce_increase: u64,
-}
-
-impl<T> Default for AckOutcome<T> {
-    fn default() -> Self {
-        Self {
-            acked: Vec::new(),
-            lost: Vec::new(),
-            persistent_congestion: false,
-            rtt_sample: false,
-            ce_increase: 0,
-        }
-    }
-}
-
-/// Probe packets to send after a PTO.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Probe {
-    /// The space to probe.
-    pub space: SpaceId,
-    /// How many ack-eliciting packets to send, bypassing the congestion window (RFC 9002
-    /// §7.5): new data if possible, else retransmitted data, else a PING.
-    pub packets: u8,
-    /// The client's anti-deadlock probe (RFC 9002 §6.2.2.1): a Handshake packet, or an Initial
-    /// in a datagram padded to at least 1200 bytes.
-    pub anti_deadlock: bool,
-}
-
-/// What a loss detection timeout did.
-#[derive(Debug)]
-pub struct TimeoutOutcome<T> {
-    /// Packets declared lost by the time threshold.
-    pub lost: Vec<SentPacket<T>>,
-    /// Whether persistent congestion was established.
-    pub persistent_congestion: bool,
-    /// Probes to send, when the PTO fired.
-    pub probe: Option<Probe>,
-}
-
-impl<T> Default for TimeoutOutcome<T> {
-    fn default() -> Self {
-        Self { lost: Vec::new(), persistent_congestion: false, probe: None }
-    }
-}
 
 #[derive(Debug)]
 struct Space<T> {
@@ -571,173 +463,7 @@ impl<T> LossDetector<T> {
     fn any_ack_eliciting_in_flight(&self) -> bool {
         self.spaces.iter().any(|s| s.sent.ack_eliciting_in_flight() > 0)
     }
-
-    /// DetectAndRemoveLostPackets (RFC 9002 Appendix A.10), with persistent congestion.
-    fn detect_lost(&mut self, now: Instant, space: SpaceId) -> (Vec<SentPacket<T>>, bool) {
-        let others: Vec<Instant> = SpaceId::ALL
-            .iter()
-            .filter(|&&s| s != space)
-            .filter_map(|&s| self.spaces[s.index()].max_acked_time_sent)
-            .collect();
-        let loss_delay = self.rtt.loss_delay();
-        let pc_duration = persistent::duration(&self.rtt, self.config.max_ack_delay);
-        let first_sample = self.rtt.first_sample_time();
-        let threshold = self.config.packet_threshold;
-        let sp = &mut self.spaces[space.index()];
-        sp.loss_time = None;
-        let Some(largest_acked) = sp.largest_acked else {
-            return (Vec::new(), false);
-        };
-        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.2
-        //# Once a later packet within the same packet number space has been
-        //# acknowledged, an endpoint SHOULD declare an earlier packet lost if it
-        //# was sent a threshold amount of time in the past.
-        let lost_send_time = now.checked_sub(loss_delay);
-        let mut lost_pns = Vec::new();
-        let mut pc = false;
-        let mut last_acked = sp.sent.last_compacted_acked;
-        for pn in sp.sent.held_range(0, largest_acked) {
-            let p = match sp.sent.slot(pn) {
-                Some(Slot::Sent(p)) => p,
-                Some(Slot::Acked) => {
-                    last_acked = Some(pn);
-                    continue;
-                }
-                _ => continue,
-            };
-            let by_time = lost_send_time.is_some_and(|t| p.time_sent <= t);
-            let by_count = largest_acked >= pn.saturating_add(threshold);
-            if by_time || by_count {
-                lost_pns.push(pn);
-                let info = LostInfo {
-                    pn,
-                    time_sent: p.time_sent,
-                    ack_eliciting: p.ack_eliciting,
-                    acked_since_run: sp
-                        .pc_run
-                        .is_some_and(|r| last_acked.is_some_and(|a| a > r.last_pn)),
-                };
-                let others_acked_after = |start: Instant| others.iter().any(|&t| t > start);
-                pc |= persistent::on_lost(
-                    &mut sp.pc_run,
-                    info,
-                    first_sample,
-                    pc_duration,
-                    others_acked_after,
-                );
-            } else {
-                //= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.2
-                //# If packets sent prior to the largest acknowledged packet cannot yet
-                //# be declared lost, then a timer SHOULD be set for the remaining time.
-                let t = p.time_sent + loss_delay;
-                sp.loss_time = Some(sp.loss_time.map_or(t, |l| l.min(t)));
-            }
-        }
-        let lost = lost_pns.into_iter().filter_map(|pn| sp.sent.take(pn, false)).collect();
-        (lost, pc)
-    }
-
-    /// OnPacketsLost (RFC 9002 Appendix B.8).
-    fn on_packets_lost(
-        &mut self,
-        now: Instant,
-        lost: &[SentPacket<T>],
-        persistent_congestion: bool,
-        cc: &mut dyn Controller,
-    ) {
-        let marked = lost.iter().filter(|p| p.ecn != Ecn::NotEct).count() as u64;
-        if marked > 0 {
-            self.ecn.on_marked_lost(marked);
-        }
-        let last_loss = lost.iter().filter(|p| p.in_flight).map(|p| p.time_sent).max();
-        if let Some(sent) = last_loss {
-            cc.on_congestion_event(now, sent);
-        }
-        if persistent_congestion {
-            //= https://www.rfc-editor.org/rfc/rfc9002#section-7.6.2
-            //# When persistent congestion is declared, the sender's congestion
-            //# window MUST be reduced to the minimum congestion window
-            //# (kMinimumWindow), similar to a TCP sender's response on an RTO
-            //# [RFC5681].
-            cc.on_persistent_congestion(now);
-            self.rtt.on_persistent_congestion();
-        }
-    }
-
-    /// GetLossTimeAndSpace: the earliest time-threshold loss timer.
-    fn loss_time_and_space(&self) -> Option<(Instant, SpaceId)> {
-        SpaceId::ALL
-            .iter()
-            .filter_map(|&s| self.spaces[s.index()].loss_time.map(|t| (t, s)))
-            .min_by_key(|&(t, _)| t)
-    }
-
-    /// GetPtoTimeAndSpace (RFC 9002 Appendix A.8).
-    fn pto_time_and_space(&self, now: Instant) -> Option<(Instant, SpaceId)> {
-        let backoff = 1u32 << self.pto_count.min(MAX_PTO_EXPONENT);
-        let duration = self.rtt.pto_base().saturating_mul(backoff);
-        if !self.any_ack_eliciting_in_flight() {
-            // Anti-deadlock PTO, from now.
-            let space = if self.has_handshake_keys { SpaceId::Handshake } else { SpaceId::Initial };
-            return now.checked_add(duration).map(|t| (t, space));
-        }
-        let mut best: Option<(Instant, SpaceId)> = None;
-        for space in SpaceId::ALL {
-            let sp = &self.spaces[space.index()];
-            if sp.sent.ack_eliciting_in_flight() == 0 {
-                continue;
-            }
-            let mut d = duration;
-            if space == SpaceId::Data {
-                //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
-                //# An endpoint MUST NOT set its PTO timer for the Application Data
-                //# packet number space until the handshake is confirmed.
-                if !self.handshake_confirmed {
-                    break;
-                }
-                d = d.saturating_add(self.config.max_ack_delay.saturating_mul(backoff));
-            }
-            let Some(t) = sp.last_ack_eliciting.and_then(|l| l.checked_add(d)) else {
-                continue;
-            };
-            //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
-            //# When ack-eliciting packets in multiple packet number spaces are in
-            //# flight, the timer MUST be set to the earlier value of the Initial and
-            //# Handshake packet number spaces.
-            if best.is_none_or(|(b, _)| t < b) {
-                best = Some((t, space));
-            }
-        }
-        best
-    }
-
-    /// SetLossDetectionTimer (RFC 9002 Appendix A.8).
-    fn set_timer(&mut self, now: Instant) {
-        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
-        //# The PTO timer MUST NOT be set if a timer is set for time threshold
-        //# loss detection; see Section 6.1.2.
-        if let Some((t, _)) = self.loss_time_and_space() {
-            self.timer = Some(t);
-            return;
-        }
-        if self.amplification_limited {
-            self.timer = None;
-            return;
-        }
-        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
-        //# That is,
-        //# the client MUST set the PTO timer if the client has not received an
-        //# acknowledgment for any of its Handshake packets and the handshake is
-        //# not confirmed (see Section 4.1.2 of [QUIC-TLS]), even if there are no
-        //# packets in flight.
-        if !self.any_ack_eliciting_in_flight() && self.peer_completed_address_validation() {
-            self.timer = None;
-            return;
-        }
-        self.timer = self.pto_time_and_space(now).map(|(t, _)| t);
-    }
 }
 
 #[cfg(test)]
-#[path = "loss_tests.rs"]
 mod tests;
