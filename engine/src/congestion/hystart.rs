@@ -1,5 +1,4 @@
-//! HyStart++ (RFC 9406): leaves the initial slow start on a sustained RTT rise, through a
-//! Conservative Slow Start phase, before the bottleneck queue overflows.
+//! HyStart++ (RFC 9406): leave the initial slow start on a sustained RTT rise, via CSS.
 
 use std::time::{Duration, Instant};
 

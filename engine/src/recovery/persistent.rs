@@ -1,5 +1,4 @@
-//! Persistent congestion: a run of lost packets spanning more than the persistent congestion
-//! duration with nothing acknowledged in between (RFC 9002 §7.6).
+//! Persistent congestion: a long enough run of lost packets, nothing acknowledged (RFC 9002 §7.6).
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,4 @@
-//! A bounded set of packet numbers stored as disjoint ranges, with a floor below which numbers are
-//! forgotten (RFC 9000 §13.2.3).
+//! A bounded set of packet numbers as disjoint ranges above a rising floor (RFC 9000 §13.2.3).
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
@@ -241,7 +240,10 @@ mod tests {
         /// With a small bound, the set never holds more than `max` ranges, everything it
         /// holds was inserted, and every inserted value at or above the floor is held.
         #[test]
-        fn bounded_invariants(values in proptest::collection::vec(0u64..500, 0..400), max in 1usize..8) {
+        fn bounded_invariants(
+            values in proptest::collection::vec(0u64..500, 0..400),
+            max in 1usize..8,
+        ) {
             let mut s = RangeSet::new(max);
             let mut model = BTreeSet::new();
             for &v in &values {

@@ -1,5 +1,4 @@
-//! Declaring packets lost by packet and time threshold, with persistent congestion
-//! (RFC 9002 §6.1, §7.6, Appendix A.10 and B.8).
+//! Declaring packets lost by packet and time threshold, and persistent congestion (RFC 9002 §6.1).
 
 use std::time::Instant;
 
@@ -18,11 +17,14 @@ impl<T> LossDetector<T> {
         now: Instant,
         space: SpaceId,
     ) -> (Vec<SentPacket<T>>, bool) {
-        let others: Vec<Instant> = SpaceId::ALL
-            .iter()
-            .filter(|&&s| s != space)
-            .filter_map(|&s| self.spaces[s.index()].max_acked_time_sent)
-            .collect();
+        // Latest send time of an acknowledged packet in each other space.
+        let others: [Option<Instant>; 3] = SpaceId::ALL.map(|s| {
+            if s == space {
+                None
+            } else {
+                self.spaces[s.index()].max_acked_time_sent
+            }
+        });
         let loss_delay = self.rtt.loss_delay();
         let pc_duration = persistent::duration(&self.rtt, self.config.max_ack_delay);
         let first_sample = self.rtt.first_sample_time();
@@ -61,7 +63,8 @@ impl<T> LossDetector<T> {
                         .pc_run
                         .is_some_and(|r| last_acked.is_some_and(|a| a > r.last_pn)),
                 };
-                let others_acked_after = |start: Instant| others.iter().any(|&t| t > start);
+                let others_acked_after =
+                    |start: Instant| others.iter().flatten().any(|&t| t > start);
                 pc |= persistent::on_lost(
                     &mut sp.pc_run,
                     info,

@@ -1,5 +1,4 @@
-//! Sender-side loss detection for the three spaces of a path: ACK processing, packet and time
-//! threshold losses, the loss/PTO timer, persistent congestion and ECN (RFC 9002 §6-7, App. A).
+//! Sender-side loss detection of a path, all three spaces (RFC 9002 §6-7, Appendix A).
 
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};

@@ -1,5 +1,4 @@
-//! The single loss detection timer: time-threshold loss, PTO and the anti-deadlock PTO
-//! (RFC 9002 Appendix A.8).
+//! The loss detection timer: time-threshold loss, PTO, anti-deadlock PTO (RFC 9002 App. A.8).
 
 use std::time::Instant;
 
