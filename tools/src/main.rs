@@ -1,1 +1,68 @@
-fn main() {}
+//! The `peregrine` command: serve, fetch, benchmark and tune.
+//!
+//! Today it runs the raw datapath benchmark (`datapath-bench`); QUIC `perf`, `server` and
+//! `client` arrive with the runtime. Every user error ends in a one-line message on stderr and
+//! a non-zero exit code, never a panic.
+
+mod datapath_bench;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Peregrine: a kernel-bypass, high-throughput QUIC endpoint.
+#[derive(Parser, Debug)]
+#[command(name = "peregrine", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Raw UDP datapath throughput over loopback, with and without GSO/GRO (no QUIC).
+    DatapathBench(datapath_bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return report_clap_error(e),
+    };
+    let result = match cli.command {
+        Command::DatapathBench(args) => datapath_bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("peregrine: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints help and version as clap renders them; every other parse error as one line.
+fn report_clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let line = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("peregrine: {line} (see --help)");
+            ExitCode::from(2)
+        }
+    }
+}

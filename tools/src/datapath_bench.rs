@@ -1,0 +1,133 @@
+//! `peregrine datapath-bench`: raw UDP loopback throughput through the datapath, GSO/GRO on/off.
+
+use peregrine_benches::{udp_loopback_throughput, LoopbackBenchConfig, LoopbackBenchResult};
+use std::time::Duration;
+
+/// Arguments of `peregrine datapath-bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Payload size of each datagram in bytes (1..=65507).
+    #[arg(long, default_value_t = 1200)]
+    payload: usize,
+    /// Datagrams per case (the case also stops after --duration).
+    #[arg(long, default_value_t = 400_000)]
+    datagrams: u64,
+    /// Longest time per case, in seconds (0.1..=600).
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Which cases to run: all, gso-gro, gso, none.
+    #[arg(long, default_value = "all")]
+    mode: String,
+    /// Use ::1 instead of 127.0.0.1.
+    #[arg(long)]
+    ipv6: bool,
+    /// Print one JSON object per case instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the selected cases and prints one line (or JSON object) per case.
+pub fn run(args: &Args) -> Result<(), String> {
+    if args.payload == 0 || args.payload > peregrine_datapath::udp::MAX_UDP_PAYLOAD {
+        return Err(format!(
+            "--payload must be 1..={} bytes, got {}",
+            peregrine_datapath::udp::MAX_UDP_PAYLOAD,
+            args.payload
+        ));
+    }
+    if !(0.1..=600.0).contains(&args.duration) {
+        return Err(format!("--duration must be 0.1..=600 seconds, got {}", args.duration));
+    }
+    if args.datagrams == 0 {
+        return Err("--datagrams must be at least 1".into());
+    }
+    let cases: &[(&str, bool, bool)] = match args.mode.as_str() {
+        "all" => &[("gso-gro", true, true), ("gso", true, false), ("none", false, false)],
+        "gso-gro" => &[("gso-gro", true, true)],
+        "gso" => &[("gso", true, false)],
+        "none" => &[("none", false, false)],
+        other => return Err(format!("--mode must be all, gso-gro, gso or none, got '{other}'")),
+    };
+    if !args.json {
+        println!(
+            "peregrine datapath-bench: {} B UDP payloads over {}, up to {} datagrams or {:.1} s per case",
+            args.payload,
+            if args.ipv6 { "::1" } else { "127.0.0.1" },
+            args.datagrams,
+            args.duration
+        );
+    }
+    let mut results = Vec::new();
+    for &(name, gso, gro) in cases {
+        let cfg = LoopbackBenchConfig {
+            payload: args.payload,
+            gso,
+            gro,
+            datagrams: args.datagrams,
+            duration: Duration::from_secs_f64(args.duration),
+            ipv6: args.ipv6,
+            ..LoopbackBenchConfig::default()
+        };
+        let r = udp_loopback_throughput(&cfg).map_err(|e| format!("case {name}: {e}"))?;
+        if args.json {
+            println!("{}", to_json(name, &r));
+        } else {
+            print_case(name, &r);
+        }
+        results.push((name, r));
+    }
+    if !args.json && results.len() > 1 {
+        let base = results.last().map(|(_, r)| r.gbit_per_sec).unwrap_or(0.0);
+        if base > 0.0 {
+            for (name, r) in &results[..results.len() - 1] {
+                println!("  {name:>8} / none: {:.2}x", r.gbit_per_sec / base);
+            }
+        }
+    }
+    if let Some((name, r)) = results.iter().find(|(_, r)| r.received == 0) {
+        return Err(format!("case {name}: nothing was received ({} sent)", r.sent));
+    }
+    Ok(())
+}
+
+fn print_case(name: &str, r: &LoopbackBenchResult) {
+    println!(
+        "  {name:>8}: {:>6.2} Gbit/s  {:>9.0} datagrams/s  sent {} received {} lost {} corrupt {}  \
+         {:.1} datagrams per rx buffer  syscalls tx {} rx {}",
+        r.gbit_per_sec,
+        r.packets_per_sec,
+        r.sent,
+        r.received,
+        r.lost,
+        r.corrupt,
+        r.received as f64 / r.rx_buffers.max(1) as f64,
+        r.tx_syscalls,
+        r.rx_syscalls,
+    );
+    for (side, caps) in [("tx", &r.tx_caps), ("rx", &r.rx_caps)] {
+        for m in &caps.missing {
+            println!("            {side} capability missing: {m}");
+        }
+    }
+}
+
+fn to_json(name: &str, r: &LoopbackBenchResult) -> serde_json::Value {
+    serde_json::json!({
+        "case": name,
+        "payload": r.config.payload,
+        "gso": r.tx_caps.gso,
+        "gro": r.rx_caps.gro,
+        "elapsed_s": r.elapsed.as_secs_f64(),
+        "sent": r.sent,
+        "received": r.received,
+        "lost": r.lost,
+        "corrupt": r.corrupt,
+        "reordered": r.reordered,
+        "bytes_received": r.bytes_received,
+        "packets_per_sec": r.packets_per_sec,
+        "gbit_per_sec": r.gbit_per_sec,
+        "tx_syscalls": r.tx_syscalls,
+        "rx_syscalls": r.rx_syscalls,
+        "missing": r.tx_caps.missing.iter().chain(&r.rx_caps.missing).collect::<Vec<_>>(),
+    })
+}
