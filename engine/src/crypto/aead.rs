@@ -33,6 +33,22 @@ pub struct AeadLimits {
     pub integrity: u64,
 }
 
+/// AES-GCM confidentiality limit: packets sealed per key (RFC 9001 §6.6).
+pub const AES_GCM_CONFIDENTIALITY_LIMIT: u64 = 1 << 23;
+/// AES-GCM integrity limit: forged packets per connection (RFC 9001 §6.6).
+pub const AES_GCM_INTEGRITY_LIMIT: u64 = 1 << 52;
+/// ChaCha20-Poly1305 confidentiality limit: none that a connection can reach (RFC 9001 §6.6
+/// puts it above 2^62 packets), so `u64::MAX`.
+pub const CHACHA20_CONFIDENTIALITY_LIMIT: u64 = u64::MAX;
+/// ChaCha20-Poly1305 integrity limit: forged packets per connection (RFC 9001 §6.6).
+pub const CHACHA20_INTEGRITY_LIMIT: u64 = 1 << 36;
+/// AES-GCM confidentiality limit when no packet exceeds [`SMALL_PACKET_MAX`] bytes (RFC 9001
+/// Appendix B.1.1).
+pub const AES_GCM_SMALL_PACKET_CONFIDENTIALITY_LIMIT: u64 = 1 << 28;
+/// AES-GCM integrity limit when no packet over [`SMALL_PACKET_MAX`] bytes is ever opened (RFC
+/// 9001 Appendix B.1.2).
+pub const AES_GCM_SMALL_PACKET_INTEGRITY_LIMIT: u64 = 1 << 57;
+
 /// Largest packet size for which the higher "small packet" limits of RFC 9001 Appendix B apply.
 pub const SMALL_PACKET_MAX: usize = 1 << 11;
 
@@ -92,12 +108,14 @@ impl Cipher {
     /// The RFC 9001 §6.6 limits, valid for packets of any size (up to 2^16 bytes).
     pub const fn limits(self) -> AeadLimits {
         match self {
-            Cipher::Aes128Gcm | Cipher::Aes256Gcm => {
-                AeadLimits { confidentiality: 1 << 23, integrity: 1 << 52 }
-            }
-            Cipher::ChaCha20Poly1305 => {
-                AeadLimits { confidentiality: u64::MAX, integrity: 1 << 36 }
-            }
+            Cipher::Aes128Gcm | Cipher::Aes256Gcm => AeadLimits {
+                confidentiality: AES_GCM_CONFIDENTIALITY_LIMIT,
+                integrity: AES_GCM_INTEGRITY_LIMIT,
+            },
+            Cipher::ChaCha20Poly1305 => AeadLimits {
+                confidentiality: CHACHA20_CONFIDENTIALITY_LIMIT,
+                integrity: CHACHA20_INTEGRITY_LIMIT,
+            },
         }
     }
 
@@ -111,7 +129,10 @@ impl Cipher {
     pub const fn limits_for_max_packet_size(self, max_packet_size: usize) -> AeadLimits {
         match self {
             Cipher::Aes128Gcm | Cipher::Aes256Gcm if max_packet_size <= SMALL_PACKET_MAX => {
-                AeadLimits { confidentiality: 1 << 28, integrity: 1 << 57 }
+                AeadLimits {
+                    confidentiality: AES_GCM_SMALL_PACKET_CONFIDENTIALITY_LIMIT,
+                    integrity: AES_GCM_SMALL_PACKET_INTEGRITY_LIMIT,
+                }
             }
             _ => self.limits(),
         }

@@ -14,6 +14,7 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::aead::Cipher;
 use super::provider::crypto_provider_arc;
+use super::Version;
 
 /// Sessions a client remembers for resumption (and 0-RTT) by default.
 pub const DEFAULT_SESSION_CACHE_SIZE: usize = 256;
@@ -207,9 +208,13 @@ impl ServerCertVerifier for SkipServerVerification {
 
 /// A QUIC client's TLS configuration, shared by its connections. Build with
 /// [`TlsClientConfig::builder`].
+///
+/// It holds one rustls configuration per QUIC version, identical but for their session
+/// stores, so that a ticket from a v1 connection is never offered on a v2 one (RFC 9369 §5).
 #[derive(Clone, Debug)]
 pub struct TlsClientConfig {
-    pub(crate) inner: Arc<rustls::ClientConfig>,
+    v1: Arc<rustls::ClientConfig>,
+    v2: Arc<rustls::ClientConfig>,
 }
 
 impl TlsClientConfig {
@@ -218,9 +223,12 @@ impl TlsClientConfig {
         ClientConfigBuilder::default()
     }
 
-    /// The rustls configuration (read-only).
-    pub fn rustls(&self) -> &Arc<rustls::ClientConfig> {
-        &self.inner
+    /// The rustls configuration for connections of `version`.
+    pub fn rustls(&self, version: Version) -> &Arc<rustls::ClientConfig> {
+        match version {
+            Version::V1 => &self.v1,
+            Version::V2 => &self.v2,
+        }
     }
 }
 
@@ -351,20 +359,34 @@ impl ClientConfigBuilder {
         config.alpn_protocols = self.alpn;
         config.key_log = self.keylog.build()?;
         config.enable_early_data = self.early_data;
-        config.resumption = if self.session_cache_size == 0 {
-            Resumption::disabled()
-        } else {
-            Resumption::in_memory_sessions(self.session_cache_size)
+        let resumption = || {
+            if self.session_cache_size == 0 {
+                Resumption::disabled()
+            } else {
+                Resumption::in_memory_sessions(self.session_cache_size)
+            }
         };
-        Ok(TlsClientConfig { inner: Arc::new(config) })
+        //= https://www.rfc-editor.org/rfc/rfc9369#section-5
+        //# Clients MUST NOT use a
+        //# session ticket or token from a QUIC version 1 connection to initiate
+        //# a QUIC version 2 connection, and vice versa.
+        config.resumption = resumption();
+        let mut v2 = config.clone();
+        v2.resumption = resumption();
+        Ok(TlsClientConfig { v1: Arc::new(config), v2: Arc::new(v2) })
     }
 }
 
 /// A QUIC server's TLS configuration, shared by its connections. Build with
 /// [`TlsServerConfig::builder`].
+///
+/// It holds one rustls configuration per QUIC version, identical but for their session ticket
+/// keys (or session caches), so that a ticket issued on one version never resumes on the other
+/// (RFC 9369 §5).
 #[derive(Clone, Debug)]
 pub struct TlsServerConfig {
-    pub(crate) inner: Arc<rustls::ServerConfig>,
+    v1: Arc<rustls::ServerConfig>,
+    v2: Arc<rustls::ServerConfig>,
 }
 
 impl TlsServerConfig {
@@ -399,9 +421,12 @@ impl TlsServerConfig {
         Ok(Self::builder(chain, key))
     }
 
-    /// The rustls configuration (read-only).
-    pub fn rustls(&self) -> &Arc<rustls::ServerConfig> {
-        &self.inner
+    /// The rustls configuration for connections of `version`.
+    pub fn rustls(&self, version: Version) -> &Arc<rustls::ServerConfig> {
+        match version {
+            Version::V1 => &self.v1,
+            Version::V2 => &self.v2,
+        }
     }
 }
 
@@ -492,19 +517,27 @@ impl ServerConfigBuilder {
         //# max_early_data_size field set to any value other than 0xffffffff.
         config.max_early_data_size = if self.early_data { u32::MAX } else { 0 };
         config.send_tls13_tickets = self.tickets;
-        if self.tickets > 0 && self.early_data {
-            //= https://www.rfc-editor.org/rfc/rfc9001#section-9.2
-            //# Endpoints MUST implement and use the replay protections described in
-            //# [TLS13], however it is recognized that these protections are
-            //# imperfect.
-            // Single-use tickets (RFC 8446 §8.1): each session is removed from the cache when
-            // a resumption consumes it, so a replayed ClientHello cannot get its 0-RTT accepted.
-            config.session_storage =
-                rustls::server::ServerSessionMemoryCache::new(self.session_cache_size);
-        } else if self.tickets > 0 {
-            config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+        //= https://www.rfc-editor.org/rfc/rfc9369#section-5
+        //# Servers MUST validate the originating version of any session ticket
+        //# or token and not accept one issued from a different version.
+        // Each version gets its own ticket key (or session cache): a ticket from the other
+        // version does not decrypt (is not found), and the handshake falls back to a full one.
+        let mut v2 = config.clone();
+        for c in [&mut config, &mut v2] {
+            if self.tickets > 0 && self.early_data {
+                //= https://www.rfc-editor.org/rfc/rfc9001#section-9.2
+                //# Endpoints MUST implement and use the replay protections described in
+                //# [TLS13], however it is recognized that these protections are
+                //# imperfect.
+                // Single-use tickets (RFC 8446 §8.1): each session leaves the cache when a
+                // resumption consumes it, so a replayed ClientHello cannot get 0-RTT accepted.
+                c.session_storage =
+                    rustls::server::ServerSessionMemoryCache::new(self.session_cache_size);
+            } else if self.tickets > 0 {
+                c.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+            }
         }
-        Ok(TlsServerConfig { inner: Arc::new(config) })
+        Ok(TlsServerConfig { v1: Arc::new(config), v2: Arc::new(v2) })
     }
 }
 
@@ -535,7 +568,7 @@ mod tests {
             .dangerous_skip_verify()
             .build()
             .unwrap();
-        assert_eq!(c.rustls().alpn_protocols, vec![b"h3".to_vec()]);
+        assert_eq!(c.rustls(Version::V2).alpn_protocols, vec![b"h3".to_vec()]);
         assert!(matches!(
             TlsClientConfig::builder().add_root_pem_file("/nonexistent/ca.pem"),
             Err(ConfigError::Pem { .. })

@@ -122,7 +122,7 @@ impl TlsSession {
         //# Before starting the handshake, QUIC provides TLS with the transport
         //# parameters (see Section 8.2) that it wishes to carry.
         let conn = quic::ClientConnection::new(
-            config.inner.clone(),
+            config.rustls(version).clone(),
             version.rustls(),
             name,
             transport_params.to_vec(),
@@ -142,7 +142,7 @@ impl TlsSession {
         transport_params: &[u8],
     ) -> Result<Self, TlsError> {
         let conn = quic::ServerConnection::new(
-            config.inner.clone(),
+            config.rustls(version).clone(),
             version.rustls(),
             transport_params.to_vec(),
         )
@@ -152,6 +152,16 @@ impl TlsSession {
             tls: Some(e),
         })?;
         Ok(Self::new(conn.into(), Side::Server, version))
+    }
+
+    /// Wraps a rustls connection built elsewhere (tests that need a misbehaving peer).
+    #[cfg(test)]
+    pub(crate) fn from_rustls_for_tests(
+        conn: quic::Connection,
+        side: Side,
+        version: Version,
+    ) -> Self {
+        Self::new(conn, side, version)
     }
 
     fn new(conn: quic::Connection, side: Side, version: Version) -> Self {

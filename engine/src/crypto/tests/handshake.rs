@@ -404,6 +404,54 @@ fn resumption_and_zero_rtt() {
     assert!(client.tls.is_early_data_accepted());
 }
 
+//= https://www.rfc-editor.org/rfc/rfc9369#section-5
+//= type=test
+//# Clients MUST NOT use a
+//# session ticket or token from a QUIC version 1 connection to initiate
+//# a QUIC version 2 connection, and vice versa.
+#[test]
+fn tickets_do_not_cross_versions() {
+    let (server_cfg, root) = server_config(&Cipher::ALL, ALPN, false);
+    let client_cfg = client_config(root);
+    let handshake = |version| {
+        let (mut client, mut server) = start(&client_cfg, &server_cfg, version, "localhost");
+        run(&mut client, &mut server).unwrap();
+        (client.tls.is_resumed(), server.tls.is_resumed())
+    };
+    assert_eq!(handshake(Version::V1), (false, false));
+    // The client holds v1 tickets only: a v2 connection is a full handshake.
+    assert_eq!(handshake(Version::V2), (false, false));
+    assert_eq!(handshake(Version::V1), (true, true));
+    assert_eq!(handshake(Version::V2), (true, true));
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9369#section-5
+//= type=test
+//# Servers MUST validate the originating version of any session ticket
+//# or token and not accept one issued from a different version.
+#[test]
+fn server_rejects_tickets_from_the_other_version() {
+    let (server_cfg, root) = server_config(&Cipher::ALL, ALPN, false);
+    let client_cfg = client_config(root);
+    // A client that (wrongly) shares one session store across versions: offer the v1 ticket
+    // on a v2 connection by handing rustls the v1 configuration with QUIC v2.
+    let (mut client, mut server) = start(&client_cfg, &server_cfg, Version::V1, "localhost");
+    run(&mut client, &mut server).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let misbehaving = rustls::quic::ClientConnection::new(
+        client_cfg.rustls(Version::V1).clone(),
+        rustls::quic::Version::V2,
+        name,
+        b"tp".to_vec(),
+    )
+    .unwrap();
+    let mut client =
+        Peer::new(TlsSession::from_rustls_for_tests(misbehaving.into(), Side::Client, Version::V2));
+    let mut server = Peer::new(TlsSession::server(&server_cfg, Version::V2, b"tp").unwrap());
+    run(&mut client, &mut server).unwrap();
+    assert!(!server.tls.is_resumed(), "a v1 ticket must not resume a v2 connection");
+}
+
 //= https://www.rfc-editor.org/rfc/rfc9001#section-6
 //= type=test
 //# Endpoints MUST treat the receipt of a TLS KeyUpdate message as a connection error of type
