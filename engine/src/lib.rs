@@ -26,6 +26,7 @@ pub mod congestion;
 pub mod crypto;
 pub mod error;
 pub mod frame;
+pub mod fuzz;
 pub mod packet;
 pub mod recovery;
 pub mod streams;
