@@ -1,6 +1,8 @@
 //! Pooled packet buffers, batches and per-datagram metadata shared by every backend.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Explicit Congestion Notification codepoint (RFC 3168), the low two bits of the IP TOS /
 /// traffic-class byte.
@@ -53,7 +55,7 @@ pub struct RxMeta {
 /// One received buffer: a datagram, or several coalesced by GRO.
 #[derive(Debug)]
 pub struct RxDatagram {
-    pub(crate) buf: Box<[u8]>,
+    pub(crate) buf: PoolBuf,
     pub(crate) len: usize,
     /// Where it came from and how to split it.
     pub meta: RxMeta,
@@ -169,14 +171,14 @@ impl TxMeta {
 /// with [`TxBuffer::extend_from_slice`], set the metadata, and push it into a [`TxBatch`].
 #[derive(Debug)]
 pub struct TxBuffer {
-    pub(crate) buf: Box<[u8]>,
+    pub(crate) buf: PoolBuf,
     pub(crate) len: usize,
     /// Destination, source, ECN and segmentation.
     pub meta: TxMeta,
 }
 
 impl TxBuffer {
-    pub(crate) fn new(buf: Box<[u8]>) -> Self {
+    pub(crate) fn new(buf: PoolBuf) -> Self {
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         Self { buf, len: 0, meta: TxMeta::to(unspecified) }
     }
@@ -282,19 +284,58 @@ impl TxBatch {
     }
 }
 
+/// A buffer lent by a [`BufferPool`]. Dropping it instead of handing it back frees its memory
+/// and tells the pool, so a lost buffer never shrinks the pool for good.
+#[derive(Debug, Default)]
+pub struct PoolBuf {
+    data: Box<[u8]>,
+    /// The pool's count of live buffers; `None` once handed back (or for an empty default).
+    live: Option<Arc<AtomicUsize>>,
+}
+
+impl std::ops::Deref for PoolBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl std::ops::DerefMut for PoolBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+}
+
+impl Drop for PoolBuf {
+    fn drop(&mut self) {
+        if let Some(live) = self.live.take() {
+            live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A free list of fixed-size buffers with an upper bound on how many exist at once.
+///
+/// Buffers handed back with [`BufferPool::put`] are reused; a buffer dropped elsewhere is
+/// freed and no longer counts against the limit.
 #[derive(Debug)]
 pub struct BufferPool {
     free: Vec<Box<[u8]>>,
     buf_size: usize,
-    outstanding: usize,
+    /// Buffers in existence: free plus lent out (lent ones decrement it when dropped).
+    live: Arc<AtomicUsize>,
     limit: usize,
 }
 
 impl BufferPool {
     /// A pool of buffers of `buf_size` bytes, at most `limit` of them lent out or free at once.
     pub fn new(buf_size: usize, limit: usize) -> Self {
-        Self { free: Vec::new(), buf_size, outstanding: 0, limit: limit.max(1) }
+        Self {
+            free: Vec::new(),
+            buf_size,
+            live: Arc::new(AtomicUsize::new(0)),
+            limit: limit.max(1),
+        }
     }
 
     /// Size of each buffer.
@@ -304,27 +345,28 @@ impl BufferPool {
 
     /// Buffers currently lent out.
     pub fn outstanding(&self) -> usize {
-        self.outstanding
+        self.live.load(Ordering::Relaxed).saturating_sub(self.free.len())
     }
 
     /// Lends a buffer, allocating only while fewer than `limit` exist.
-    pub fn take(&mut self) -> Option<Box<[u8]>> {
-        if let Some(b) = self.free.pop() {
-            self.outstanding += 1;
-            return Some(b);
-        }
-        if self.outstanding + self.free.len() >= self.limit {
-            return None;
-        }
-        self.outstanding += 1;
-        Some(vec![0u8; self.buf_size].into_boxed_slice())
+    pub fn take(&mut self) -> Option<PoolBuf> {
+        let data = match self.free.pop() {
+            Some(b) => b,
+            None if self.live.load(Ordering::Relaxed) >= self.limit => return None,
+            None => {
+                self.live.fetch_add(1, Ordering::Relaxed);
+                vec![0u8; self.buf_size].into_boxed_slice()
+            }
+        };
+        Some(PoolBuf { data, live: Some(Arc::clone(&self.live)) })
     }
 
-    /// Takes a buffer back.
-    pub fn put(&mut self, buf: Box<[u8]>) {
-        self.outstanding = self.outstanding.saturating_sub(1);
-        if buf.len() == self.buf_size {
-            self.free.push(buf);
+    /// Takes a buffer back (a buffer of another pool or size is simply freed).
+    pub fn put(&mut self, mut buf: PoolBuf) {
+        let ours = buf.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, &self.live));
+        if ours && buf.data.len() == self.buf_size {
+            buf.live = None;
+            self.free.push(std::mem::take(&mut buf.data));
         }
     }
 
@@ -359,6 +401,27 @@ mod tests {
     }
 
     #[test]
+    fn dropped_buffers_do_not_shrink_the_pool() {
+        let mut pool = BufferPool::new(8, 2);
+        let a = pool.take_tx().unwrap();
+        let b = pool.take().unwrap();
+        assert!(pool.take().is_none());
+        drop(a);
+        assert_eq!(pool.outstanding(), 1);
+        let c = pool.take().expect("a dropped buffer frees its place");
+        assert!(pool.take().is_none(), "still bounded");
+        pool.put(b);
+        pool.put(c);
+        assert_eq!(pool.outstanding(), 0);
+        let mut other = BufferPool::new(8, 1);
+        let foreign = other.take().unwrap();
+        pool.put(foreign);
+        assert_eq!(other.outstanding(), 0, "a foreign buffer handed to the wrong pool is freed");
+        assert_eq!(pool.outstanding(), 0);
+        assert!(pool.take().is_some() && pool.take().is_some());
+    }
+
+    #[test]
     fn tx_buffer_writes_and_segments() {
         let mut pool = BufferPool::new(10, 1);
         let mut t = pool.take_tx().unwrap();
@@ -379,7 +442,8 @@ mod tests {
             ecn: Ecn::Ect0,
             segment_size: 4,
         };
-        let mut d = RxDatagram { buf: vec![0; 16].into_boxed_slice(), len: 10, meta };
+        let mut pool = BufferPool::new(16, 1);
+        let mut d = RxDatagram { buf: pool.take().unwrap(), len: 10, meta };
         d.data_mut().copy_from_slice(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
         let segs: Vec<&[u8]> = d.segments().collect();
         assert_eq!(segs, vec![&[0, 1, 2, 3][..], &[4, 5, 6, 7][..], &[8, 9][..]]);

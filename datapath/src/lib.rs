@@ -31,7 +31,9 @@ pub mod sim;
 pub mod udp;
 pub mod wire;
 
-pub use buffer::{Ecn, RxBatch, RxDatagram, RxMeta, TxBatch, TxBuffer, TxMeta};
+pub use buffer::{
+    BufferPool, Ecn, PoolBuf, RxBatch, RxDatagram, RxMeta, TxBatch, TxBuffer, TxMeta,
+};
 
 use std::io;
 use std::net::SocketAddr;

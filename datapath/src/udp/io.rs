@@ -125,7 +125,7 @@ pub(crate) struct RxMsg {
 pub(crate) struct RxIo {
     h: Headers,
     /// Buffers the next `recvmmsg` fills, in order.
-    pub(crate) armed: Vec<Box<[u8]>>,
+    pub(crate) armed: Vec<crate::buffer::PoolBuf>,
 }
 
 // SAFETY: as for TxIo; the armed buffers are owned boxes.
