@@ -200,6 +200,10 @@ impl std::fmt::Debug for HeaderKey {
 mod tests {
     use super::*;
 
+    //= https://www.rfc-editor.org/rfc/rfc9001#section-5.4.2
+    //= type=test
+    //# An endpoint MUST discard packets that are not long enough to contain
+    //# a complete sample.
     #[test]
     fn short_packets_are_errors_not_panics() {
         let hp = HeaderKey::new(Cipher::Aes128Gcm, &[1; 16]).unwrap();

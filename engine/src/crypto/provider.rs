@@ -153,10 +153,15 @@ pub fn tls13_suite(cipher: Cipher) -> SupportedCipherSuite {
     })
 }
 
+//= https://www.rfc-editor.org/rfc/rfc9001#section-5.3
+//# A cipher suite MUST NOT be
+//# negotiated unless a header protection scheme is defined for the
+//# cipher suite.
 /// A rustls crypto provider on aws-lc-rs offering exactly `ciphers` (TLS 1.3 only, in that order
 /// of preference), whose QUIC keys are this crate's. Key exchange groups, signature algorithms,
-/// randomness and key loading are aws-lc-rs's defaults (X25519MLKEM768 hybrid first, then
-/// X25519, P-256, P-384).
+/// randomness and key loading are rustls's aws-lc-rs defaults (key exchange: X25519, P-256,
+/// P-384, then X25519MLKEM768; the hybrid is last because rustls's `prefer-post-quantum` feature
+/// is off in this workspace, which keeps the ClientHello within one Initial packet).
 pub fn crypto_provider(ciphers: &[Cipher]) -> CryptoProvider {
     CryptoProvider {
         cipher_suites: ciphers.iter().map(|c| tls13_suite(*c)).collect(),

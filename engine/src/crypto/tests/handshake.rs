@@ -220,6 +220,21 @@ fn full_handshake_both_versions() {
     }
 }
 
+//= https://www.rfc-editor.org/rfc/rfc9001#section-4.3
+//= type=test
+//# A typical TLS ClientHello can easily fit into a 1200-byte packet.
+#[test]
+fn client_hello_fits_one_initial_packet() {
+    let (server_cfg, root) = server_config(&Cipher::ALL, ALPN, false);
+    let (mut client, _) = start(&client_config(root), &server_cfg, Version::V1, "localhost");
+    client.pump().unwrap();
+    assert_eq!(client.outbox.len(), 1);
+    let (level, hello) = &client.outbox[0];
+    assert_eq!(*level, Level::Initial);
+    // 1200 bytes minus the long header (~50 with 20-byte CIDs), CRYPTO frame header and tag.
+    assert!(hello.len() < 1100, "ClientHello is {} bytes", hello.len());
+}
+
 /// Captures TLS secrets through the key log hook.
 #[derive(Debug, Default)]
 struct Capture(Mutex<Vec<(String, Vec<u8>)>>);
