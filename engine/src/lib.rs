@@ -14,6 +14,8 @@
 //!   stream limits and the send scheduler (RFC 9000 §2-§4).
 //! - [`recovery`], [`congestion`]: RTT estimation, ACK tracking, loss detection, PTO and ECN
 //!   validation (RFC 9002 §5-6); NewReno, CUBIC with HyStart++, and pacing (RFC 9002 §7).
+//! - [`endpoint`]: the per-worker packet router: QUIC-LB connection IDs, routing to connection
+//!   handles, Version Negotiation, Retry and address validation tokens, stateless resets.
 //!
 //! The core is sans-IO: it never reads the clock or touches a socket; time comes in as an argument.
 
@@ -24,6 +26,7 @@ pub mod cid;
 pub mod coding;
 pub mod congestion;
 pub mod crypto;
+pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod fuzz;

@@ -1,0 +1,207 @@
+//! Router configuration: connection ID format, worker index, versions, keys, server policy.
+
+use std::time::Duration;
+
+use super::cid::CidFormat;
+use super::reset::{ResetKey, DEFAULT_RESETS_PER_SECOND, DEFAULT_RESET_BURST};
+use super::token::{TokenKey, TokenLifetimes};
+use crate::version;
+
+/// Default cap on concurrent connections per router (per worker).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
+
+/// Why a configuration value was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The version list is empty or names a version this crate does not implement.
+    #[error("supported versions must be a non-empty subset of {:?}", version::SUPPORTED)]
+    Versions,
+    /// A limit or lifetime of zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// When a server answers a new client's Initial with a Retry (RFC 9000 §8.1.2) instead of
+/// starting the handshake. Clients that present a valid token are never retried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Never send Retry (default): one round trip less, address validated by the handshake.
+    #[default]
+    Never,
+    /// Retry every client without a valid token: validates addresses before any state is
+    /// kept, at the cost of one round trip.
+    Always,
+    /// Retry while at least this many handshakes are in progress (load shedding under a
+    /// flood of spoofed Initials).
+    AboveHandshakes(usize),
+}
+
+/// What a router needs to accept connections: token key, Retry policy, limits.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub(super) token_key: TokenKey,
+    pub(super) retry: RetryPolicy,
+    pub(super) max_connections: usize,
+    pub(super) lifetimes: TokenLifetimes,
+}
+
+impl ServerConfig {
+    /// Accept connections, sealing address validation tokens with `token_key` (share it
+    /// between servers that should accept each other's tokens). Defaults: [`RetryPolicy::Never`],
+    /// [`DEFAULT_MAX_CONNECTIONS`], Retry tokens valid 10 s and NEW_TOKEN tokens 24 h.
+    pub fn new(token_key: TokenKey) -> Self {
+        Self {
+            token_key,
+            retry: RetryPolicy::Never,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            lifetimes: TokenLifetimes::default(),
+        }
+    }
+
+    /// When to send Retry. Default [`RetryPolicy::Never`].
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Most connections this router holds at once (server and client); new clients beyond it
+    /// are refused with CONNECTION_REFUSED. Each costs the connection's own memory plus a few
+    /// table entries here. Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub fn with_max_connections(mut self, n: usize) -> Result<Self, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::Zero("max_connections"));
+        }
+        self.max_connections = n;
+        Ok(self)
+    }
+
+    /// How long Retry tokens (default 10 s) and NEW_TOKEN tokens (default 24 h) stay valid,
+    /// in whole seconds. Longer lifetimes widen the window in which a stolen token can be
+    /// replayed from the same address.
+    pub fn with_token_lifetimes(
+        mut self,
+        retry: Duration,
+        new_token: Duration,
+    ) -> Result<Self, ConfigError> {
+        if retry.as_secs() == 0 || new_token.as_secs() == 0 {
+            return Err(ConfigError::Zero("token lifetime"));
+        }
+        self.lifetimes = TokenLifetimes { retry, new_token };
+        Ok(self)
+    }
+
+    /// The Retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The connection limit.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The token lifetimes.
+    pub fn token_lifetimes(&self) -> TokenLifetimes {
+        self.lifetimes
+    }
+}
+
+/// Configuration of one worker's [`super::Router`].
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    pub(super) cid_format: CidFormat,
+    pub(super) worker: u8,
+    pub(super) versions: Vec<u32>,
+    pub(super) reset_key: ResetKey,
+    pub(super) reset_burst: u32,
+    pub(super) reset_per_second: u32,
+    pub(super) grease_quic_bit: bool,
+    pub(super) rng_seed: [u8; 32],
+    pub(super) server: Option<ServerConfig>,
+}
+
+impl RouterConfig {
+    /// A client-only router for worker 0 deriving stateless reset tokens from `reset_key`
+    /// (share it between servers that should reset each other's connections after a
+    /// restart), with randomness from `rng_seed`. The seed must come from a cryptographically
+    /// secure source outside tests: connection IDs, token nonces and resets draw on it.
+    /// Defaults: [`CidFormat::default`] (8 octets, no QUIC-LB configuration), every version in
+    /// [`version::SUPPORTED`], 64 stateless resets per second with a burst of 64.
+    pub fn new(reset_key: ResetKey, rng_seed: [u8; 32]) -> Self {
+        Self {
+            cid_format: CidFormat::default(),
+            worker: 0,
+            versions: version::SUPPORTED.to_vec(),
+            reset_key,
+            reset_burst: DEFAULT_RESET_BURST,
+            reset_per_second: DEFAULT_RESETS_PER_SECOND,
+            grease_quic_bit: false,
+            rng_seed,
+            server: None,
+        }
+    }
+
+    /// The index of the worker that owns this router; written into every connection ID it
+    /// issues. Default 0.
+    pub fn with_worker(mut self, worker: u8) -> Self {
+        self.worker = worker;
+        self
+    }
+
+    /// The connection ID format (length, server ID, config rotation). Every worker and every
+    /// server behind one load balancer uses the same length.
+    pub fn with_cid_format(mut self, format: CidFormat) -> Self {
+        self.cid_format = format;
+        self
+    }
+
+    /// Versions to accept, in order of preference; others get Version Negotiation.
+    pub fn with_versions(mut self, versions: &[u32]) -> Result<Self, ConfigError> {
+        if versions.is_empty() || !versions.iter().all(|v| version::is_supported(*v)) {
+            return Err(ConfigError::Versions);
+        }
+        self.versions = versions.to_vec();
+        Ok(self)
+    }
+
+    /// Stateless resets: at most `burst` at once, refilled at `per_second` (a burst of 0
+    /// disables them). Default 64 and 64/s.
+    pub fn with_reset_rate(mut self, burst: u32, per_second: u32) -> Self {
+        self.reset_burst = burst;
+        self.reset_per_second = per_second;
+        self
+    }
+
+    /// Accept packets whose QUIC Bit is 0 (RFC 9287): set when this endpoint's connections
+    /// advertise `grease_quic_bit`. Default false.
+    pub fn with_grease_quic_bit(mut self, accept: bool) -> Self {
+        self.grease_quic_bit = accept;
+        self
+    }
+
+    /// Accept incoming connections with `server`.
+    pub fn with_server(mut self, server: ServerConfig) -> Self {
+        self.server = Some(server);
+        self
+    }
+
+    /// The connection ID format.
+    pub fn cid_format(&self) -> &CidFormat {
+        &self.cid_format
+    }
+
+    /// The worker index.
+    pub fn worker(&self) -> u8 {
+        self.worker
+    }
+
+    /// The accepted versions.
+    pub fn versions(&self) -> &[u32] {
+        &self.versions
+    }
+
+    /// The server configuration, if this router accepts connections.
+    pub fn server(&self) -> Option<&ServerConfig> {
+        self.server.as_ref()
+    }
+}
