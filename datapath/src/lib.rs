@@ -11,6 +11,8 @@
 //! - [`sim`]: a seeded, deterministic in-memory network on virtual time with delay, jitter, rate,
 //!   loss, reordering, duplication, corruption, MTU, blackholes and address rebinding.
 //! - [`wire`]: stateless Ethernet/IPv4/IPv6/UDP header encode/decode and checksums (for AF_XDP).
+//! - [`xdp`]: AF_XDP kernel bypass: UMEM and rings, a hand-assembled XDP program steering our UDP
+//!   port to the socket, next-hop resolution over rtnetlink.
 //!
 //! # Buffer ownership
 //!
@@ -30,6 +32,7 @@ pub mod buffer;
 pub mod sim;
 pub mod udp;
 pub mod wire;
+pub mod xdp;
 
 pub use buffer::{
     BufferPool, Ecn, PoolBuf, RxBatch, RxDatagram, RxMeta, TxBatch, TxBuffer, TxMeta,

@@ -1,0 +1,365 @@
+//! The AF_XDP datapath: kernel bypass through an `AF_XDP` socket bound to one NIC queue, fed by
+//! a hand-assembled XDP program that steers our UDP port to it.
+//!
+//! Files: [`XdpConfig`] in `config.rs`; the shared ring protocol in `ring.rs`; the packet
+//! memory and its fill/completion rings in `umem.rs`; the socket, bind and wake-ups in
+//! `socket.rs`; the eBPF program, its XSKMAP and the BPF link in `program.rs`; rtnetlink and
+//! interface facts in `netlink.rs`; next-hop MAC resolution in `neigh.rs`; the receive path in
+//! `rx.rs` and the transmit path in `tx.rs`.
+//!
+//! # How a datagram travels
+//!
+//! **Receive.** The XDP program redirects UDP frames for our port to the socket of the queue
+//! they arrived on (everything else, ARP, NDP, ICMP, other ports, goes to the kernel). The
+//! queue takes descriptors off the RX ring, parses each frame with [`crate::wire::parse_frame`]
+//! (IPv4 header and full UDP checksums verified; a bad frame is dropped and counted), learns the
+//! sender's MAC, **copies** the UDP payload into a pool buffer, and hands the UMEM frame straight
+//! back to the fill ring. Metadata: source, destination IP, ECN from the IP header.
+//!
+//! **Transmit.** For each [`TxBuffer`](crate::TxBuffer), the next hop's MAC is resolved
+//! (`neigh.rs`), the payload is **copied** into a free UMEM frame behind
+//! [`MAX_HEADERS_LEN`](crate::wire::MAX_HEADERS_LEN) bytes of headroom, and the Ethernet, IP and
+//! UDP headers are written in front with [`crate::wire::build_frame_before`] (full UDP checksum:
+//! veth and copy mode need it, and no offload is asked of the NIC). GSO trains are split in
+//! software, one frame per segment: AF_XDP has no segmentation offload, but the engine can still
+//! write trains ([`Capabilities::gso`] is true with [`XdpConfig::with_gso_segments`] segments).
+//! Descriptors go on the TX ring, the kernel is kicked with `sendto` when it asked for it
+//! (`need_wakeup`; in copy mode it always does and sends at most 32 frames per kick, so the
+//! queue kicks until the ring is drained or the kernel stops making progress), and completed
+//! frames are reaped from the completion ring back to the free list.
+//!
+//! So this backend copies each payload once in user space in each direction (engine buffer ⇄
+//! UMEM frame). With a zero-copy driver that is the only copy; in copy mode (veth, or drivers
+//! without AF_XDP zero-copy) the kernel copies once more between the UMEM and its `sk_buff`s.
+//! Handing UMEM frames to the engine directly would remove the user-space copy; it is not done.
+//!
+//! **The guard socket.** An ordinary UDP socket stays bound to the same port, so that the
+//! kernel never answers our port with ICMP port-unreachable for a datagram that misses the
+//! XSK (a fragment, an IPv6 packet with extension headers, a queue with no socket). What
+//! arrives on it is delivered through the same [`Queue::recv`] and counted in
+//! [`XdpStats::kernel_rx`].
+
+mod config;
+mod neigh;
+mod netlink;
+mod program;
+mod ring;
+mod rx;
+mod socket;
+mod tx;
+mod umem;
+
+pub use config::{
+    XdpConfig, DEFAULT_BATCH, DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE, DEFAULT_GSO_SEGMENTS,
+    DEFAULT_RING_SIZE, DEFAULT_RX_POOL, DEFAULT_TX_POOL, DEFAULT_XSKMAP_ENTRIES,
+};
+pub use neigh::{ENTRY_TTL, PROBE_INTERVAL, ROUTE_TTL};
+pub use netlink::{if_index, if_mac, if_mtu, Neighbour, Route};
+pub use program::{XdpMode, XdpProgram};
+pub use socket::XskStatistics;
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::buffer::BufferPool;
+use crate::wire::{MacAddr, MAX_HEADERS_LEN};
+use crate::{Capabilities, Queue, QueueStats, RxBatch, TxBatch, TxBuffer};
+use socket::{Xsk, XskParams};
+use umem::{FrameAlloc, Umem};
+
+/// True when this process can open an AF_XDP socket (the kernel has AF_XDP and we hold
+/// `CAP_NET_RAW`); the error says why not.
+pub fn probe() -> io::Result<()> {
+    socket::xdp_socket().map(drop)
+}
+
+/// Counters specific to the AF_XDP queue, beside [`QueueStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpStats {
+    /// The kernel's counters of the socket (`XDP_STATISTICS`).
+    pub xsk: XskStatistics,
+    /// Frames taken off the RX ring (redirected by the XDP program to this socket).
+    pub xsk_rx_frames: u64,
+    /// Frames on the RX ring that failed [`crate::wire::parse_frame`] (bad checksum, bad
+    /// lengths, ...), dropped.
+    pub rx_invalid: u64,
+    /// Valid frames on the RX ring for another local address than ours, dropped.
+    pub rx_not_ours: u64,
+    /// Datagrams that arrived through the kernel's UDP stack on the guard socket instead of the
+    /// XSK (should stay 0 while the program steers everything).
+    pub kernel_rx: u64,
+    /// Frames posted to the TX ring.
+    pub tx_frames: u64,
+    /// Transmitted frames the kernel reported complete.
+    pub tx_completed: u64,
+    /// Datagrams dropped because the next hop's MAC was not known yet (a kernel resolution
+    /// was triggered).
+    pub tx_unresolved: u64,
+    /// Datagrams dropped because there is no route through our interface to the destination,
+    /// no source address, or they exceed the MTU.
+    pub tx_unroutable: u64,
+    /// `sendto` wake-ups of the TX ring.
+    pub tx_kicks: u64,
+    /// `recvfrom` wake-ups of the fill ring.
+    pub rx_kicks: u64,
+    /// Next hops answered from learned (source IP, source MAC) pairs.
+    pub neigh_learned: u64,
+    /// Next hops answered from the kernel's neighbour table.
+    pub neigh_kernel: u64,
+    /// Kernel resolutions triggered.
+    pub neigh_probes: u64,
+}
+
+/// The program and guard socket of one (interface, port), shared by its queues.
+#[derive(Debug)]
+struct Steering {
+    program: XdpProgram,
+    guard: UdpSocket,
+}
+
+/// A [`Queue`] over one AF_XDP socket bound to one NIC queue.
+///
+/// Open it (or a group, one per NIC queue) in the network namespace of the interface, with
+/// `CAP_NET_ADMIN`, `CAP_BPF` and `CAP_NET_RAW` (root); afterwards it may be used from any
+/// thread.
+pub struct XdpQueue {
+    // Field order is drop order: the socket (and its ring mappings) before the UMEM.
+    xsk: Xsk,
+    umem: Umem,
+    steering: Arc<Steering>,
+    neigh: neigh::Neighbours,
+    config: XdpConfig,
+    local: SocketAddr,
+    own_mac: MacAddr,
+    caps: Capabilities,
+    stats: QueueStats,
+    xstats: XdpStats,
+    tx_free: FrameAlloc,
+    fill_pending: Vec<u64>,
+    rx_pool: BufferPool,
+    tx_pool: BufferPool,
+    max_payload_v4: usize,
+    max_payload_v6: usize,
+    ipv4_ident: u16,
+}
+
+impl std::fmt::Debug for XdpQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpQueue")
+            .field("interface", &self.config.interface)
+            .field("queue_id", &self.config.queue_id)
+            .field("local", &self.local)
+            .field("caps", &self.caps)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XdpQueue {
+    /// Opens queue [`XdpConfig::queue_id`] of the interface: binds the guard socket (picking
+    /// the port when it is 0), loads and attaches the XDP program, and opens the AF_XDP socket.
+    pub fn open(config: &XdpConfig) -> io::Result<Self> {
+        let mut v = Self::open_group(config, &[config.queue_id])?;
+        v.pop().ok_or_else(|| io::Error::other("no queue opened"))
+    }
+
+    /// Opens one queue per id in `queue_ids` on the same interface and port, sharing one XDP
+    /// program and guard socket (one worker per NIC queue).
+    pub fn open_group(config: &XdpConfig, queue_ids: &[u32]) -> io::Result<Vec<Self>> {
+        let ifindex = if_index(&config.interface)?;
+        let guard = UdpSocket::bind(config.bind).map_err(|e| socket::ctx(e, "guard socket"))?;
+        guard.set_nonblocking(true)?;
+        let port = guard.local_addr()?.port();
+        let program = XdpProgram::attach(ifindex, port, config.xskmap_entries, config.mode)?;
+        let steering = Arc::new(Steering { program, guard });
+        let mut out = Vec::with_capacity(queue_ids.len());
+        for &q in queue_ids {
+            let c = config.clone().with_queue_id(q)?;
+            out.push(Self::open_one(&c, ifindex, Arc::clone(&steering))?);
+        }
+        Ok(out)
+    }
+
+    fn open_one(config: &XdpConfig, ifindex: u32, steering: Arc<Steering>) -> io::Result<Self> {
+        let own_mac = if_mac(&config.interface)?;
+        let mtu = if_mtu(&config.interface)? as usize;
+        let umem = Umem::new(config.frame_size, config.frame_count)?;
+        let ring = config.ring_size;
+        let params = XskParams {
+            ifindex,
+            queue_id: config.queue_id,
+            rx_size: ring,
+            tx_size: ring,
+            fill_size: ring,
+            comp_size: ring,
+            zero_copy: config.zero_copy,
+        };
+        let mut xsk = Xsk::open(&umem, &params)?;
+        steering.program.insert(config.queue_id, xsk.as_fd())?;
+
+        // Half the frames receive (all posted to the fill ring now), half transmit.
+        let half = config.frame_count / 2;
+        let rx_frames = half.min(xsk.fill.size());
+        let mut fill = FrameAlloc::new(0, rx_frames, config.frame_size);
+        let n = xsk.fill.free(rx_frames);
+        for _ in 0..n {
+            if let Some(a) = fill.take() {
+                xsk.fill.push(a);
+            }
+        }
+        xsk.fill.submit();
+        let tx_free = FrameAlloc::new(half, half, config.frame_size);
+
+        let room = config.frame_size as usize - MAX_HEADERS_LEN;
+        let max_payload_v4 = mtu.saturating_sub(28).min(room);
+        let max_payload_v6 = mtu.saturating_sub(48).min(room);
+        let max_payload = if config.bind.is_ipv6() { max_payload_v6 } else { max_payload_v4 };
+        let mut missing = Vec::new();
+        missing.extend(xsk.zero_copy_missing.clone());
+        missing.extend(steering.program.missing().map(str::to_string));
+        missing.push("gro: AF_XDP delivers one frame per descriptor".to_string());
+        missing.push(
+            "buffers: payload copied between engine buffers and UMEM frames (one memcpy each way)"
+                .to_string(),
+        );
+        let caps = Capabilities {
+            gso: true,
+            max_gso_segments: config.gso_segments,
+            gro: false,
+            ecn: true,
+            pktinfo: true,
+            zero_copy: xsk.zero_copy,
+            ipv6: true,
+            max_udp_payload: max_payload,
+            missing,
+        };
+        let local = steering.guard.local_addr()?;
+        let tx_buf = max_payload_v4.max(max_payload_v6) * config.gso_segments;
+        Ok(Self {
+            neigh: neigh::Neighbours::new(ifindex)?,
+            rx_pool: BufferPool::new(config.frame_size as usize, config.rx_pool),
+            tx_pool: BufferPool::new(tx_buf, config.tx_pool),
+            xsk,
+            umem,
+            steering,
+            config: config.clone(),
+            local,
+            own_mac,
+            caps,
+            stats: QueueStats::default(),
+            xstats: XdpStats::default(),
+            tx_free,
+            fill_pending: Vec::with_capacity(ring as usize),
+            max_payload_v4,
+            max_payload_v6,
+            ipv4_ident: 0,
+        })
+    }
+
+    /// The configuration it was opened with (with the queue id it is bound to).
+    pub fn config(&self) -> &XdpConfig {
+        &self.config
+    }
+
+    /// The mode the XDP program runs in (native or generic).
+    pub fn mode(&self) -> XdpMode {
+        self.steering.program.mode()
+    }
+
+    /// The interface's MAC address (the source of every frame we send).
+    pub fn mac(&self) -> MacAddr {
+        self.own_mac
+    }
+
+    /// AF_XDP counters, with the kernel's socket statistics read now.
+    pub fn xdp_stats(&self) -> XdpStats {
+        let mut s = self.xstats;
+        s.xsk = self.xsk.statistics().unwrap_or_default();
+        s.neigh_learned = self.neigh.learned_hits;
+        s.neigh_kernel = self.neigh.kernel_hits;
+        s.neigh_probes = self.neigh.probes;
+        s
+    }
+
+    /// Teaches the resolver that `ip` is reachable at `mac` (as received frames do).
+    pub fn learn_neighbour(&mut self, ip: std::net::IpAddr, mac: MacAddr) {
+        self.neigh.learn(ip, mac, std::time::Instant::now());
+    }
+}
+
+impl Drop for XdpQueue {
+    fn drop(&mut self) {
+        self.steering.program.remove(self.config.queue_id);
+    }
+}
+
+impl AsFd for XdpQueue {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.xsk.as_fd()
+    }
+}
+
+impl AsRawFd for XdpQueue {
+    fn as_raw_fd(&self) -> RawFd {
+        self.xsk.as_fd().as_raw_fd()
+    }
+}
+
+impl Queue for XdpQueue {
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn alloc_tx(&mut self) -> Option<TxBuffer> {
+        self.tx_pool.take_tx()
+    }
+
+    fn max_tx_buffer(&self) -> usize {
+        self.tx_pool.buf_size()
+    }
+
+    fn send(&mut self, batch: &mut TxBatch) -> io::Result<usize> {
+        self.transmit(batch)
+    }
+
+    fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
+        self.receive(batch)
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>, writable: bool) -> io::Result<()> {
+        let mut events = libc::POLLIN;
+        if writable {
+            events |= libc::POLLOUT;
+        }
+        let mut fds = [
+            libc::pollfd { fd: self.xsk.as_fd().as_raw_fd(), events, revents: 0 },
+            libc::pollfd { fd: self.steering.guard.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        let ms = match timeout {
+            None => -1,
+            Some(d) => {
+                libc::c_int::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        // SAFETY: `fds` is an array of two live pollfds for the duration of the call.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> QueueStats {
+        self.stats
+    }
+}

@@ -1,0 +1,137 @@
+//! The receive path: RX ring → parse and verify → copy the payload into a pool buffer → frame
+//! back to the fill ring; then whatever reached the guard socket through the kernel.
+
+use std::io;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::XdpQueue;
+use crate::wire::parse_frame;
+use crate::{Ecn, RxBatch, RxMeta};
+
+impl XdpQueue {
+    pub(super) fn receive(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
+        batch.recycle_into(&mut self.rx_pool);
+        self.stats.rx_calls += 1;
+        let want = batch.capacity().min(self.config.rx_batch);
+        let now = Instant::now();
+        let n = self.xsk.rx.available().min(want as u32);
+        let frame_mask = !(u64::from(self.umem.frame_size()) - 1);
+        for k in 0..n {
+            let d = self.xsk.rx.peek(k);
+            self.xstats.xsk_rx_frames += 1;
+            self.frame(d.addr, d.len, batch, now);
+            // Aligned mode: the descriptor points into its frame (after headroom); the frame
+            // goes back to the fill ring from its start.
+            self.fill_pending.push(d.addr & frame_mask);
+        }
+        if n > 0 {
+            self.xsk.rx.release(n);
+        }
+        self.refill();
+        if batch.len() < want {
+            self.drain_guard(batch, want);
+        }
+        Ok(batch.len())
+    }
+
+    /// Parses one frame of the RX ring and, when it is a valid datagram for us, copies its
+    /// payload into `batch`.
+    fn frame(&mut self, addr: u64, len: u32, batch: &mut RxBatch, now: Instant) {
+        let Some(bytes) = self.umem.bytes(addr, len) else {
+            self.xstats.rx_invalid += 1;
+            self.stats.rx_dropped += 1;
+            return;
+        };
+        let p = match parse_frame(bytes) {
+            Ok(p) => p,
+            Err(_) => {
+                self.xstats.rx_invalid += 1;
+                self.stats.rx_dropped += 1;
+                return;
+            }
+        };
+        let bind_ip = self.config.bind.ip();
+        if p.dst.port() != self.local.port() || (!bind_ip.is_unspecified() && p.dst.ip() != bind_ip)
+        {
+            self.xstats.rx_not_ours += 1;
+            self.stats.rx_dropped += 1;
+            return;
+        }
+        self.neigh.learn(p.src.ip(), p.src_mac, now);
+        let payload = &bytes[p.payload.clone()];
+        let meta = RxMeta {
+            src: p.src,
+            dst_ip: Some(p.dst.ip()),
+            ecn: p.ecn,
+            segment_size: payload.len().max(1),
+        };
+        let Some(mut d) = self.rx_pool.take_rx(meta) else {
+            // Every receive buffer is held by the engine: drop, as a full socket would.
+            self.stats.rx_dropped += 1;
+            return;
+        };
+        d.buf[..payload.len()].copy_from_slice(payload);
+        d.len = payload.len();
+        self.stats.rx_datagrams += 1;
+        self.stats.rx_bytes += payload.len() as u64;
+        batch.items.push(d);
+    }
+
+    /// Posts the frames of consumed RX descriptors back to the fill ring, and wakes the driver
+    /// when it asks for it.
+    fn refill(&mut self) {
+        if !self.fill_pending.is_empty() {
+            let free = self.xsk.fill.free(self.fill_pending.len() as u32) as usize;
+            let n = free.min(self.fill_pending.len());
+            for a in self.fill_pending.drain(..n) {
+                self.xsk.fill.push(a);
+            }
+            if n > 0 {
+                self.xsk.fill.submit();
+            }
+        }
+        if self.xsk.fill.needs_wakeup() {
+            self.xstats.rx_kicks += 1;
+            // Best effort: a failed wake-up is retried on the next receive.
+            let _ = self.xsk.kick_rx();
+        }
+    }
+
+    /// Receives what the kernel delivered to the guard socket (datagrams the XDP program did
+    /// not steer), into the same batch.
+    fn drain_guard(&mut self, batch: &mut RxBatch, want: usize) {
+        while batch.len() < want {
+            let local_ip = self.local.ip();
+            let meta = RxMeta {
+                src: self.local,
+                dst_ip: (!local_ip.is_unspecified()).then_some(local_ip),
+                ecn: Ecn::NotEct,
+                segment_size: 1,
+            };
+            let Some(mut d) = self.rx_pool.take_rx(meta) else { return };
+            match self.steering.guard.recv_from(&mut d.buf) {
+                Ok((len, src)) => {
+                    let src = match src {
+                        std::net::SocketAddr::V6(s) => match s.ip().to_ipv4_mapped() {
+                            Some(v4) => std::net::SocketAddr::new(IpAddr::V4(v4), s.port()),
+                            None => src,
+                        },
+                        v4 => v4,
+                    };
+                    d.len = len;
+                    d.meta.src = src;
+                    d.meta.segment_size = len.max(1);
+                    self.xstats.kernel_rx += 1;
+                    self.stats.rx_datagrams += 1;
+                    self.stats.rx_bytes += len as u64;
+                    batch.items.push(d);
+                }
+                Err(_) => {
+                    self.rx_pool.put(d.buf);
+                    return;
+                }
+            }
+        }
+    }
+}
