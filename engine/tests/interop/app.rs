@@ -1,0 +1,72 @@
+//! What a test's application logic needs from a peer, whatever its implementation: stream
+//! operations, close, key update, and how its connection ended.
+
+use std::time::Instant;
+
+use crate::driver::SansIo;
+
+/// How a connection ended, as one peer reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The other side closed with an application error (CONNECTION_CLOSE 0x1d).
+    PeerApplication {
+        /// Application error code.
+        code: u64,
+        /// Reason phrase.
+        reason: Vec<u8>,
+    },
+    /// The other side closed with a transport error (CONNECTION_CLOSE 0x1c).
+    PeerTransport {
+        /// Transport error code (0x100 + alert for TLS alerts).
+        code: u64,
+        /// Reason phrase.
+        reason: Vec<u8>,
+    },
+    /// This side closed because of a transport error it detected.
+    LocalTransport {
+        /// Transport error code it sent.
+        code: u64,
+    },
+    /// The idle timeout expired.
+    TimedOut,
+    /// This side's application closed it.
+    LocallyClosed,
+    /// Anything else (stateless reset, version mismatch, ...), described.
+    Other(String),
+}
+
+/// A peer as the application logic of a test sees it. Stream IDs are raw QUIC stream IDs.
+pub trait Peer: SansIo {
+    /// Which implementation this is (for messages).
+    fn name(&self) -> &'static str;
+
+    /// The handshake completed (and the connection has not ended since).
+    fn is_connected(&self) -> bool;
+
+    /// How the connection ended, once it has.
+    fn ended(&self) -> Option<Ended>;
+
+    /// The negotiated ALPN protocol.
+    fn alpn(&self) -> Option<Vec<u8>>;
+
+    /// Opens a bidirectional stream, `None` when the peer's limit forbids it now.
+    fn open_bi(&mut self) -> Option<u64>;
+
+    /// Takes the next bidirectional stream the other side opened.
+    fn accept_bi(&mut self) -> Option<u64>;
+
+    /// Queues `data` on stream `id`, returning how much was accepted (flow control).
+    fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, String>;
+
+    /// Ends the send side of stream `id` (FIN).
+    fn finish(&mut self, id: u64) -> Result<(), String>;
+
+    /// Appends what stream `id` has ready, in order, to `out`; true once the FIN was read.
+    fn read(&mut self, id: u64, out: &mut Vec<u8>) -> Result<bool, String>;
+
+    /// Closes the connection with an application error.
+    fn close(&mut self, now: Instant, code: u64, reason: &[u8]);
+
+    /// Starts a key update now; false when the implementation refused (e.g. one in progress).
+    fn force_key_update(&mut self) -> bool;
+}

@@ -1,0 +1,26 @@
+//! In-process interop between Peregrine's sans-IO QUIC connection and quinn-proto, an
+//! independent implementation, over Peregrine's simulated network (`peregrine_datapath::sim`)
+//! on virtual time.
+//!
+//! Layout:
+//! - [`driver`]: the [`driver::SansIo`] trait and the [`driver::Pair`] loop (timers, delivery,
+//!   application logic, transmits, clock).
+//! - [`tap`]: a wire tap (datagram counts, key-phase bits unmasked with the logged secrets).
+//! - [`certs`]: rcgen CA + leaf, quinn-proto TLS configs (ALPN `hq-interop`).
+//! - [`app`]: the [`app::Peer`] trait the scenarios use; [`quinn_peer`]: quinn-proto behind it.
+//! - [`scenarios`]: handshake, multi-stream transfer, waiting for the end.
+//! - [`setup`]: what a test varies (loss, ALPN, trust, idle timeout) and the pair builders.
+//! - [`cases`]: the test cases, generic over the pairing, and the macro instantiating them.
+//! - [`quinn_self`]: quinn-proto against itself, the harness's self-check.
+//!
+//! Run: `cargo test -p peregrine-engine --test interop --release`.
+
+mod app;
+mod cases;
+mod certs;
+mod driver;
+mod quinn_peer;
+mod quinn_self;
+mod scenarios;
+mod setup;
+mod tap;

@@ -1,0 +1,292 @@
+//! quinn-proto (an independent QUIC implementation) as a [`SansIo`] / [`Peer`]: one `Endpoint`
+//! with at most one `Connection`, its endpoint events routed back and forth.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use quinn_proto::{
+    ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir, EcnCodepoint,
+    Endpoint, EndpointConfig, Event, ReadError, ServerConfig, StreamId, Transmit, VarInt,
+    WriteError,
+};
+
+use peregrine_datapath::{Ecn, TxBuffer};
+
+use crate::app::{Ended, Peer};
+use crate::driver::SansIo;
+
+/// Most events drained in one pump (a runaway guard).
+const MAX_EVENTS: usize = 10_000;
+
+/// Upper bound of quinn-proto's UDP payload size (its MTU discovery stays below 1500).
+const MAX_SEGMENT: usize = 1500;
+
+/// A quinn-proto endpoint holding one connection.
+pub struct QuinnPeer {
+    endpoint: Endpoint,
+    local: SocketAddr,
+    conn: Option<(ConnectionHandle, Connection)>,
+    /// Transmits the endpoint produced itself (stateless resets, refusals, ...).
+    responses: VecDeque<(Transmit, Vec<u8>)>,
+    scratch: Vec<u8>,
+    connected: bool,
+    lost: Option<ConnectionError>,
+    /// Every connection event seen, in order (stream events included).
+    pub events: Vec<String>,
+}
+
+impl QuinnPeer {
+    fn new(local: SocketAddr, seed: u8, server: Option<ServerConfig>) -> Self {
+        let mut config = EndpointConfig::default();
+        config.rng_seed(Some([seed; 32]));
+        let endpoint = Endpoint::new(Arc::new(config), server.map(Arc::new), true, None);
+        Self {
+            endpoint,
+            local,
+            conn: None,
+            responses: VecDeque::new(),
+            scratch: Vec::new(),
+            connected: false,
+            lost: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// A client at `local` connecting to `remote` (as [`crate::certs::SERVER_NAME`]) at `now`.
+    pub fn client(
+        local: SocketAddr,
+        remote: SocketAddr,
+        config: ClientConfig,
+        now: Instant,
+    ) -> Self {
+        let mut peer = Self::new(local, 1, None);
+        let conn = peer
+            .endpoint
+            .connect(now, config, remote, crate::certs::SERVER_NAME)
+            .expect("quinn-proto connect");
+        peer.conn = Some(conn);
+        peer
+    }
+
+    /// A server at `local` accepting the first connection that arrives.
+    pub fn server(local: SocketAddr, config: ServerConfig) -> Self {
+        Self::new(local, 2, Some(config))
+    }
+
+    /// The connection, once there is one.
+    pub fn conn(&mut self) -> Option<&mut Connection> {
+        self.conn.as_mut().map(|(_, c)| c)
+    }
+
+    /// Routes endpoint events and records connection events.
+    fn pump(&mut self) {
+        let Some((ch, conn)) = self.conn.as_mut() else { return };
+        for _ in 0..MAX_EVENTS {
+            let Some(event) = conn.poll_endpoint_events() else { break };
+            if let Some(reply) = self.endpoint.handle_event(*ch, event) {
+                conn.handle_event(reply);
+            }
+        }
+        for _ in 0..MAX_EVENTS {
+            let Some(event) = conn.poll() else { break };
+            match &event {
+                Event::Connected => self.connected = true,
+                Event::ConnectionLost { reason } => self.lost = Some(reason.clone()),
+                _ => {}
+            }
+            self.events.push(format!("{event:?}"));
+        }
+    }
+}
+
+fn ecn_in(ecn: Ecn) -> Option<EcnCodepoint> {
+    EcnCodepoint::from_bits(ecn.bits())
+}
+
+fn ecn_out(ecn: Option<EcnCodepoint>) -> Ecn {
+    ecn.map_or(Ecn::NotEct, |e| Ecn::from_tos(e as u8))
+}
+
+/// Copies a quinn-proto transmit into a datapath buffer.
+fn fill(buf: &mut TxBuffer, t: &Transmit, data: &[u8]) -> bool {
+    if !buf.extend_from_slice(&data[..t.size]) {
+        return false;
+    }
+    buf.meta.dst = t.destination;
+    buf.meta.ecn = ecn_out(t.ecn);
+    buf.meta.segment_size = t.segment_size;
+    buf.meta.src_ip = None;
+    true
+}
+
+impl SansIo for QuinnPeer {
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, ecn: Ecn, data: &mut [u8]) {
+        let data = BytesMut::from(&data[..]);
+        self.scratch.clear();
+        let local_ip = Some(self.local.ip());
+        let event =
+            self.endpoint.handle(now, remote, local_ip, ecn_in(ecn), data, &mut self.scratch);
+        match event {
+            None => {}
+            Some(DatagramEvent::ConnectionEvent(ch, event)) => {
+                if let Some((own, conn)) = self.conn.as_mut() {
+                    if *own == ch {
+                        conn.handle_event(event);
+                    }
+                }
+            }
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                self.scratch.clear();
+                if self.conn.is_some() {
+                    let t = self.endpoint.refuse(incoming, &mut self.scratch);
+                    self.responses.push_back((t, self.scratch.clone()));
+                } else {
+                    match self.endpoint.accept(incoming, now, &mut self.scratch, None) {
+                        Ok(conn) => self.conn = Some(conn),
+                        Err(e) => {
+                            if let Some(t) = e.response {
+                                self.responses.push_back((t, self.scratch.clone()));
+                            }
+                            self.lost = Some(e.cause);
+                        }
+                    }
+                }
+            }
+            Some(DatagramEvent::Response(t)) => {
+                self.responses.push_back((t, self.scratch.clone()));
+            }
+        }
+        self.pump();
+    }
+
+    fn poll_transmit(&mut self, now: Instant, max_datagrams: usize, buf: &mut TxBuffer) -> bool {
+        self.pump();
+        if let Some((t, data)) = self.responses.pop_front() {
+            return fill(buf, &t, &data);
+        }
+        let Some((_, conn)) = self.conn.as_mut() else { return false };
+        self.scratch.clear();
+        // A GSO train must fit the buffer (64 KiB like Linux), whatever the segment size.
+        let max_datagrams = max_datagrams.min(buf.capacity() / MAX_SEGMENT).max(1);
+        let Some(t) = conn.poll_transmit(now, max_datagrams, &mut self.scratch) else {
+            return false;
+        };
+        let ok = fill(buf, &t, &self.scratch);
+        assert!(ok, "a {}-byte quinn-proto transmit does not fit a sim buffer", t.size);
+        ok
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.conn.as_mut().and_then(|(_, c)| c.poll_timeout())
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if let Some((_, conn)) = self.conn.as_mut() {
+            conn.handle_timeout(now);
+        }
+        self.pump();
+    }
+}
+
+fn stream(id: u64) -> Result<StreamId, String> {
+    VarInt::from_u64(id).map(StreamId::from).map_err(|e| e.to_string())
+}
+
+impl Peer for QuinnPeer {
+    fn name(&self) -> &'static str {
+        "quinn-proto"
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected && self.lost.is_none()
+    }
+
+    fn ended(&self) -> Option<Ended> {
+        Some(match self.lost.as_ref()? {
+            ConnectionError::ApplicationClosed(c) => Ended::PeerApplication {
+                code: c.error_code.into_inner(),
+                reason: c.reason.to_vec(),
+            },
+            ConnectionError::ConnectionClosed(c) => {
+                Ended::PeerTransport { code: c.error_code.into(), reason: c.reason.to_vec() }
+            }
+            ConnectionError::TransportError(e) => Ended::LocalTransport { code: e.code.into() },
+            ConnectionError::TimedOut => Ended::TimedOut,
+            ConnectionError::LocallyClosed => Ended::LocallyClosed,
+            other => Ended::Other(other.to_string()),
+        })
+    }
+
+    fn alpn(&self) -> Option<Vec<u8>> {
+        let (_, conn) = self.conn.as_ref()?;
+        let data = conn.crypto_session().handshake_data()?;
+        let data = data.downcast::<quinn_proto::crypto::rustls::HandshakeData>().ok()?;
+        data.protocol
+    }
+
+    fn open_bi(&mut self) -> Option<u64> {
+        self.conn()?.streams().open(Dir::Bi).map(u64::from)
+    }
+
+    fn accept_bi(&mut self) -> Option<u64> {
+        self.conn()?.streams().accept(Dir::Bi).map(u64::from)
+    }
+
+    fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, String> {
+        let id = stream(id)?;
+        let conn = self.conn().ok_or("no connection")?;
+        match conn.send_stream(id).write(data) {
+            Ok(n) => Ok(n),
+            Err(WriteError::Blocked) => Ok(0),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn finish(&mut self, id: u64) -> Result<(), String> {
+        let id = stream(id)?;
+        let conn = self.conn().ok_or("no connection")?;
+        conn.send_stream(id).finish().map_err(|e| e.to_string())
+    }
+
+    fn read(&mut self, id: u64, out: &mut Vec<u8>) -> Result<bool, String> {
+        let id = stream(id)?;
+        let conn = self.conn().ok_or("no connection")?;
+        let mut recv = conn.recv_stream(id);
+        let mut chunks = recv.read(true).map_err(|e| e.to_string())?;
+        let result = loop {
+            match chunks.next(usize::MAX) {
+                Ok(Some(chunk)) => out.extend_from_slice(&chunk.bytes),
+                Ok(None) => break Ok(true),
+                Err(ReadError::Blocked) => break Ok(false),
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        let _ = chunks.finalize();
+        result
+    }
+
+    fn close(&mut self, now: Instant, code: u64, reason: &[u8]) {
+        if let Some(conn) = self.conn() {
+            let code = VarInt::from_u64(code).expect("code fits a varint");
+            conn.close(now, code, Bytes::copy_from_slice(reason));
+        }
+        self.pump();
+    }
+
+    fn force_key_update(&mut self) -> bool {
+        match self.conn() {
+            Some(conn) => {
+                conn.force_key_update();
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Building a pair for a test: network, link, certificates, ALPN, idle timeout, for each pairing.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use peregrine_datapath::sim::{LinkConfig, SimNetwork};
+
+use crate::certs::{self, Pki, ALPN};
+use crate::driver::Pair;
+use crate::quinn_peer::QuinnPeer;
+use crate::tap::KeyLog;
+
+/// The client's address on the simulated network.
+pub const CLIENT: &str = "10.0.0.1:50000";
+/// The server's address on the simulated network.
+pub const SERVER: &str = "10.0.0.2:4433";
+/// One-way delay of the default link.
+pub const DELAY: Duration = Duration::from_millis(10);
+
+/// What a test varies.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Seed of the network (loss pattern).
+    pub seed: u64,
+    /// Both directions of the path.
+    pub link: LinkConfig,
+    /// The ALPN the client offers (the server accepts only [`ALPN`]).
+    pub client_alpn: &'static [u8],
+    /// False: the client trusts another CA than the one that signed the server's certificate.
+    pub trusted: bool,
+    /// Idle timeout both sides advertise (`None`: the implementations' defaults).
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Setup {
+    /// A clean 10 ms one-way path, matching ALPN, trusted certificate, default idle timeouts.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            link: LinkConfig::with_delay(DELAY),
+            client_alpn: ALPN,
+            trusted: true,
+            idle_timeout: None,
+        }
+    }
+
+    /// With independent random loss `p` on both directions.
+    pub fn loss(mut self, p: f64) -> Self {
+        self.link.loss = p;
+        self
+    }
+
+    /// The addresses of client and server.
+    pub fn addrs() -> (SocketAddr, SocketAddr) {
+        (CLIENT.parse().expect("client addr"), SERVER.parse().expect("server addr"))
+    }
+
+    /// The server's PKI and the CA the client trusts.
+    pub fn pki(&self) -> (Pki, rustls::pki_types::CertificateDer<'static>) {
+        let pki = Pki::generate();
+        let root = if self.trusted { pki.ca.clone() } else { Pki::generate().ca };
+        (pki, root)
+    }
+
+    /// quinn-proto transport settings for this setup.
+    pub fn quinn_transport(&self) -> quinn_proto::TransportConfig {
+        let mut t = quinn_proto::TransportConfig::default();
+        if let Some(idle) = self.idle_timeout {
+            t.max_idle_timeout(Some(idle.try_into().expect("idle timeout fits")));
+        }
+        t
+    }
+}
+
+/// quinn-proto client and server (the harness self-check), and the client's key log.
+pub fn quinn_quinn(setup: &Setup) -> (Pair<QuinnPeer, QuinnPeer>, KeyLog) {
+    let net = SimNetwork::new(setup.seed);
+    let (pki, root) = setup.pki();
+    let keylog = KeyLog::default();
+    let server_cfg = certs::quinn_server(&pki, ALPN, &KeyLog::default(), setup.quinn_transport());
+    let client_cfg =
+        certs::quinn_client(&root, setup.client_alpn, &keylog, setup.quinn_transport());
+    let (c, s) = Setup::addrs();
+    let client = QuinnPeer::client(c, s, client_cfg, net.now());
+    let server = QuinnPeer::server(s, server_cfg);
+    (Pair::new(net, client, server, setup.link.clone()), keylog)
+}
