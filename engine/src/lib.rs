@@ -25,6 +25,7 @@
 pub mod cid;
 pub mod coding;
 pub mod congestion;
+pub mod connection;
 pub mod crypto;
 pub mod endpoint;
 pub mod error;

@@ -1,0 +1,275 @@
+//! Connection configuration: validated transport settings with named defaults, and the CID source.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::cid::{ConnectionId, ResetToken, MAX_CID_LEN};
+use crate::congestion::{self, Algorithm};
+use crate::crypto::{TlsClientConfig, TlsServerConfig};
+use crate::streams::StreamsConfig;
+
+/// Default idle timeout we advertise: 30 s.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default largest UDP payload we build: 1200 bytes, the size every QUIC path must carry.
+pub const DEFAULT_MAX_DATAGRAM_SIZE: u16 = 1200;
+/// Largest UDP payload this implementation ever builds (a 1500-byte Ethernet MTU over IPv4).
+pub const MAX_DATAGRAM_SIZE_LIMIT: u16 = 1472;
+/// Default length of the connection IDs we issue: 8 bytes.
+pub const DEFAULT_CID_LEN: usize = 8;
+/// Default active_connection_id_limit we advertise (how many of the peer's CIDs we keep).
+pub const DEFAULT_ACTIVE_CID_LIMIT: u64 = 4;
+/// Most connection IDs we issue to the peer at once, whatever its limit.
+pub const MAX_ISSUED_CIDS: u64 = 8;
+/// Default max_ack_delay we advertise: 25 ms (RFC 9000 §18.2 default).
+pub const DEFAULT_MAX_ACK_DELAY: Duration = Duration::from_millis(25);
+/// Default ack_delay_exponent we advertise (RFC 9000 §18.2 default).
+pub const DEFAULT_ACK_DELAY_EXPONENT: u8 = 3;
+/// Default initial RTT before the first sample (RFC 9002 §6.2.2: 333 ms).
+pub const DEFAULT_INITIAL_RTT: Duration = Duration::from_millis(333);
+/// Default for initiating key updates: never on a packet count (only on demand or near the
+/// AEAD confidentiality limit).
+pub const DEFAULT_KEY_UPDATE_INTERVAL: Option<u64> = None;
+
+/// A source of connection IDs this endpoint issues, with their stateless reset tokens. The
+/// endpoint supplies one so it can embed its worker index (or a QUIC-LB server ID) and derive
+/// the reset token from its static key.
+pub trait CidGenerator: Send + fmt::Debug {
+    /// Length of every ID produced (short headers do not encode it).
+    fn cid_len(&self) -> usize;
+    /// A fresh connection ID and its stateless reset token.
+    fn generate(&mut self) -> (ConnectionId, ResetToken);
+}
+
+/// A [`CidGenerator`] drawing IDs and tokens from a seeded ChaCha8 generator (tests, tools).
+#[derive(Debug)]
+pub struct RandomCidGenerator {
+    len: usize,
+    rng: ChaCha8Rng,
+}
+
+impl RandomCidGenerator {
+    /// IDs of `len` bytes (clamped to 1..=20), from `seed`.
+    pub fn new(len: usize, seed: u64) -> Self {
+        Self { len: len.clamp(1, MAX_CID_LEN), rng: ChaCha8Rng::seed_from_u64(seed) }
+    }
+}
+
+impl CidGenerator for RandomCidGenerator {
+    fn cid_len(&self) -> usize {
+        self.len
+    }
+
+    fn generate(&mut self) -> (ConnectionId, ResetToken) {
+        let mut b = [0u8; MAX_CID_LEN];
+        self.rng.fill_bytes(&mut b[..self.len]);
+        let mut token = [0u8; 16];
+        self.rng.fill_bytes(&mut token);
+        // `len` is clamped to 1..=20.
+        (ConnectionId::new(&b[..self.len]).unwrap_or_default(), ResetToken(token))
+    }
+}
+
+/// An invalid transport setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid connection configuration: {0}")]
+pub struct ConfigError(pub &'static str);
+
+/// Transport settings of a connection. Build with [`TransportConfig::default`] and the
+/// validating `with_*` setters.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_datagram_size: u16,
+    pub(crate) active_cid_limit: u64,
+    pub(crate) max_ack_delay: Duration,
+    pub(crate) ack_delay_exponent: u8,
+    pub(crate) initial_rtt: Duration,
+    pub(crate) congestion: Algorithm,
+    pub(crate) key_update_interval: Option<u64>,
+    pub(crate) streams: StreamsConfig,
+    pub(crate) rng_seed: u64,
+    pub(crate) ecn: bool,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
+            active_cid_limit: DEFAULT_ACTIVE_CID_LIMIT,
+            max_ack_delay: DEFAULT_MAX_ACK_DELAY,
+            ack_delay_exponent: DEFAULT_ACK_DELAY_EXPONENT,
+            initial_rtt: DEFAULT_INITIAL_RTT,
+            congestion: Algorithm::default(),
+            key_update_interval: DEFAULT_KEY_UPDATE_INTERVAL,
+            streams: StreamsConfig::default(),
+            rng_seed: 0,
+            ecn: true,
+        }
+    }
+}
+
+impl TransportConfig {
+    /// The idle timeout we advertise (`None` disables ours; the peer's may still apply).
+    /// Default 30 s. The effective timeout is the smaller of both sides', and never below
+    /// 3 PTO. Must fit the transport parameter (under 2^62 ms).
+    pub fn with_idle_timeout(mut self, t: Option<Duration>) -> Result<Self, ConfigError> {
+        if t.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError("idle timeout of zero: use None to disable"));
+        }
+        self.idle_timeout = t;
+        Ok(self)
+    }
+
+    /// Largest UDP payload we build, in bytes. Default 1200 (always safe); up to 1472. Larger
+    /// datagrams cost fewer packets per byte but are lost on paths with a smaller MTU (no path
+    /// MTU discovery yet).
+    pub fn with_max_datagram_size(mut self, size: u16) -> Result<Self, ConfigError> {
+        if !(DEFAULT_MAX_DATAGRAM_SIZE..=MAX_DATAGRAM_SIZE_LIMIT).contains(&size) {
+            return Err(ConfigError("max_datagram_size must be in 1200..=1472"));
+        }
+        self.max_datagram_size = size;
+        Ok(self)
+    }
+
+    /// How many of the peer's connection IDs we accept (active_connection_id_limit).
+    /// Default 4; at least 2 (RFC 9000 §18.2). Each costs ~40 bytes.
+    pub fn with_active_cid_limit(mut self, n: u64) -> Result<Self, ConfigError> {
+        if !(2..=64).contains(&n) {
+            return Err(ConfigError("active_connection_id_limit must be in 2..=64"));
+        }
+        self.active_cid_limit = n;
+        Ok(self)
+    }
+
+    /// Our max_ack_delay. Default 25 ms; below 2^14 ms. Longer delays mean fewer ACKs and
+    /// slower loss recovery at the peer.
+    pub fn with_max_ack_delay(mut self, d: Duration) -> Result<Self, ConfigError> {
+        if d.as_millis() >= 1 << 14 {
+            return Err(ConfigError("max_ack_delay must be below 2^14 ms"));
+        }
+        self.max_ack_delay = d;
+        Ok(self)
+    }
+
+    /// RTT assumed before the first sample. Default 333 ms (RFC 9002). Must be non-zero.
+    pub fn with_initial_rtt(mut self, rtt: Duration) -> Result<Self, ConfigError> {
+        if rtt.is_zero() {
+            return Err(ConfigError("initial RTT of zero"));
+        }
+        self.initial_rtt = rtt;
+        Ok(self)
+    }
+
+    /// The congestion controller. Default CUBIC.
+    pub fn with_congestion(mut self, alg: Algorithm) -> Self {
+        self.congestion = alg;
+        self
+    }
+
+    /// The congestion controller by name ("newreno", "cubic").
+    pub fn with_congestion_by_name(self, name: &str) -> Result<Self, ConfigError> {
+        let alg =
+            name.parse::<Algorithm>().map_err(|_| ConfigError("unknown congestion controller"))?;
+        Ok(self.with_congestion(alg))
+    }
+
+    /// Initiate a key update every `n` packets sent in one key phase (once permitted).
+    /// Default `None`: only on demand ([`super::Connection::initiate_key_update`]) or near the
+    /// AEAD confidentiality limit. `n` must be at least 16.
+    pub fn with_key_update_interval(mut self, n: Option<u64>) -> Result<Self, ConfigError> {
+        if n.is_some_and(|n| n < 16) {
+            return Err(ConfigError("key update interval below 16 packets"));
+        }
+        self.key_update_interval = n;
+        Ok(self)
+    }
+
+    /// Stream limits and windows (see [`StreamsConfig`]).
+    pub fn with_streams(mut self, streams: StreamsConfig) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// Seed of the connection's random generator (initial DCID, CIDs of the default
+    /// generator). Default 0; give every connection its own.
+    pub fn with_rng_seed(mut self, seed: u64) -> Self {
+        self.rng_seed = seed;
+        self
+    }
+
+    /// Whether to mark packets ECT(0) and validate ECN. Default true.
+    pub fn with_ecn(mut self, on: bool) -> Self {
+        self.ecn = on;
+        self
+    }
+
+    /// The congestion controller's settings for our datagram size.
+    pub(crate) fn congestion_config(&self) -> congestion::Config {
+        congestion::Config::default()
+            .with_max_datagram_size(self.max_datagram_size)
+            .unwrap_or_default()
+    }
+}
+
+/// Client side: TLS settings plus transport settings.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// TLS (roots, ALPN, ciphers).
+    pub tls: Arc<TlsClientConfig>,
+    /// Transport settings.
+    pub transport: TransportConfig,
+    /// QUIC version of the first Initial. Default v1.
+    pub version: u32,
+}
+
+impl ClientConfig {
+    /// A client configuration with default transport settings and QUIC v1.
+    pub fn new(tls: Arc<TlsClientConfig>) -> Self {
+        Self { tls, transport: TransportConfig::default(), version: crate::version::V1 }
+    }
+}
+
+/// Server side: TLS settings plus transport settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// TLS (certificate, ALPN, ciphers).
+    pub tls: Arc<TlsServerConfig>,
+    /// Transport settings.
+    pub transport: TransportConfig,
+}
+
+impl ServerConfig {
+    /// A server configuration with default transport settings.
+    pub fn new(tls: Arc<TlsServerConfig>) -> Self {
+        Self { tls, transport: TransportConfig::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setters_validate() {
+        let c = TransportConfig::default();
+        assert!(c.clone().with_max_datagram_size(1199).is_err());
+        assert!(c.clone().with_max_datagram_size(1473).is_err());
+        assert_eq!(c.clone().with_max_datagram_size(1400).unwrap().max_datagram_size, 1400);
+        assert!(c.clone().with_active_cid_limit(1).is_err());
+        assert!(c.clone().with_idle_timeout(Some(Duration::ZERO)).is_err());
+        assert!(c.clone().with_key_update_interval(Some(3)).is_err());
+        assert!(c.clone().with_congestion_by_name("bbr").is_err());
+        assert_eq!(c.with_congestion_by_name("newreno").unwrap().congestion, Algorithm::NewReno);
+        let mut g = RandomCidGenerator::new(8, 1);
+        let (a, ta) = g.generate();
+        let (b, tb) = g.generate();
+        assert_eq!(a.len(), 8);
+        assert!(a != b && ta != tb);
+    }
+}

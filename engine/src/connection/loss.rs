@@ -1,0 +1,150 @@
+//! ACK frames received, loss detection and PTO: feeding `recovery::LossDetector` and the
+//! congestion controller, and turning acknowledged / lost packets into stream and crypto
+//! feedback.
+
+use std::time::Instant;
+
+use super::sent::{Retx, SentFrames};
+use super::Connection;
+use crate::crypto::Side;
+use crate::error::Error;
+use crate::frame::Ack;
+use crate::recovery::{AckInfo, SentPacket, SpaceId};
+
+impl Connection {
+    /// An ACK frame received in `space`.
+    pub(super) fn on_ack_frame(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        ack: &Ack<'_>,
+    ) -> Result<(), Error> {
+        let info = AckInfo::from_frame(ack, self.peer_ack_delay_exponent);
+        let out = self.loss.on_ack_received(now, space, info, self.app_limited, &mut *self.cc)?;
+        if space == SpaceId::Data {
+            if let Some(k) = self.one_rtt.as_mut() {
+                k.on_packet_acked(ack.largest());
+            }
+            //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.2
+            //# Additionally, a client MAY consider the handshake to be confirmed
+            //# when it receives an acknowledgment for a 1-RTT packet.
+            if self.side == Side::Client && self.handshake_complete && !out.acked.is_empty() {
+                self.confirm_handshake(now);
+            }
+        }
+        if !out.lost.is_empty() {
+            self.stats.congestion_events += 1;
+        }
+        if out.ce_increase > 0 {
+            self.stats.congestion_events += 1;
+        }
+        if out.persistent_congestion {
+            self.stats.persistent_congestion += 1;
+        }
+        for p in out.acked {
+            self.on_packet_acked(space, p);
+        }
+        for p in out.lost {
+            self.on_packet_lost(space, p);
+        }
+        Ok(())
+    }
+
+    /// The loss detection timer fired.
+    pub(super) fn on_loss_timeout(&mut self, now: Instant) {
+        let out = self.loss.on_timeout(now, &mut *self.cc);
+        if !out.lost.is_empty() {
+            self.stats.congestion_events += 1;
+        }
+        if out.persistent_congestion {
+            self.stats.persistent_congestion += 1;
+        }
+        for p in out.lost {
+            let space = p.payload.space;
+            self.on_packet_lost(space, p);
+        }
+        if let Some(probe) = out.probe {
+            self.stats.pto_count += 1;
+            let sp = &mut self.spaces[probe.space.index()];
+            if sp.discarded {
+                return;
+            }
+            //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.4
+            //# When there is no data to send, the sender SHOULD send
+            //# a PING or other ack-eliciting frame in a single packet, re-arming the
+            //# PTO timer.
+            sp.probes = sp.probes.max(probe.packets);
+            //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.4
+            //# Instead of sending an ack-eliciting packet, the sender MAY opportunistically
+            //# retransmit the data of unacknowledged packets.
+            if probe.space != SpaceId::Data && !sp.crypto_send.is_empty() {
+                sp.crypto_send.resend_all();
+            }
+            if probe.anti_deadlock {
+                //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
+                //# That is, the
+                //# client MUST set the PTO timer if the client has not received an
+                //# acknowledgment for any of its Handshake packets and the handshake is
+                //# not confirmed (see Section 4.1.2 of [QUIC-TLS]), even if there are no
+                //# packets in flight.
+                sp.ping_pending = true;
+            }
+        }
+    }
+
+    /// A packet of `space` was acknowledged: release what it carried.
+    fn on_packet_acked(&mut self, space: SpaceId, p: SentPacket<SentFrames>) {
+        let SentFrames { items, ack_largest, .. } = p.payload;
+        if let Some(l) = ack_largest {
+            self.spaces[space.index()].acks.on_ack_frame_acked(l);
+        }
+        for item in &items {
+            match *item {
+                Retx::Stream { id, offset, len, fin } => {
+                    self.streams.on_stream_data_acked(id, offset, len, fin)
+                }
+                Retx::Control(c) => self.streams.on_control_acked(&c),
+                Retx::Crypto { .. }
+                | Retx::HandshakeDone
+                | Retx::NewCid(_)
+                | Retx::RetireCid(_) => {}
+            }
+        }
+        self.retx_pool.put(items);
+    }
+
+    /// A packet of `space` was declared lost: queue what it carried again.
+    fn on_packet_lost(&mut self, space: SpaceId, p: SentPacket<SentFrames>) {
+        self.stats.packets_lost += 1;
+        let items = p.payload.items;
+        for item in &items {
+            match *item {
+                Retx::Stream { id, offset, len, fin } => {
+                    self.stats.stream_bytes_retransmitted += len;
+                    self.streams.on_stream_data_lost(id, offset, len, fin);
+                }
+                Retx::Control(c) => self.streams.on_control_lost(&c),
+                Retx::Crypto { offset, len } => {
+                    let sp = &mut self.spaces[space.index()];
+                    if !sp.discarded {
+                        sp.crypto_send.on_lost(offset, len);
+                    }
+                }
+                Retx::HandshakeDone => self.handshake_done_pending = true,
+                Retx::NewCid(seq) => {
+                    if self.local_cids.frame(seq).is_some()
+                        && !self.local_cids.to_send.contains(&seq)
+                    {
+                        self.local_cids.to_send.push(seq);
+                    }
+                }
+                Retx::RetireCid(seq) => {
+                    if !self.peer_cids.to_retire.contains(&seq) {
+                        self.peer_cids.to_retire.push(seq);
+                    }
+                }
+            }
+        }
+        self.retx_pool.put(items);
+    }
+}

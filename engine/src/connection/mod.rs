@@ -1,0 +1,520 @@
+//! The QUIC v1 connection state machine (RFC 9000, 9001, 9002), sans-IO and quinn-proto shaped.
+//!
+//! A [`Connection`] is driven by its owner (a worker, a test harness, an interop shim):
+//! - [`Connection::handle_datagram`] with each datagram routed to it (decrypted in place);
+//! - [`Connection::poll_transmit`] writes the next datagram, or a GSO train of equal-sized
+//!   datagrams, straight into the caller's buffer (packets are sealed in place);
+//! - [`Connection::poll_timeout`] / [`Connection::handle_timeout`] run the timer table;
+//! - [`Connection::poll_event`] hands out [`Event`]s, [`Connection::poll_endpoint_event`] tells
+//!   the CID router about new and retired connection IDs;
+//! - stream calls ([`Connection::open`], [`Connection::write`], [`Connection::read`], ...)
+//!   delegate to [`crate::streams::Streams`].
+//!
+//! Every entry point takes `now`; nothing reads the clock. The rules live in the submodules:
+//! `handshake` (TLS, keys, transport parameters, Retry, Version Negotiation), `recv` (datagram →
+//! packets → frames), `send` (packet assembly, coalescing, padding, GSO, congestion and
+//! amplification limits), `close` (explicit close state), `spaces`, `cids`, `timers`.
+
+mod cids;
+mod close;
+mod config;
+mod events;
+mod handshake;
+mod loss;
+mod recv;
+mod send;
+mod sent;
+mod spaces;
+mod stats;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+pub use close::{CloseFrame, CloseState};
+pub use config::{
+    CidGenerator, ClientConfig, ConfigError, RandomCidGenerator, ServerConfig, TransportConfig,
+    DEFAULT_ACK_DELAY_EXPONENT, DEFAULT_ACTIVE_CID_LIMIT, DEFAULT_CID_LEN, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_INITIAL_RTT, DEFAULT_KEY_UPDATE_INTERVAL, DEFAULT_MAX_ACK_DELAY,
+    DEFAULT_MAX_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE_LIMIT, MAX_ISSUED_CIDS,
+};
+pub use events::{ConnectionError, EndpointEvent, Event};
+pub use send::Transmit;
+pub use stats::ConnectionStats;
+pub use timers::Timer;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+
+use crate::cid::ConnectionId;
+use crate::congestion::{Controller, Pacer};
+use crate::crypto::{OneRttKeys, Side, TlsError, TlsSession};
+use crate::error::Error;
+use crate::recovery::{LossDetector, SpaceId};
+use crate::streams::{
+    CancelReason, ClosedStream, Dir, OpenError, ReadError, StreamId, Streams, WriteError, WriteId,
+};
+use crate::transport_params::TransportParameters;
+use crate::varint::VarInt;
+use cids::{LocalCids, PeerCids};
+use sent::{RetxPool, SentFrames};
+use spaces::PacketSpace;
+use timers::TimerTable;
+
+/// Why a connection could not be created.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The QUIC version is not one this endpoint speaks.
+    #[error("unsupported QUIC version {0:#010x}")]
+    UnsupportedVersion(u32),
+    /// TLS could not start (bad server name, configuration).
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] TlsError),
+    /// A connection ID had the wrong length or Initial keys could not be derived.
+    #[error("invalid connection ID")]
+    InvalidCid,
+}
+
+/// What the endpoint learned from a client's first Initial, for [`Connection::server`].
+#[derive(Clone, Copy, Debug)]
+pub struct Incoming {
+    /// Destination Connection ID of the client's Initial (after a Retry: the ID the server chose
+    /// in the Retry).
+    pub dst_cid: ConnectionId,
+    /// Source Connection ID of the client's Initial.
+    pub src_cid: ConnectionId,
+    /// The QUIC version of the Initial.
+    pub version: u32,
+    /// After a Retry whose token validated: the DCID of the client's very first Initial (the
+    /// original_destination_connection_id) and the SCID of our Retry.
+    pub retry: Option<(ConnectionId, ConnectionId)>,
+}
+
+/// The connection IDs seen during the handshake, checked against the peer's transport
+/// parameters (RFC 9000 §7.3).
+#[derive(Clone, Copy, Debug)]
+struct HandshakeIds {
+    /// The client's first DCID (client: chosen at random; server: from [`Incoming`]).
+    original_dcid: ConnectionId,
+    /// The peer's SCID from its first Initial.
+    peer_initial_scid: Option<ConnectionId>,
+    /// The Retry's SCID, when a Retry happened.
+    retry_scid: Option<ConnectionId>,
+}
+
+/// One QUIC connection, client or server. See the module documentation for the driving loop.
+pub struct Connection {
+    side: Side,
+    version: u32,
+    config: TransportConfig,
+    tls: TlsSession,
+    spaces: [PacketSpace; 3],
+    one_rtt: Option<Box<OneRttKeys>>,
+    loss: LossDetector<SentFrames>,
+    cc: Box<dyn Controller>,
+    pacer: Pacer,
+    streams: Streams,
+    timers: TimerTable,
+    close: CloseState,
+    cid_gen: Box<dyn CidGenerator>,
+    /// Our connection ID of sequence number 0 (the handshake's SCID).
+    local_scid: ConnectionId,
+    local_cids: LocalCids,
+    peer_cids: PeerCids,
+    remote: SocketAddr,
+    ids: HandshakeIds,
+    /// Client: the token to put in Initial packets (from a Retry).
+    token: Vec<u8>,
+    /// Client: a NEW_TOKEN received for future connections.
+    new_token: Option<Vec<u8>>,
+    peer_params: Option<TransportParameters>,
+    /// Client: a packet from the server was authenticated (Retry / VN no longer accepted).
+    received_valid: bool,
+    retry_received: bool,
+    handshake_complete: bool,
+    handshake_confirmed: bool,
+    handshake_done_pending: bool,
+    /// Server: the client's address is validated (Handshake packet or Retry token).
+    address_validated: bool,
+    amp_received: u64,
+    amp_sent: u64,
+    /// Effective idle timeout once parameters are known (ours until then).
+    idle_timeout: Option<Duration>,
+    key_update_requested: bool,
+    /// The next ack-eliciting packet sent restarts the idle timer (RFC 9000 §10.1).
+    idle_restart_on_send: bool,
+    path_response: Option<[u8; 8]>,
+    events: VecDeque<Event>,
+    endpoint_events: VecDeque<EndpointEvent>,
+    error: Option<ConnectionError>,
+    drained_emitted: bool,
+    stats: ConnectionStats,
+    retx_pool: RetxPool,
+    crypto_scratch: Vec<u8>,
+    peer_ack_delay_exponent: u8,
+    peer_max_udp_payload: u64,
+    app_limited: bool,
+    #[allow(dead_code)]
+    rng: ChaCha8Rng,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("side", &self.side)
+            .field("remote", &self.remote)
+            .field("handshake_complete", &self.handshake_complete)
+            .field("handshake_confirmed", &self.handshake_confirmed)
+            .field("close", &self.close)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    // ---- driving -----------------------------------------------------------------------
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) must run; `None` when the
+    /// connection is drained.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.close == CloseState::Drained {
+            return None;
+        }
+        self.timers.next()
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.close == CloseState::Drained {
+            return;
+        }
+        if self.timers.is_expired(Timer::Close, now) {
+            self.set_drained();
+            return;
+        }
+        if self.timers.is_expired(Timer::Idle, now) {
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-10.1
+            //# If a max_idle_timeout is specified by either endpoint in its
+            //# transport parameters (Section 18.2), the connection is silently
+            //# closed and its state is discarded when it remains idle for longer
+            //# than the minimum of the max_idle_timeout value advertised by both
+            //# endpoints.
+            if self.close.is_open() {
+                self.report_lost(ConnectionError::TimedOut);
+                self.streams.cancel_all(CancelReason::IdleTimeout);
+            }
+            self.set_drained();
+            return;
+        }
+        if self.timers.is_expired(Timer::KeyDiscard, now) {
+            self.timers.stop(Timer::KeyDiscard);
+            if let Some(k) = self.one_rtt.as_mut() {
+                k.discard_previous();
+            }
+        }
+        if self.timers.is_expired(Timer::Pacing, now) {
+            self.timers.stop(Timer::Pacing);
+        }
+        if self.close.is_open() && self.loss.timer().is_some_and(|t| t <= now) {
+            self.on_loss_timeout(now);
+        }
+        self.update_timers(now);
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(e) = self.events.pop_front() {
+            return Some(e);
+        }
+        self.streams.poll_event().map(Event::Stream)
+    }
+
+    /// The next event for the endpoint's connection-ID router.
+    pub fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
+        self.endpoint_events.pop_front()
+    }
+
+    // ---- state -------------------------------------------------------------------------
+
+    /// Client or server.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The peer's address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Whether the TLS handshake completed.
+    pub fn is_handshake_complete(&self) -> bool {
+        self.handshake_complete
+    }
+
+    /// Whether the handshake is confirmed (RFC 9001 §4.1.2).
+    pub fn is_handshake_confirmed(&self) -> bool {
+        self.handshake_confirmed
+    }
+
+    /// Whether the connection is closing, draining or drained.
+    pub fn is_closed(&self) -> bool {
+        !self.close.is_open()
+    }
+
+    /// Whether the connection is drained: it never sends again and may be dropped.
+    pub fn is_drained(&self) -> bool {
+        self.close == CloseState::Drained
+    }
+
+    /// The close state (explicit, per DESIGN.md): open, closing (with the spaces that still owe
+    /// a CONNECTION_CLOSE), draining or drained.
+    pub fn close_state(&self) -> &CloseState {
+        &self.close
+    }
+
+    /// Per packet number space (Initial, Handshake, Data): whether a CONNECTION_CLOSE still
+    /// has to be written there. All false once the close was emitted everywhere it is owed.
+    pub fn close_pending_spaces(&self) -> [bool; 3] {
+        self.close.pending_spaces()
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn error(&self) -> Option<&ConnectionError> {
+        self.error.as_ref()
+    }
+
+    /// The negotiated ALPN protocol.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.tls.alpn_protocol()
+    }
+
+    /// The peer's transport parameters, once received and validated.
+    pub fn peer_params(&self) -> Option<&TransportParameters> {
+        self.peer_params.as_ref()
+    }
+
+    /// Which packet number spaces still hold keys (Initial, Handshake, Data).
+    pub fn spaces_with_keys(&self) -> [bool; 3] {
+        [self.spaces[0].keys.is_some(), self.spaces[1].keys.is_some(), self.one_rtt.is_some()]
+    }
+
+    /// The 1-RTT key generation in use (0 before any key update; `None` without 1-RTT keys).
+    pub fn key_generation(&self) -> Option<u64> {
+        self.one_rtt.as_ref().map(|k| k.generation())
+    }
+
+    /// The effective idle timeout: the smaller advertised value, never below 3 PTO.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        let pto = self.loss.pto_period(SpaceId::Data);
+        self.idle_timeout.map(|t| t.max(pto * 3))
+    }
+
+    /// Our connection ID of sequence number 0.
+    pub fn local_cid(&self) -> ConnectionId {
+        self.local_cids_first()
+    }
+
+    /// The connection ID we send to.
+    pub fn remote_cid(&self) -> ConnectionId {
+        self.peer_cids.current()
+    }
+
+    /// A NEW_TOKEN the server gave us (client), for the next connection's Initial.
+    pub fn new_token(&self) -> Option<&[u8]> {
+        self.new_token.as_deref()
+    }
+
+    /// Counters and current congestion / RTT state.
+    pub fn stats(&self) -> ConnectionStats {
+        let mut s = self.stats;
+        s.cwnd = self.cc.window();
+        s.bytes_in_flight = self.loss.bytes_in_flight();
+        s.smoothed_rtt = self.loss.rtt().smoothed();
+        s.min_rtt = self.loss.rtt().min();
+        s
+    }
+
+    // ---- application commands ----------------------------------------------------------
+
+    /// Opens a stream (see [`Streams::open`]).
+    pub fn open(&mut self, dir: Dir) -> Result<StreamId, OpenError> {
+        self.streams.open(dir)
+    }
+
+    /// Writes on a stream; one `WriteComplete` event follows per accepted write.
+    pub fn write(&mut self, id: StreamId, data: Bytes, fin: bool) -> Result<WriteId, WriteError> {
+        self.streams.write(id, data, fin)
+    }
+
+    /// Finishes a stream (FIN without data).
+    pub fn finish(&mut self, id: StreamId) -> Result<WriteId, WriteError> {
+        self.streams.finish(id)
+    }
+
+    /// Reads in-order data: `(bytes, fin)`.
+    pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<(usize, bool), ReadError> {
+        self.streams.read(id, buf)
+    }
+
+    /// Resets the sending part of a stream.
+    pub fn reset(&mut self, id: StreamId, code: u64) -> Result<(), ClosedStream> {
+        self.streams.reset(id, code)
+    }
+
+    /// Asks the peer to stop sending on a stream.
+    pub fn stop_sending(&mut self, id: StreamId, code: u64) -> Result<(), ClosedStream> {
+        self.streams.stop_sending(id, code)
+    }
+
+    /// The stream manager, for calls not mirrored here.
+    pub fn streams(&mut self) -> &mut Streams {
+        &mut self.streams
+    }
+
+    /// Sends a PING in the application space (or the highest space with keys).
+    pub fn ping(&mut self) {
+        let space = self.highest_send_space();
+        self.spaces[space.index()].ping_pending = true;
+    }
+
+    /// Asks for a key update at the next 1-RTT packet (once RFC 9001 §6.1 permits it).
+    pub fn initiate_key_update(&mut self) {
+        self.key_update_requested = true;
+    }
+
+    /// Closes the connection with an application error code (CONNECTION_CLOSE 0x1d; in
+    /// Initial/Handshake packets a 0x1c APPLICATION_ERROR). The close is written once in every
+    /// space that has keys; then the connection is closing. Idempotent.
+    pub fn close(&mut self, now: Instant, code: VarInt, reason: &[u8]) {
+        if !self.close.is_open() {
+            return;
+        }
+        let reason = reason[..reason.len().min(close::MAX_REASON_LEN)].to_vec();
+        self.error = Some(ConnectionError::LocallyClosed { code: code.into_inner() });
+        self.start_closing(now, CloseFrame::Application { code, reason });
+    }
+
+    // ---- internals shared by the submodules --------------------------------------------
+
+    fn local_cids_first(&self) -> ConnectionId {
+        self.local_scid
+    }
+
+    /// The highest space we can send in.
+    fn highest_send_space(&self) -> SpaceId {
+        if self.one_rtt.is_some() {
+            SpaceId::Data
+        } else if self.spaces[1].keys.is_some() {
+            SpaceId::Handshake
+        } else {
+            SpaceId::Initial
+        }
+    }
+
+    /// Closes because of a protocol error in the peer's input (CONNECTION_CLOSE 0x1c).
+    fn close_with_error(&mut self, now: Instant, err: Error) {
+        if !self.close.is_open() {
+            return;
+        }
+        tracing::debug!(side = ?self.side, %err, "closing on protocol error");
+        let reason = ConnectionError::from_local(&err);
+        self.report_lost(reason);
+        self.start_closing(
+            now,
+            CloseFrame::Transport {
+                code: err.code,
+                frame_type: err.frame_type,
+                reason: err.reason.as_bytes().to_vec(),
+            },
+        );
+    }
+
+    /// Enters the closing state: the close is owed in every space with send keys.
+    fn start_closing(&mut self, now: Instant, frame: CloseFrame) {
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.3
+        //# When sending CONNECTION_CLOSE, the goal is to ensure that the peer
+        //# will process the frame.  Generally, this means sending the frame in a
+        //# packet with the highest level of packet protection to avoid the
+        //# packet being discarded.
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.3
+        //# Under these circumstances, a
+        //# server SHOULD send a CONNECTION_CLOSE frame in both Handshake and
+        //# Initial packets to ensure that at least one of them is processable by
+        //# the client.
+        let spaces = self.spaces_with_keys();
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2
+        //# The closing and draining connection states exist to ensure that
+        //# connections close cleanly and that delayed or reordered packets are
+        //# properly discarded.  These states SHOULD persist for at least three
+        //# times the current PTO interval as defined in [QUIC-RECOVERY].
+        let deadline = now + self.loss.pto_period(SpaceId::Data) * 3;
+        self.close = CloseState::closing(frame, spaces, deadline);
+        self.streams.cancel_all(CancelReason::ConnectionClosed);
+        self.timers.clear();
+        self.timers.set(Timer::Close, deadline);
+    }
+
+    /// Enters the draining state (peer closed, or stateless reset).
+    fn start_draining(&mut self, now: Instant) {
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.2
+        //# While otherwise identical to the closing state, an endpoint in the
+        //# draining state MUST NOT send any packets.
+        let deadline = now + self.loss.pto_period(SpaceId::Data) * 3;
+        self.close = CloseState::Draining { deadline };
+        self.streams.cancel_all(CancelReason::ConnectionClosed);
+        self.timers.clear();
+        self.timers.set(Timer::Close, deadline);
+    }
+
+    fn set_drained(&mut self) {
+        self.close = CloseState::Drained;
+        self.timers.clear();
+        self.streams.cancel_all(CancelReason::ConnectionClosed);
+        if !self.drained_emitted {
+            self.drained_emitted = true;
+            self.events.push_back(Event::Drained);
+            self.endpoint_events.push_back(EndpointEvent::Drained);
+        }
+    }
+
+    /// Reports the end of the connection to the application (once).
+    fn report_lost(&mut self, reason: ConnectionError) {
+        if self.error.is_some() {
+            return;
+        }
+        self.error = Some(reason.clone());
+        if self.handshake_complete {
+            self.events.push_back(Event::ConnectionLost { reason });
+        } else {
+            self.events.push_back(Event::HandshakeFailed { reason });
+        }
+    }
+
+    /// The idle period: the effective timeout, at least 3 PTO.
+    fn idle_period(&self) -> Option<Duration> {
+        self.idle_timeout()
+    }
+
+    /// Re-arms the timers mirrored from other components.
+    fn update_timers(&mut self, _now: Instant) {
+        match self.close {
+            CloseState::Open => {}
+            _ => return,
+        }
+        self.timers.set_opt(Timer::LossDetection, self.loss.timer());
+        let ack =
+            self.spaces.iter().filter(|s| !s.discarded).filter_map(|s| s.acks.ack_deadline()).min();
+        self.timers.set_opt(Timer::AckDelay, ack);
+    }
+
+    /// Restarts the idle timer.
+    fn reset_idle_timer(&mut self, now: Instant) {
+        match self.idle_period() {
+            Some(p) => self.timers.set(Timer::Idle, now + p),
+            None => self.timers.stop(Timer::Idle),
+        }
+    }
+}

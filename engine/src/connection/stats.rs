@@ -1,0 +1,44 @@
+//! Connection counters exposed through [`super::Connection::stats`].
+
+use std::time::Duration;
+
+/// Counters and gauges of one connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// UDP datagrams sent.
+    pub datagrams_sent: u64,
+    /// UDP datagrams received (including ones dropped later).
+    pub datagrams_received: u64,
+    /// QUIC packets sent.
+    pub packets_sent: u64,
+    /// QUIC packets received and authenticated.
+    pub packets_received: u64,
+    /// Packets dropped on receipt (undecryptable, duplicate, no keys, malformed).
+    pub packets_dropped: u64,
+    /// Packets declared lost.
+    pub packets_lost: u64,
+    /// UDP payload bytes sent.
+    pub bytes_sent: u64,
+    /// UDP payload bytes received.
+    pub bytes_received: u64,
+    /// Stream payload bytes sent (retransmissions included).
+    pub stream_bytes_sent: u64,
+    /// Stream payload bytes retransmitted after a loss.
+    pub stream_bytes_retransmitted: u64,
+    /// Congestion events (loss or ECN-CE reductions).
+    pub congestion_events: u64,
+    /// Persistent congestion episodes.
+    pub persistent_congestion: u64,
+    /// PTO expirations.
+    pub pto_count: u64,
+    /// Key updates (either side initiating).
+    pub key_updates: u64,
+    /// Congestion window now, bytes.
+    pub cwnd: u64,
+    /// Bytes in flight now.
+    pub bytes_in_flight: u64,
+    /// Smoothed RTT now.
+    pub smoothed_rtt: Duration,
+    /// Minimum RTT seen.
+    pub min_rtt: Duration,
+}

@@ -1,0 +1,413 @@
+//! A deterministic client/server pair on the simulated network with virtual time.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use peregrine_datapath::sim::{LinkConfig, SimNetwork, SimQueue, SimQueueConfig};
+use peregrine_datapath::{Queue, RxBatch, TxBatch, TxMeta};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::cid::ConnectionId;
+use crate::coding::Writer;
+use crate::connection::{
+    ClientConfig, Connection, Event, Incoming, RandomCidGenerator, ServerConfig, TransportConfig,
+};
+use crate::crypto::{self, TlsClientConfig, TlsServerConfig};
+use crate::packet::{LongType, PartialDecode, PlainHeader, RetryHeader};
+
+/// The ALPN both sides speak.
+pub const ALPN: &[u8] = b"hq-interop";
+/// Length of the connection IDs both sides issue.
+pub const CID_LEN: usize = 8;
+
+fn cert() -> &'static (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    static CERT: OnceLock<(CertificateDer<'static>, PrivateKeyDer<'static>)> = OnceLock::new();
+    CERT.get_or_init(|| {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+        (ck.cert.der().clone(), key)
+    })
+}
+
+/// TLS server configuration for "localhost".
+pub fn tls_server() -> Arc<TlsServerConfig> {
+    static CFG: OnceLock<Arc<TlsServerConfig>> = OnceLock::new();
+    CFG.get_or_init(|| {
+        let (c, k) = cert();
+        Arc::new(
+            TlsServerConfig::builder(vec![c.clone()], k.clone_key())
+                .alpn_protocols([ALPN])
+                .build()
+                .unwrap(),
+        )
+    })
+    .clone()
+}
+
+/// TLS client configuration trusting [`tls_server`]'s certificate.
+pub fn tls_client() -> Arc<TlsClientConfig> {
+    static CFG: OnceLock<Arc<TlsClientConfig>> = OnceLock::new();
+    CFG.get_or_init(|| {
+        let (c, _) = cert();
+        Arc::new(
+            TlsClientConfig::builder()
+                .add_root_certificate(c.clone())
+                .unwrap()
+                .alpn_protocols([ALPN])
+                .build()
+                .unwrap(),
+        )
+    })
+    .clone()
+}
+
+/// How the harness's server side treats new connection attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerMode {
+    /// Accept every Initial.
+    Accept,
+    /// Answer an Initial without token with a Retry; accept one with our token.
+    Retry,
+}
+
+/// Settings of a [`Pair`].
+#[derive(Clone, Debug)]
+pub struct PairConfig {
+    /// Simulator seed.
+    pub seed: u64,
+    /// Client → server link.
+    pub up: LinkConfig,
+    /// Server → client link.
+    pub down: LinkConfig,
+    /// Client transport settings.
+    pub client: TransportConfig,
+    /// Server transport settings.
+    pub server: TransportConfig,
+    /// Retry or not.
+    pub mode: ServerMode,
+    /// Most datagrams per GSO transmit.
+    pub gso_segments: usize,
+}
+
+impl Default for PairConfig {
+    fn default() -> Self {
+        let link = LinkConfig::with_delay(Duration::from_millis(10));
+        Self {
+            seed: 1,
+            up: link.clone(),
+            down: link,
+            client: TransportConfig::default().with_rng_seed(11),
+            server: TransportConfig::default().with_rng_seed(22),
+            mode: ServerMode::Accept,
+            gso_segments: 16,
+        }
+    }
+}
+
+/// A client and a server [`Connection`] over a [`SimNetwork`].
+pub struct Pair {
+    /// The network (virtual clock, links, stats).
+    pub net: SimNetwork,
+    /// The client.
+    pub client: Connection,
+    /// The server, once the first Initial arrived.
+    pub server: Option<Connection>,
+    /// Client address.
+    pub client_addr: SocketAddr,
+    /// Server address.
+    pub server_addr: SocketAddr,
+    cq: SimQueue,
+    sq: SimQueue,
+    server_cfg: ServerConfig,
+    mode: ServerMode,
+    gso: usize,
+    rx: RxBatch,
+    /// Retry packets the harness's server sent.
+    pub retries_sent: u64,
+    /// Steps run.
+    pub steps: u64,
+    /// Events seen by the client and server, in order (drained by [`Pair::drive`]).
+    pub client_events: Vec<Event>,
+    /// See `client_events`.
+    pub server_events: Vec<Event>,
+    /// Datagrams each side transmitted (client, server).
+    pub datagrams: (u64, u64),
+}
+
+/// The token the harness's Retry carries: a marker and the original DCID.
+fn retry_token(odcid: &ConnectionId) -> Vec<u8> {
+    let mut t = b"retry:".to_vec();
+    t.extend_from_slice(odcid);
+    t
+}
+
+impl Pair {
+    /// A pair with `cfg`; the client's first Initial is queued but not sent yet.
+    pub fn new(cfg: PairConfig) -> Self {
+        let net = SimNetwork::new(cfg.seed);
+        let client_addr: SocketAddr = "10.0.0.1:50000".parse().unwrap();
+        let server_addr: SocketAddr = "10.0.0.2:443".parse().unwrap();
+        let qcfg = SimQueueConfig::default();
+        let cq = net.bind_with(client_addr, qcfg.clone()).unwrap();
+        let sq = net.bind_with(server_addr, qcfg).unwrap();
+        net.set_link(client_addr, server_addr, cfg.up.clone()).unwrap();
+        net.set_link(server_addr, client_addr, cfg.down.clone()).unwrap();
+        let mut ccfg = ClientConfig::new(tls_client());
+        ccfg.transport = cfg.client.clone();
+        let client = Connection::client(
+            &ccfg,
+            net.now(),
+            server_addr,
+            "localhost",
+            Box::new(RandomCidGenerator::new(CID_LEN, cfg.seed ^ 0xc11e)),
+        )
+        .unwrap();
+        let mut server_cfg = ServerConfig::new(tls_server());
+        server_cfg.transport = cfg.server.clone();
+        Self {
+            net,
+            client,
+            server: None,
+            client_addr,
+            server_addr,
+            cq,
+            sq,
+            server_cfg,
+            mode: cfg.mode,
+            gso: cfg.gso_segments,
+            rx: RxBatch::new(64),
+            retries_sent: 0,
+            steps: 0,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            datagrams: (0, 0),
+        }
+    }
+
+    /// A pair with default settings.
+    pub fn default_pair() -> Self {
+        Self::new(PairConfig::default())
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.net.now()
+    }
+
+    /// The server connection (panics before it exists: a test bug).
+    pub fn server(&mut self) -> &mut Connection {
+        self.server.as_mut().expect("server not created yet")
+    }
+
+    /// Handles a datagram arriving at the server with no connection yet: create one (or
+    /// answer with a Retry in [`ServerMode::Retry`]).
+    fn accept(&mut self, now: Instant, data: &[u8]) -> bool {
+        let Ok((pd, _)) = PartialDecode::new(data, CID_LEN, false) else { return false };
+        let PlainHeader::Long { ty: LongType::Initial, version, dst_cid, src_cid, .. } =
+            pd.header().clone()
+        else {
+            return false;
+        };
+        let token = pd.token(data).to_vec();
+        let retry = match self.mode {
+            ServerMode::Accept => None,
+            ServerMode::Retry if token.is_empty() => {
+                self.send_retry(version, dst_cid, src_cid);
+                return false;
+            }
+            ServerMode::Retry => {
+                let odcid = ConnectionId::new(&token[6..]).unwrap();
+                assert_eq!(token, retry_token(&odcid), "client echoed our Retry token");
+                Some((odcid, dst_cid))
+            }
+        };
+        let incoming = Incoming { dst_cid, src_cid, version, retry };
+        let server = Connection::server(
+            &self.server_cfg,
+            now,
+            self.client_addr,
+            incoming,
+            Box::new(RandomCidGenerator::new(CID_LEN, 0x5e4e)),
+        )
+        .unwrap();
+        self.server = Some(server);
+        true
+    }
+
+    fn send_retry(&mut self, version: u32, odcid: ConnectionId, client_scid: ConnectionId) {
+        let retry_scid = ConnectionId::new(&[0xaa; CID_LEN]).unwrap();
+        let token = retry_token(&odcid);
+        let hdr = RetryHeader {
+            version,
+            dst_cid: client_scid,
+            src_cid: retry_scid,
+            token: &token,
+            unused_bits: 0,
+        };
+        let mut buf = [0u8; 256];
+        let mut w = Writer::new(&mut buf);
+        let range = hdr.write(&mut w).unwrap();
+        let cv = crypto::Version::from_wire(version).unwrap();
+        let tag = crypto::retry_integrity_tag(cv, &odcid, &w.written()[range]).unwrap();
+        w.put_slice(&tag).unwrap();
+        let mut tx = self.sq.alloc_tx().unwrap();
+        tx.extend_from_slice(w.written());
+        tx.meta = TxMeta::to(self.client_addr);
+        let mut batch = TxBatch::new();
+        batch.push(tx);
+        self.sq.send(&mut batch).unwrap();
+        self.retries_sent += 1;
+    }
+
+    /// One step: deliver arrivals, run due timers, flush transmits, collect events, and
+    /// advance the clock to the next network event or timer. Returns false when nothing is
+    /// left to happen.
+    pub fn step(&mut self) -> bool {
+        self.steps += 1;
+        let now = self.net.now();
+        // Arrivals.
+        self.cq.recv(&mut self.rx).unwrap();
+        for d in self.rx.iter_mut() {
+            let (src, ecn) = (d.meta.src, d.meta.ecn);
+            for seg in d.segments_mut() {
+                self.client.handle_datagram(now, src, ecn, seg);
+            }
+        }
+        self.sq.recv(&mut self.rx).unwrap();
+        let mut arrivals: Vec<(SocketAddr, peregrine_datapath::Ecn, Vec<u8>)> = Vec::new();
+        for d in self.rx.iter_mut() {
+            let (src, ecn) = (d.meta.src, d.meta.ecn);
+            for seg in d.segments_mut() {
+                if let Some(s) = self.server.as_mut() {
+                    s.handle_datagram(now, src, ecn, seg);
+                } else {
+                    arrivals.push((src, ecn, seg.to_vec()));
+                }
+            }
+        }
+        for (src, ecn, mut data) in arrivals {
+            if self.server.is_none() && !self.accept(now, &data) {
+                continue;
+            }
+            if let Some(s) = self.server.as_mut() {
+                s.handle_datagram(now, src, ecn, &mut data);
+            }
+        }
+        // Timers.
+        if self.client.poll_timeout().is_some_and(|t| t <= now) {
+            self.client.handle_timeout(now);
+        }
+        if let Some(s) = self.server.as_mut() {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+        }
+        // Transmits.
+        self.datagrams.0 += flush(&mut self.client, &mut self.cq, now, self.gso);
+        if let Some(s) = self.server.as_mut() {
+            self.datagrams.1 += flush(s, &mut self.sq, now, self.gso);
+        }
+        // Events.
+        while let Some(e) = self.client.poll_event() {
+            self.client_events.push(e);
+        }
+        if let Some(s) = self.server.as_mut() {
+            while let Some(e) = s.poll_event() {
+                self.server_events.push(e);
+            }
+        }
+        // Time.
+        let next = [
+            self.net.next_event(),
+            self.client.poll_timeout(),
+            self.server.as_ref().and_then(|s| s.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            Some(t) if t > now => {
+                self.net.advance_to(t);
+                true
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    /// Steps until `done` holds (checked before each step) or `max_steps` ran; returns
+    /// whether `done` held. `app` runs after each step (application logic).
+    pub fn drive(
+        &mut self,
+        max_steps: u64,
+        mut app: impl FnMut(&mut Pair),
+        mut done: impl FnMut(&mut Pair) -> bool,
+    ) -> bool {
+        for _ in 0..max_steps {
+            if done(self) {
+                return true;
+            }
+            let more = self.step();
+            app(self);
+            if !more && !done(self) {
+                return false;
+            }
+        }
+        done(self)
+    }
+
+    /// Runs until both sides report `Connected` (bounded).
+    pub fn handshake(&mut self) -> bool {
+        self.drive(
+            10_000,
+            |_| {},
+            |p| {
+                p.client_events.contains(&Event::Connected)
+                    && p.server_events.contains(&Event::Connected)
+                    && p.client.is_handshake_confirmed()
+            },
+        )
+    }
+
+    /// Runs until nothing is scheduled or `max` steps.
+    pub fn run_idle(&mut self, max: u64) {
+        for _ in 0..max {
+            if !self.step() {
+                return;
+            }
+        }
+    }
+
+    /// Runs for `d` of virtual time (bounded by `max` steps).
+    pub fn run_for(&mut self, d: Duration, max: u64) {
+        let end = self.now() + d;
+        for _ in 0..max {
+            if self.now() >= end || !self.step() {
+                return;
+            }
+        }
+    }
+}
+
+/// Sends everything `conn` has (GSO trains of up to `gso` datagrams); returns datagrams sent.
+fn flush(conn: &mut Connection, q: &mut SimQueue, now: Instant, gso: usize) -> u64 {
+    let mut sent = 0;
+    let mut batch = TxBatch::new();
+    // Bounded: each transmit is at least one datagram and the congestion window is finite.
+    for _ in 0..4096 {
+        let Some(mut tx) = q.alloc_tx() else { break };
+        let Some(t) = conn.poll_transmit(now, tx.spare(), gso) else { break };
+        tx.advance(t.len);
+        tx.meta = TxMeta { dst: t.dst, src_ip: None, ecn: t.ecn, segment_size: t.segment_size };
+        sent += t.datagrams as u64;
+        batch.push(tx);
+        if batch.len() >= 32 {
+            q.send(&mut batch).unwrap();
+        }
+    }
+    if !batch.is_empty() {
+        q.send(&mut batch).unwrap();
+    }
+    sent
+}
