@@ -289,6 +289,9 @@ impl TxBatch {
 #[derive(Debug, Default)]
 pub struct PoolBuf {
     data: Box<[u8]>,
+    /// Bytes at the front that the slice view hides (0 unless a backend set it, e.g. the
+    /// io_uring backend skipping the kernel's `recvmsg_out` header in a received buffer).
+    start: usize,
     /// The pool's count of live buffers; `None` once handed back (or for an empty default).
     live: Option<Arc<AtomicUsize>>,
 }
@@ -296,13 +299,32 @@ pub struct PoolBuf {
 impl std::ops::Deref for PoolBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.data
+        &self.data[self.start..]
     }
 }
 
 impl std::ops::DerefMut for PoolBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.data
+        &mut self.data[self.start..]
+    }
+}
+
+impl PoolBuf {
+    /// Hides the first `start` bytes of the whole buffer from the slice view (clamped to its
+    /// size); 0 shows all of it again. Handing the buffer back to its pool resets it.
+    pub(crate) fn set_start(&mut self, start: usize) {
+        self.start = start.min(self.data.len());
+    }
+
+    /// Start of the whole buffer, including any hidden front bytes (for a backend that lends
+    /// the memory to the kernel).
+    pub(crate) fn base_ptr(&mut self) -> *mut u8 {
+        self.data.as_mut_ptr()
+    }
+
+    /// Size of the whole buffer, including any hidden front bytes.
+    pub(crate) fn full_len(&self) -> usize {
+        self.data.len()
     }
 }
 
@@ -358,7 +380,7 @@ impl BufferPool {
                 vec![0u8; self.buf_size].into_boxed_slice()
             }
         };
-        Some(PoolBuf { data, live: Some(Arc::clone(&self.live)) })
+        Some(PoolBuf { data, start: 0, live: Some(Arc::clone(&self.live)) })
     }
 
     /// Takes a buffer back (a buffer of another pool or size is simply freed).

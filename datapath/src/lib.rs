@@ -8,6 +8,9 @@
 //!   transmit, with per-datagram metadata ([`RxMeta`], [`TxMeta`]).
 //! - [`udp`]: UDP sockets with `sendmmsg`/`recvmmsg`, `UDP_SEGMENT` (GSO), `UDP_GRO`, ECN,
 //!   `IP_PKTINFO` and `SO_REUSEPORT` (one socket per worker).
+//! - [`uring`]: the same socket driven through io_uring: multishot `recvmsg` on a
+//!   provided-buffer ring (received buffers lent to the engine without a copy), linked
+//!   `sendmsg` / `sendmsg_zc` submissions with `UDP_SEGMENT`.
 //! - [`sim`]: a seeded, deterministic in-memory network on virtual time with delay, jitter, rate,
 //!   loss, reordering, duplication, corruption, MTU, blackholes and address rebinding.
 //! - [`wire`]: stateless Ethernet/IPv4/IPv6/UDP header encode/decode and checksums (for AF_XDP).
@@ -31,6 +34,7 @@
 pub mod buffer;
 pub mod sim;
 pub mod udp;
+pub mod uring;
 pub mod wire;
 pub mod xdp;
 

@@ -77,6 +77,36 @@ impl TxIo {
         batch: &TxBatch,
         ecn: bool,
     ) -> io::Result<usize> {
+        let n = self.fill(plans, batch, ecn)?;
+        // SAFETY: headers 0..n point at their own iovec, name and control slots in `self.h`
+        // (alive, not moved: `self` is borrowed mutably for the call) and at `p.len` bytes of
+        // buffers inside `batch` (borrowed for the call; a Box<[u8]>'s bytes do not move when
+        // the TxBuffer does). The kernel reads them only during the call.
+        let rc = unsafe {
+            libc::sendmmsg(fd.as_raw_fd(), self.h.hdrs.as_mut_ptr(), n as libc::c_uint, 0)
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc as usize)
+        }
+    }
+
+    /// The `msghdr` of message `i` as [`TxIo::fill`] last wrote it. It points into this
+    /// `TxIo`'s heap arrays (which do not move with it) and into the batch passed to `fill`:
+    /// valid while both are alive, unmoved and unchanged.
+    pub(crate) fn msghdr(&self, i: usize) -> *const libc::msghdr {
+        &self.h.hdrs[i].msg_hdr
+    }
+
+    /// Writes the headers of the planned messages (at most the batch size given to
+    /// [`TxIo::new`]) and returns how many were written.
+    pub(crate) fn fill(
+        &mut self,
+        plans: &[MsgPlan],
+        batch: &TxBatch,
+        ecn: bool,
+    ) -> io::Result<usize> {
         let n = plans.len().min(self.h.hdrs.len());
         for (i, p) in plans[..n].iter().enumerate() {
             let b = &batch.items[p.buf];
@@ -96,18 +126,7 @@ impl TxIo {
                 libc::iovec { iov_base: data.as_ptr().cast_mut().cast(), iov_len: data.len() };
             self.h.link(i, name_len, ctrl_len);
         }
-        // SAFETY: headers 0..n point at their own iovec, name and control slots in `self.h`
-        // (alive, not moved: `self` is borrowed mutably for the call) and at `p.len` bytes of
-        // buffers inside `batch` (borrowed for the call; a Box<[u8]>'s bytes do not move when
-        // the TxBuffer does). The kernel reads them only during the call.
-        let rc = unsafe {
-            libc::sendmmsg(fd.as_raw_fd(), self.h.hdrs.as_mut_ptr(), n as libc::c_uint, 0)
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(rc as usize)
-        }
+        Ok(n)
     }
 }
 

@@ -30,12 +30,12 @@
 //! counted in [`QueueStats::rx_dropped`]. IPv4 peers of a dual-stack socket are reported as
 //! IPv4 addresses, not `::ffff:a.b.c.d`.
 
-mod addr;
-mod cmsg;
+pub(crate) mod addr;
+pub(crate) mod cmsg;
 mod config;
-mod io;
-mod socket;
-mod tx;
+pub(crate) mod io;
+pub(crate) mod socket;
+pub(crate) mod tx;
 
 #[cfg(test)]
 mod tests;
@@ -60,15 +60,15 @@ const MAX_RX_RETRIES: usize = 4;
 /// Open one per worker with [`UdpQueue::open`], or a group sharing a port with
 /// [`UdpQueue::open_group`].
 pub struct UdpQueue {
-    fd: OwnedFd,
+    pub(crate) fd: OwnedFd,
     local: SocketAddr,
     config: UdpConfig,
-    caps: Capabilities,
-    stats: QueueStats,
-    tx_pool: BufferPool,
+    pub(crate) caps: Capabilities,
+    pub(crate) stats: QueueStats,
+    pub(crate) tx_pool: BufferPool,
     rx_pool: BufferPool,
-    tx: tx::TxState,
-    tx_io: io::TxIo,
+    pub(crate) tx: tx::TxState,
+    pub(crate) tx_io: io::TxIo,
     rx_io: io::RxIo,
 }
 
