@@ -19,6 +19,14 @@ pub enum ConfigError {
     /// A limit or lifetime of zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// The worker index is not below the worker count, or the count is not 1..=256.
+    #[error("worker index {index} of {count} workers")]
+    Worker {
+        /// The index given.
+        index: u8,
+        /// The count given.
+        count: usize,
+    },
 }
 
 /// When a server answers a new client's Initial with a Retry (RFC 9000 §8.1.2) instead of
@@ -111,6 +119,7 @@ impl ServerConfig {
 pub struct RouterConfig {
     pub(super) cid_format: CidFormat,
     pub(super) worker: u8,
+    pub(super) workers: usize,
     pub(super) versions: Vec<u32>,
     pub(super) reset_key: ResetKey,
     pub(super) reset_burst: u32,
@@ -121,7 +130,7 @@ pub struct RouterConfig {
 }
 
 impl RouterConfig {
-    /// A client-only router for worker 0 deriving stateless reset tokens from `reset_key`
+    /// A client-only router for worker 0 (of 1) deriving stateless reset tokens from `reset_key`
     /// (share it between servers that should reset each other's connections after a
     /// restart), with randomness from `rng_seed`. The seed must come from a cryptographically
     /// secure source outside tests: connection IDs, token nonces and resets draw on it.
@@ -131,6 +140,7 @@ impl RouterConfig {
         Self {
             cid_format: CidFormat::default(),
             worker: 0,
+            workers: 1,
             versions: version::SUPPORTED.to_vec(),
             reset_key,
             reset_burst: DEFAULT_RESET_BURST,
@@ -141,11 +151,16 @@ impl RouterConfig {
         }
     }
 
-    /// The index of the worker that owns this router; written into every connection ID it
-    /// issues. Default 0.
-    pub fn with_worker(mut self, worker: u8) -> Self {
-        self.worker = worker;
-        self
+    /// The index of the worker that owns this router (written into every connection ID it
+    /// issues) and how many workers share this host's connection IDs: a datagram for another
+    /// worker's ID is forwarded only when that index is below `count`. Default 0 of 1.
+    pub fn with_worker(mut self, index: u8, count: usize) -> Result<Self, ConfigError> {
+        if !(1..=256).contains(&count) || usize::from(index) >= count {
+            return Err(ConfigError::Worker { index, count });
+        }
+        self.worker = index;
+        self.workers = count;
+        Ok(self)
     }
 
     /// The connection ID format (length, server ID, config rotation). Every worker and every
@@ -193,6 +208,11 @@ impl RouterConfig {
     /// The worker index.
     pub fn worker(&self) -> u8 {
         self.worker
+    }
+
+    /// The number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// The accepted versions.

@@ -150,8 +150,8 @@ pub enum DatagramEvent {
     /// A new client: create a server connection, then [`super::Router::accept`] it (or
     /// [`super::Router::refuse`] it).
     NewConnection(Incoming),
-    /// Its Destination Connection ID belongs to the worker with this index: forward the
-    /// datagram there (the caller checks the index is a worker it runs).
+    /// Its Destination Connection ID belongs to the worker with this index (another worker of
+    /// this host, below [`super::RouterConfig::workers`]): forward the datagram there.
     Forward(u8),
     /// It is a stateless reset from the peer of this connection: the connection enters the
     /// draining period and sends nothing more (RFC 9000 §10.3.1).

@@ -151,8 +151,12 @@ impl Router {
         if let Some(h) = self.table.match_reset(remote, datagram) {
             return DatagramEvent::StatelessReset(h);
         }
+        // A client-chosen DCID may decode to any index: forward only to workers that exist (the
+        // owner sees the same decode, so all of that client's packets meet there).
         match self.config.cid_format.decode_worker(&dcid) {
-            Some(w) if w != self.config.worker => return DatagramEvent::Forward(w),
+            Some(w) if w != self.config.worker && usize::from(w) < self.config.workers => {
+                return DatagramEvent::Forward(w)
+            }
             _ => {}
         }
         match ty {
@@ -204,7 +208,7 @@ impl Router {
         if self.config.cid_format.decode_worker(dcid) != Some(self.config.worker) {
             return DatagramEvent::Drop(DropReason::UnknownConnectionId);
         }
-        if reset::stateless_reset_len(trigger_len, &mut self.rng).is_none() {
+        if trigger_len <= reset::MIN_STATELESS_RESET_LEN {
             return DatagramEvent::Drop(DropReason::ResetTriggerTooSmall);
         }
         if !self.reset_limiter.try_acquire(now) {

@@ -35,7 +35,10 @@ pub(super) fn cid(b: &[u8]) -> ConnectionId {
 }
 
 pub(super) fn server_config(server: ServerConfig) -> RouterConfig {
-    RouterConfig::new(ResetKey::new(&RESET_KEY), [7; 32]).with_worker(3).with_server(server)
+    RouterConfig::new(ResetKey::new(&RESET_KEY), [7; 32])
+        .with_worker(3, 8)
+        .unwrap()
+        .with_server(server)
 }
 
 pub(super) fn server(now: Instant, policy: RetryPolicy) -> Router {

@@ -50,7 +50,7 @@ fn a_restarted_server_sharing_the_key_resets_old_connections() {
     assert_eq!(&t.contents[t.contents.len() - 16..], &a.reset_token.0);
     // Under another key the token would differ (and the peer would ignore the reset).
     let other = Router::new(
-        RouterConfig::new(ResetKey::new(&[0x77; 32]), [7; 32]).with_worker(3),
+        RouterConfig::new(ResetKey::new(&[0x77; 32]), [7; 32]).with_worker(3, 4).unwrap(),
         now,
         UNIX,
     );

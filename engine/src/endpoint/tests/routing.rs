@@ -162,22 +162,31 @@ fn cid_collisions_are_refused() {
 fn other_workers_ids_are_forwarded() {
     let now = t0();
     let mut r = server(now, RetryPolicy::Never);
+    assert_eq!((r.config().worker(), r.config().workers()), (3, 8));
     let f = *r.config().cid_format();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-    for worker in [0u8, 2, 4, 255] {
+    for worker in [0u8, 2, 4, 7] {
         let foreign = f.generate(worker, &mut rng);
         let short = short_packet(&foreign, 80);
-        assert_eq!(
-            r.handle(now, client_addr(), None, Ecn::NotEct, &short),
-            DatagramEvent::Forward(worker)
-        );
+        let ev = r.handle(now, client_addr(), None, Ecn::NotEct, &short);
+        assert_eq!(ev, DatagramEvent::Forward(worker));
         // A client Initial after the server's first flight uses the server's ID: forwarded too.
         let init = client_initial(version::V1, &foreign, &cid(&[1]), &[], 1200);
-        assert_eq!(
-            r.handle(now, client_addr(), None, Ecn::NotEct, &init),
-            DatagramEvent::Forward(worker)
-        );
+        let ev = r.handle(now, client_addr(), None, Ecn::NotEct, &init);
+        assert_eq!(ev, DatagramEvent::Forward(worker));
     }
+    // An index past the worker count is no worker's: a client-chosen DCID that happens to
+    // decode that way starts a connection here, a short header is dropped.
+    let nobody = f.generate(8, &mut rng);
+    let init = client_initial(version::V1, &nobody, &cid(&[1]), &[], 1200);
+    expect_new(r.handle(now, client_addr(), None, Ecn::NotEct, &init));
+    let ev = r.handle(now, client_addr(), None, Ecn::NotEct, &short_packet(&nobody, 80));
+    assert_eq!(ev, DatagramEvent::Drop(DropReason::UnknownConnectionId));
+    let base = RouterConfig::new(ResetKey::new(&[0; 32]), [0; 32]);
+    assert!(base.clone().with_worker(8, 8).is_err());
+    assert!(base.clone().with_worker(0, 0).is_err());
+    assert!(base.clone().with_worker(0, 257).is_err());
+    assert!(base.with_worker(255, 256).is_ok());
 }
 
 #[test]
