@@ -286,6 +286,8 @@ impl XdpQueue {
 
     /// Teaches the resolver that `ip` is reachable at `mac` (as received frames do).
     pub fn learn_neighbour(&mut self, ip: std::net::IpAddr, mac: MacAddr) {
+        #[allow(clippy::disallowed_methods)]
+        // the datapath does I/O; neighbour entries age in real time
         self.neigh.learn(ip, mac, std::time::Instant::now());
     }
 }

@@ -14,6 +14,8 @@ impl XdpQueue {
         batch.recycle_into(&mut self.rx_pool);
         self.stats.rx_calls += 1;
         let want = batch.capacity().min(self.config.rx_batch);
+        #[allow(clippy::disallowed_methods)]
+        // the datapath does I/O; neighbour entries age in real time
         let now = Instant::now();
         let n = self.xsk.rx.available().min(want as u32);
         let frame_mask = !(u64::from(self.umem.frame_size()) - 1);
