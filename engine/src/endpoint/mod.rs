@@ -11,6 +11,7 @@
 //! - [`cid`]: the QUIC-LB connection ID format carrying the server ID and the worker index.
 //! - [`reset`]: stateless reset tokens from a static key, reset datagrams, detection, rate limit.
 //! - [`token`]: Retry and NEW_TOKEN address validation tokens (AES-256-GCM, shareable key).
+//! - [`fuzz`]: the router's fuzz entry point.
 //! - `server`: new clients' Initials (tokens, limits, Retry); `table`: the routing table;
 //!   `response`: Version Negotiation, Retry and Initial CONNECTION_CLOSE packets built
 //!   without a connection.
@@ -30,6 +31,7 @@
 pub mod cid;
 mod config;
 mod events;
+pub mod fuzz;
 pub mod reset;
 mod response;
 mod server;

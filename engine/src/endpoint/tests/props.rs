@@ -70,4 +70,21 @@ proptest! {
         d.truncate(cut.max(1));
         check(&mut r, now, &d);
     }
+
+    /// The fuzz entry point on arbitrary input, and on real packets prefixed by a selector.
+    #[test]
+    fn fuzz_entry_point(
+        data in proptest::collection::vec(any::<u8>(), 0..1600),
+        sel in any::<u8>(),
+        flip in (0usize..1300, any::<u8>()),
+    ) {
+        let now = t0();
+        crate::endpoint::fuzz::handle(now, &data);
+        let mut initial = vec![sel];
+        initial.extend(client_initial(version::V1, &cid(&[9; 8]), &cid(&[1]), &[], 1250));
+        crate::endpoint::fuzz::handle(now, &initial);
+        let i = flip.0 % initial.len();
+        initial[i] ^= flip.1;
+        crate::endpoint::fuzz::handle(now, &initial);
+    }
 }
