@@ -11,7 +11,9 @@
 //! - [`scenarios`]: handshake, multi-stream transfer, waiting for the end.
 //! - [`setup`]: what a test varies (loss, ALPN, trust, idle timeout) and the pair builders.
 //! - [`cases`]: the test cases, generic over the pairing, and the macro instantiating them.
+//! - [`peregrine_peer`]: Peregrine's `Connection` behind the same traits.
 //! - [`quinn_self`]: quinn-proto against itself, the harness's self-check.
+//! - [`peregrine_client`], [`peregrine_server`]: the interop suites, both directions.
 //!
 //! Run: `cargo test -p peregrine-engine --test interop --release`.
 
@@ -19,6 +21,9 @@ mod app;
 mod cases;
 mod certs;
 mod driver;
+mod peregrine_client;
+mod peregrine_peer;
+mod peregrine_server;
 mod quinn_peer;
 mod quinn_self;
 mod scenarios;

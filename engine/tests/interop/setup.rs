@@ -1,12 +1,16 @@
 //! Building a pair for a test: network, link, certificates, ALPN, idle timeout, for each pairing.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use peregrine_datapath::sim::{LinkConfig, SimNetwork};
+use peregrine_engine::connection::{ClientConfig, ServerConfig, TransportConfig};
+use peregrine_engine::crypto::{TlsClientConfig, TlsServerConfig};
 
 use crate::certs::{self, Pki, ALPN};
 use crate::driver::Pair;
+use crate::peregrine_peer::PeregrinePeer;
 use crate::quinn_peer::QuinnPeer;
 use crate::tap::KeyLog;
 
@@ -83,5 +87,56 @@ pub fn quinn_quinn(setup: &Setup) -> (Pair<QuinnPeer, QuinnPeer>, KeyLog) {
     let (c, s) = Setup::addrs();
     let client = QuinnPeer::client(c, s, client_cfg, net.now());
     let server = QuinnPeer::server(s, server_cfg);
+    (Pair::new(net, client, server, setup.link.clone()), keylog)
+}
+
+impl Setup {
+    /// Peregrine transport settings for this setup.
+    pub fn peregrine_transport(&self, seed: u64) -> TransportConfig {
+        let t = TransportConfig::default().with_rng_seed(self.seed ^ seed);
+        match self.idle_timeout {
+            Some(idle) => t.with_idle_timeout(Some(idle)).expect("valid idle timeout"),
+            None => t,
+        }
+    }
+}
+
+/// Peregrine client (verifying the server through the CA root) against a quinn-proto server,
+/// and the server's key log.
+pub fn peregrine_quinn(setup: &Setup) -> (Pair<PeregrinePeer, QuinnPeer>, KeyLog) {
+    let net = SimNetwork::new(setup.seed);
+    let (pki, root) = setup.pki();
+    let keylog = KeyLog::default();
+    let server_cfg = certs::quinn_server(&pki, ALPN, &keylog, setup.quinn_transport());
+    let tls = TlsClientConfig::builder()
+        .add_root_certificate(root)
+        .expect("CA root")
+        .alpn_protocols([setup.client_alpn])
+        .build()
+        .expect("Peregrine TLS client config");
+    let mut client_cfg = ClientConfig::new(Arc::new(tls));
+    client_cfg.transport = setup.peregrine_transport(0xc1);
+    let (c, s) = Setup::addrs();
+    let client = PeregrinePeer::client(c, s, &client_cfg, net.now());
+    let server = QuinnPeer::server(s, server_cfg);
+    (Pair::new(net, client, server, setup.link.clone()), keylog)
+}
+
+/// quinn-proto client against a Peregrine server, and the client's key log.
+pub fn quinn_peregrine(setup: &Setup) -> (Pair<QuinnPeer, PeregrinePeer>, KeyLog) {
+    let net = SimNetwork::new(setup.seed);
+    let (pki, root) = setup.pki();
+    let keylog = KeyLog::default();
+    let client_cfg =
+        certs::quinn_client(&root, setup.client_alpn, &keylog, setup.quinn_transport());
+    let tls = TlsServerConfig::builder(pki.chain.clone(), pki.key_der())
+        .alpn_protocols([ALPN])
+        .build()
+        .expect("Peregrine TLS server config");
+    let mut server_cfg = ServerConfig::new(Arc::new(tls));
+    server_cfg.transport = setup.peregrine_transport(0x5e);
+    let (c, s) = Setup::addrs();
+    let client = QuinnPeer::client(c, s, client_cfg, net.now());
+    let server = PeregrinePeer::server(s, server_cfg);
     (Pair::new(net, client, server, setup.link.clone()), keylog)
 }

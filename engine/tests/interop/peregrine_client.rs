@@ -1,0 +1,3 @@
+//! Peregrine client against a quinn-proto server: every interop case.
+
+crate::cases::interop_cases!(crate::setup::peregrine_quinn);
