@@ -136,6 +136,11 @@ impl CidFormat {
 
     /// Length of every connection ID of this format: the DCID length of short headers sent to
     /// this endpoint.
+    //= https://www.rfc-editor.org/rfc/rfc9000#section-10.3.2
+    //# An endpoint that uses this design MUST
+    //# either use the same connection ID length for all connections or
+    //# encode the length of the connection ID such that it can be recovered
+    //# without state.
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }

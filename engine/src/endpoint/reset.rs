@@ -66,6 +66,10 @@ impl ResetKey {
     //# key as input keying material, with the connection ID as salt).  The
     //# output of this function is truncated to 16 bytes to produce the
     //# stateless reset token for that connection.
+    //= https://www.rfc-editor.org/rfc/rfc9000#section-10.3.2
+    //# The same stateless reset token MUST NOT be used for multiple
+    //# connection IDs.
+    // Distinct IDs give distinct tokens except with HMAC-collision probability (2^-128).
     pub fn token(&self, cid: &[u8]) -> ResetToken {
         let tag = hmac::sign(&self.key, cid);
         let mut t = [0u8; RESET_TOKEN_LEN];

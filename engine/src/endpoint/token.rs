@@ -298,6 +298,11 @@ impl TokenKey {
         if expired {
             return fail(TokenError::Expired);
         }
+        // A NEW_TOKEN token from another IP address validates nothing, so the connection keeps
+        // the anti-amplification limit.
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-8.1.4
+        //# If the client IP address has changed, the
+        //# server MUST adhere to the anti-amplification limit; see Section 8.
         if ip != remote.ip().to_canonical() {
             return fail(TokenError::AddressMismatch);
         }

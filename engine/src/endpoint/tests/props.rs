@@ -4,6 +4,11 @@
 use super::*;
 use proptest::prelude::*;
 
+//= https://www.rfc-editor.org/rfc/rfc9000#section-10.3
+//= type=test
+//# An endpoint MUST NOT send a Stateless Reset that is three times or
+//# more larger than the packet it receives to avoid being used for
+//# amplification.
 fn check(r: &mut Router, now: Instant, datagram: &[u8]) -> DatagramEvent {
     let before = (r.connection_count(), r.cid_count(), r.initial_cid_count());
     let ev = r.handle(now, client_addr(), None, Ecn::NotEct, datagram);
