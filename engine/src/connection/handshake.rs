@@ -307,7 +307,12 @@ impl Connection {
 
     /// Reads the peer's transport parameters when TLS has them, and completes the handshake.
     fn check_handshake_progress(&mut self, now: Instant) -> Result<(), Error> {
-        if self.peer_params.is_none() && self.tls.peer_transport_parameters().is_some() {
+        // A resuming client's TLS reports the parameters remembered with the session ticket
+        // until the server's new ones arrive, so the client reads them only once the
+        // handshake is complete (they are authenticated by then); a server reads the
+        // client's as soon as the ClientHello is in.
+        let ready = self.side == Side::Server || !self.tls.is_handshaking();
+        if ready && self.peer_params.is_none() && self.tls.peer_transport_parameters().is_some() {
             self.on_peer_params(now)?;
         }
         if !self.handshake_complete && !self.tls.is_handshaking() {

@@ -291,6 +291,11 @@ impl Connection {
         self.tls.alpn_protocol()
     }
 
+    /// Whether TLS resumed an earlier session.
+    pub fn is_resumed(&self) -> bool {
+        self.tls.is_resumed()
+    }
+
     /// The peer's transport parameters, once received and validated.
     pub fn peer_params(&self) -> Option<&TransportParameters> {
         self.peer_params.as_ref()

@@ -1,5 +1,7 @@
 //! Connection tests on the simulated network: a deterministic client/server [`pair::Pair`].
 
+mod app;
 mod pair;
 
 mod handshake;
+mod transfer;
