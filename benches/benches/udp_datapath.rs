@@ -1,5 +1,6 @@
-//! UDP datapath throughput over 127.0.0.1 with 1200-byte datagrams: GSO + GRO, GSO only, and
-//! neither.
+//! Datapath throughput over 127.0.0.1 with 1200-byte datagrams: GSO + GRO, GSO only, and
+//! neither, on the UDP backend (group `udp_loopback_1200B`) and on the io_uring backend on both
+//! sides (group `uring_loopback_1200B`, GSO + GRO and neither).
 //!
 //! Each iteration is one [`udp_loopback_throughput`] run of a fixed number of datagrams. The
 //! time reported to criterion is the run's elapsed time scaled by datagrams / verified-received,
@@ -13,33 +14,49 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use peregrine_benches::{udp_loopback_throughput, LoopbackBenchConfig};
+use peregrine_benches::{udp_loopback_throughput, Backend, LoopbackBenchConfig};
 
 const PAYLOAD: usize = 1200;
 
 fn udp_loopback(c: &mut Criterion) {
-    let mut g = c.benchmark_group("udp_loopback_1200B");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(4));
     let cases = [
         ("gso_gro", true, true, 100_000u64),
         ("gso_only", true, false, 40_000),
         ("plain", false, false, 20_000),
     ];
-    for (name, gso, gro, datagrams) in cases {
+    loopback_group(c, "udp_loopback_1200B", Backend::Udp, &cases);
+}
+
+fn uring_loopback(c: &mut Criterion) {
+    let cases = [("gso_gro", true, true, 100_000u64), ("plain", false, false, 20_000)];
+    loopback_group(c, "uring_loopback_1200B", Backend::Uring, &cases);
+}
+
+fn loopback_group(
+    c: &mut Criterion,
+    group: &str,
+    backend: Backend,
+    cases: &[(&str, bool, bool, u64)],
+) {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4));
+    for &(name, gso, gro, datagrams) in cases {
         let cfg = LoopbackBenchConfig {
             payload: PAYLOAD,
             gso,
             gro,
             datagrams,
             duration: Duration::from_secs(10),
+            tx_backend: backend,
+            rx_backend: backend,
             ..LoopbackBenchConfig::default()
         };
         match udp_loopback_throughput(&cfg) {
-            Ok(r) => eprintln!("udp_loopback {name}: {r}"),
+            Ok(r) => eprintln!("{group} {name}: {r}"),
             Err(e) => {
-                eprintln!("udp_loopback {name}: SKIPPED, cannot run: {e}");
+                eprintln!("{group} {name}: SKIPPED, cannot run: {e}");
                 continue;
             }
         }
@@ -59,5 +76,5 @@ fn udp_loopback(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, udp_loopback);
+criterion_group!(benches, udp_loopback, uring_loopback);
 criterion_main!(benches);

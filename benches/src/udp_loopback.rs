@@ -1,5 +1,6 @@
-//! UDP datapath throughput over loopback: a sender thread and a receiver thread, each with its
-//! own [`UdpQueue`], counting and verifying every datagram.
+//! Datapath throughput over loopback: a sender thread and a receiver thread, each with its own
+//! queue — a [`UdpQueue`] or a [`UringQueue`] on either side ([`Backend`]) — counting and
+//! verifying every datagram.
 //!
 //! Each datagram carries its sequence number (little-endian `u64`) in its first and last eight
 //! bytes; the receiver checks the length and that both copies agree, and counts only datagrams
@@ -19,7 +20,60 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use peregrine_datapath::udp::{UdpConfig, UdpQueue, MAX_UDP_PAYLOAD};
+use peregrine_datapath::uring::{UringConfig, UringQueue};
 use peregrine_datapath::{Capabilities, Queue, RxBatch, TxBatch};
+
+/// Which datapath backend a side of the benchmark uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// [`UdpQueue`]: `sendmmsg` / `recvmmsg`.
+    #[default]
+    Udp,
+    /// [`UringQueue`]: linked `sendmsg` SQEs / multishot `recvmsg` on a buffer ring.
+    Uring,
+    /// [`UringQueue`] with zero-copy transmit (`sendmsg_zc`; receive as [`Backend::Uring`]).
+    UringZc,
+}
+
+impl Backend {
+    /// Its name as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Udp => "udp",
+            Backend::Uring => "uring",
+            Backend::UringZc => "uring-zc",
+        }
+    }
+
+    /// Opens a queue of this backend with the given socket settings.
+    pub fn open(self, cfg: UdpConfig) -> io::Result<Box<dyn Queue>> {
+        Ok(match self {
+            Backend::Udp => Box::new(UdpQueue::open(&cfg)?),
+            Backend::Uring => Box::new(UringQueue::open(&UringConfig::from_udp(cfg))?),
+            Backend::UringZc => {
+                Box::new(UringQueue::open(&UringConfig::from_udp(cfg).with_send_zc(true))?)
+            }
+        })
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "udp" => Ok(Backend::Udp),
+            "uring" | "io_uring" => Ok(Backend::Uring),
+            "uring-zc" => Ok(Backend::UringZc),
+            other => Err(format!("unknown backend {other:?} (udp, uring, uring-zc)")),
+        }
+    }
+}
 
 /// How long the receiver waits for stragglers once the sender is done.
 const DRAIN_IDLE: Duration = Duration::from_millis(100);
@@ -46,8 +100,12 @@ pub struct LoopbackBenchConfig {
     /// 2.4 MB at 1200 bytes, well inside the 4 MiB receive buffer); 0 turns flow control off
     /// and lets the kernel drop what the receiver cannot keep up with.
     pub max_in_flight: u64,
-    /// Messages per `sendmmsg` / `recvmmsg` (default 32).
+    /// Messages per `sendmmsg` / `recvmmsg` (or send SQEs per submission; default 32).
     pub batch: usize,
+    /// Backend of the sending side (default [`Backend::Udp`]).
+    pub tx_backend: Backend,
+    /// Backend of the receiving side (default [`Backend::Udp`]).
+    pub rx_backend: Backend,
 }
 
 impl Default for LoopbackBenchConfig {
@@ -61,6 +119,8 @@ impl Default for LoopbackBenchConfig {
             ipv6: false,
             max_in_flight: 2048,
             batch: 32,
+            tx_backend: Backend::Udp,
+            rx_backend: Backend::Udp,
         }
     }
 }
@@ -90,11 +150,12 @@ pub struct LoopbackBenchResult {
     pub packets_per_sec: f64,
     /// Verified payload throughput in Gbit/s (10^9 bits).
     pub gbit_per_sec: f64,
-    /// `sendmmsg` calls.
+    /// Transmit system calls: `sendmmsg` (udp) or `io_uring_enter` (uring).
     pub tx_syscalls: u64,
-    /// `recvmmsg` calls.
+    /// Receive system calls: `recvmmsg` (udp) or `io_uring_enter` (uring; a receive that finds
+    /// completions already posted makes none).
     pub rx_syscalls: u64,
-    /// `poll` calls by both threads.
+    /// [`Queue::wait`] calls by both threads (`poll` or `io_uring_enter`, one each).
     pub poll_syscalls: u64,
     /// Datagrams the sender's queue dropped on per-datagram errors.
     pub tx_errors: u64,
@@ -104,14 +165,24 @@ pub struct LoopbackBenchResult {
     pub rx_caps: Capabilities,
 }
 
+impl LoopbackBenchResult {
+    /// System calls of both sides (transmit, receive, wait) per verified datagram.
+    pub fn syscalls_per_datagram(&self) -> f64 {
+        (self.tx_syscalls + self.rx_syscalls + self.poll_syscalls) as f64
+            / self.received.max(1) as f64
+    }
+}
+
 impl fmt::Display for LoopbackBenchResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let on = |b: bool| if b { "on" } else { "off" };
         write!(
             f,
-            "{} B payload, GSO {} GRO {}: {:.2} Gbit/s, {:.0} datagrams/s over {:.3} s; \
-             sent {} received {} lost {} corrupt {} reordered {}; rx buffers {} \
-             ({:.1} datagrams each); syscalls: sendmmsg {} recvmmsg {} poll {}",
+            "{} -> {}, {} B payload, GSO {} GRO {}: {:.2} Gbit/s, {:.0} datagrams/s over \
+             {:.3} s; sent {} received {} lost {} corrupt {} reordered {}; rx buffers {} \
+             ({:.1} datagrams each); syscalls: tx {} rx {} wait {} ({:.4} per datagram)",
+            self.config.tx_backend,
+            self.config.rx_backend,
             self.config.payload,
             on(self.tx_caps.gso),
             on(self.rx_caps.gro),
@@ -128,6 +199,7 @@ impl fmt::Display for LoopbackBenchResult {
             self.tx_syscalls,
             self.rx_syscalls,
             self.poll_syscalls,
+            self.syscalls_per_datagram(),
         )
     }
 }
@@ -177,8 +249,8 @@ pub fn udp_loopback_throughput(cfg: &LoopbackBenchConfig) -> io::Result<Loopback
         .with_rx_batch(batch)?
         .with_rx_pool(2 * batch)?;
     let tx_cfg = UdpConfig::new(bind).with_gso(cfg.gso).with_gro(false).with_tx_batch(batch)?;
-    let mut rxq = UdpQueue::open(&rx_cfg)?;
-    let mut txq = UdpQueue::open(&tx_cfg)?;
+    let mut rxq = cfg.rx_backend.open(rx_cfg)?;
+    let mut txq = cfg.tx_backend.open(tx_cfg)?;
     let (tx_caps, rx_caps) = (txq.capabilities().clone(), rxq.capabilities().clone());
     let dst = rxq.local_addr();
     let shared = Arc::new(Shared::default());
@@ -189,12 +261,12 @@ pub fn udp_loopback_throughput(cfg: &LoopbackBenchConfig) -> io::Result<Loopback
     let (payload, rx_batch) = (cfg.payload, batch);
     let receiver = thread::Builder::new()
         .name("udp-bench-rx".into())
-        .spawn(move || receive(&mut rxq, &rx_shared, payload, rx_batch, hard_stop))?;
+        .spawn(move || receive(&mut *rxq, &rx_shared, payload, rx_batch, hard_stop))?;
     let tx_shared = Arc::clone(&shared);
     let tx_cfg_run = cfg.clone();
     let sender = thread::Builder::new()
         .name("udp-bench-tx".into())
-        .spawn(move || transmit(&mut txq, &tx_shared, &tx_cfg_run, dst, start))?;
+        .spawn(move || transmit(&mut *txq, &tx_shared, &tx_cfg_run, dst, start))?;
 
     let tx = sender.join().map_err(|_| io::Error::other("sender thread panicked"))?;
     let rx = receiver.join().map_err(|_| io::Error::other("receiver thread panicked"))?;
@@ -224,7 +296,7 @@ pub fn udp_loopback_throughput(cfg: &LoopbackBenchConfig) -> io::Result<Loopback
 
 /// Sender loop: fills whole GSO trains (or single datagrams) with sequence numbers and sends.
 fn transmit(
-    q: &mut UdpQueue,
+    q: &mut dyn Queue,
     shared: &Shared,
     cfg: &LoopbackBenchConfig,
     dst: SocketAddr,
@@ -305,7 +377,7 @@ fn transmit(
 /// Receiver loop: verifies and counts until everything sent arrived, the sender is done and
 /// nothing came for [`DRAIN_IDLE`], or `hard_stop`.
 fn receive(
-    q: &mut UdpQueue,
+    q: &mut dyn Queue,
     shared: &Shared,
     payload: usize,
     batch_size: usize,
@@ -397,6 +469,41 @@ mod tests {
             assert_eq!(r.bytes_received, 5_000 * 1200);
             assert!(r.tx_syscalls > 0 && r.rx_syscalls > 0);
         }
+    }
+
+    #[test]
+    fn uring_on_either_side_counts_every_datagram() {
+        use Backend::{Udp, Uring};
+        for (tx_backend, rx_backend, gso) in
+            [(Uring, Uring, true), (Uring, Udp, false), (Udp, Uring, true)]
+        {
+            let cfg = LoopbackBenchConfig {
+                gso,
+                gro: gso,
+                datagrams: 5_000,
+                duration: Duration::from_secs(5),
+                tx_backend,
+                rx_backend,
+                ..LoopbackBenchConfig::default()
+            };
+            let r = match udp_loopback_throughput(&cfg) {
+                Err(e) if e.to_string().starts_with("io_uring unavailable") => {
+                    eprintln!("SKIPPED: {e}");
+                    return;
+                }
+                r => r.unwrap(),
+            };
+            assert_eq!((r.sent, r.received, r.lost, r.corrupt), (5_000, 5_000, 0, 0), "{r}");
+            assert_eq!(r.bytes_received, 5_000 * 1200);
+            assert!(r.tx_syscalls > 0, "{r}");
+        }
+    }
+
+    #[test]
+    fn backend_names_parse() {
+        assert_eq!("uring".parse::<Backend>(), Ok(Backend::Uring));
+        assert_eq!(Backend::Udp.to_string().parse::<Backend>(), Ok(Backend::Udp));
+        assert!("xdp".parse::<Backend>().is_err());
     }
 
     #[test]
