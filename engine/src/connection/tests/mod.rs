@@ -3,5 +3,6 @@
 mod app;
 mod pair;
 
+mod close;
 mod handshake;
 mod transfer;
