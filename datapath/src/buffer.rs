@@ -444,6 +444,20 @@ mod tests {
     }
 
     #[test]
+    fn hidden_front_bytes_are_reset_by_the_pool() {
+        let mut pool = BufferPool::new(16, 1);
+        let mut b = pool.take().unwrap();
+        b[4] = 9;
+        b.set_start(4);
+        assert_eq!((b.len(), b.full_len(), b[0]), (12, 16, 9), "view starts after 4 bytes");
+        b.set_start(100);
+        assert_eq!(b.len(), 0, "clamped");
+        pool.put(b);
+        let b = pool.take().unwrap();
+        assert_eq!(b.len(), 16, "a buffer from the pool shows all of itself");
+    }
+
+    #[test]
     fn tx_buffer_writes_and_segments() {
         let mut pool = BufferPool::new(10, 1);
         let mut t = pool.take_tx().unwrap();

@@ -326,6 +326,11 @@ impl Queue for UringQueue {
         core.drain();
         if core.ready.len() < batch.capacity() {
             let posted = core.bufs.as_ref().map_or(0, |b| b.posted());
+            if posted == 0 && !core.recv_armed && core.ready.is_empty() {
+                return Err(io::Error::other(
+                    "uring receive pool exhausted: every buffer is held by receive batches",
+                ));
+            }
             if !core.recv_armed && posted > 0 {
                 if let Some(e) = core.recv_error.take() {
                     if matches!(e, libc::EBADF | libc::EINVAL | libc::EFAULT | libc::ENOTSOCK) {

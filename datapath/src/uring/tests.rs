@@ -9,6 +9,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use super::{UringConfig, UringQueue};
@@ -497,4 +498,97 @@ fn wait_times_out_and_wakes_on_data() {
     assert_eq!(n, 1);
     assert_eq!(batch.iter().next().map(|d| d.data().to_vec()), Some(vec![42; 5]));
     tx.wait(Some(Duration::from_millis(20)), true).unwrap(); // writable: returns
+}
+
+#[test]
+fn send_never_blocks_and_keeps_order() {
+    // A receiver with a tiny socket buffer that does not read while 3000 datagrams are sent.
+    let rx_cfg = v4().with_recv_buffer(Some(4096)).unwrap().with_gro(false);
+    let mut rx = open!(rx_cfg.with_buf_ring_entries(8).unwrap());
+    let mut tx = open!(v4().with_send_buffer(Some(4096)).unwrap().with_gso(false));
+    let dst = rx.local_addr();
+    let (total, mut pushed, mut left) = (3000u32, 0u32, 0usize);
+    let mut batch = TxBatch::new();
+    for _ in 0..10_000 {
+        while pushed < total && batch.len() < 64 {
+            let out = Out::new(dst, [pushed.to_be_bytes(), [7; 4]].concat());
+            push(&mut tx, &mut batch, &out);
+            pushed += 1;
+        }
+        let before = batch.len();
+        let n = tx.send(&mut batch).unwrap();
+        assert_eq!(n + batch.len(), before, "the count is what left the batch");
+        left += n;
+        if pushed == total && batch.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(left, total as usize);
+    let s = tx.stats();
+    assert_eq!(s.tx_datagrams + s.tx_errors, u64::from(total));
+    // The receiver lost what did not fit, but what it has is in order, without duplicates.
+    let mut seqs = Vec::new();
+    let mut batch = RxBatch::new(32);
+    for _ in 0..1000 {
+        if rx.recv(&mut batch).unwrap() == 0 {
+            break;
+        }
+        seqs.extend(batch.iter().map(|d| u32::from_be_bytes(d.data()[..4].try_into().unwrap())));
+    }
+    assert!(!seqs.is_empty());
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "order kept: {seqs:?}");
+    assert!(seqs.iter().all(|&s| s < total));
+}
+
+#[test]
+fn gso_failing_at_runtime_falls_back_without_loss() {
+    let mut rx = open!(v4().with_gro(false));
+    let mut tx = open!(v4());
+    // With UDP checksums off the kernel refuses GSO sends (EINVAL) but sends plain datagrams,
+    // like a device that cannot segment; the error comes back through the SQE's result.
+    crate::udp::socket::set_int(tx.as_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1).unwrap();
+    let outs = [train(rx.local_addr(), 6), train(rx.local_addr(), 7)];
+    send_all(&mut tx, &outs);
+    assert_eq!(flatten(&recv_n(&mut rx, 22, T)), expected(&outs), "no datagram lost");
+    let caps = tx.capabilities();
+    assert!(!caps.gso && caps.max_gso_segments == 1, "GSO turned off");
+    assert!(caps.missing.iter().any(|m| m.contains("UDP_SEGMENT")), "{:?}", caps.missing);
+    assert_eq!((tx.stats().tx_datagrams, tx.stats().tx_errors), (22, 0));
+}
+
+#[test]
+fn exhausted_receive_pool_is_an_error_not_a_spin() {
+    // Ring of 2, pool of 2 + 2 × 1: four buffers in all.
+    let cfg = v4().with_gro(false).with_buf_ring_entries(2).unwrap();
+    let udp_cfg = cfg.udp().clone().with_rx_batch(1).unwrap().with_rx_pool(1).unwrap();
+    let mut rx = open!(cfg.with_udp(udp_cfg));
+    let mut tx = open!(v4().with_gso(false));
+    let outs: Vec<Out> = (0..8).map(|i| Out::new(rx.local_addr(), pattern(i, 10))).collect();
+    send_all(&mut tx, &outs);
+    // Hold every received buffer in its own batch.
+    let mut held: Vec<RxBatch> = Vec::new();
+    let mut err = None;
+    let deadline = Instant::now() + T;
+    while err.is_none() && Instant::now() < deadline && held.len() < 8 {
+        let mut b = RxBatch::new(1);
+        match rx.recv(&mut b) {
+            Ok(0) => rx.wait(Some(Duration::from_millis(10)), false).unwrap(),
+            Ok(_) => held.push(b),
+            Err(e) => err = Some(e),
+        }
+    }
+    assert_eq!(held.len(), 4, "the pool's four buffers, then nothing");
+    let e = err.expect("an error once every buffer is held");
+    assert!(e.to_string().contains("pool exhausted"), "{e}");
+    // Handing one batch back lets receiving go on.
+    let mut b = held.pop().unwrap();
+    let mut n = 0;
+    for _ in 0..100 {
+        n = rx.recv(&mut b).unwrap();
+        if n > 0 {
+            break;
+        }
+        rx.wait(Some(Duration::from_millis(10)), false).unwrap();
+    }
+    assert_eq!(n, 1);
 }
