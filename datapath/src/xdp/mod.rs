@@ -220,6 +220,12 @@ impl XdpQueue {
         let mut missing = Vec::new();
         missing.extend(xsk.zero_copy_missing.clone());
         missing.extend(steering.program.missing().map(str::to_string));
+        if !xsk.zero_copy && xsk.tx_budget.is_none() {
+            missing.push(
+                "tx budget: 32 frames per copy-mode sendto (XDP_MAX_TX_SKB_BUDGET refused)"
+                    .to_string(),
+            );
+        }
         missing.push("gro: AF_XDP delivers one frame per descriptor".to_string());
         missing.push(
             "buffers: payload copied between engine buffers and UMEM frames (one memcpy each way)"
@@ -267,6 +273,12 @@ impl XdpQueue {
     /// The mode the XDP program runs in (native or generic).
     pub fn mode(&self) -> XdpMode {
         self.steering.program.mode()
+    }
+
+    /// Frames one copy-mode wake-up transmits, when the kernel let the queue raise it from
+    /// 32 (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.17+); `None` in zero-copy mode or when refused.
+    pub fn copy_tx_budget(&self) -> Option<u32> {
+        self.xsk.tx_budget
     }
 
     /// The interface's MAC address (the source of every frame we send).

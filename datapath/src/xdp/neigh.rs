@@ -34,6 +34,8 @@ pub const ENTRY_TTL: Duration = Duration::from_secs(30);
 pub const ROUTE_TTL: Duration = Duration::from_secs(10);
 /// Least time between two kernel lookups + resolution probes for the same next hop.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(20);
+/// How often a learned entry seen again and again is refreshed in the table.
+const LEARN_REFRESH: Duration = Duration::from_secs(1);
 /// The port the resolution probe is sent to (discard, RFC 863).
 const PROBE_PORT: u16 = 9;
 /// Most entries kept; beyond it the table is cleared (a crude, bounded eviction).
@@ -54,9 +56,13 @@ pub(crate) struct Neighbours {
     netlink: Netlink,
     probe4: Option<UdpSocket>,
     probe6: Option<UdpSocket>,
+    /// Learned from received frames.
     entries: HashMap<IpAddr, (MacAddr, Instant)>,
+    /// From the kernel's neighbour table.
+    kernel: HashMap<IpAddr, (MacAddr, Instant)>,
     routes: HashMap<IpAddr, (Route, Instant)>,
     asked: HashMap<IpAddr, Instant>,
+    last_learned: Option<(IpAddr, MacAddr, Instant)>,
     /// Lookups answered from learned entries / the kernel's table; probes sent.
     pub(crate) learned_hits: u64,
     pub(crate) kernel_hits: u64,
@@ -73,8 +79,10 @@ impl Neighbours {
             probe4: UdpSocket::bind("0.0.0.0:0").ok(),
             probe6: UdpSocket::bind("[::]:0").ok(),
             entries: HashMap::new(),
+            kernel: HashMap::new(),
             routes: HashMap::new(),
             asked: HashMap::new(),
+            last_learned: None,
             learned_hits: 0,
             kernel_hits: 0,
             probes: 0,
@@ -86,14 +94,26 @@ impl Neighbours {
         if !mac.is_unicast() {
             return;
         }
+        // Most frames come from the same peer as the previous one: skip the table then, unless
+        // the entry needs refreshing.
+        if let Some((lip, lmac, at)) = self.last_learned {
+            if lip == ip && lmac == mac && now.saturating_duration_since(at) < LEARN_REFRESH {
+                return;
+            }
+        }
+        self.last_learned = Some((ip, mac, now));
         if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&ip) {
             self.entries.clear();
         }
         self.entries.insert(ip, (mac, now));
     }
 
-    fn fresh(&self, ip: &IpAddr, now: Instant) -> Option<MacAddr> {
-        self.entries
+    fn fresh(
+        table: &HashMap<IpAddr, (MacAddr, Instant)>,
+        ip: &IpAddr,
+        now: Instant,
+    ) -> Option<MacAddr> {
+        table
             .get(ip)
             .filter(|(_, at)| now.saturating_duration_since(*at) < ENTRY_TTL)
             .map(|(m, _)| *m)
@@ -118,7 +138,7 @@ impl Neighbours {
     /// triggered, see the module docs). Errors are for a destination with no route, or one
     /// routed through another interface.
     pub(crate) fn resolve(&mut self, dst: IpAddr, now: Instant) -> io::Result<Option<NextHop>> {
-        let learned = self.fresh(&dst, now);
+        let learned = Self::fresh(&self.entries, &dst, now);
         let route = match self.route(dst, now) {
             Ok(r) => Some(r),
             Err(_) if learned.is_some() => None,
@@ -137,7 +157,7 @@ impl Neighbours {
             ));
         }
         let hop = route.gateway.unwrap_or(dst);
-        if let Some(mac) = self.fresh(&hop, now) {
+        if let Some(mac) = Self::fresh(&self.kernel, &hop, now) {
             self.kernel_hits += 1;
             return Ok(Some(NextHop { mac, src }));
         }
@@ -152,12 +172,15 @@ impl Neighbours {
             self.asked.clear();
         }
         self.asked.insert(hop, now);
+        if self.kernel.len() >= MAX_ENTRIES {
+            self.kernel.clear();
+        }
         for n in self.netlink.neighbours(hop.is_ipv6())? {
             if n.ifindex == self.ifindex {
-                self.entries.insert(n.ip, (n.mac, now));
+                self.kernel.insert(n.ip, (n.mac, now));
             }
         }
-        if let Some(mac) = self.fresh(&hop, now) {
+        if let Some(mac) = Self::fresh(&self.kernel, &hop, now) {
             self.kernel_hits += 1;
             return Ok(Some(NextHop { mac, src }));
         }

@@ -50,7 +50,15 @@ pub(crate) struct Xsk {
     pub(crate) zero_copy: bool,
     /// Why zero-copy is off, when it was asked for.
     pub(crate) zero_copy_missing: Option<String>,
+    /// Frames one copy-mode wake-up may send, when the kernel let us raise it.
+    pub(crate) tx_budget: Option<u32>,
 }
+
+/// `SOL_XDP` option (Linux 6.17+) raising how many frames one copy-mode `sendto` transmits
+/// (32 otherwise).
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+/// The budget asked for.
+const COPY_TX_BUDGET: u32 = 512;
 
 impl std::fmt::Debug for Xsk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,7 +119,13 @@ impl Xsk {
         if !zero_copy {
             bind(b, p, libc::XDP_COPY).map_err(|e| ctx(e, "bind (copy mode)"))?;
         }
-        Ok(Self { rx, tx, fill, comp, fd, zero_copy, zero_copy_missing })
+        // Copy mode sends at most 32 frames per wake-up unless the kernel (6.17+) lets us
+        // raise the budget; best effort.
+        let tx_budget = (!zero_copy)
+            .then(|| umem::setsockopt(b, XDP_MAX_TX_SKB_BUDGET, &COPY_TX_BUDGET).ok())
+            .flatten()
+            .map(|()| COPY_TX_BUDGET);
+        Ok(Self { rx, tx, fill, comp, fd, zero_copy, zero_copy_missing, tx_budget })
     }
 
     /// Asks the kernel to process the TX ring (`sendto(MSG_DONTWAIT)`). Busy conditions
@@ -184,7 +198,25 @@ impl Xsk {
     }
 }
 
+/// Binds, retrying for a while on `EBUSY`: the kernel releases a closed socket's claim on a
+/// queue asynchronously, so re-opening a queue right after closing it can find it still taken.
 fn bind(fd: BorrowedFd<'_>, p: &XskParams, mode: u16) -> io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match bind_once(fd, p, mode) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < BIND_BUSY_RETRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// How many times [`bind`] retries on `EBUSY`, 10 ms apart.
+const BIND_BUSY_RETRIES: u32 = 100;
+
+fn bind_once(fd: BorrowedFd<'_>, p: &XskParams, mode: u16) -> io::Result<()> {
     let sa = libc::sockaddr_xdp {
         sxdp_family: libc::AF_XDP as u16,
         sxdp_flags: mode | libc::XDP_USE_NEED_WAKEUP,
