@@ -70,6 +70,11 @@ use crate::{Capabilities, Queue, QueueStats, RxBatch, TxBatch, TxBuffer};
 use socket::{Xsk, XskParams};
 use umem::{FrameAlloc, Umem};
 
+/// Size of the buffers that receive from the guard socket: any UDP datagram fits.
+const GUARD_BUFFER_SIZE: usize = 65_536;
+/// Most guard-socket buffers lent out at once.
+const GUARD_POOL: usize = 8;
+
 /// True when this process can open an AF_XDP socket (the kernel has AF_XDP and we hold
 /// `CAP_NET_RAW`); the error says why not.
 pub fn probe() -> io::Result<()> {
@@ -140,6 +145,7 @@ pub struct XdpQueue {
     tx_free: FrameAlloc,
     fill_pending: Vec<u64>,
     rx_pool: BufferPool,
+    guard_pool: BufferPool,
     tx_pool: BufferPool,
     max_payload_v4: usize,
     max_payload_v6: usize,
@@ -247,6 +253,7 @@ impl XdpQueue {
         Ok(Self {
             neigh: neigh::Neighbours::new(ifindex)?,
             rx_pool: BufferPool::new(config.frame_size as usize, config.rx_pool),
+            guard_pool: BufferPool::new(GUARD_BUFFER_SIZE, GUARD_POOL),
             tx_pool: BufferPool::new(tx_buf, config.tx_pool),
             xsk,
             umem,

@@ -428,6 +428,37 @@ mod tests {
         assert_eq!((ld.src, ld.imm), (PSEUDO_MAP_FD, 7));
     }
 
+    fn privileged() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("SKIP: loading BPF programs needs root");
+            return false;
+        }
+        true
+    }
+
+    #[test]
+    fn xdp_steering_program_passes_the_verifier() {
+        if !privileged() {
+            return;
+        }
+        let map = create_xskmap(4).expect("XSKMAP");
+        let insns = steering_program(4433, map.as_raw_fd());
+        load(&insns, "pg_test").expect("the verifier accepts the steering program");
+    }
+
+    #[test]
+    fn xdp_verifier_refusal_carries_the_log() {
+        if !privileged() {
+            return;
+        }
+        // Returns r0 without ever setting it.
+        let bad = [Insn { code: EXIT, dst: 0, src: 0, off: 0, imm: 0 }];
+        let e = load(&bad, "pg_bad").expect_err("the verifier refuses");
+        let text = e.to_string();
+        assert!(text.contains("verifier:") && text.contains("R0"), "log in the error: {text}");
+    }
+
     #[test]
     fn xdp_mode_parses() {
         assert_eq!("auto".parse::<XdpMode>().unwrap(), XdpMode::Auto);

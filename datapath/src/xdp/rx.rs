@@ -111,7 +111,10 @@ impl XdpQueue {
                 ecn: Ecn::NotEct,
                 segment_size: 1,
             };
-            let Some(mut d) = self.rx_pool.take_rx(meta) else { return };
+            // Guard datagrams may be up to 64 KiB (a reassembled fragmented datagram), larger
+            // than the frame-sized receive buffers: they come from a small pool of their own
+            // (handed back to the receive pool later, they are freed and their place returns).
+            let Some(mut d) = self.guard_pool.take_rx(meta) else { return };
             match self.steering.guard.recv_from(&mut d.buf) {
                 Ok((len, src)) => {
                     let src = match src {
@@ -130,7 +133,7 @@ impl XdpQueue {
                     batch.items.push(d);
                 }
                 Err(_) => {
-                    self.rx_pool.put(d.buf);
+                    self.guard_pool.put(d.buf);
                     return;
                 }
             }
