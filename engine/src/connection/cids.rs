@@ -165,6 +165,12 @@ impl PeerCids {
             .any(|t| t.0.iter().zip(tail).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0)
     }
 
+    /// Number of the peer's IDs held (tests).
+    #[cfg(test)]
+    pub fn active_count_for_tests(&self) -> usize {
+        self.active.len()
+    }
+
     /// A NEW_CONNECTION_ID frame from the peer.
     pub fn on_new_cid(&mut self, f: &NewConnectionId) -> Result<(), Error> {
         let seq = f.sequence.into_inner();

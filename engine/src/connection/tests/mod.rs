@@ -5,4 +5,5 @@ mod pair;
 
 mod close;
 mod handshake;
+mod protocol;
 mod transfer;

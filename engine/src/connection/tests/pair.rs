@@ -264,6 +264,11 @@ impl Pair {
     /// advance the clock to the next network event or timer. Returns false when nothing is
     /// left to happen.
     pub fn step(&mut self) -> bool {
+        self.step_capped(None)
+    }
+
+    /// [`step`](Self::step), never advancing the clock past `cap`.
+    pub fn step_capped(&mut self, cap: Option<Instant>) -> bool {
         self.steps += 1;
         let now = self.net.now();
         // Arrivals.
@@ -326,6 +331,11 @@ impl Pair {
         .into_iter()
         .flatten()
         .min();
+        let next = match (next, cap) {
+            (Some(n), Some(c)) => Some(n.min(c.max(now))),
+            (None, Some(c)) if c > now => Some(c),
+            (n, _) => n,
+        };
         match next {
             Some(t) if t > now => {
                 self.net.advance_to(t);
@@ -383,7 +393,7 @@ impl Pair {
     pub fn run_for(&mut self, d: Duration, max: u64) {
         let end = self.now() + d;
         for _ in 0..max {
-            if self.now() >= end || !self.step() {
+            if self.now() >= end || !self.step_capped(Some(end)) {
                 return;
             }
         }
