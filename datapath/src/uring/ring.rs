@@ -6,12 +6,12 @@
 //! holding the buffer, no copy), send results and zero-copy notifications to the transmit
 //! state.
 //!
-//! The ring is set up with `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG` where the
-//! kernel allows (5.19+): the kernel never interrupts the thread to post a completion; it
+//! The ring is set up with `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+//! IORING_SETUP_SUBMIT_ALL` where the kernel allows (5.19+): the kernel never interrupts the thread to post a completion; it
 //! raises `IORING_SQ_TASKRUN` and the completion appears at our next `io_uring_enter`. So a
 //! `recv` that finds the flag clear and the completion queue empty costs no system call at all.
 //! (`DEFER_TASKRUN` would need `SINGLE_ISSUER`, which a queue that may move between threads
-//! cannot promise.)
+//! cannot promise, and a registered ring fd, `IORING_REGISTER_RING_FDS`, is per thread too.)
 
 use std::collections::VecDeque;
 use std::io;
@@ -99,9 +99,12 @@ unsafe impl Send for Core {}
 /// io_uring refused outright (seccomp, `kernel.io_uring_disabled`, no kernel support) is an
 /// error that says so.
 pub(crate) fn build(entries: u32, cq_entries: u32) -> io::Result<IoUring> {
+    // SUBMIT_ALL (5.18): a send whose preparation fails does not stop the submission of the
+    // ones after it, so every queued SQE is consumed by the enter that submits it.
     let coop = IoUring::builder()
         .setup_coop_taskrun()
         .setup_taskrun_flag()
+        .setup_submit_all()
         .setup_cqsize(cq_entries)
         .build(entries);
     let r = match coop {
