@@ -70,6 +70,9 @@ use crate::{Capabilities, Queue, QueueStats, RxBatch, TxBatch, TxBuffer};
 use socket::{Xsk, XskParams};
 use umem::{FrameAlloc, Umem};
 
+/// Bytes the kernel keeps in front of each received frame in its UMEM frame.
+const XDP_PACKET_HEADROOM: usize = 256;
+
 /// Size of the buffers that receive from the guard socket: any UDP datagram fits.
 const GUARD_BUFFER_SIZE: usize = 65_536;
 /// Most guard-socket buffers lent out at once.
@@ -104,7 +107,8 @@ pub struct XdpStats {
     /// was triggered).
     pub tx_unresolved: u64,
     /// Datagrams dropped because there is no route through our interface to the destination,
-    /// no source address, or they exceed the MTU.
+    /// no source address of the right family, they exceed the MTU, or a train has more
+    /// segments than can be in flight at once.
     pub tx_unroutable: u64,
     /// `sendto` wake-ups of the TX ring.
     pub tx_kicks: u64,
@@ -149,6 +153,8 @@ pub struct XdpQueue {
     tx_pool: BufferPool,
     max_payload_v4: usize,
     max_payload_v6: usize,
+    /// UMEM frames reserved for transmit.
+    tx_frames: usize,
     ipv4_ident: u16,
 }
 
@@ -219,7 +225,8 @@ impl XdpQueue {
         xsk.fill.submit();
         let tx_free = FrameAlloc::new(half, half, config.frame_size);
 
-        let room = config.frame_size as usize - MAX_HEADERS_LEN;
+        // Received frames start XDP_PACKET_HEADROOM (256) bytes into their UMEM frame.
+        let room = config.frame_size as usize - XDP_PACKET_HEADROOM - MAX_HEADERS_LEN;
         let max_payload_v4 = mtu.saturating_sub(28).min(room);
         let max_payload_v6 = mtu.saturating_sub(48).min(room);
         let max_payload = if config.bind.is_ipv6() { max_payload_v6 } else { max_payload_v4 };
@@ -268,6 +275,7 @@ impl XdpQueue {
             fill_pending: Vec::with_capacity(ring as usize),
             max_payload_v4,
             max_payload_v6,
+            tx_frames: half as usize,
             ipv4_ident: 0,
         })
     }

@@ -67,6 +67,15 @@ impl<T: Copy> Ring<T> {
             .ok()
             .and_then(|d| d.checked_add(size as usize * size_of::<T>()))
             .ok_or_else(|| io::Error::other("ring offsets out of range"))?;
+        // The three words must lie before the descriptors, 4-byte aligned; the descriptors
+        // aligned for `T`. (The kernel's layout always satisfies this; it is checked because
+        // the pointers below rely on it.)
+        let word_ok = |o: u64| o % 4 == 0 && o.checked_add(4).is_some_and(|e| e <= off.desc);
+        if !(word_ok(off.producer) && word_ok(off.consumer) && word_ok(off.flags))
+            || off.desc % align_of::<T>() as u64 != 0
+        {
+            return Err(io::Error::other("unexpected XDP ring layout"));
+        }
         // SAFETY: a fresh shared mapping of the socket's ring; the kernel validates `pgoff` and
         // the length; nothing aliases it until we return it wrapped in `Ring`.
         let p = unsafe {

@@ -33,6 +33,16 @@ impl XdpQueue {
         while done < self.config.tx_batch {
             let Some(front) = batch.items.front() else { break };
             let segs = front.segment_count();
+            if segs > self.tx_frames.min(self.xsk.tx.size() as usize) {
+                // More segments than could ever be in flight at once: it would block forever.
+                if let Some(buf) = batch.items.pop_front() {
+                    self.stats.tx_errors += segs as u64;
+                    self.xstats.tx_unroutable += segs as u64;
+                    self.tx_pool.put(buf.buf);
+                    done += 1;
+                }
+                continue;
+            }
             if segs > self.tx_free.len() || self.xsk.tx.free(segs as u32) < segs as u32 {
                 // Ring or frames exhausted: kick what is queued, reap, and retry once.
                 if posted > 0 {
