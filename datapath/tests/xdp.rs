@@ -223,6 +223,12 @@ fn full_exchange(tag: &str, mode: XdpMode) {
     let Some(mut p) = open_pair(tag, mode, 0) else { return };
     let (a4, b4) = (p.net.ip4_a, p.net.ip4_b);
     xdp_first(&mut p, b4, 2000);
+    // IPv6 too: the route and the neighbour (found by NDP, which passes to the kernel) come
+    // from the kernel, nothing was learned from this peer yet.
+    let kernel_before = p.xdp.xdp_stats().neigh_kernel;
+    let b6 = p.net.ip6_b;
+    xdp_first(&mut p, b6, 300);
+    assert!(p.xdp.xdp_stats().neigh_kernel > kernel_before, "IPv6 next hop from the kernel");
     let udp_tx_before = p.udp.stats().tx_datagrams;
     let (got_a, got_b) = echo(&mut p, a4, 3000, 128, false);
     assert_eq!((got_a, got_b), (3000, 3000));
@@ -253,6 +259,20 @@ fn full_exchange(tag: &str, mode: XdpMode) {
     let (n, _) = other.recv_from(&mut buf).expect("UDP to another port reaches the kernel");
     assert_eq!(&buf[..n], b"not for xdp");
     assert_eq!(p.xdp.xdp_stats().xsk_rx_frames, s.xsk_rx_frames, "not redirected");
+
+    // The program hangs on a BPF link: closing the queue detaches it.
+    let link = |net: &NetnsPair| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &net.ns_a, "-d", "link", "show", &net.if_a])
+            .output()
+            .expect("ip link show");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(link(&p.net).contains("prog/xdp"), "attached while open: {}", link(&p.net));
+    let Pair { net, xdp, udp } = p;
+    drop(xdp);
+    assert!(!link(&net).contains("prog/xdp"), "detached on drop: {}", link(&net));
+    drop(udp);
 }
 
 #[test]
