@@ -13,6 +13,7 @@
 //!   `sendmsg` / `sendmsg_zc` submissions with `UDP_SEGMENT`.
 //! - [`sim`]: a seeded, deterministic in-memory network on virtual time with delay, jitter, rate,
 //!   loss, reordering, duplication, corruption, MTU, blackholes and address rebinding.
+//! - [`waker`]: an `eventfd` that wakes a worker sleeping in [`Queue::wait_with`].
 //! - [`wire`]: stateless Ethernet/IPv4/IPv6/UDP header encode/decode and checksums (for AF_XDP).
 //! - [`xdp`]: AF_XDP kernel bypass: UMEM and rings, a hand-assembled XDP program steering our UDP
 //!   port to the socket, next-hop resolution over rtnetlink.
@@ -35,16 +36,21 @@ pub mod buffer;
 pub mod sim;
 pub mod udp;
 pub mod uring;
+pub mod waker;
 pub mod wire;
 pub mod xdp;
 
 pub use buffer::{
     BufferPool, Ecn, PoolBuf, RxBatch, RxDatagram, RxMeta, TxBatch, TxBuffer, TxMeta,
 };
+pub use waker::Waker;
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// Longest sleep of the default [`Queue::wait_with`], which cannot watch its [`Waker`].
+pub const DEFAULT_WAKE_SLICE: Duration = Duration::from_millis(1);
 
 /// What a queue can do on this machine, as found when it was opened.
 ///
@@ -130,6 +136,23 @@ pub trait Queue: Send {
     /// Blocks until the queue may be readable (or writable, when `writable` is set), or until
     /// `timeout` passes. Spurious wake-ups are allowed. Simulated queues return at once.
     fn wait(&mut self, timeout: Option<Duration>, writable: bool) -> io::Result<()>;
+
+    /// Like [`Queue::wait`], but also returns as soon as `waker` is woken from another thread
+    /// (a worker sleeping until its next timer, woken by an application command).
+    ///
+    /// The default implementation cannot watch the waker: it waits at most
+    /// [`DEFAULT_WAKE_SLICE`] at a time, so a wake is noticed within that slice. Backends with
+    /// a pollable descriptor override it to wake at once.
+    fn wait_with(
+        &mut self,
+        timeout: Option<Duration>,
+        writable: bool,
+        waker: &Waker,
+    ) -> io::Result<()> {
+        let _ = waker;
+        let slice = timeout.map_or(DEFAULT_WAKE_SLICE, |t| t.min(DEFAULT_WAKE_SLICE));
+        self.wait(Some(slice), writable)
+    }
 
     /// Counters since the queue was opened.
     fn stats(&self) -> QueueStats;

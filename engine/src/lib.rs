@@ -16,12 +16,18 @@
 //!   validation (RFC 9002 §5-6); NewReno, CUBIC with HyStart++, and pacing (RFC 9002 §7).
 //! - [`endpoint`]: the per-worker packet router: QUIC-LB connection IDs, routing to connection
 //!   handles, Version Negotiation, Retry and address validation tokens, stateless resets.
+//! - [`scheduler`]: the per-worker send scheduler (fair round-robin GSO batches) and the
+//!   atomic close flag.
+//! - [`worker`]: pinned worker threads owning a datapath queue, a router and their connections;
+//!   the only module that reads the clock.
+//! - [`api`]: `Endpoint`, `Connection`, `SendStream`, `RecvStream` handles, async and blocking.
 //!
 //! The core is sans-IO: it never reads the clock or touches a socket; time comes in as an argument.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod cid;
 pub mod coding;
 pub mod congestion;
@@ -33,10 +39,12 @@ pub mod frame;
 pub mod fuzz;
 pub mod packet;
 pub mod recovery;
+pub mod scheduler;
 pub mod streams;
 pub mod transport_params;
 pub mod varint;
 pub mod version;
+pub mod worker;
 
 pub use cid::{ConnectionId, ResetToken};
 pub use error::{Error, TransportErrorCode};

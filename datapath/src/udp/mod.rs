@@ -233,6 +233,15 @@ impl Queue for UdpQueue {
         socket::wait(self.fd.as_fd(), timeout, writable)
     }
 
+    fn wait_with(
+        &mut self,
+        timeout: Option<Duration>,
+        writable: bool,
+        waker: &crate::Waker,
+    ) -> std::io::Result<()> {
+        crate::waker::poll_with_waker(self.fd.as_fd(), waker, timeout, writable)
+    }
+
     fn stats(&self) -> QueueStats {
         self.stats
     }

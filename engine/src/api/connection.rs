@@ -1,0 +1,263 @@
+//! [`Connection`]: a handle to one connection owned by a worker — open and accept streams
+//! (waiting for stream credit without ever waiting forever: DESIGN.md invariant 4), close,
+//! stats — and [`Connecting`], the pending handshake of a client connection.
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use super::shared::{ConnShared, OpenSlot, OpenState, StreamShared};
+use super::stream::{RecvStream, SendStream};
+use super::sync::{block_on, Mailbox};
+use super::ConnError;
+use crate::connection::ConnectionStats;
+use crate::streams::Dir;
+use crate::varint::VarInt;
+use crate::worker::inbox::{Command, ConnOp};
+use crate::worker::EndpointCtx;
+
+/// A handle to a connection. Cheap to clone, `Send + Sync`; it never locks connection state.
+#[derive(Clone)]
+pub struct Connection {
+    pub(crate) shared: Arc<ConnShared>,
+    pub(crate) ctx: Arc<EndpointCtx>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("remote", &self.shared.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(shared: Arc<ConnShared>, ctx: Arc<EndpointCtx>) -> Self {
+        Self { shared, ctx }
+    }
+
+    /// Posts a command to the owner worker; after the endpoint stopped, the command is
+    /// abandoned here (its write completes as cancelled, its open fails).
+    pub(crate) fn post_command(&self, cmd: Command) {
+        if self.ctx.stopped.load(Ordering::Acquire) {
+            abandon(cmd);
+            return;
+        }
+        self.ctx.inboxes[self.shared.worker].post(cmd);
+    }
+
+    pub(crate) fn post(&self, op: ConnOp) {
+        self.post_command(Command::Conn { id: self.shared.id, op });
+    }
+
+    /// The peer's address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.shared.remote
+    }
+
+    /// Counters as of the owner worker's last look at the connection.
+    pub fn stats(&self) -> ConnectionStats {
+        self.shared.mail.with(|m| m.stats)
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn close_reason(&self) -> Option<ConnError> {
+        self.shared.mail.with(|m| m.error.clone())
+    }
+
+    /// Closes the connection with an application error code and reason. Returns at once
+    /// (never waits on I/O): the close is recorded in the connection's atomic close flag and
+    /// posted to the owner worker, which writes CONNECTION_CLOSE once per needed space.
+    /// Idempotent.
+    pub fn close(&self, code: VarInt, reason: &[u8]) {
+        if self.shared.close.request() {
+            self.post(ConnOp::Close { code, reason: reason.to_vec() });
+        }
+    }
+
+    /// Resolves when the connection ended, with the reason.
+    pub async fn closed(&self) -> ConnError {
+        let shared = self.shared.clone();
+        poll_fn(move |cx| shared.mail.poll(cx, |m| m.error.clone())).await
+    }
+
+    /// Resolves when the owner worker dropped the connection (drained).
+    pub async fn drained(&self) {
+        let shared = self.shared.clone();
+        poll_fn(move |cx| shared.mail.poll(cx, |m| m.drained.then_some(()))).await
+    }
+
+    /// Blocking [`Connection::drained`]; false when `timeout` passed first.
+    pub fn wait_drained(&self, timeout: Duration) -> bool {
+        block_on(self.drained(), Some(timeout)).is_ok()
+    }
+
+    fn open(&self, dir: Dir) -> Opening {
+        let slot = Arc::new(Mailbox::new(OpenState::default()));
+        if self.shared.close.is_ended() || self.shared.close.is_requested() {
+            let e = self.close_reason().unwrap_or(ConnError::Closed);
+            slot.with(|s| s.result = Some(Err(e)));
+        } else {
+            self.post(ConnOp::Open { dir, slot: slot.clone() });
+        }
+        Opening { conn: self.clone(), slot, done: false }
+    }
+
+    /// Opens a bidirectional stream, waiting for stream credit from the peer. Fails as soon
+    /// as the connection ends; dropping the future cancels the open.
+    pub async fn open_bi(&self) -> Result<(SendStream, RecvStream), ConnError> {
+        let s = self.open(Dir::Bi).await?;
+        Ok((SendStream::new(self.clone(), s.clone()), RecvStream::new(self.clone(), s)))
+    }
+
+    /// Opens a unidirectional stream (see [`Connection::open_bi`]).
+    pub async fn open_uni(&self) -> Result<SendStream, ConnError> {
+        let s = self.open(Dir::Uni).await?;
+        Ok(SendStream::new(self.clone(), s))
+    }
+
+    /// Blocking [`Connection::open_bi`], giving up after `timeout` ([`ConnError::TimedOut`]).
+    pub fn open_bi_blocking(
+        &self,
+        timeout: Duration,
+    ) -> Result<(SendStream, RecvStream), ConnError> {
+        block_on(self.open_bi(), Some(timeout)).map_err(|_| ConnError::TimedOut)?
+    }
+
+    /// Blocking [`Connection::open_uni`], giving up after `timeout`.
+    pub fn open_uni_blocking(&self, timeout: Duration) -> Result<SendStream, ConnError> {
+        block_on(self.open_uni(), Some(timeout)).map_err(|_| ConnError::TimedOut)?
+    }
+
+    fn accept(&self, dir: Dir) -> impl Future<Output = Result<Arc<StreamShared>, ConnError>> {
+        let shared = self.shared.clone();
+        poll_fn(move |cx| {
+            shared.mail.poll(cx, |m| match m.incoming[dir.index()].pop_front() {
+                Some(s) => Some(Ok(s)),
+                None => {
+                    m.error.clone().map(Err).or_else(|| m.drained.then_some(Err(ConnError::Closed)))
+                }
+            })
+        })
+    }
+
+    /// The next bidirectional stream the peer opened.
+    pub async fn accept_bi(&self) -> Result<(SendStream, RecvStream), ConnError> {
+        let s = self.accept(Dir::Bi).await?;
+        Ok((SendStream::new(self.clone(), s.clone()), RecvStream::new(self.clone(), s)))
+    }
+
+    /// The next unidirectional stream the peer opened.
+    pub async fn accept_uni(&self) -> Result<RecvStream, ConnError> {
+        let s = self.accept(Dir::Uni).await?;
+        Ok(RecvStream::new(self.clone(), s))
+    }
+
+    /// Blocking [`Connection::accept_bi`].
+    pub fn accept_bi_blocking(
+        &self,
+        timeout: Duration,
+    ) -> Result<(SendStream, RecvStream), ConnError> {
+        block_on(self.accept_bi(), Some(timeout)).map_err(|_| ConnError::TimedOut)?
+    }
+
+    /// Blocking [`Connection::accept_uni`].
+    pub fn accept_uni_blocking(&self, timeout: Duration) -> Result<RecvStream, ConnError> {
+        block_on(self.accept_uni(), Some(timeout)).map_err(|_| ConnError::TimedOut)?
+    }
+}
+
+/// A pending open. Dropping it before it resolves cancels the request; a stream the worker
+/// opened in the meantime is reset and stopped.
+struct Opening {
+    conn: Connection,
+    slot: Arc<OpenSlot>,
+    done: bool,
+}
+
+impl Future for Opening {
+    type Output = Result<Arc<StreamShared>, ConnError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let r = self.slot.poll(cx, |s| s.result.take());
+        if r.is_ready() {
+            self.done = true;
+        }
+        r
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let orphan = self.slot.with(|s| {
+            s.cancelled = true;
+            s.result.take()
+        });
+        if let Some(Ok(stream)) = orphan {
+            self.conn.post(ConnOp::Reset { stream: stream.id, code: 0 });
+            self.conn.post(ConnOp::Stop { stream: stream.id, code: 0 });
+        }
+    }
+}
+
+/// A client connection whose handshake is in progress.
+pub struct Connecting {
+    conn: Option<Connection>,
+}
+
+impl std::fmt::Debug for Connecting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connecting").finish_non_exhaustive()
+    }
+}
+
+impl Connecting {
+    pub(crate) fn new(conn: Connection) -> Self {
+        Self { conn: Some(conn) }
+    }
+
+    /// Blocks until the handshake completes or fails, at most `timeout`.
+    pub fn wait(self, timeout: Duration) -> Result<Connection, ConnError> {
+        block_on(self, Some(timeout)).map_err(|_| ConnError::TimedOut)?
+    }
+}
+
+impl Future for Connecting {
+    type Output = Result<Connection, ConnError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(conn) = self.conn.as_ref() else { return Poll::Ready(Err(ConnError::Closed)) };
+        match conn.shared.mail.poll(cx, |m| m.handshake.clone()) {
+            Poll::Ready(Ok(())) => Poll::Ready(self.conn.take().ok_or(ConnError::Closed)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Completes whatever a command promised, for a command that will never reach a worker.
+pub(crate) fn abandon(cmd: Command) {
+    match cmd {
+        Command::Connect { conn, .. } => {
+            conn.close.mark_ended();
+            conn.mail.update(|m| {
+                m.handshake = Some(Err(ConnError::EndpointStopped));
+                m.error = Some(ConnError::EndpointStopped);
+                m.drained = true;
+            });
+        }
+        Command::Conn { op: ConnOp::Open { slot, .. }, .. } => {
+            slot.update(|s| s.result = Some(Err(ConnError::EndpointStopped)));
+        }
+        // A write's completer completes as "endpoint dropped" when dropped here.
+        other => drop(other),
+    }
+}

@@ -1,0 +1,282 @@
+//! [`Endpoint`]: binds worker threads to datapath queues, starts and accepts connections,
+//! shuts down gracefully with idempotent accounting (DESIGN.md invariant 3).
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peregrine_datapath::udp::{UdpConfig, UdpQueue};
+use peregrine_datapath::Queue;
+
+use super::connection::{Connecting, Connection};
+use super::shared::{ConnShared, Counters};
+use super::sync::{block_on, Mailbox};
+use super::{ConnError, ShutdownError};
+use crate::connection::{ClientConfig, ServerConfig};
+use crate::varint::VarInt;
+use crate::worker::accounting::Accounting;
+use crate::worker::inbox::{Command, Inbox};
+use crate::worker::{self, AcceptQueue, EndpointCtx, RouterSeed, WorkerConfig, WorkerStats};
+
+/// How long dropping an endpoint waits for its workers to exit before detaching them.
+const DROP_JOIN_WAIT: Duration = Duration::from_secs(1);
+
+/// What an endpoint does: accept (with a server configuration), connect (with a client
+/// configuration), or both, on how many workers.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Server side: TLS and transport settings for accepted connections. Default none.
+    pub server: Option<ServerConfig>,
+    /// Client side: TLS and transport settings for [`Endpoint::connect`]. Default none.
+    pub client: Option<ClientConfig>,
+    /// Worker threads: pinning, busy-poll, batch sizes.
+    pub worker: WorkerConfig,
+    /// Worker threads for [`Endpoint::bind`] (one SO_REUSEPORT socket each). Default 1.
+    pub workers: usize,
+}
+
+impl EndpointConfig {
+    /// A server endpoint configuration.
+    pub fn server(server: ServerConfig) -> Self {
+        Self { server: Some(server), client: None, worker: WorkerConfig::default(), workers: 1 }
+    }
+
+    /// A client endpoint configuration.
+    pub fn client(client: ClientConfig) -> Self {
+        Self { server: None, client: Some(client), worker: WorkerConfig::default(), workers: 1 }
+    }
+}
+
+/// Endpoint-wide counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Connections live now.
+    pub live_connections: u64,
+    /// Connections ever created.
+    pub opened: u64,
+    /// Connections ever removed (each exactly once).
+    pub closed: u64,
+    /// Times "drained" was signalled (0 before shutdown, exactly 1 after).
+    pub drained_signals: u64,
+    /// Removals that found the count at zero (a bookkeeping bug if ever non-zero).
+    pub accounting_underflows: u64,
+    /// Writes handed to workers.
+    pub writes: u64,
+    /// Write completions delivered.
+    pub completions: u64,
+    /// Completions that found their write already completed (a bug if ever non-zero).
+    pub duplicate_completions: u64,
+    /// Writes delivered.
+    pub delivered: u64,
+    /// Writes accepted, then cancelled.
+    pub cancelled: u64,
+    /// Writes refused.
+    pub refused: u64,
+    /// Per worker.
+    pub workers: Vec<WorkerStats>,
+}
+
+/// What a shutdown did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Connections that were live when it began.
+    pub live_at_start: u64,
+    /// Whether the graceful period ran out and remaining connections were dropped.
+    pub forced: bool,
+}
+
+/// A QUIC endpoint: worker threads, each owning a datapath queue and its connections.
+///
+/// `Send + Sync`; share it by reference or in an `Arc`. Dropping it stops the workers:
+/// unfinished writes complete as cancelled ([`crate::streams::CancelReason::EndpointDropped`]).
+pub struct Endpoint {
+    ctx: Arc<EndpointCtx>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    local_addr: SocketAddr,
+    next_worker: AtomicU64,
+    shutdown_started: AtomicBool,
+    live_at_shutdown: AtomicU64,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Binds `config.workers` UDP sockets sharing `addr` (SO_REUSEPORT), one per worker.
+    pub fn bind(addr: SocketAddr, config: EndpointConfig) -> std::io::Result<Self> {
+        let n = config.workers.max(1);
+        let udp = UdpConfig::new(addr).with_reuse_port(n > 1);
+        let queues =
+            if n > 1 { UdpQueue::open_group(&udp, n)? } else { vec![UdpQueue::open(&udp)?] };
+        Self::with_queues(queues, config)
+    }
+
+    /// A server on `addr` with one worker.
+    pub fn server(addr: SocketAddr, server: ServerConfig) -> std::io::Result<Self> {
+        Self::bind(addr, EndpointConfig::server(server))
+    }
+
+    /// A client on `addr` (use port 0) with one worker.
+    pub fn client(addr: SocketAddr, client: ClientConfig) -> std::io::Result<Self> {
+        Self::bind(addr, EndpointConfig::client(client))
+    }
+
+    /// An endpoint over the given queues, one worker each (UDP, simulated or custom datapaths).
+    pub fn with_queues<Q: Queue + 'static>(
+        queues: Vec<Q>,
+        config: EndpointConfig,
+    ) -> std::io::Result<Self> {
+        if queues.is_empty() || queues.len() > 256 {
+            return Err(std::io::Error::other("an endpoint needs 1..=256 queues"));
+        }
+        let local_addr = queues[0].local_addr();
+        let n = queues.len();
+        let inboxes = (0..n).map(|_| Inbox::new().map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        let ctx = Arc::new(EndpointCtx {
+            inboxes,
+            accounting: Accounting::default(),
+            counters: Arc::new(Counters::default()),
+            incoming: Mailbox::new(AcceptQueue::default()),
+            next_conn_id: AtomicU64::new(1),
+            server: config.server.map(Arc::new),
+            client: config.client,
+            worker_stats: (0..n).map(|_| Mailbox::new(WorkerStats::default())).collect(),
+            stopped: AtomicBool::new(false),
+        });
+        let threads = worker::spawn(queues, &config.worker, &RouterSeed::random(), &ctx)?;
+        Ok(Self {
+            ctx,
+            threads: Mutex::new(threads),
+            local_addr,
+            next_worker: AtomicU64::new(0),
+            shutdown_started: AtomicBool::new(false),
+            live_at_shutdown: AtomicU64::new(0),
+        })
+    }
+
+    /// The local address of the first queue.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Starts a connection to `addr` authenticating `server_name`; await the [`Connecting`] or
+    /// call [`Connecting::wait`].
+    pub fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<Connecting, ConnError> {
+        if self.ctx.client.is_none() {
+            return Err(ConnError::NotClient);
+        }
+        if self.ctx.accounting.is_shutting_down() {
+            return Err(ConnError::ShuttingDown);
+        }
+        let n = self.ctx.inboxes.len() as u64;
+        let worker = (self.next_worker.fetch_add(1, Ordering::Relaxed) % n) as usize;
+        let id = self.ctx.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(ConnShared::new(id, worker, addr));
+        let conn = Connection::new(shared.clone(), self.ctx.clone());
+        conn.post_command(Command::Connect { server_name: server_name.to_owned(), conn: shared });
+        Ok(Connecting::new(conn))
+    }
+
+    /// The next incoming connection whose handshake completed; `None` once the endpoint
+    /// shuts down or stops.
+    pub async fn accept(&self) -> Option<Connection> {
+        let ctx = self.ctx.clone();
+        poll_fn(move |cx| {
+            ctx.incoming.poll(cx, |q| match q.queue.pop_front() {
+                Some(c) => Some(Some(c)),
+                None if q.closed => Some(None),
+                None => None,
+            })
+        })
+        .await
+        .map(|shared| Connection::new(shared, self.ctx.clone()))
+    }
+
+    /// Blocking [`Endpoint::accept`]; `None` also when `timeout` passes.
+    pub fn accept_blocking(&self, timeout: Option<Duration>) -> Option<Connection> {
+        block_on(self.accept(), timeout).ok().flatten()
+    }
+
+    /// Graceful shutdown: refuses new connections, closes every live one (application code 0),
+    /// and waits until all drained, at most `timeout`: three quarters of it for a clean close,
+    /// then remaining connections are dropped. "Drained" is signalled exactly once however many
+    /// times this is called and however the connections end. Never waits on blocked I/O: when a
+    /// worker is stuck, returns [`ShutdownError::TimedOut`] at the deadline.
+    pub fn shutdown(&self, timeout: Duration) -> Result<ShutdownReport, ShutdownError> {
+        if !self.shutdown_started.swap(true, Ordering::AcqRel) {
+            self.live_at_shutdown.store(self.ctx.accounting.live(), Ordering::Relaxed);
+            self.ctx.accounting.begin_shutdown();
+            self.ctx.incoming.update(|q| q.closed = true);
+            for inbox in &self.ctx.inboxes {
+                inbox.post(Command::Shutdown {
+                    code: VarInt::from_u32(0),
+                    reason: b"shutdown".to_vec(),
+                });
+            }
+        }
+        let live_at_start = self.live_at_shutdown.load(Ordering::Relaxed);
+        let graceful = timeout.mul_f64(0.75);
+        if block_on(self.drained(), Some(graceful)).is_ok() {
+            return Ok(ShutdownReport { live_at_start, forced: false });
+        }
+        for inbox in &self.ctx.inboxes {
+            inbox.post(Command::ForceDrain);
+        }
+        match block_on(self.drained(), Some(timeout.saturating_sub(graceful))) {
+            Ok(()) => Ok(ShutdownReport { live_at_start, forced: true }),
+            Err(_) => Err(ShutdownError::TimedOut { live: self.ctx.accounting.live() }),
+        }
+    }
+
+    /// Resolves once a shutdown began and every connection is gone.
+    pub async fn drained(&self) {
+        let ctx = self.ctx.clone();
+        poll_fn(move |cx| ctx.accounting.drained.poll(cx, |d| d.then_some(()))).await
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EndpointStats {
+        let c = &self.ctx.counters;
+        let a = &self.ctx.accounting;
+        let r = |x: &AtomicU64| x.load(Ordering::Relaxed);
+        EndpointStats {
+            live_connections: a.live(),
+            opened: r(&a.opened_total),
+            closed: r(&a.closed_total),
+            drained_signals: r(&a.drained_signals),
+            accounting_underflows: r(&a.underflows),
+            writes: r(&c.writes_posted),
+            completions: r(&c.completions),
+            duplicate_completions: r(&c.duplicate_completions),
+            delivered: r(&c.delivered),
+            cancelled: r(&c.cancelled),
+            refused: r(&c.refused),
+            workers: self.ctx.worker_stats.iter().map(|m| m.with(|s| s.clone())).collect(),
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.ctx.stopped.store(true, Ordering::Release);
+        for inbox in &self.ctx.inboxes {
+            inbox.post(Command::Stop);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let deadline = crate::worker::clock::now() + DROP_JOIN_WAIT;
+        for t in threads {
+            // A worker stuck in I/O is detached, never waited on forever.
+            while !t.is_finished() && crate::worker::clock::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The application API: [`Endpoint`], [`Connection`], [`SendStream`] and [`RecvStream`]
+//! handles, async (runtime-agnostic `std::task::Waker` futures) and blocking.
+//!
+//! Handles are `Send + Sync` and never touch connection state: they post commands to the
+//! owner worker's lock-free inbox and wake it; results come back through small per-connection
+//! and per-stream mailboxes (`shared`, `sync`). Blocking calls run the same futures on a tiny
+//! parking executor ([`block_on`]) with a timeout.
+//!
+//! Files: `endpoint` (bind, connect, accept, shutdown, stats), `connection` (streams open and
+//! accept, close), `stream` (send and receive halves, write completions), `shared` (mailbox
+//! contents), `sync` (mailbox and executor).
+
+mod connection;
+mod endpoint;
+pub(crate) mod shared;
+mod stream;
+pub(crate) mod sync;
+
+pub(crate) use connection::abandon;
+pub use connection::{Connecting, Connection};
+pub use endpoint::{Endpoint, EndpointConfig, EndpointStats, ShutdownReport};
+pub use shared::WriteStatus;
+pub use stream::{RecvStream, SendStream, WriteCompletion};
+pub use sync::{block_on, Elapsed};
+
+use crate::connection::ConnectionError;
+
+/// Why a connection-level operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnError {
+    /// The connection ended (closed by either side, timed out, reset, handshake failure).
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The endpoint was dropped: its workers stopped.
+    #[error("endpoint stopped")]
+    EndpointStopped,
+    /// The endpoint is shutting down and takes no new connections.
+    #[error("endpoint is shutting down")]
+    ShuttingDown,
+    /// The endpoint has no client configuration.
+    #[error("endpoint has no client configuration")]
+    NotClient,
+    /// The connection could not be set up (configuration, TLS, connection ID table).
+    #[error("connection setup failed: {0}")]
+    Setup(String),
+    /// The connection is gone from its worker.
+    #[error("connection closed")]
+    Closed,
+    /// The stream is closed (fully read, stopped, or unknown).
+    #[error("stream closed")]
+    StreamClosed,
+    /// The operation's timeout passed.
+    #[error("timed out")]
+    TimedOut,
+}
+
+/// Why a read failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// The peer reset the stream with this application error code.
+    #[error("stream reset by peer with code {0}")]
+    Reset(u64),
+    /// The stream or its connection closed before the end of the stream.
+    #[error(transparent)]
+    Closed(#[from] ConnError),
+    /// `read_to_end` reached its size limit.
+    #[error("stream longer than the limit")]
+    TooLong,
+    /// The timeout of a blocking read passed.
+    #[error("timed out")]
+    TimedOut,
+}
+
+/// Why `write_all` failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteAllError {
+    /// One of its writes was cancelled or refused.
+    #[error("write ended as {0:?}")]
+    Failed(WriteStatus),
+    /// The timeout of a blocking call passed.
+    #[error("timed out")]
+    TimedOut,
+}
+
+/// Why a graceful shutdown did not drain.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShutdownError {
+    /// Connections were still live at the deadline (a worker may be stuck in I/O).
+    #[error("{live} connections still live at the shutdown deadline")]
+    TimedOut {
+        /// Live connections at the deadline.
+        live: u64,
+    },
+}

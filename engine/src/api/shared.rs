@@ -1,0 +1,204 @@
+//! State shared between application handles and the owner worker: per-connection and
+//! per-stream mailboxes, open and write slots, and the endpoint's connection accounting.
+//! Nothing here is connection state: the worker copies results in, handles read them out.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::sync::Mailbox;
+use super::ConnError;
+use crate::connection::ConnectionStats;
+use crate::scheduler::CloseFlag;
+use crate::streams::{CancelReason, StreamId, WriteError};
+
+/// How one write handed to a [`super::SendStream`] ended. Each write gets exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// Every byte (and the FIN, if any) was acknowledged by the peer.
+    Delivered,
+    /// Accepted, then cancelled: reset, stop-sending, connection close, idle timeout or
+    /// endpoint drop.
+    Cancelled(CancelReason),
+    /// Refused when it reached the connection (stream finished, reset, unknown, connection
+    /// closed): nothing was queued.
+    Refused(WriteError),
+}
+
+impl WriteStatus {
+    /// Whether the write was accepted by the connection (delivered or cancelled later).
+    pub fn was_accepted(&self) -> bool {
+        !matches!(self, WriteStatus::Refused(_))
+    }
+}
+
+/// Counters shared by the endpoint's workers and handles.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Writes handed to workers.
+    pub writes_posted: AtomicU64,
+    /// Write completions delivered (any status).
+    pub completions: AtomicU64,
+    /// Completions found a slot already completed (must stay 0).
+    pub duplicate_completions: AtomicU64,
+    /// Accepted writes that completed as delivered.
+    pub delivered: AtomicU64,
+    /// Accepted writes that completed as cancelled.
+    pub cancelled: AtomicU64,
+    /// Writes refused by the connection.
+    pub refused: AtomicU64,
+}
+
+/// The one completion slot of a write, filled once by the worker.
+pub(crate) type WriteSlot = Mailbox<Option<WriteStatus>>;
+
+/// The worker's side of a write slot: completes it exactly once — explicitly, or when dropped
+/// (the worker went away: cancelled with [`CancelReason::EndpointDropped`]).
+pub(crate) struct Completer {
+    slot: Arc<WriteSlot>,
+    counters: Arc<Counters>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Completer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completer").field("done", &self.done).finish()
+    }
+}
+
+impl Completer {
+    pub(crate) fn new(slot: Arc<WriteSlot>, counters: Arc<Counters>) -> Self {
+        counters.writes_posted.fetch_add(1, Ordering::Relaxed);
+        Self { slot, counters, done: false }
+    }
+
+    /// Completes the write with `status` (consumes the completer: at most once by type).
+    pub(crate) fn complete(mut self, status: WriteStatus) {
+        self.finish(status);
+    }
+
+    fn finish(&mut self, status: WriteStatus) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let c = &self.counters;
+        match status {
+            WriteStatus::Delivered => c.delivered.fetch_add(1, Ordering::Relaxed),
+            WriteStatus::Cancelled(_) => c.cancelled.fetch_add(1, Ordering::Relaxed),
+            WriteStatus::Refused(_) => c.refused.fetch_add(1, Ordering::Relaxed),
+        };
+        c.completions.fetch_add(1, Ordering::Relaxed);
+        let dup = self.slot.update(|s| {
+            if s.is_some() {
+                true
+            } else {
+                *s = Some(status);
+                false
+            }
+        });
+        if dup {
+            c.duplicate_completions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        self.finish(WriteStatus::Cancelled(CancelReason::EndpointDropped));
+    }
+}
+
+/// What a connection's handles learn from the worker.
+#[derive(Debug, Default)]
+pub(crate) struct ConnMail {
+    /// The handshake's outcome, once known.
+    pub handshake: Option<Result<(), ConnError>>,
+    /// Why the connection ended, once it has.
+    pub error: Option<ConnError>,
+    /// The connection is gone from its worker (drained, or the worker stopped).
+    pub drained: bool,
+    /// Peer-opened streams not yet accepted (bidirectional, unidirectional).
+    pub incoming: [VecDeque<Arc<StreamShared>>; 2],
+    /// Counters as of the worker's last look.
+    pub stats: ConnectionStats,
+}
+
+/// One connection as seen from its handles.
+#[derive(Debug)]
+pub(crate) struct ConnShared {
+    /// Endpoint-unique key (the worker's table key).
+    pub id: u64,
+    /// Index of the owner worker.
+    pub worker: usize,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// Close requested / written per space / ended.
+    pub close: CloseFlag,
+    /// Results and events.
+    pub mail: Mailbox<ConnMail>,
+}
+
+impl ConnShared {
+    pub(crate) fn new(id: u64, worker: usize, remote: SocketAddr) -> Self {
+        Self {
+            id,
+            worker,
+            remote,
+            close: CloseFlag::new(),
+            mail: Mailbox::new(ConnMail::default()),
+        }
+    }
+}
+
+/// What a stream's handles learn from the worker.
+#[derive(Debug, Default)]
+pub(crate) struct StreamMail {
+    /// Received in-order data not yet read by the application.
+    pub chunks: VecDeque<Bytes>,
+    /// Bytes in `chunks`.
+    pub buffered: usize,
+    /// The end of the stream was reached (after `chunks`).
+    pub fin: bool,
+    /// The peer reset its sending part with this code.
+    pub reset: Option<u64>,
+    /// The stream (or its connection) is gone: nothing more will arrive.
+    pub closed: Option<ConnError>,
+    /// The worker stopped pulling data because `buffered` reached the limit.
+    pub paused: bool,
+    /// The peer asked us to stop sending, with this code.
+    pub stopped: Option<u64>,
+    /// Everything we sent, and the FIN, was acknowledged.
+    pub send_finished: bool,
+}
+
+/// One stream as seen from its handles.
+#[derive(Debug)]
+pub(crate) struct StreamShared {
+    /// The stream.
+    pub id: StreamId,
+    /// Data and state.
+    pub mail: Mailbox<StreamMail>,
+}
+
+impl StreamShared {
+    pub(crate) fn new(id: StreamId) -> Self {
+        Self { id, mail: Mailbox::new(StreamMail::default()) }
+    }
+}
+
+/// Result of an open request.
+pub(crate) type OpenResult = Result<Arc<StreamShared>, ConnError>;
+
+/// An open request's slot: the worker fills it, or the waiting handle cancels it.
+#[derive(Debug, Default)]
+pub(crate) struct OpenState {
+    pub result: Option<OpenResult>,
+    pub cancelled: bool,
+}
+
+/// See [`OpenState`].
+pub(crate) type OpenSlot = Mailbox<OpenState>;

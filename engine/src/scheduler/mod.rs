@@ -1,0 +1,218 @@
+//! The per-worker send scheduler: a ready list of connections with send interests, served
+//! round-robin one GSO batch per turn, and the close flag that keeps the flush loop from ever
+//! looping on a close it has already emitted (DESIGN.md "The send scheduler and the close
+//! flag", invariant 1).
+//!
+//! Stream-level fairness and priorities live inside [`crate::streams`]; this level is fair
+//! across connections: a connection that produced a batch goes to the back of the list, one
+//! that has nothing to send (or is congestion-, pacing- or amplification-limited:
+//! `poll_transmit` returned `None`) leaves the list until something new happens to it.
+
+mod close;
+
+pub use close::CloseFlag;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use peregrine_datapath::{Queue, TxBatch, TxMeta};
+
+use crate::connection::Connection;
+use crate::recovery::SpaceId;
+
+/// Default most datagrams in one GSO train (one transmit buffer per connection turn).
+pub const DEFAULT_MAX_GSO_SEGMENTS: usize = 16;
+/// Default most transmit buffers one flush puts in the batch before it is sent.
+pub const DEFAULT_MAX_BATCH: usize = 64;
+
+/// Why a connection is on the ready list (a bit set; several may apply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// The application wrote, opened, finished, reset or stopped something.
+    Data = 1,
+    /// A datagram arrived (an ACK, a handshake answer, a resend of our close may be due).
+    Ack = 2,
+    /// A close was requested or the connection started closing.
+    Close = 4,
+    /// A timer fired (PTO probe, ACK delay, pacing).
+    Probe = 8,
+}
+
+/// What the scheduler needs from the worker's connection table.
+pub trait ConnectionSet {
+    /// The connection with `key` and its close flag, if it still exists.
+    fn get(&mut self, key: u64) -> Option<(&mut Connection, &CloseFlag)>;
+}
+
+/// Counters of one worker's scheduler (monotonic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedulerStats {
+    /// Flushes run.
+    pub flushes: u64,
+    /// Connection turns taken, over all flushes.
+    pub turns: u64,
+    /// Most turns any single flush took (bounded: see [`Scheduler::flush`]).
+    pub max_turns_per_flush: u64,
+    /// Transmit buffers produced.
+    pub transmits: u64,
+    /// Datagrams produced (each GSO segment counts once).
+    pub datagrams: u64,
+    /// CONNECTION_CLOSE packets written, per space (Initial, Handshake, Data).
+    pub close_packets: [u64; 3],
+    /// Turns skipped because the connection's close was already emitted everywhere.
+    pub close_skips: u64,
+    /// Turns that ended with `poll_transmit` returning `None` (nothing to send, or limited).
+    pub limited: u64,
+    /// Flushes cut short because the queue had no free transmit buffer.
+    pub pool_exhausted: u64,
+}
+
+/// One worker's ready list and flush loop.
+#[derive(Debug)]
+pub struct Scheduler {
+    ready: VecDeque<u64>,
+    interests: HashMap<u64, u8>,
+    max_segments: usize,
+    max_batch: usize,
+    stats: SchedulerStats,
+}
+
+impl Scheduler {
+    /// A scheduler building GSO trains of up to `max_segments` datagrams and batches of up
+    /// to `max_batch` transmit buffers (both at least 1).
+    pub fn new(max_segments: usize, max_batch: usize) -> Self {
+        Self {
+            ready: VecDeque::new(),
+            interests: HashMap::new(),
+            max_segments: max_segments.max(1),
+            max_batch: max_batch.max(1),
+            stats: SchedulerStats::default(),
+        }
+    }
+
+    /// Puts connection `key` on the ready list (once; interests accumulate).
+    pub fn schedule(&mut self, key: u64, why: Interest) {
+        let e = self.interests.entry(key).or_insert(0);
+        if *e == 0 {
+            self.ready.push_back(key);
+        }
+        *e |= why as u8;
+    }
+
+    /// Takes `key` off the ready list (the connection is gone).
+    pub fn remove(&mut self, key: u64) {
+        if self.interests.remove(&key).is_some() {
+            self.ready.retain(|k| *k != key);
+        }
+    }
+
+    /// Connections on the ready list.
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// The interests of `key`, as a bit set of [`Interest`] values (0 when not ready).
+    pub fn interests(&self, key: u64) -> u8 {
+        self.interests.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SchedulerStats {
+        self.stats
+    }
+
+    /// Builds transmit buffers round-robin across ready connections into `batch`, until the
+    /// ready list is empty, the batch holds `max_batch` buffers, or the queue has no free
+    /// buffer. Keys of connections that transmitted are pushed to `served` (their timers
+    /// moved). Returns the number of turns taken.
+    ///
+    /// Termination is structural: each turn either adds a buffer to the batch (at most
+    /// `max_batch` of those) or takes a connection off the list, so one flush takes at most
+    /// `ready_len + max_batch` turns; [`SchedulerStats::max_turns_per_flush`] records the most
+    /// seen. A closing connection whose close is out everywhere is taken off without a call
+    /// into it: the flush never loops on a close it already emitted.
+    pub fn flush<Q: Queue + ?Sized, S: ConnectionSet>(
+        &mut self,
+        now: Instant,
+        queue: &mut Q,
+        batch: &mut TxBatch,
+        conns: &mut S,
+        served: &mut Vec<u64>,
+    ) -> u64 {
+        self.stats.flushes += 1;
+        let bound = (self.ready.len() + self.max_batch) as u64;
+        let mut turns = 0u64;
+        let gso_ok = queue.capabilities().gso;
+        let segments = if gso_ok {
+            self.max_segments.min(queue.capabilities().max_gso_segments.max(1))
+        } else {
+            1
+        };
+        while let Some(key) = self.ready.pop_front() {
+            if turns >= bound || batch.len() >= self.max_batch {
+                self.ready.push_front(key);
+                break;
+            }
+            turns += 1;
+            let Some((conn, flag)) = conns.get(key) else {
+                self.interests.remove(&key);
+                continue;
+            };
+            let closing = conn.is_closed();
+            let pending = conn.close_pending_spaces();
+            if closing {
+                if !pending.iter().any(|p| *p) {
+                    // Already written everywhere it was owed (maybe at a lower encryption level
+                    // during the handshake): done, whatever the connection would build.
+                    flag.mark_emitted();
+                    self.stats.close_skips += 1;
+                    self.interests.remove(&key);
+                    continue;
+                }
+                flag.rearm();
+            }
+            let Some(mut buf) = queue.alloc_tx() else {
+                self.stats.pool_exhausted += 1;
+                self.ready.push_front(key);
+                break;
+            };
+            let keys = conn.spaces_with_keys();
+            let Some(t) = conn.poll_transmit(now, buf.spare(), segments) else {
+                self.stats.limited += 1;
+                self.interests.remove(&key);
+                if closing {
+                    // The connection wrote (or gave up on) every pending space without a
+                    // datagram: it still counts as emitted and never comes back for it.
+                    flag.mark_emitted();
+                }
+                continue;
+            };
+            buf.advance(t.len);
+            buf.meta =
+                TxMeta { dst: t.dst, src_ip: None, ecn: t.ecn, segment_size: t.segment_size };
+            batch.push(buf);
+            self.stats.transmits += 1;
+            self.stats.datagrams += t.datagrams as u64;
+            served.push(key);
+            if closing {
+                for space in SpaceId::ALL {
+                    let i = space.index();
+                    if pending[i] && keys[i] {
+                        flag.mark_written(space);
+                        self.stats.close_packets[i] += 1;
+                    }
+                }
+                if !conn.close_pending_spaces().iter().any(|p| *p) {
+                    flag.mark_emitted();
+                    self.interests.remove(&key);
+                    continue;
+                }
+            }
+            // Fair: others get a turn before this connection's next batch.
+            self.ready.push_back(key);
+        }
+        self.stats.turns += turns;
+        self.stats.max_turns_per_flush = self.stats.max_turns_per_flush.max(turns);
+        turns
+    }
+}
