@@ -35,6 +35,27 @@ pub enum Ended {
     Other(String),
 }
 
+/// Why a stream operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamError {
+    /// The other side reset the stream (RESET_STREAM) with this code.
+    Reset(u64),
+    /// The other side asked us to stop sending (STOP_SENDING) with this code.
+    Stopped(u64),
+    /// Anything else, described.
+    Other(String),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Reset(c) => write!(f, "reset by peer with code {c}"),
+            StreamError::Stopped(c) => write!(f, "stopped by peer with code {c}"),
+            StreamError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
 /// A peer as the application logic of a test sees it. Stream IDs are raw QUIC stream IDs.
 pub trait Peer: SansIo {
     /// Which implementation this is (for messages).
@@ -56,17 +77,32 @@ pub trait Peer: SansIo {
     fn accept_bi(&mut self) -> Option<u64>;
 
     /// Queues `data` on stream `id`, returning how much was accepted (flow control).
-    fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, String>;
+    fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, StreamError>;
 
     /// Ends the send side of stream `id` (FIN).
-    fn finish(&mut self, id: u64) -> Result<(), String>;
+    fn finish(&mut self, id: u64) -> Result<(), StreamError>;
 
     /// Appends what stream `id` has ready, in order, to `out`; true once the FIN was read.
-    fn read(&mut self, id: u64, out: &mut Vec<u8>) -> Result<bool, String>;
+    fn read(&mut self, id: u64, out: &mut Vec<u8>) -> Result<bool, StreamError>;
+
+    /// Abandons the send side of stream `id` with `code` (RESET_STREAM).
+    fn reset(&mut self, id: u64, code: u64) -> Result<(), StreamError>;
+
+    /// Asks the other side to stop sending on stream `id` with `code` (STOP_SENDING).
+    fn stop_sending(&mut self, id: u64, code: u64) -> Result<(), StreamError>;
 
     /// Closes the connection with an application error.
     fn close(&mut self, now: Instant, code: u64, reason: &[u8]);
 
     /// Starts a key update now; false when the implementation refused (e.g. one in progress).
     fn force_key_update(&mut self) -> bool;
+
+    /// One line of the implementation's own counters (for test output).
+    fn summary(&self) -> String;
+
+    /// quinn-proto only: the frames it received from the other side, counted by type (an
+    /// independent view of what the other implementation sent).
+    fn quinn_frames_rx(&self) -> Option<quinn_proto::FrameStats> {
+        None
+    }
 }

@@ -39,6 +39,7 @@ pub fn transfer_20x256k<C: Peer, S: Peer>(build: impl Build<C, S>) {
     let (mut p, _) = build(&Setup::new(2));
     scenarios::handshake(&mut p);
     scenarios::transfer(&mut p, 20, 256 * 1024, Budget::new(500_000, 600));
+    scenarios::report("20 x 256 KiB", &p);
     let (up, down) = p.tap.bytes();
     assert!(up > 20 * 256 * 1024 && down > 20 * 256 * 1024, "bytes on the wire: {up} / {down}");
 }
@@ -48,6 +49,7 @@ pub fn transfer_with_loss<C: Peer, S: Peer>(build: impl Build<C, S>) {
     let (mut p, _) = build(&Setup::new(3).loss(0.05));
     scenarios::handshake(&mut p);
     scenarios::transfer(&mut p, 10, 64 * 1024, Budget::new(500_000, 600));
+    scenarios::report("5% loss", &p);
     let stats = p.net.total_stats();
     assert!(stats.lost_random > 0, "5% loss must drop datagrams: {stats:?}");
 }
@@ -175,6 +177,42 @@ macro_rules! interop_cases {
         #[test]
         fn idle_timeout() {
             crate::cases::idle_timeout($build);
+        }
+        #[test]
+        fn tight_limits() {
+            crate::cases_more::tight_limits($build);
+        }
+        #[test]
+        fn reset_and_stop_sending_by_client() {
+            crate::cases_more::reset_and_stop_sending($build, true);
+        }
+        #[test]
+        fn reset_and_stop_sending_by_server() {
+            crate::cases_more::reset_and_stop_sending($build, false);
+        }
+        #[test]
+        fn key_update_with_loss() {
+            crate::cases_more::key_update_with_loss($build);
+        }
+        #[test]
+        fn messy_path() {
+            crate::cases_more::messy_path($build);
+        }
+        #[test]
+        fn bottleneck() {
+            crate::cases_more::bottleneck($build);
+        }
+        #[test]
+        fn handshake_with_loss() {
+            crate::cases_more::handshake_with_loss($build);
+        }
+        #[test]
+        fn close_during_handshake() {
+            crate::cases_more::close_during_handshake($build);
+        }
+        #[test]
+        fn idle_timeout_negotiated() {
+            crate::cases_more::idle_timeout_negotiated($build);
         }
     };
 }

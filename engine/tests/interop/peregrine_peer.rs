@@ -15,7 +15,7 @@ use peregrine_engine::packet::{LongType, PartialDecode, PlainHeader};
 use peregrine_engine::streams::{Dir, ReadError, Role, StreamEvent, StreamId, WriteError};
 use peregrine_engine::VarInt;
 
-use crate::app::{Ended, Peer};
+use crate::app::{Ended, Peer, StreamError};
 use crate::driver::SansIo;
 
 /// Length of the connection IDs Peregrine issues in these tests.
@@ -158,8 +158,12 @@ impl SansIo for PeregrinePeer {
     }
 }
 
-fn stream(id: u64) -> Result<StreamId, String> {
-    StreamId::from_u64(id).ok_or_else(|| format!("stream ID {id} out of range"))
+fn stream(id: u64) -> Result<StreamId, StreamError> {
+    StreamId::from_u64(id).ok_or_else(|| other(format!("stream ID {id} out of range")))
+}
+
+fn other(e: impl std::fmt::Display) -> StreamError {
+    StreamError::Other(e.to_string())
 }
 
 impl Peer for PeregrinePeer {
@@ -202,26 +206,27 @@ impl Peer for PeregrinePeer {
         Some(id.into_inner())
     }
 
-    fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, String> {
+    fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, StreamError> {
         let id = stream(id)?;
-        let conn = self.conn().ok_or("no connection")?;
+        let conn = self.conn().ok_or(other("no connection"))?;
         let n = data.len().min(WRITE_CHUNK);
         match conn.write(id, Bytes::copy_from_slice(&data[..n]), false) {
             Ok(_) => Ok(n),
             Err(WriteError::Blocked) => Ok(0),
-            Err(e) => Err(e.to_string()),
+            Err(WriteError::Stopped(c)) => Err(StreamError::Stopped(c)),
+            Err(e) => Err(other(e)),
         }
     }
 
-    fn finish(&mut self, id: u64) -> Result<(), String> {
+    fn finish(&mut self, id: u64) -> Result<(), StreamError> {
         let id = stream(id)?;
-        let conn = self.conn().ok_or("no connection")?;
-        conn.finish(id).map(|_| ()).map_err(|e| e.to_string())
+        let conn = self.conn().ok_or(other("no connection"))?;
+        conn.finish(id).map(|_| ()).map_err(other)
     }
 
-    fn read(&mut self, id: u64, out: &mut Vec<u8>) -> Result<bool, String> {
+    fn read(&mut self, id: u64, out: &mut Vec<u8>) -> Result<bool, StreamError> {
         let id = stream(id)?;
-        let conn = self.conn().ok_or("no connection")?;
+        let conn = self.conn().ok_or(other("no connection"))?;
         let mut buf = [0u8; 16 * 1024];
         // Bounded: each round either reads bytes that were received or returns.
         for _ in 0..1_000_000 {
@@ -236,10 +241,23 @@ impl Peer for PeregrinePeer {
                     }
                 }
                 Err(ReadError::Blocked) => return Ok(false),
-                Err(e) => return Err(e.to_string()),
+                Err(ReadError::Reset(c)) => return Err(StreamError::Reset(c)),
+                Err(e) => return Err(other(e)),
             }
         }
-        Err("read loop bound reached".into())
+        Err(other("read loop bound reached"))
+    }
+
+    fn reset(&mut self, id: u64, code: u64) -> Result<(), StreamError> {
+        let id = stream(id)?;
+        let conn = self.conn().ok_or(other("no connection"))?;
+        conn.reset(id, code).map_err(other)
+    }
+
+    fn stop_sending(&mut self, id: u64, code: u64) -> Result<(), StreamError> {
+        let id = stream(id)?;
+        let conn = self.conn().ok_or(other("no connection"))?;
+        conn.stop_sending(id, code).map_err(other)
     }
 
     fn close(&mut self, now: Instant, code: u64, reason: &[u8]) {
@@ -247,6 +265,24 @@ impl Peer for PeregrinePeer {
             conn.close(now, VarInt::new(code).expect("code fits a varint"), reason);
         }
         self.pump();
+    }
+
+    fn summary(&self) -> String {
+        let Some(conn) = self.conn.as_ref() else { return "Peregrine: no connection".into() };
+        let s = conn.stats();
+        format!(
+            "Peregrine: {} datagrams sent, {} received, {} packets lost, {} dropped, {} PTOs, \
+             {} congestion events, {} key updates, srtt {:?}, cwnd {}",
+            s.datagrams_sent,
+            s.datagrams_received,
+            s.packets_lost,
+            s.packets_dropped,
+            s.pto_count,
+            s.congestion_events,
+            s.key_updates,
+            s.smoothed_rtt,
+            s.cwnd
+        )
     }
 
     fn force_key_update(&mut self) -> bool {

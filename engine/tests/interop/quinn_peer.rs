@@ -15,7 +15,7 @@ use quinn_proto::{
 
 use peregrine_datapath::{Ecn, TxBuffer};
 
-use crate::app::{Ended, Peer};
+use crate::app::{Ended, Peer, StreamError};
 use crate::driver::SansIo;
 
 /// Most events drained in one pump (a runaway guard).
@@ -34,6 +34,8 @@ pub struct QuinnPeer {
     scratch: Vec<u8>,
     connected: bool,
     lost: Option<ConnectionError>,
+    /// Server: answer an Initial from an unvalidated address with a Retry.
+    retry: bool,
     /// Every connection event seen, in order (stream events included).
     pub events: Vec<String>,
 }
@@ -51,6 +53,7 @@ impl QuinnPeer {
             scratch: Vec::new(),
             connected: false,
             lost: None,
+            retry: false,
             events: Vec::new(),
         }
     }
@@ -71,9 +74,10 @@ impl QuinnPeer {
         peer
     }
 
-    /// A server at `local` accepting the first connection that arrives.
-    pub fn server(local: SocketAddr, config: ServerConfig) -> Self {
-        Self::new(local, 2, Some(config))
+    /// A server at `local` accepting the first connection that arrives (after a Retry round
+    /// trip when `retry`).
+    pub fn server(local: SocketAddr, config: ServerConfig, retry: bool) -> Self {
+        Self { retry, ..Self::new(local, 2, Some(config)) }
     }
 
     /// The connection, once there is one.
@@ -147,6 +151,9 @@ impl SansIo for QuinnPeer {
                 if self.conn.is_some() {
                     let t = self.endpoint.refuse(incoming, &mut self.scratch);
                     self.responses.push_back((t, self.scratch.clone()));
+                } else if self.retry && !incoming.remote_address_validated() {
+                    let t = self.endpoint.retry(incoming, &mut self.scratch).expect("retry");
+                    self.responses.push_back((t, self.scratch.clone()));
                 } else {
                     match self.endpoint.accept(incoming, now, &mut self.scratch, None) {
                         Ok(conn) => self.conn = Some(conn),
@@ -195,8 +202,16 @@ impl SansIo for QuinnPeer {
     }
 }
 
-fn stream(id: u64) -> Result<StreamId, String> {
-    VarInt::from_u64(id).map(StreamId::from).map_err(|e| e.to_string())
+fn stream(id: u64) -> Result<StreamId, StreamError> {
+    VarInt::from_u64(id).map(StreamId::from).map_err(|e| other(e))
+}
+
+fn other(e: impl std::fmt::Display) -> StreamError {
+    StreamError::Other(e.to_string())
+}
+
+fn code(c: u64) -> Result<VarInt, StreamError> {
+    VarInt::from_u64(c).map_err(other)
 }
 
 impl Peer for QuinnPeer {
@@ -239,37 +254,50 @@ impl Peer for QuinnPeer {
         self.conn()?.streams().accept(Dir::Bi).map(u64::from)
     }
 
-    fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, String> {
+    fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, StreamError> {
         let id = stream(id)?;
-        let conn = self.conn().ok_or("no connection")?;
+        let conn = self.conn().ok_or(other("no connection"))?;
         match conn.send_stream(id).write(data) {
             Ok(n) => Ok(n),
             Err(WriteError::Blocked) => Ok(0),
-            Err(e) => Err(e.to_string()),
+            Err(WriteError::Stopped(c)) => Err(StreamError::Stopped(c.into_inner())),
+            Err(e) => Err(other(e)),
         }
     }
 
-    fn finish(&mut self, id: u64) -> Result<(), String> {
+    fn finish(&mut self, id: u64) -> Result<(), StreamError> {
         let id = stream(id)?;
-        let conn = self.conn().ok_or("no connection")?;
-        conn.send_stream(id).finish().map_err(|e| e.to_string())
+        let conn = self.conn().ok_or(other("no connection"))?;
+        conn.send_stream(id).finish().map_err(other)
     }
 
-    fn read(&mut self, id: u64, out: &mut Vec<u8>) -> Result<bool, String> {
+    fn read(&mut self, id: u64, out: &mut Vec<u8>) -> Result<bool, StreamError> {
         let id = stream(id)?;
-        let conn = self.conn().ok_or("no connection")?;
+        let conn = self.conn().ok_or(other("no connection"))?;
         let mut recv = conn.recv_stream(id);
-        let mut chunks = recv.read(true).map_err(|e| e.to_string())?;
+        let mut chunks = recv.read(true).map_err(other)?;
         let result = loop {
             match chunks.next(usize::MAX) {
                 Ok(Some(chunk)) => out.extend_from_slice(&chunk.bytes),
                 Ok(None) => break Ok(true),
                 Err(ReadError::Blocked) => break Ok(false),
-                Err(e) => break Err(e.to_string()),
+                Err(ReadError::Reset(c)) => break Err(StreamError::Reset(c.into_inner())),
             }
         };
         let _ = chunks.finalize();
         result
+    }
+
+    fn reset(&mut self, id: u64, c: u64) -> Result<(), StreamError> {
+        let (id, c) = (stream(id)?, code(c)?);
+        let conn = self.conn().ok_or(other("no connection"))?;
+        conn.send_stream(id).reset(c).map_err(other)
+    }
+
+    fn stop_sending(&mut self, id: u64, c: u64) -> Result<(), StreamError> {
+        let (id, c) = (stream(id)?, code(c)?);
+        let conn = self.conn().ok_or(other("no connection"))?;
+        conn.recv_stream(id).stop(c).map_err(other)
     }
 
     fn close(&mut self, now: Instant, code: u64, reason: &[u8]) {
@@ -278,6 +306,27 @@ impl Peer for QuinnPeer {
             conn.close(now, code, Bytes::copy_from_slice(reason));
         }
         self.pump();
+    }
+
+    fn summary(&self) -> String {
+        let Some((_, conn)) = self.conn.as_ref() else {
+            return "quinn-proto: no connection".into();
+        };
+        let s = conn.stats();
+        format!(
+            "quinn-proto: {} datagrams sent, {} received, {} packets lost, {} congestion events, \
+             rtt {:?}, cwnd {}",
+            s.udp_tx.datagrams,
+            s.udp_rx.datagrams,
+            s.path.lost_packets,
+            s.path.congestion_events,
+            s.path.rtt,
+            s.path.cwnd
+        )
+    }
+
+    fn quinn_frames_rx(&self) -> Option<quinn_proto::FrameStats> {
+        self.conn.as_ref().map(|(_, c)| c.stats().frame_rx)
     }
 
     fn force_key_update(&mut self) -> bool {

@@ -2,3 +2,9 @@
 //! harness (driver, tap, adapters, cases) is broken, not Peregrine.
 
 crate::cases::interop_cases!(crate::setup::quinn_quinn);
+
+/// Retry needs the quinn-proto server (the Peregrine server side of this harness has no Retry).
+#[test]
+fn retry() {
+    crate::cases_more::retry(crate::setup::quinn_quinn);
+}

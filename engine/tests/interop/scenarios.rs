@@ -135,6 +135,25 @@ pub fn transfer<C: Peer, S: Peer>(
     }
 }
 
+/// Prints what both sides and the network counted (visible with `--nocapture`).
+pub fn report<C: Peer, S: Peer>(what: &str, pair: &Pair<C, S>) {
+    let stats = pair.net.total_stats();
+    eprintln!(
+        "[{what}] {} -> {}: {:?} virtual, {} steps; network: {} sent, {} delivered, {} lost, \
+         {} queue drops\n  client {}\n  server {}",
+        pair.client.name(),
+        pair.server.name(),
+        pair.net.elapsed(),
+        pair.steps,
+        stats.sent,
+        stats.delivered,
+        stats.lost_random + stats.lost_burst,
+        stats.dropped_queue_full,
+        pair.client.summary(),
+        pair.server.summary()
+    );
+}
+
 /// Runs until `which` side's connection ended (or the budget ran out), returning how.
 pub fn wait_end<C: Peer, S: Peer>(pair: &mut Pair<C, S>, client: bool, budget: Budget) -> Ended {
     let r = pair.run_until(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use peregrine_datapath::sim::{LinkConfig, SimNetwork};
 use peregrine_engine::connection::{ClientConfig, ServerConfig, TransportConfig};
 use peregrine_engine::crypto::{TlsClientConfig, TlsServerConfig};
+use peregrine_engine::streams::{Dir, StreamsConfig};
 
 use crate::certs::{self, Pki, ALPN};
 use crate::driver::Pair;
@@ -20,6 +21,12 @@ pub const CLIENT: &str = "10.0.0.1:50000";
 pub const SERVER: &str = "10.0.0.2:4433";
 /// One-way delay of the default link.
 pub const DELAY: Duration = Duration::from_millis(10);
+/// Concurrent bidirectional streams each side allows with [`Setup::tight`].
+pub const TIGHT_STREAMS: u64 = 4;
+/// Stream receive window with [`Setup::tight`].
+pub const TIGHT_STREAM_WINDOW: u64 = 16 * 1024;
+/// Connection receive window with [`Setup::tight`].
+pub const TIGHT_CONN_WINDOW: u64 = 64 * 1024;
 
 /// What a test varies.
 #[derive(Clone, Debug)]
@@ -34,6 +41,13 @@ pub struct Setup {
     pub trusted: bool,
     /// Idle timeout both sides advertise (`None`: the implementations' defaults).
     pub idle_timeout: Option<Duration>,
+    /// Only the server advertises `idle_timeout`; the client keeps its default.
+    pub idle_server_only: bool,
+    /// Small limits on both sides: 4 concurrent bidirectional streams, 16 KiB stream windows,
+    /// 64 KiB connection windows, no window auto-tuning.
+    pub tight: bool,
+    /// A quinn-proto server answers the first Initial with a Retry.
+    pub retry: bool,
 }
 
 impl Setup {
@@ -45,6 +59,9 @@ impl Setup {
             client_alpn: ALPN,
             trusted: true,
             idle_timeout: None,
+            idle_server_only: false,
+            tight: false,
+            retry: false,
         }
     }
 
@@ -66,11 +83,21 @@ impl Setup {
         (pki, root)
     }
 
-    /// quinn-proto transport settings for this setup.
-    pub fn quinn_transport(&self) -> quinn_proto::TransportConfig {
+    /// The idle timeout one side advertises.
+    fn idle(&self, server: bool) -> Option<Duration> {
+        self.idle_timeout.filter(|_| server || !self.idle_server_only)
+    }
+
+    /// quinn-proto transport settings for this setup, for the server or the client.
+    pub fn quinn_transport(&self, server: bool) -> quinn_proto::TransportConfig {
         let mut t = quinn_proto::TransportConfig::default();
-        if let Some(idle) = self.idle_timeout {
+        if let Some(idle) = self.idle(server) {
             t.max_idle_timeout(Some(idle.try_into().expect("idle timeout fits")));
+        }
+        if self.tight {
+            t.max_concurrent_bidi_streams(quinn_proto::VarInt::from_u32(TIGHT_STREAMS as u32));
+            t.stream_receive_window(quinn_proto::VarInt::from_u32(TIGHT_STREAM_WINDOW as u32));
+            t.receive_window(quinn_proto::VarInt::from_u32(TIGHT_CONN_WINDOW as u32));
         }
         t
     }
@@ -81,23 +108,34 @@ pub fn quinn_quinn(setup: &Setup) -> (Pair<QuinnPeer, QuinnPeer>, KeyLog) {
     let net = SimNetwork::new(setup.seed);
     let (pki, root) = setup.pki();
     let keylog = KeyLog::default();
-    let server_cfg = certs::quinn_server(&pki, ALPN, &KeyLog::default(), setup.quinn_transport());
+    let server_cfg =
+        certs::quinn_server(&pki, ALPN, &KeyLog::default(), setup.quinn_transport(true));
     let client_cfg =
-        certs::quinn_client(&root, setup.client_alpn, &keylog, setup.quinn_transport());
+        certs::quinn_client(&root, setup.client_alpn, &keylog, setup.quinn_transport(false));
     let (c, s) = Setup::addrs();
     let client = QuinnPeer::client(c, s, client_cfg, net.now());
-    let server = QuinnPeer::server(s, server_cfg);
+    let server = QuinnPeer::server(s, server_cfg, setup.retry);
     (Pair::new(net, client, server, setup.link.clone()), keylog)
 }
 
 impl Setup {
-    /// Peregrine transport settings for this setup.
-    pub fn peregrine_transport(&self, seed: u64) -> TransportConfig {
-        let t = TransportConfig::default().with_rng_seed(self.seed ^ seed);
-        match self.idle_timeout {
-            Some(idle) => t.with_idle_timeout(Some(idle)).expect("valid idle timeout"),
-            None => t,
+    /// Peregrine transport settings for this setup, for the server or the client.
+    pub fn peregrine_transport(&self, server: bool) -> TransportConfig {
+        let mut t = TransportConfig::default().with_rng_seed(self.seed ^ u64::from(server));
+        if let Some(idle) = self.idle(server) {
+            t = t.with_idle_timeout(Some(idle)).expect("valid idle timeout");
         }
+        if self.tight {
+            let s = StreamsConfig::default()
+                .with_max_concurrent_streams(Dir::Bi, TIGHT_STREAMS)
+                .and_then(|s| s.with_stream_receive_window(TIGHT_STREAM_WINDOW))
+                .and_then(|s| s.with_max_stream_receive_window(TIGHT_STREAM_WINDOW))
+                .and_then(|s| s.with_receive_window(TIGHT_CONN_WINDOW))
+                .and_then(|s| s.with_max_receive_window(TIGHT_CONN_WINDOW))
+                .expect("valid stream limits");
+            t = t.with_streams(s);
+        }
+        t
     }
 }
 
@@ -107,7 +145,7 @@ pub fn peregrine_quinn(setup: &Setup) -> (Pair<PeregrinePeer, QuinnPeer>, KeyLog
     let net = SimNetwork::new(setup.seed);
     let (pki, root) = setup.pki();
     let keylog = KeyLog::default();
-    let server_cfg = certs::quinn_server(&pki, ALPN, &keylog, setup.quinn_transport());
+    let server_cfg = certs::quinn_server(&pki, ALPN, &keylog, setup.quinn_transport(true));
     let tls = TlsClientConfig::builder()
         .add_root_certificate(root)
         .expect("CA root")
@@ -115,10 +153,10 @@ pub fn peregrine_quinn(setup: &Setup) -> (Pair<PeregrinePeer, QuinnPeer>, KeyLog
         .build()
         .expect("Peregrine TLS client config");
     let mut client_cfg = ClientConfig::new(Arc::new(tls));
-    client_cfg.transport = setup.peregrine_transport(0xc1);
+    client_cfg.transport = setup.peregrine_transport(false);
     let (c, s) = Setup::addrs();
     let client = PeregrinePeer::client(c, s, &client_cfg, net.now());
-    let server = QuinnPeer::server(s, server_cfg);
+    let server = QuinnPeer::server(s, server_cfg, setup.retry);
     (Pair::new(net, client, server, setup.link.clone()), keylog)
 }
 
@@ -128,13 +166,14 @@ pub fn quinn_peregrine(setup: &Setup) -> (Pair<QuinnPeer, PeregrinePeer>, KeyLog
     let (pki, root) = setup.pki();
     let keylog = KeyLog::default();
     let client_cfg =
-        certs::quinn_client(&root, setup.client_alpn, &keylog, setup.quinn_transport());
+        certs::quinn_client(&root, setup.client_alpn, &keylog, setup.quinn_transport(false));
+    assert!(!setup.retry, "the Peregrine server side of this harness sends no Retry");
     let tls = TlsServerConfig::builder(pki.chain.clone(), pki.key_der())
         .alpn_protocols([ALPN])
         .build()
         .expect("Peregrine TLS server config");
     let mut server_cfg = ServerConfig::new(Arc::new(tls));
-    server_cfg.transport = setup.peregrine_transport(0x5e);
+    server_cfg.transport = setup.peregrine_transport(true);
     let (c, s) = Setup::addrs();
     let client = QuinnPeer::client(c, s, client_cfg, net.now());
     let server = PeregrinePeer::server(s, server_cfg);

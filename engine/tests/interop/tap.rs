@@ -32,6 +32,8 @@ struct Direction {
     short: Vec<Protected>,
     /// Short-header datagrams seen before the CID length was known (not analysed).
     unparsed: usize,
+    /// Retry packets.
+    retries: usize,
 }
 
 /// The tap. Direction 0 is client -> server, 1 is server -> client.
@@ -87,6 +89,7 @@ impl Tap {
                 at += n + len as usize;
             }
             if ty == 3 {
+                self.dirs[dir].retries += 1;
                 return; // Retry: nothing after it.
             }
             let Some((len, n)) = varint(&d[at.min(d.len())..]) else { return };
@@ -101,6 +104,11 @@ impl Tap {
     /// Datagrams sent client -> server and server -> client.
     pub fn datagrams(&self) -> (usize, usize) {
         (self.dirs[0].datagrams, self.dirs[1].datagrams)
+    }
+
+    /// Retry packets sent by the server.
+    pub fn retries(&self) -> usize {
+        self.dirs[1].retries
     }
 
     /// Payload bytes sent client -> server and server -> client.
