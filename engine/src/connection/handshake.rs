@@ -250,6 +250,7 @@ impl Connection {
             crypto_scratch: Vec::new(),
             peer_ack_delay_exponent: crate::transport_params::DEFAULT_ACK_DELAY_EXPONENT as u8,
             peer_max_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,
+            current_mds: cfg.max_datagram_size,
             app_limited: false,
             rng: p.rng,
             config: cfg,

@@ -11,7 +11,27 @@ use crate::error::Error;
 use crate::frame::Ack;
 use crate::recovery::{AckInfo, SentPacket, SpaceId};
 
+/// Consecutive PTOs after which datagrams larger than 1200 bytes are suspected of being
+/// dropped by the path.
+const BLACK_HOLE_PTOS: u32 = 3;
+
 impl Connection {
+    /// Large datagrams seem to vanish (persistent congestion, or repeated PTOs): fall back to
+    /// 1200-byte datagrams, which every QUIC path carries. Lost data is resent in the smaller
+    /// packets by the normal loss recovery.
+    // A black-hole detection in the spirit of DPLPMTUD (RFC 8899 §4.3, RFC 9000 §14.3):
+    // without probing, the only safe size to fall back to is QUIC's minimum.
+    fn on_black_hole_suspected(&mut self) {
+        const BASE: u16 = crate::packet::MIN_INITIAL_DATAGRAM_SIZE as u16;
+        if self.current_mds > BASE {
+            tracing::debug!(side = ?self.side, from = self.current_mds, "black hole suspected: 1200-byte datagrams");
+            self.current_mds = BASE;
+            self.cc.set_max_datagram_size(BASE);
+            self.pacer.set_max_datagram_size(BASE);
+            self.stats.mtu_fallbacks += 1;
+        }
+    }
+
     /// An ACK frame received in `space`.
     pub(super) fn on_ack_frame(
         &mut self,
@@ -40,6 +60,7 @@ impl Connection {
         }
         if out.persistent_congestion {
             self.stats.persistent_congestion += 1;
+            self.on_black_hole_suspected();
         }
         for p in out.acked {
             self.on_packet_acked(space, p);
@@ -62,6 +83,9 @@ impl Connection {
         for p in out.lost {
             let space = p.payload.space;
             self.on_packet_lost(space, p);
+        }
+        if out.persistent_congestion || self.loss.pto_count() >= BLACK_HOLE_PTOS {
+            self.on_black_hole_suspected();
         }
         if let Some(probe) = out.probe {
             self.stats.pto_count += 1;

@@ -157,6 +157,8 @@ pub struct Connection {
     crypto_scratch: Vec<u8>,
     peer_ack_delay_exponent: u8,
     peer_max_udp_payload: u64,
+    /// Datagram size in use: the configured one until a black hole is suspected, then 1200.
+    current_mds: u16,
     app_limited: bool,
     #[allow(dead_code)]
     rng: ChaCha8Rng,

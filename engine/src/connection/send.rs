@@ -161,7 +161,7 @@ impl Connection {
 
     /// The largest datagram we build on this path.
     pub(super) fn max_datagram_size(&self) -> usize {
-        u64::from(self.config.max_datagram_size).min(self.peer_max_udp_payload) as usize
+        u64::from(self.current_mds).min(self.peer_max_udp_payload) as usize
     }
 
     /// Bytes the server may still send before the client's address is validated.
@@ -447,6 +447,14 @@ impl Connection {
                 summary.on_frame(FrameType::PADDING);
             }
             *pad = false;
+        }
+        // A nearly full last packet is padded to the end of the datagram, so that the
+        // datagram is exactly `segment_size` long and the GSO train can go on.
+        if last && summary.ack_eliciting && room(&w) < MIN_PACKET_ROOM {
+            let fill = w.remaining().saturating_sub(TAG_LEN);
+            if fill > 0 && w.reserve(fill).map(|b| b.fill(0)).is_ok() {
+                summary.on_frame(FrameType::PADDING);
+            }
         }
         if builder.payload_len(&w) == 0 {
             self.retx_pool.put(items);

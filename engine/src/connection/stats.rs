@@ -31,6 +31,8 @@ pub struct ConnectionStats {
     pub persistent_congestion: u64,
     /// PTO expirations.
     pub pto_count: u64,
+    /// Falls back to 1200-byte datagrams after large ones seemed to be dropped.
+    pub mtu_fallbacks: u64,
     /// Key updates (either side initiating).
     pub key_updates: u64,
     /// Congestion window now, bytes.

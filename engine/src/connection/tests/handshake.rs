@@ -54,3 +54,183 @@ fn resumed_handshake_uses_fresh_transport_parameters() {
     }
     assert!(resumed > 0, "at least one handshake resumed a session");
 }
+
+fn first_datagrams(
+    from: &mut crate::connection::Connection,
+    now: std::time::Instant,
+) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    for _ in 0..64 {
+        match from.poll_transmit(now, &mut buf, 1) {
+            Some(t) => out.push(buf[..t.len].to_vec()),
+            None => break,
+        }
+    }
+    out
+}
+
+/// (Initial, Handshake, 1-RTT) packets in a datagram.
+fn kinds(d: &[u8]) -> (usize, usize, usize) {
+    use crate::packet::{Coalesced, LongType, PlainHeader};
+    let mut d = d.to_vec();
+    let mut k = (0, 0, 0);
+    for p in Coalesced::new(&mut d, super::pair::CID_LEN, false).flatten() {
+        match p.header.header() {
+            PlainHeader::Long { ty: LongType::Initial, .. } => k.0 += 1,
+            PlainHeader::Long { ty: LongType::Handshake, .. } => k.1 += 1,
+            PlainHeader::Short { .. } => k.2 += 1,
+            _ => {}
+        }
+    }
+    k
+}
+
+//= https://www.rfc-editor.org/rfc/rfc9000#section-14.1
+//= type=test
+//# A client MUST expand the payload of all UDP datagrams carrying
+//# Initial packets to at least the smallest allowed maximum datagram
+//# size of 1200 bytes by adding PADDING frames to the Initial packet or
+//# by coalescing the Initial packet; see Section 12.2.
+#[test]
+fn initial_datagrams_padded_and_flights_coalesced() {
+    use crate::connection::{Connection, Incoming, RandomCidGenerator, ServerConfig};
+    use crate::packet::{PartialDecode, PlainHeader};
+    use peregrine_datapath::Ecn;
+    let mut p = Pair::default_pair();
+    let now = p.now();
+    let c1 = first_datagrams(&mut p.client, now);
+    assert_eq!(c1.len(), 1, "the ClientHello fits one datagram");
+    assert!(c1[0].len() >= 1200);
+    assert_eq!(kinds(&c1[0]), (1, 0, 0));
+    let (pd, _) = PartialDecode::new(&c1[0], 8, false).unwrap();
+    let PlainHeader::Long { version, dst_cid, src_cid, .. } = pd.header().clone() else { panic!() };
+    let mut server = Connection::server(
+        &ServerConfig::new(super::pair::tls_server()),
+        now,
+        p.client_addr,
+        Incoming { dst_cid, src_cid, version, retry: None },
+        Box::new(RandomCidGenerator::new(8, 3)),
+    )
+    .unwrap();
+    let mut d = c1[0].clone();
+    server.handle_datagram(now, p.client_addr, Ecn::NotEct, &mut d);
+    let s1 = first_datagrams(&mut server, now);
+    assert!(!s1.is_empty());
+    // The first server datagram coalesces Initial (ServerHello) and Handshake packets.
+    let k = kinds(&s1[0]);
+    assert_eq!((k.0, k.1 > 0), (1, true), "{k:?}");
+    let total: usize = s1.iter().map(|d| d.len()).sum();
+    for d in &s1 {
+        if kinds(d).0 > 0 {
+            assert!(d.len() >= 1200, "ack-eliciting Initial datagrams are padded");
+        }
+    }
+    // Within the anti-amplification limit.
+    assert!(total <= 3 * c1[0].len());
+    for d in &s1 {
+        let mut d = d.clone();
+        p.client.handle_datagram(now, p.server_addr, Ecn::NotEct, &mut d);
+    }
+    // The client's second flight: ACK of the Initial (padded) coalesced with its Handshake
+    // Finished; the client then drops its Initial keys.
+    let c2 = first_datagrams(&mut p.client, now);
+    let k = kinds(&c2[0]);
+    assert!(k.0 == 1 && k.1 >= 1, "{k:?}");
+    assert!(c2[0].len() >= 1200);
+    assert!(p.client.is_handshake_complete());
+    assert_eq!(
+        p.client.spaces_with_keys()[0],
+        false,
+        "Initial keys discarded after sending Handshake"
+    );
+}
+
+#[test]
+fn gso_trains_of_equal_datagrams() {
+    let mut p = Pair::default_pair();
+    assert!(p.handshake());
+    let id = p.client.open(crate::streams::Dir::Uni).unwrap();
+    p.client.write(id, bytes::Bytes::from(vec![7u8; 200_000]), true).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let t = p.client.poll_transmit(p.now(), &mut buf, 8).unwrap();
+    assert_eq!(t.segment_size, Some(1200));
+    assert_eq!(t.datagrams, 8, "a full train within the initial window");
+    assert_eq!(t.len, 8 * 1200);
+    // Every segment is one 1-RTT packet.
+    for seg in buf[..t.len].chunks(1200) {
+        assert_eq!(kinds(seg), (0, 0, 1));
+    }
+}
+
+/// TLS failures close with CRYPTO_ERROR carrying the alert (RFC 9001 §4.8).
+//= https://www.rfc-editor.org/rfc/rfc9001#section-4.8
+//= type=test
+//# A TLS alert is converted into a QUIC connection error.  The
+//# AlertDescription value is added to 0x0100 to produce a QUIC error
+//# code from the range reserved for CRYPTO_ERROR; see Section 20.1 of
+//# [QUIC-TRANSPORT].
+#[test]
+fn tls_failures_close_with_crypto_error() {
+    use crate::connection::{ClientConfig, Connection, ConnectionError, RandomCidGenerator};
+    use crate::crypto::TlsClientConfig;
+    use std::sync::Arc;
+    // An untrusted certificate: the client rejects it.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let tls = TlsClientConfig::builder()
+        .add_root_certificate(other.cert.der().clone())
+        .unwrap()
+        .alpn_protocols([ALPN])
+        .build()
+        .unwrap();
+    let mut p = Pair::default_pair();
+    let cfg = ClientConfig::new(Arc::new(tls));
+    p.client = Connection::client(
+        &cfg,
+        p.now(),
+        p.server_addr,
+        "localhost",
+        Box::new(RandomCidGenerator::new(8, 77)),
+    )
+    .unwrap();
+    assert!(!p.handshake());
+    match p.client.error() {
+        Some(ConnectionError::TransportError { code, .. }) => {
+            assert!(code.tls_alert().is_some(), "CRYPTO_ERROR, got {code:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match p.server.as_ref().unwrap().error() {
+        Some(ConnectionError::PeerTransportClose { code, .. }) => {
+            assert!(code.tls_alert().is_some())
+        }
+        other => panic!("{other:?}"),
+    }
+    // No common ALPN: the server refuses with no_application_protocol (120).
+    let tls = TlsClientConfig::builder()
+        .add_root_certificate(super::pair::tls_cert())
+        .unwrap()
+        .alpn_protocols([b"h3".as_slice()])
+        .build()
+        .unwrap();
+    let mut p = Pair::default_pair();
+    p.client = Connection::client(
+        &ClientConfig::new(Arc::new(tls)),
+        p.now(),
+        p.server_addr,
+        "localhost",
+        Box::new(RandomCidGenerator::new(8, 78)),
+    )
+    .unwrap();
+    assert!(!p.handshake());
+    let want = crate::error::TransportErrorCode::crypto(120);
+    match p.server.as_ref().unwrap().error() {
+        Some(ConnectionError::TransportError { code, .. }) => assert_eq!(*code, want),
+        other => panic!("{other:?}"),
+    }
+    match p.client.error() {
+        Some(ConnectionError::PeerTransportClose { code, .. }) => assert_eq!(*code, want),
+        other => panic!("{other:?}"),
+    }
+    assert!(p.client_events.iter().any(|e| matches!(e, Event::HandshakeFailed { .. })));
+}

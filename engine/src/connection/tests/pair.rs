@@ -30,6 +30,11 @@ fn cert() -> &'static (CertificateDer<'static>, PrivateKeyDer<'static>) {
     })
 }
 
+/// The server's certificate.
+pub fn tls_cert() -> CertificateDer<'static> {
+    cert().0.clone()
+}
+
 /// TLS server configuration for "localhost".
 pub fn tls_server() -> Arc<TlsServerConfig> {
     static CFG: OnceLock<Arc<TlsServerConfig>> = OnceLock::new();
@@ -378,15 +383,6 @@ impl Pair {
                     && p.client.is_handshake_confirmed()
             },
         )
-    }
-
-    /// Runs until nothing is scheduled or `max` steps.
-    pub fn run_idle(&mut self, max: u64) {
-        for _ in 0..max {
-            if !self.step() {
-                return;
-            }
-        }
     }
 
     /// Runs for `d` of virtual time (bounded by `max` steps).

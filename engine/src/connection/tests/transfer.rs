@@ -23,44 +23,6 @@ pub struct Outcome {
 
 /// Client sends `up` = (streams, bytes each) on bidirectional streams, the server sends
 /// `down` on unidirectional streams; runs until everything is read and acknowledged.
-pub fn run(cfg: PairConfig, up: (usize, u64), down: (usize, u64), max_steps: u64) -> Outcome {
-    let mut pair = Pair::new(cfg);
-    assert!(pair.handshake(), "handshake failed after {} steps", pair.steps);
-    let mut client_tx = Sender::new(Dir::Bi, up.0, up.1, 16 * 1024);
-    let mut server_tx = Sender::new(Dir::Uni, down.0, down.1, 16 * 1024);
-    let mut server_rx = Receiver::default();
-    let mut client_rx = Receiver::default();
-    let mut other_events = Vec::new();
-    let done = pair.drive(
-        max_steps,
-        |p| {
-            let mut ev = std::mem::take(&mut p.client_events);
-            other_events.extend(dispatch(&mut ev, |e| {
-                client_tx.on_event(e);
-                client_rx.on_event(e);
-            }));
-            let mut ev = std::mem::take(&mut p.server_events);
-            other_events.extend(dispatch(&mut ev, |e| {
-                server_tx.on_event(e);
-                server_rx.on_event(e);
-            }));
-            client_tx.pump(&mut p.client);
-            client_rx.pump(&mut p.client);
-            let s = p.server();
-            server_tx.pump(s);
-            server_rx.pump(s);
-        },
-        |_| false,
-    );
-    let _ = done;
-    let done = server_rx.complete(up.0, up.1)
-        && client_rx.complete(down.0, down.1)
-        && client_tx.all_acked()
-        && server_tx.all_acked();
-    Outcome { pair, client_tx, server_rx, server_tx, client_rx, done, other_events }
-}
-
-/// Like [`run`] but stops as soon as everything is delivered.
 pub fn run_until_done(
     cfg: PairConfig,
     up: (usize, u64),
@@ -293,4 +255,50 @@ fn hundred_megabytes_release_only() {
     };
     let o = run_until_done(cfg, (1, size), (0, 0), 5_000_000);
     check(&o, (1, size), (0, 0));
+}
+
+/// The path MTU drops below our 1452-byte datagrams mid-transfer: the connection notices the
+/// black hole, falls back to 1200-byte datagrams and completes byte-exact.
+#[test]
+fn mtu_drops_mid_transfer() {
+    let t = TransportConfig::default().with_max_datagram_size(1452).unwrap();
+    let link = LinkConfig { mtu: Some(1500), ..LinkConfig::with_delay(Duration::from_millis(10)) };
+    let cfg = PairConfig {
+        client: t.clone().with_rng_seed(1),
+        server: t.with_rng_seed(2),
+        up: link.clone(),
+        down: link.clone(),
+        ..PairConfig::default()
+    };
+    let (n, size) = (1, 1_500_000);
+    let mut pair = Pair::new(cfg);
+    assert!(pair.handshake());
+    let mut tx = Sender::new(Dir::Bi, n, size, 16 * 1024);
+    let mut rx = Receiver::default();
+    let small = LinkConfig { mtu: Some(1280), ..link };
+    let mut dropped = false;
+    let start = pair.now();
+    for _ in 0..400_000 {
+        if !dropped && pair.now() > start + Duration::from_millis(150) {
+            pair.net.set_path(pair.client_addr, pair.server_addr, small.clone()).unwrap();
+            dropped = true;
+        }
+        pair.step();
+        let mut ev = std::mem::take(&mut pair.client_events);
+        dispatch(&mut ev, |e| tx.on_event(e));
+        let mut ev = std::mem::take(&mut pair.server_events);
+        dispatch(&mut ev, |e| rx.on_event(e));
+        tx.pump(&mut pair.client);
+        rx.pump(pair.server());
+        if rx.complete(n, size) && tx.all_acked() {
+            break;
+        }
+    }
+    assert!(dropped, "the MTU changed mid-transfer");
+    assert!(rx.complete(n, size), "read {} of {size}; {:?}", rx.bytes, pair.client.stats());
+    assert_eq!(rx.mismatches, 0);
+    let s = pair.client.stats();
+    assert_eq!(s.mtu_fallbacks, 1, "{s:?}");
+    let link = pair.net.link_stats(pair.client_addr, pair.server_addr);
+    assert!(link.dropped_mtu > 0, "large datagrams were dropped: {link:?}");
 }
