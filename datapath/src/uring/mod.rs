@@ -38,6 +38,11 @@
 //! [`UringConfig::with_send_zc`] the SQEs are `IORING_OP_SENDMSG_ZC`; the round then also waits
 //! for the zero-copy notifications before the buffers go back to the pool.
 //!
+//! [`Queue::wait`] and [`Queue::wait_with`] sleep in `io_uring_enter` until a completion
+//! arrives: a receive, a `POLL_ADD` on the socket for writability when asked, and for
+//! `wait_with` a `POLL_ADD` on the [`Waker`](crate::Waker)'s eventfd, so a wake from another
+//! thread ends the sleep at once.
+//!
 //! # Capabilities
 //!
 //! At open the ring is probed (`IORING_REGISTER_PROBE`): `SENDMSG`, `POLL_ADD` and
@@ -157,6 +162,8 @@ impl UringQueue {
             recv_armed: false,
             recv_error: None,
             poll_armed: false,
+            wake_armed: None,
+            woken: false,
             send_res: Vec::with_capacity(config.udp.tx_batch),
             sends_left: 0,
             notifs_left: 0,
@@ -222,6 +229,44 @@ impl UringQueue {
 
     fn fd(&self) -> types::Fd {
         types::Fd(self.udp.fd.as_raw_fd())
+    }
+
+    /// Waits in the ring for a receive, writability (with `writable`), a wake-up on `wake_fd`
+    /// (a `POLLIN` poll on it) or `timeout`. Returns true when the wake-up descriptor fired
+    /// (the caller then clears it).
+    fn wait_ring(
+        &mut self,
+        timeout: Option<Duration>,
+        writable: bool,
+        wake_fd: Option<RawFd>,
+    ) -> io::Result<bool> {
+        let fd = self.fd();
+        let core = &mut self.core;
+        core.drain();
+        if std::mem::take(&mut core.woken) {
+            return Ok(true);
+        }
+        if !core.ready.is_empty() {
+            return Ok(false);
+        }
+        if !core.recv_armed {
+            if core.bufs.as_ref().is_some_and(|b| b.posted() > 0) {
+                core.arm_recv(fd)?;
+            } else if !writable && wake_fd.is_none() {
+                // Every buffer is lent out: only a `recv` (which hands them back) can help.
+                return Ok(false);
+            }
+        }
+        if writable {
+            core.arm_poll_out(fd)?;
+        }
+        if let Some(w) = wake_fd {
+            core.arm_wake(w)?;
+        }
+        core.stats.wait_enters += 1;
+        core.enter(1, timeout)?;
+        core.drain();
+        Ok(std::mem::take(&mut core.woken))
     }
 
     /// Moves ready receives into `batch`, dropping truncated or unreadable ones.
@@ -353,26 +398,22 @@ impl Queue for UringQueue {
         if self.core.bufs.is_none() {
             return self.udp.wait(timeout, writable);
         }
-        let fd = self.fd();
-        let core = &mut self.core;
-        core.drain();
-        if !core.ready.is_empty() {
-            return Ok(());
+        self.wait_ring(timeout, writable, None).map(drop)
+    }
+
+    fn wait_with(
+        &mut self,
+        timeout: Option<Duration>,
+        writable: bool,
+        waker: &crate::Waker,
+    ) -> io::Result<()> {
+        if self.core.bufs.is_none() {
+            return self.udp.wait_with(timeout, writable, waker);
         }
-        if !core.recv_armed {
-            if core.bufs.as_ref().is_some_and(|b| b.posted() > 0) {
-                core.arm_recv(fd)?;
-            } else if !writable {
-                // Every buffer is lent out: only a `recv` (which hands them back) can help.
-                return Ok(());
-            }
+        // The waker's eventfd is watched by a poll in the ring: a wake ends the enter at once.
+        if self.wait_ring(timeout, writable, Some(waker.as_fd().as_raw_fd()))? {
+            waker.reset();
         }
-        if writable {
-            core.arm_poll_out(fd)?;
-        }
-        core.stats.wait_enters += 1;
-        core.enter(1, timeout)?;
-        core.drain();
         Ok(())
     }
 

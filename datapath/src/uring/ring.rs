@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
@@ -32,6 +33,8 @@ pub(crate) const TAG_SEND: u64 = 2 << 56;
 pub(crate) const TAG_POLL: u64 = 3 << 56;
 /// `user_data` of a cancellation.
 pub(crate) const TAG_CANCEL: u64 = 4 << 56;
+/// `user_data` of the poll on a wake-up descriptor `fd`: `TAG_WAKE | fd`.
+pub(crate) const TAG_WAKE: u64 = 5 << 56;
 const TAG_MASK: u64 = 0xff << 56;
 
 /// `IORING_SEND_ZC_REPORT_USAGE` (SQE `ioprio` of a zero-copy send): the notification says
@@ -79,6 +82,10 @@ pub(crate) struct Core {
     /// The last multishot end was an error other than `ENOBUFS` (its errno).
     pub(crate) recv_error: Option<i32>,
     pub(crate) poll_armed: bool,
+    /// The wake-up descriptor a `POLLIN` poll is armed on.
+    pub(crate) wake_armed: Option<RawFd>,
+    /// A wake-up poll fired since the last wait looked.
+    pub(crate) woken: bool,
     /// Result of send `i` of the current submission (`i32::MIN` until it completes).
     pub(crate) send_res: Vec<i32>,
     pub(crate) sends_left: usize,
@@ -219,6 +226,26 @@ impl Core {
         Ok(())
     }
 
+    /// Arms a one-shot `POLLIN` poll on the wake-up descriptor `fd` (cancelling one armed on
+    /// another descriptor).
+    pub(crate) fn arm_wake(&mut self, fd: RawFd) -> io::Result<()> {
+        if self.wake_armed == Some(fd) {
+            return Ok(());
+        }
+        if let Some(old) = self.wake_armed.take() {
+            let c = opcode::AsyncCancel::new(TAG_WAKE | old as u64).build().user_data(TAG_CANCEL);
+            // SAFETY: a cancellation carries no pointers.
+            unsafe { self.push(&c)? };
+        }
+        let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+            .build()
+            .user_data(TAG_WAKE | fd as u64);
+        // SAFETY: a poll carries no pointers (the kernel holds its own reference to the file).
+        unsafe { self.push(&e)? };
+        self.wake_armed = Some(fd);
+        Ok(())
+    }
+
     /// True when completions may be waiting in the kernel: pending task work (the
     /// `IORING_SQ_TASKRUN` flag) or unsubmitted SQEs.
     pub(crate) fn kernel_has_work(&mut self) -> bool {
@@ -303,6 +330,13 @@ impl Core {
                     }
                 }
                 TAG_POLL => self.poll_armed = false,
+                TAG_WAKE => {
+                    let fd = (ud & !TAG_MASK) as RawFd;
+                    if self.wake_armed == Some(fd) {
+                        self.wake_armed = None;
+                    }
+                    self.woken = true;
+                }
                 _ => {}
             }
         }

@@ -9,7 +9,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use super::{UringConfig, UringQueue};
@@ -591,4 +591,50 @@ fn exhausted_receive_pool_is_an_error_not_a_spin() {
         rx.wait(Some(Duration::from_millis(10)), false).unwrap();
     }
     assert_eq!(n, 1);
+}
+
+#[test]
+fn wait_with_wakes_on_the_waker() {
+    let mut rx = open!(v4());
+    let w = std::sync::Arc::new(crate::Waker::new().unwrap());
+    let w2 = std::sync::Arc::clone(&w);
+    let h = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        w2.wake();
+    });
+    // Woken from another thread, not by the 30 s timeout.
+    let t = Instant::now();
+    rx.wait_with(Some(Duration::from_secs(30)), false, &w).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(15), "the wake ended the wait");
+    h.join().unwrap();
+    // The queue cleared the waker after it fired.
+    let mut pfd = libc::pollfd { fd: w.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one live pollfd for the call.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 0, "eventfd reset");
+    // The wake was consumed: the next wait_with sleeps until data arrives instead.
+    let mut tx = open!(v4());
+    send_all(&mut tx, &[Out::new(rx.local_addr(), vec![1, 2, 3])]);
+    let mut batch = RxBatch::new(4);
+    let deadline = Instant::now() + T;
+    let mut n = 0;
+    while n == 0 && Instant::now() < deadline {
+        rx.wait_with(Some(Duration::from_millis(500)), false, &w).unwrap();
+        n = rx.recv(&mut batch).unwrap();
+    }
+    assert_eq!(n, 1);
+    assert!(rx.uring_stats().wait_enters >= 1);
+}
+
+#[test]
+fn dual_stack_socket_reports_ipv4_peers_as_ipv4() {
+    let mut rx = open!(UringConfig::new("[::]:0".parse().unwrap()).with_gro(false));
+    let mut tx = open!(v4().with_gso(false));
+    let dst = SocketAddr::new("127.0.0.1".parse().unwrap(), rx.local_addr().port());
+    send_all(&mut tx, &[Out::new(dst, pattern(5, 33)).ecn(Ecn::Ect1)]);
+    let got = recv_n(&mut rx, 1, T);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, pattern(5, 33));
+    assert_eq!(got[0].meta.src, tx.local_addr(), "an IPv4 address, not ::ffff:127.0.0.1");
+    assert_eq!(got[0].meta.dst_ip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(got[0].meta.ecn, Ecn::Ect1);
 }
