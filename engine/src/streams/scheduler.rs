@@ -38,15 +38,15 @@ impl Scheduler {
 
     /// Takes the next stream: the head of the highest non-empty level.
     pub(crate) fn pop(&mut self) -> Option<(StreamId, i32)> {
-        let mut entry = self.levels.first_entry()?;
-        let prio = entry.key().0;
-        let id = entry.get_mut().pop_front();
-        if entry.get().is_empty() {
-            entry.remove();
+        // Empty levels are kept (there are only as many as priorities in use), so that a
+        // stream popped and pushed back on every frame costs no allocation.
+        for (prio, q) in self.levels.iter_mut() {
+            if let Some(id) = q.pop_front() {
+                self.len -= 1;
+                return Some((id, prio.0));
+            }
         }
-        let id = id?;
-        self.len -= 1;
-        Some((id, prio))
+        None
     }
 
     /// Removes `id` queued at `priority`; returns whether it was there.
@@ -54,9 +54,6 @@ impl Scheduler {
         let Some(q) = self.levels.get_mut(&Reverse(priority)) else { return false };
         let Some(pos) = q.iter().position(|&x| x == id) else { return false };
         q.remove(pos);
-        if q.is_empty() {
-            self.levels.remove(&Reverse(priority));
-        }
         self.len -= 1;
         true
     }
