@@ -70,6 +70,18 @@ impl Connection {
         self.shared.mail.with(|m| m.error.clone())
     }
 
+    /// The connection's atomic close flag, per packet number space (Initial, Handshake,
+    /// 1-RTT): whether its CONNECTION_CLOSE was written there.
+    pub fn close_written(&self) -> [bool; 3] {
+        self.shared.close.written()
+    }
+
+    /// Whether the close is out in every space that needed it (the flush loop will not call
+    /// into the connection for it again unless a packet from the peer re-arms it).
+    pub fn close_emitted(&self) -> bool {
+        self.shared.close.is_emitted()
+    }
+
     /// Closes the connection with an application error code and reason. Returns at once
     /// (never waits on I/O): the close is recorded in the connection's atomic close flag and
     /// posted to the owner worker, which writes CONNECTION_CLOSE once per needed space.
@@ -222,6 +234,11 @@ impl std::fmt::Debug for Connecting {
 impl Connecting {
     pub(crate) fn new(conn: Connection) -> Self {
         Self { conn: Some(conn) }
+    }
+
+    /// A handle to the connection before its handshake completed (to close it, or watch it).
+    pub fn connection(&self) -> Option<Connection> {
+        self.conn.clone()
     }
 
     /// Blocks until the handshake completes or fails, at most `timeout`.

@@ -525,6 +525,8 @@ impl<Q: Queue> Worker<Q> {
             st.dirty = false;
             let (drained, eps, connected_now) = st.drain_events();
             let handle = st.handle;
+            let stats = st.conn.stats();
+            st.shared.mail.with(|m| m.stats = stats);
             if connected_now && st.conn.side() == crate::crypto::Side::Server {
                 let shared = st.shared.clone();
                 self.ctx.incoming.update(|q| q.queue.push_back(shared));

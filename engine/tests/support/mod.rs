@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod tapq;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
