@@ -27,3 +27,9 @@ pub fn frames(data: &[u8]) {
 pub fn transport_params(data: &[u8]) {
     let _ = crate::transport_params::fuzz_decode(data);
 }
+
+/// The endpoint router on one datagram (first byte: retry policy and remote selector), at `now`
+/// (fuzz targets pass one fixed instant).
+pub fn endpoint(now: std::time::Instant, data: &[u8]) {
+    crate::endpoint::fuzz::handle(now, data);
+}

@@ -40,6 +40,18 @@ fn transport_params_corpus() {
 }
 
 #[test]
+fn endpoint_corpus() {
+    fn run(data: &[u8]) {
+        // One fixed instant, as the fuzz target uses; the router never reads the clock itself.
+        #[allow(clippy::disallowed_methods)]
+        let now = std::time::Instant::now();
+        peregrine_engine::fuzz::endpoint(now, data);
+    }
+    let n = replay("endpoint", run);
+    assert!(n >= 5, "endpoint corpus has only {n} inputs");
+}
+
+#[test]
 fn wire_frame_corpus() {
     fn run(data: &[u8]) {
         let _ = peregrine_datapath::wire::parse_frame(data);
