@@ -119,7 +119,13 @@ fn echo(p: &mut Pair, a_ip: IpAddr, n: u32, window: u32, lossy: bool) -> (u32, u
         flush(&mut p.udp, &mut batch);
         let want = end;
         let window_end = Instant::now() + Duration::from_millis(if lossy { 200 } else { 3000 });
+        // With loss, a window ends once nothing has arrived for a while.
+        let mut last_progress = Instant::now();
         while (got_b < want) && Instant::now() < window_end {
+            if lossy && last_progress.elapsed() > Duration::from_millis(30) {
+                break;
+            }
+            let before = got_a + got_b;
             let mut echo_batch = TxBatch::new();
             for (seq, src, ecn) in drain(&mut p.xdp, &mut rx_a) {
                 assert!(seq < end, "unexpected sequence {seq}");
@@ -136,6 +142,9 @@ fn echo(p: &mut Pair, a_ip: IpAddr, n: u32, window: u32, lossy: bool) -> (u32, u
                     "duplicate echo {seq}"
                 );
                 got_b += 1;
+            }
+            if got_a + got_b > before {
+                last_progress = Instant::now();
             }
             if got_b < want {
                 let _ = p.udp.wait(Some(Duration::from_millis(1)), false);
