@@ -448,3 +448,42 @@ fn xdp_fragments_reach_the_guard_socket() {
     assert_eq!(s.kernel_rx, 1, "counted as arriving through the kernel: {s:?}");
     assert_eq!(s.xsk_rx_frames, 0, "fragments are not redirected");
 }
+
+#[test]
+fn xdp_specific_address_leaves_other_addresses_alone() {
+    if !require() {
+        return;
+    }
+    let Some(net) = NetnsPair::up("xa", 0) else { return };
+    let ok = std::process::Command::new("ip")
+        .args(["-n", &net.ns_a, "addr", "add", "10.203.0.3/24", "dev", &net.if_a])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "second address on side a");
+    let if_a = net.if_a.clone();
+    let mut xdp = in_ns(&net.ns_a, move || {
+        let bind = "10.203.0.1:0".parse().unwrap();
+        XdpQueue::open(&XdpConfig::new(&if_a, bind).with_mode(XdpMode::Generic))
+    })
+    .expect("XdpQueue::open");
+    let port = xdp.local_addr().port();
+    // Another service on the same port, another address of the same interface.
+    let other = in_ns(&net.ns_a, || std::net::UdpSocket::bind(("10.203.0.3", port))).unwrap();
+    other.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let sender = in_ns(&net.ns_b, || std::net::UdpSocket::bind("0.0.0.0:0")).unwrap();
+    sender.send_to(&payload(1, PAYLOAD), ("10.203.0.3", port)).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let (n, _) = other.recv_from(&mut buf).expect("the other service got its datagram");
+    assert_eq!(check(&buf[..n]), 1);
+    sender.send_to(&payload(2, PAYLOAD), (net.ip4_a, port)).unwrap();
+    let mut rx = RxBatch::new(8);
+    let end = Instant::now() + Duration::from_secs(2);
+    let mut got = Vec::new();
+    while got.is_empty() && Instant::now() < end {
+        got = drain(&mut xdp, &mut rx);
+        let _ = xdp.wait(Some(Duration::from_millis(5)), false);
+    }
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![2]);
+    let s = xdp.xdp_stats();
+    assert_eq!((s.xsk_rx_frames, s.rx_not_ours, s.kernel_rx), (1, 0, 0), "{s:?}");
+}

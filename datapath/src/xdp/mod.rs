@@ -185,7 +185,8 @@ impl XdpQueue {
         let guard = UdpSocket::bind(config.bind).map_err(|e| socket::ctx(e, "guard socket"))?;
         guard.set_nonblocking(true)?;
         let port = guard.local_addr()?.port();
-        let program = XdpProgram::attach(ifindex, port, config.xskmap_entries, config.mode)?;
+        let local = SocketAddr::new(config.bind.ip(), port);
+        let program = XdpProgram::attach(ifindex, local, config.xskmap_entries, config.mode)?;
         let steering = Arc::new(Steering { program, guard });
         let mut out = Vec::with_capacity(queue_ids.len());
         for &q in queue_ids {

@@ -4,19 +4,21 @@
 //! What it does, per received frame:
 //!
 //! ```text
-//! Ethernet (untagged) → IPv4 (not a fragment, protocol 17) → UDP dst port == ours → redirect
-//!                     → IPv6 (next header 17, no extension headers) → UDP dst port == ours → redirect
+//! Ethernet (untagged) → IPv4 (not a fragment, protocol 17[, dst == ours]) → UDP dst port == ours → redirect
+//!                     → IPv6 (next header 17, no ext. headers[, dst == ours]) → UDP dst port == ours → redirect
 //! anything else (ARP, NDP, ICMP, other ports, VLAN-tagged, IPv6 extension headers, fragments) → XDP_PASS
 //! redirect = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS)
 //! ```
 //!
 //! The `XDP_PASS` in the flags of `bpf_redirect_map` is the action when the XSKMAP has no socket
 //! for the queue, so a queue without a socket hands its packets to the kernel instead of
-//! dropping them. The port is patched into the program as an immediate (one program per port;
-//! there is no port map to keep in sync). The program is attached through a BPF link, so the
+//! dropping them. The port (and, when the queue is bound to a specific address, that address,
+//! so that another service on the same port and another address keeps its traffic) is patched
+//! into the program as immediates: one program per local address, no map to keep in sync. The program is attached through a BPF link, so the
 //! kernel detaches it when the link's descriptor closes: on drop, or when the process dies.
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// How to attach the XDP program.
@@ -150,6 +152,9 @@ pub(crate) mod asm {
     pub(crate) const JA: u8 = 0x05;
     pub(crate) const JEQ_IMM: u8 = 0x15;
     pub(crate) const JNE_IMM: u8 = 0x55;
+    /// 32-bit compare (`BPF_JMP32`, Linux 5.1+): an immediate with the top bit set is not
+    /// sign-extended against a zero-extended 32-bit load.
+    pub(crate) const JNE32_IMM: u8 = 0x56;
     pub(crate) const JGT_REG: u8 = 0x2d;
     pub(crate) const CALL: u8 = 0x85;
     pub(crate) const EXIT: u8 = 0x95;
@@ -197,11 +202,21 @@ pub(crate) mod asm {
     }
 }
 
-/// The steering program for UDP destination port `port`, redirecting into the XSKMAP `map_fd`.
-pub(crate) fn steering_program(port: u16, map_fd: i32) -> Vec<asm::Insn> {
+/// The steering program for UDP destination `local` (an unspecified IP matches every
+/// destination address of both families; a specific one only itself), redirecting into the
+/// XSKMAP `map_fd`.
+pub(crate) fn steering_program(local: SocketAddr, map_fd: i32) -> Vec<asm::Insn> {
     use asm::*;
     // A 16-bit field in network order, loaded by a little-endian LDX_H, reads byte-swapped.
     let be16 = |v: u16| i32::from(v.swap_bytes());
+    // Four address bytes in network order, as a little-endian LDX_W reads them.
+    let word = |b: &[u8]| i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let port = local.port();
+    let (want_v4, want_v6) = match local.ip() {
+        ip if ip.is_unspecified() => (Some(None), Some(None)),
+        IpAddr::V4(v4) => (Some(Some(v4.octets())), None),
+        IpAddr::V6(v6) => (None, Some(Some(v6.octets()))),
+    };
     let mut a = Asm::default();
     a.op(MOV64_REG, 6, 1, 0, 0) // r6 = ctx
         .op(LDX_W, 2, 1, 0, 0) // r2 = ctx->data
@@ -209,35 +224,55 @@ pub(crate) fn steering_program(port: u16, map_fd: i32) -> Vec<asm::Insn> {
         .op(MOV64_REG, 4, 2, 0, 0)
         .op(ADD64_IMM, 4, 0, 0, 14)
         .jmp(JGT_REG, 4, 3, 0, "pass") // Ethernet header present
-        .op(LDX_H, 5, 2, 12, 0) // EtherType
-        .jmp(JEQ_IMM, 5, 0, be16(0x0800), "v4")
-        .jmp(JEQ_IMM, 5, 0, be16(0x86dd), "v6")
-        .jmp(JA, 0, 0, 0, "pass");
-    a.label("v4")
-        .op(MOV64_REG, 4, 2, 0, 0)
-        .op(ADD64_IMM, 4, 0, 0, 14 + 20)
-        .jmp(JGT_REG, 4, 3, 0, "pass") // minimal IPv4 header present
-        .op(LDX_B, 5, 2, 14 + 9, 0) // protocol
-        .jmp(JNE_IMM, 5, 0, 17, "pass")
-        .op(LDX_H, 5, 2, 14 + 6, 0) // flags + fragment offset
-        .op(AND64_IMM, 5, 0, 0, be16(0x3fff)) // MF or an offset: a fragment
-        .jmp(JNE_IMM, 5, 0, 0, "pass")
-        .op(LDX_B, 5, 2, 14, 0) // version + IHL
-        .op(AND64_IMM, 5, 0, 0, 0x0f)
-        .op(LSH64_IMM, 5, 0, 0, 2) // IHL in bytes, 0..=60
-        .op(ADD64_REG, 2, 5, 0, 0) // r2 = frame start + IHL (UDP at r2 + 14)
-        .op(MOV64_REG, 4, 2, 0, 0)
-        .op(ADD64_IMM, 4, 0, 0, 14 + 8)
-        .jmp(JGT_REG, 4, 3, 0, "pass") // UDP header present
-        .op(LDX_H, 5, 2, 14 + 2, 0) // UDP destination port
-        .jmp(JA, 0, 0, 0, "port");
-    a.label("v6")
-        .op(MOV64_REG, 4, 2, 0, 0)
-        .op(ADD64_IMM, 4, 0, 0, 14 + 40 + 8)
-        .jmp(JGT_REG, 4, 3, 0, "pass") // IPv6 + UDP headers present
-        .op(LDX_B, 5, 2, 14 + 6, 0) // next header
-        .jmp(JNE_IMM, 5, 0, 17, "pass")
-        .op(LDX_H, 5, 2, 14 + 40 + 2, 0); // UDP destination port
+        .op(LDX_H, 5, 2, 12, 0); // EtherType
+                                 // Only the families the local address accepts get a branch (the verifier refuses
+                                 // unreachable instructions).
+    if want_v4.is_some() {
+        a.jmp(JEQ_IMM, 5, 0, be16(0x0800), "v4");
+    }
+    if want_v6.is_some() {
+        a.jmp(JEQ_IMM, 5, 0, be16(0x86dd), "v6");
+    }
+    a.jmp(JA, 0, 0, 0, "pass");
+    if let Some(dst) = want_v4 {
+        a.label("v4")
+            .op(MOV64_REG, 4, 2, 0, 0)
+            .op(ADD64_IMM, 4, 0, 0, 14 + 20)
+            .jmp(JGT_REG, 4, 3, 0, "pass") // minimal IPv4 header present
+            .op(LDX_B, 5, 2, 14 + 9, 0) // protocol
+            .jmp(JNE_IMM, 5, 0, 17, "pass")
+            .op(LDX_H, 5, 2, 14 + 6, 0) // flags + fragment offset
+            .op(AND64_IMM, 5, 0, 0, be16(0x3fff)) // MF or an offset: a fragment
+            .jmp(JNE_IMM, 5, 0, 0, "pass");
+        if let Some(addr) = dst {
+            a.op(LDX_W, 5, 2, 14 + 16, 0) // destination address
+                .jmp(JNE32_IMM, 5, 0, word(&addr), "pass");
+        }
+        a.op(LDX_B, 5, 2, 14, 0) // version + IHL
+            .op(AND64_IMM, 5, 0, 0, 0x0f)
+            .op(LSH64_IMM, 5, 0, 0, 2) // IHL in bytes, 0..=60
+            .op(ADD64_REG, 2, 5, 0, 0) // r2 = frame start + IHL (UDP at r2 + 14)
+            .op(MOV64_REG, 4, 2, 0, 0)
+            .op(ADD64_IMM, 4, 0, 0, 14 + 8)
+            .jmp(JGT_REG, 4, 3, 0, "pass") // UDP header present
+            .op(LDX_H, 5, 2, 14 + 2, 0) // UDP destination port
+            .jmp(JA, 0, 0, 0, "port");
+    }
+    if let Some(dst) = want_v6 {
+        a.label("v6")
+            .op(MOV64_REG, 4, 2, 0, 0)
+            .op(ADD64_IMM, 4, 0, 0, 14 + 40 + 8)
+            .jmp(JGT_REG, 4, 3, 0, "pass") // IPv6 + UDP headers present
+            .op(LDX_B, 5, 2, 14 + 6, 0) // next header
+            .jmp(JNE_IMM, 5, 0, 17, "pass");
+        if let Some(addr) = dst {
+            for (i, w) in addr.chunks(4).enumerate() {
+                // Destination address, word by word.
+                a.op(LDX_W, 5, 2, 14 + 24 + 4 * i as i16, 0).jmp(JNE32_IMM, 5, 0, word(w), "pass");
+            }
+        }
+        a.op(LDX_H, 5, 2, 14 + 40 + 2, 0); // UDP destination port
+    }
     a.label("port")
         .jmp(JNE_IMM, 5, 0, be16(port), "pass")
         .op(LD_IMM64, 1, PSEUDO_MAP_FD, 0, map_fd)
@@ -308,13 +343,15 @@ pub struct XdpProgram {
 }
 
 impl XdpProgram {
-    /// Loads the program for UDP port `port` with an XSKMAP of `queues` slots and attaches it to
-    /// interface `ifindex` (of the calling thread's network namespace) in `mode`. `Auto` tries
-    /// native mode, then generic mode; the mode used is [`XdpProgram::mode`], and why native
-    /// was not used is [`XdpProgram::missing`].
-    pub fn attach(ifindex: u32, port: u16, queues: u32, mode: XdpMode) -> io::Result<Self> {
+    /// Loads the program for UDP destination `local` (port, and the address unless it is
+    /// unspecified) with an XSKMAP of `queues` slots and attaches it to interface `ifindex` (of
+    /// the calling thread's network namespace) in `mode`. `Auto` tries native mode, then
+    /// generic mode; the mode used is [`XdpProgram::mode`], and why native was not used is
+    /// [`XdpProgram::missing`].
+    pub fn attach(ifindex: u32, local: SocketAddr, queues: u32, mode: XdpMode) -> io::Result<Self> {
         let map = create_xskmap(queues).map_err(|e| ctx(e, "BPF_MAP_CREATE (XSKMAP)"))?;
-        let insns = steering_program(port, map.as_raw_fd());
+        let insns = steering_program(local, map.as_raw_fd());
+        let port = local.port();
         let prog = load(&insns, "peregrine_xdp")?;
         let (link, mode, missing) = match mode {
             XdpMode::Native => (link_create(&prog, ifindex, XDP_FLAGS_DRV_MODE)?, mode, None),
@@ -414,10 +451,10 @@ mod tests {
 
     #[test]
     fn xdp_steering_program_jumps_land_inside() {
-        let p = steering_program(4433, 7);
+        let p = steering_program("[::]:4433".parse().unwrap(), 7);
         assert_eq!(p.last().unwrap().code, EXIT);
         for (at, i) in p.iter().enumerate() {
-            if matches!(i.code, JA | JEQ_IMM | JNE_IMM | JGT_REG) {
+            if matches!(i.code, JA | JEQ_IMM | JNE_IMM | JNE32_IMM | JGT_REG) {
                 let t = at as isize + 1 + isize::from(i.off);
                 assert!(t > at as isize && (t as usize) < p.len(), "jump at {at} lands at {t}");
             }
@@ -443,8 +480,10 @@ mod tests {
             return;
         }
         let map = create_xskmap(4).expect("XSKMAP");
-        let insns = steering_program(4433, map.as_raw_fd());
-        load(&insns, "pg_test").expect("the verifier accepts the steering program");
+        for local in ["0.0.0.0:4433", "[::]:4433", "10.1.2.3:4433", "[fd00::9]:4433"] {
+            let insns = steering_program(local.parse().unwrap(), map.as_raw_fd());
+            load(&insns, "pg_test").expect("the verifier accepts the steering program");
+        }
     }
 
     #[test]
@@ -457,6 +496,17 @@ mod tests {
         let e = load(&bad, "pg_bad").expect_err("the verifier refuses");
         let text = e.to_string();
         assert!(text.contains("verifier:") && text.contains("R0"), "log in the error: {text}");
+    }
+
+    #[test]
+    fn xdp_steering_program_matches_a_specific_address() {
+        let p = steering_program("10.1.2.200:4433".parse().unwrap(), 7);
+        let imm = i32::from_le_bytes([10, 1, 2, 200]);
+        assert!(p.iter().any(|i| i.code == JNE32_IMM && i.imm == imm), "IPv4 destination compared");
+        let p = steering_program("[fd00::1:2]:4433".parse().unwrap(), 7);
+        assert_eq!(p.iter().filter(|i| i.code == JNE32_IMM).count(), 4, "four IPv6 words");
+        let any = steering_program("0.0.0.0:4433".parse().unwrap(), 7);
+        assert!(!any.iter().any(|i| i.code == JNE32_IMM), "no address compare when unspecified");
     }
 
     #[test]
