@@ -126,12 +126,10 @@ impl XdpQueue {
             _ => data.len().max(1),
         };
         let mut posted = 0;
-        let chunks: Box<dyn Iterator<Item = &[u8]>> = if data.is_empty() {
-            Box::new(std::iter::once(data))
-        } else {
-            Box::new(data.chunks(seg))
-        };
-        for chunk in chunks {
+        // An empty buffer is one empty datagram (`chunks` would yield nothing).
+        let count = data.len().div_ceil(seg).max(1);
+        for k in 0..count {
+            let chunk = &data[(k * seg).min(data.len())..((k + 1) * seg).min(data.len())];
             let Some(addr) = self.tx_free.take() else { break };
             spec.ipv4_ident = self.ipv4_ident;
             self.ipv4_ident = self.ipv4_ident.wrapping_add(1);
