@@ -259,3 +259,57 @@ fn wait_with_wakes_on_the_waker() {
     assert_eq!(n, 1);
     assert!(rx.uring_stats().wait_enters >= 1);
 }
+
+/// Blocks `io_uring_setup` for the calling thread only (seccomp filters and `no_new_privs`
+/// are per thread), the way a container runtime's default profile does.
+fn deny_io_uring_setup_in_this_thread() -> std::io::Result<()> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let nr = libc::SYS_io_uring_setup as u32;
+    let mut prog = [
+        // Load seccomp_data.nr (offset 0).
+        libc::sock_filter { code: LD_W_ABS, jt: 0, jf: 0, k: 0 },
+        libc::sock_filter { code: JEQ_K, jt: 0, jf: 1, k: nr },
+        libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: 0x0005_0000 | libc::EPERM as u32 },
+        libc::sock_filter { code: RET_K, jt: 0, jf: 0, k: 0x7fff_0000 },
+    ];
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fprog` points at `prog`, both alive for the call; the kernel copies the filter.
+    let rc = unsafe {
+        libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const _, 0, 0)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[test]
+fn io_uring_refused_by_seccomp_is_a_clear_error() {
+    // A thread of its own: the filter dies with it.
+    let r = std::thread::spawn(|| {
+        if let Err(e) = deny_io_uring_setup_in_this_thread() {
+            return Err(format!("cannot install a seccomp filter here: {e}"));
+        }
+        Ok(UringQueue::open(&v4()).map(drop).map_err(|e| e.to_string()))
+    })
+    .join()
+    .unwrap();
+    match r {
+        Err(why) => eprintln!("SKIPPED: {why}"),
+        Ok(Ok(())) => panic!("open succeeded although io_uring_setup is blocked"),
+        Ok(Err(msg)) => {
+            assert!(msg.starts_with("io_uring unavailable"), "{msg}");
+            assert!(msg.contains("EPERM") && msg.contains("seccomp"), "{msg}");
+            assert!(msg.contains("udp backend"), "says what to use instead: {msg}");
+            eprintln!("refused as expected: {msg}");
+        }
+    }
+    // This thread was not affected.
+    assert!(try_open(&v4()).is_some());
+}
