@@ -29,6 +29,8 @@ pub enum Ended {
     },
     /// The idle timeout expired.
     TimedOut,
+    /// The server offered no version we speak (Version Negotiation).
+    VersionMismatch,
     /// This side's application closed it.
     LocallyClosed,
     /// Anything else (stateless reset, version mismatch, ...), described.

@@ -214,6 +214,10 @@ macro_rules! interop_cases {
         fn idle_timeout_negotiated() {
             crate::cases_more::idle_timeout_negotiated($build);
         }
+        #[test]
+        fn ecn_ce_marking() {
+            crate::cases_path::ecn_ce_marking($build);
+        }
     };
 }
 pub(crate) use interop_cases;

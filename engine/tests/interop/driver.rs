@@ -99,8 +99,10 @@ pub struct Pair<C, S> {
 impl<C: SansIo, S: SansIo> Pair<C, S> {
     /// A pair over `net`, with both peers' ports bound and both directions set to `link`.
     pub fn new(net: SimNetwork, client: C, server: S, link: LinkConfig) -> Self {
-        let client_port = Port { queue: net.bind(client.local_addr()).expect("bind"), spare: None };
-        let server_port = Port { queue: net.bind(server.local_addr()).expect("bind"), spare: None };
+        let client_port =
+            Port { queue: net.bind(client.local_addr()).expect("bind"), spare: None, dead: None };
+        let server_port =
+            Port { queue: net.bind(server.local_addr()).expect("bind"), spare: None, dead: None };
         net.set_path(client.local_addr(), server.local_addr(), link).expect("valid link");
         let tap = Tap::new(client.local_addr(), server.local_addr());
         Self { net, client, server, tap, client_port, server_port, rx: RxBatch::new(64), steps: 0 }
@@ -109,6 +111,14 @@ impl<C: SansIo, S: SansIo> Pair<C, S> {
     /// Current virtual time.
     pub fn now(&self) -> Instant {
         self.net.now()
+    }
+
+    /// NAT rebinding of the client: from now on its datagrams come from `new_src`, and the
+    /// server's datagrams to the client's old address are lost (the old mapping expired).
+    pub fn rebind_client(&mut self, new_src: SocketAddr) {
+        let (client, now) = (self.client.local_addr(), self.now());
+        self.net.rebind(client, new_src, now).expect("rebind");
+        self.server_port.dead = Some(client);
     }
 
     /// Runs steps until `done` returns true, `done` being called once per step after the
@@ -193,7 +203,13 @@ fn receive(port: &mut SimQueue, rx: &mut RxBatch, peer: &mut impl SansIo, now: I
 struct Port {
     queue: SimQueue,
     spare: Option<TxBuffer>,
+    /// A destination that no longer exists (an expired NAT mapping): what is sent there is
+    /// redirected to [`DEAD_END`] and counted unroutable by the network.
+    dead: Option<SocketAddr>,
 }
+
+/// Where datagrams to a dead address go: bound by nobody.
+const DEAD_END: &str = "192.0.2.1:9";
 
 impl Port {
     fn transmit(&mut self, peer: &mut impl SansIo, tap: &mut Tap, now: Instant) {
@@ -212,6 +228,9 @@ impl Port {
                 break;
             }
             tap.record(self.queue.local_addr(), &buf);
+            if Some(buf.meta.dst) == self.dead {
+                buf.meta.dst = DEAD_END.parse().expect("dead-end address");
+            }
             batch.push(buf);
         }
         self.queue.send(&mut batch).expect("sim send");

@@ -7,3 +7,13 @@ crate::cases::interop_cases!(crate::setup::peregrine_quinn);
 fn retry() {
     crate::cases_more::retry(crate::setup::peregrine_quinn);
 }
+
+#[test]
+fn nat_rebinding() {
+    crate::cases_path::nat_rebinding(crate::setup::peregrine_quinn);
+}
+
+#[test]
+fn version_negotiation() {
+    crate::cases_path::version_negotiation(crate::setup::peregrine_quinn);
+}

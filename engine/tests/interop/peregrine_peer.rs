@@ -185,6 +185,7 @@ impl Peer for PeregrinePeer {
             }
             ConnectionError::TransportError { code, .. } => Ended::LocalTransport { code: code.0 },
             ConnectionError::TimedOut => Ended::TimedOut,
+            ConnectionError::VersionMismatch { .. } => Ended::VersionMismatch,
             ConnectionError::LocallyClosed { .. } => Ended::LocallyClosed,
             other => Ended::Other(other.to_string()),
         })

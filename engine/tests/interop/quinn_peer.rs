@@ -203,7 +203,7 @@ impl SansIo for QuinnPeer {
 }
 
 fn stream(id: u64) -> Result<StreamId, StreamError> {
-    VarInt::from_u64(id).map(StreamId::from).map_err(|e| other(e))
+    VarInt::from_u64(id).map(StreamId::from).map_err(other)
 }
 
 fn other(e: impl std::fmt::Display) -> StreamError {
@@ -234,6 +234,7 @@ impl Peer for QuinnPeer {
             }
             ConnectionError::TransportError(e) => Ended::LocalTransport { code: e.code.into() },
             ConnectionError::TimedOut => Ended::TimedOut,
+            ConnectionError::VersionMismatch => Ended::VersionMismatch,
             ConnectionError::LocallyClosed => Ended::LocallyClosed,
             other => Ended::Other(other.to_string()),
         })

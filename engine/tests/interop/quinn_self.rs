@@ -8,3 +8,8 @@ crate::cases::interop_cases!(crate::setup::quinn_quinn);
 fn retry() {
     crate::cases_more::retry(crate::setup::quinn_quinn);
 }
+
+#[test]
+fn nat_rebinding() {
+    crate::cases_path::nat_rebinding(crate::setup::quinn_quinn);
+}

@@ -138,6 +138,10 @@ pub fn transfer<C: Peer, S: Peer>(
 /// Prints what both sides and the network counted (visible with `--nocapture`).
 pub fn report<C: Peer, S: Peer>(what: &str, pair: &Pair<C, S>) {
     let stats = pair.net.total_stats();
+    let ((tc, ts), (dc, ds)) = (pair.tap.transmits(), pair.tap.datagrams());
+    eprintln!(
+        "[{what}] transmits (GSO trains) client {tc} for {dc} datagrams, server {ts} for {ds}"
+    );
     eprintln!(
         "[{what}] {} -> {}: {:?} virtual, {} steps; network: {} sent, {} delivered, {} lost, \
          {} queue drops\n  client {}\n  server {}",

@@ -48,6 +48,8 @@ pub struct Setup {
     pub tight: bool,
     /// A quinn-proto server answers the first Initial with a Retry.
     pub retry: bool,
+    /// The QUIC version a Peregrine client starts with (default v1).
+    pub client_version: u32,
 }
 
 impl Setup {
@@ -62,6 +64,7 @@ impl Setup {
             idle_server_only: false,
             tight: false,
             retry: false,
+            client_version: peregrine_engine::version::V1,
         }
     }
 
@@ -154,6 +157,7 @@ pub fn peregrine_quinn(setup: &Setup) -> (Pair<PeregrinePeer, QuinnPeer>, KeyLog
         .expect("Peregrine TLS client config");
     let mut client_cfg = ClientConfig::new(Arc::new(tls));
     client_cfg.transport = setup.peregrine_transport(false);
+    client_cfg.version = setup.client_version;
     let (c, s) = Setup::addrs();
     let client = PeregrinePeer::client(c, s, &client_cfg, net.now());
     let server = QuinnPeer::server(s, server_cfg, setup.retry);

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::aead::quic::{HeaderProtectionKey, AES_128};
 use aws_lc_rs::hkdf;
-use peregrine_datapath::TxBuffer;
+use peregrine_datapath::{Ecn, TxBuffer};
 
 /// A short-header packet as seen on the wire: its protected first byte and its sample.
 struct Protected {
@@ -34,6 +34,9 @@ struct Direction {
     unparsed: usize,
     /// Retry packets.
     retries: usize,
+    /// Transmit calls, and the ECN codepoint of the last one.
+    transmits: usize,
+    last_ecn: Ecn,
 }
 
 /// The tap. Direction 0 is client -> server, 1 is server -> client.
@@ -51,6 +54,8 @@ impl Tap {
     /// Records a transmit from `from` (every GSO segment).
     pub fn record(&mut self, from: SocketAddr, buf: &TxBuffer) {
         let dir = usize::from(from != self.client);
+        self.dirs[dir].transmits += 1;
+        self.dirs[dir].last_ecn = buf.meta.ecn;
         let seg = buf.meta.segment_size.unwrap_or(buf.len()).max(1);
         for datagram in buf.data().chunks(seg) {
             self.dirs[dir].datagrams += 1;
@@ -104,6 +109,16 @@ impl Tap {
     /// Datagrams sent client -> server and server -> client.
     pub fn datagrams(&self) -> (usize, usize) {
         (self.dirs[0].datagrams, self.dirs[1].datagrams)
+    }
+
+    /// Transmit calls (a GSO train counts once) client -> server and server -> client.
+    pub fn transmits(&self) -> (usize, usize) {
+        (self.dirs[0].transmits, self.dirs[1].transmits)
+    }
+
+    /// The ECN codepoint each side set on its last transmit (client, server).
+    pub fn last_ecn(&self) -> (Ecn, Ecn) {
+        (self.dirs[0].last_ecn, self.dirs[1].last_ecn)
     }
 
     /// Retry packets sent by the server.

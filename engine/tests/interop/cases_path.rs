@@ -1,0 +1,61 @@
+//! Path-level interop cases: ECN with CE marking, NAT rebinding, Version Negotiation.
+
+use std::time::Duration;
+
+use peregrine_datapath::sim::LinkConfig;
+use peregrine_datapath::Ecn;
+
+use crate::app::{Ended, Peer};
+use crate::cases::Build;
+use crate::driver::Budget;
+use crate::scenarios;
+use crate::setup::Setup;
+
+/// A 20 Mbit/s bottleneck that marks CE above 16 KiB of queue (and drops Not-ECT packets
+/// there, like an AQM). Both sides must validate ECN (RFC 9000 §13.4.2: the peer's ACK_ECN
+/// counts must add up) and keep sending ECT(0) to the end, and react to CE: no AQM drop, CE
+/// marks seen, the transfer completes.
+pub fn ecn_ce_marking<C: Peer, S: Peer>(build: impl Build<C, S>) {
+    let link = LinkConfig {
+        rate_bps: Some(20_000_000),
+        queue_bytes: 256 * 1024,
+        ce_threshold: Some(16 * 1024),
+        ..LinkConfig::with_delay(Duration::from_millis(20))
+    };
+    let (mut p, _) = build(&Setup { link, ..Setup::new(31) });
+    scenarios::handshake(&mut p);
+    scenarios::transfer(&mut p, 2, 1024 * 1024, Budget::new(1_000_000, 600));
+    scenarios::report("ECN", &p);
+    let stats = p.net.total_stats();
+    assert!(stats.ce_marked > 0, "the bottleneck marked CE: {stats:?}");
+    assert_eq!(stats.dropped_aqm, 0, "no Not-ECT packet met the AQM (ECN stayed on): {stats:?}");
+    assert_eq!(p.tap.last_ecn(), (Ecn::Ect0, Ecn::Ect0), "both still send ECT(0) at the end");
+}
+
+/// The client's NAT mapping changes mid-connection and the old one expires: the server must
+/// notice the new address, validate it (PATH_CHALLENGE / PATH_RESPONSE, RFC 9000 §9.3) and
+/// send there, or the transfer stalls.
+pub fn nat_rebinding<C: Peer, S: Peer>(build: impl Build<C, S>) {
+    let (mut p, _) = build(&Setup::new(32));
+    scenarios::handshake(&mut p);
+    scenarios::transfer(&mut p, 2, 32 * 1024, Budget::new(50_000, 60));
+    p.rebind_client("10.0.0.1:50001".parse().expect("address"));
+    scenarios::transfer(&mut p, 4, 64 * 1024, Budget::new(100_000, 60));
+    if let Some(f) = p.server.quinn_frames_rx() {
+        assert!(f.path_response > 0, "the client answered the server's PATH_CHALLENGE: {f:?}");
+    }
+    let unroutable = p.net.total_stats().unroutable;
+    assert!(unroutable > 0, "datagrams went to the expired mapping before the switch");
+}
+
+/// A client starting with QUIC v2 against a server that speaks only v1: the server answers
+/// with Version Negotiation and the client abandons the attempt (RFC 9000 §6.2).
+pub fn version_negotiation<C: Peer, S: Peer>(build: impl Build<C, S>) {
+    let setup = Setup { client_version: peregrine_engine::version::V2, ..Setup::new(33) };
+    let (mut p, _) = build(&setup);
+    let seen = scenarios::wait_end(&mut p, true, Budget::new(1_000, 10));
+    assert_eq!(seen, Ended::VersionMismatch, "client");
+    assert!(!p.server.is_connected(), "no server connection");
+    let (up, down) = p.tap.datagrams();
+    assert_eq!((up, down), (1, 1), "one Initial, one Version Negotiation");
+}
