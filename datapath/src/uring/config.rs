@@ -189,9 +189,10 @@ impl UringConfig {
 
     /// Requests zero-copy transmit with `IORING_OP_SENDMSG_ZC` (default off). The kernel pins
     /// the buffer pages instead of copying them and posts a notification when it is done with
-    /// them; each `send` call waits for the notifications of what it sent before the buffers go
-    /// back to the pool, which adds the device's transmit-completion latency to the call. It
-    /// pays off for large GSO trains to a real NIC; on loopback the kernel copies anyway.
+    /// them (on a NIC, after the device's transmit completion); until then the queue does not
+    /// lend that buffer again, so more buffers are in use and the transmit pool may need to be
+    /// larger. It pays off for large GSO trains to a real NIC; on loopback the kernel copies
+    /// anyway, and zero-copy datagrams take more receive-buffer memory there.
     pub fn with_send_zc(mut self, on: bool) -> Self {
         self.send_zc = on;
         self

@@ -35,8 +35,10 @@
 //! `EIO`/`EINVAL` falls back to single datagrams. Each round's messages become one chain of
 //! linked SQEs sent with `MSG_DONTWAIT` and one `io_uring_enter` that also waits for their
 //! completions (`tx.rs` explains why the chain gives `sendmmsg`'s prefix semantics). With
-//! [`UringConfig::with_send_zc`] the SQEs are `IORING_OP_SENDMSG_ZC`; the round then also waits
-//! for the zero-copy notifications before the buffers go back to the pool.
+//! [`UringConfig::with_send_zc`] the SQEs are `IORING_OP_SENDMSG_ZC`: `send` does not wait for
+//! the zero-copy notifications, but a buffer whose notification is outstanding is never lent
+//! again by `alloc_tx` (it is parked until the notification arrives, see `zc.rs`), and a
+//! train sent in part waits for its notifications before its unsent tail is moved.
 //!
 //! [`Queue::wait`] and [`Queue::wait_with`] sleep in `io_uring_enter` until a completion
 //! arrives: a receive, a `POLL_ADD` on the socket for writability when asked, and for
@@ -57,6 +59,7 @@ mod config;
 mod ring;
 mod rx;
 mod tx;
+mod zc;
 
 #[cfg(test)]
 mod tests;
@@ -166,7 +169,7 @@ impl UringQueue {
             woken: false,
             send_res: Vec::with_capacity(config.udp.tx_batch),
             sends_left: 0,
-            notifs_left: 0,
+            zc: zc::ZcTracker::default(),
             poisoned: false,
             stats: UringStats::default(),
         };
@@ -331,7 +334,31 @@ impl Queue for UringQueue {
     }
 
     fn alloc_tx(&mut self) -> Option<TxBuffer> {
-        self.udp.alloc_tx()
+        if self.core.zc.is_idle() {
+            return self.udp.alloc_tx();
+        }
+        // Zero-copy: never lend a buffer the kernel may still read (see `zc.rs`).
+        for attempt in 0..2 {
+            self.core.drain();
+            self.core.zc.unpark(&mut self.udp.tx_pool);
+            // Bounded: each turn either returns or parks one of the pool's finite buffers.
+            while let Some(b) = self.udp.tx_pool.take_tx() {
+                if !self.core.zc.is_busy(b.data().as_ptr() as usize) {
+                    return Some(b);
+                }
+                self.core.stats.zc_parked += 1;
+                self.core.zc.park(b.buf);
+            }
+            // Every buffer is busy: let the kernel post what it has (completions wait for our
+            // next enter), once.
+            if attempt == 0 && self.core.kernel_has_work() {
+                self.udp.stats.tx_calls += 1;
+                if self.core.enter(0, None).is_err() {
+                    return None;
+                }
+            }
+        }
+        None
     }
 
     fn max_tx_buffer(&self) -> usize {
@@ -348,10 +375,26 @@ impl Queue for UringQueue {
         let ctx = TxCtx { pool: tx_pool, stats, caps };
         let r = crate::udp::tx::transmit(tx, batch, ctx, |plans, b| {
             let n = tx_io.fill(plans, b, ecn)?;
+            let base = |p: &crate::udp::tx::MsgPlan| b.items[p.buf].data().as_ptr() as usize;
+            if zc {
+                core.zc.round.clear();
+                core.zc.round.extend(plans[..n].iter().map(base));
+            }
             // SAFETY: the headers just written point into `tx_io` and into `b`, which the
             // transmit policy keeps borrowed, alive and unchanged for this call; `send_round`
-            // returns only after the kernel finished every send (and notification).
-            unsafe { tx::send_round(core, fd, tx_io, n, zc, &mut enters) }
+            // returns only after the kernel finished every send. Zero-copy buffers the kernel
+            // still reads afterwards are owned by the pool or the batch (heap memory that stays
+            // put) and are not written until their notifications: `alloc_tx` parks them, and
+            // the one write the policy makes into a sent buffer is waited for just below.
+            let k = unsafe { tx::send_round(core, fd, tx_io, n, zc, &mut enters)? };
+            if zc && k > 0 {
+                // A train sent in part: the policy moves its unsent tail over the sent head.
+                let last = &plans[k - 1];
+                if last.offset + last.len < b.items[last.buf].len() {
+                    core.wait_zc_idle(base(last), &mut enters)?;
+                }
+            }
+            Ok(k)
         });
         // Count real `io_uring_enter` calls, not rounds.
         self.udp.stats.tx_calls = before + enters;
@@ -425,6 +468,18 @@ impl Queue for UringQueue {
 impl Drop for UringQueue {
     fn drop(&mut self) {
         let c = &mut self.core;
+        // Zero-copy sends still being read: give the kernel a moment, else keep their memory.
+        for _ in 0..TEARDOWN_WAITS {
+            if !c.zc.has_busy() || c.enter(1, Some(TEARDOWN_STEP)).is_err() {
+                break;
+            }
+            c.drain();
+        }
+        if c.zc.has_busy() {
+            tracing::warn!("uring queue: zero-copy sends not confirmed done; leaking tx buffers");
+            c.zc.leak_parked();
+            std::mem::forget(std::mem::replace(&mut self.udp.tx_pool, BufferPool::new(1, 1)));
+        }
         if c.bufs.is_none() {
             return;
         }

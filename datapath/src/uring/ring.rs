@@ -22,12 +22,14 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::bufring::BufRing;
 use super::config::{RECV_CONTROL_LEN, RECV_NAME_LEN};
+use super::zc::ZcTracker;
 use crate::buffer::{BufferPool, PoolBuf};
 use crate::udp::socket::errno_name;
 
 /// `user_data` of the multishot receive.
 pub(crate) const TAG_RECV: u64 = 1 << 56;
-/// `user_data` of send `i` of a submission: `TAG_SEND | i`.
+/// `user_data` of send `i` of round `r` (zero-copy rounds number themselves):
+/// `TAG_SEND | r << 16 | i`.
 pub(crate) const TAG_SEND: u64 = 2 << 56;
 /// `user_data` of the writability poll.
 pub(crate) const TAG_POLL: u64 = 3 << 56;
@@ -59,6 +61,10 @@ pub struct UringStats {
     /// Zero-copy notifications that reported the kernel copied the data anyway (loopback
     /// always does).
     pub zc_copied: u64,
+    /// Transmit buffers `alloc_tx` set aside because the kernel might still read them.
+    pub zc_parked: u64,
+    /// Times a round waited for a buffer's notifications before its unsent tail was moved.
+    pub zc_waits: u64,
 }
 
 /// A filled receive buffer and how many bytes of it the kernel wrote (header included).
@@ -89,7 +95,8 @@ pub(crate) struct Core {
     /// Result of send `i` of the current submission (`i32::MIN` until it completes).
     pub(crate) send_res: Vec<i32>,
     pub(crate) sends_left: usize,
-    pub(crate) notifs_left: usize,
+    /// Zero-copy buffers the kernel may still read.
+    pub(crate) zc: ZcTracker,
     /// An `io_uring_enter` failed in a way that may have left sends queued: no further enter
     /// is made (the kernel reads SQEs only then), every operation fails, and `Drop` leaks the
     /// buffers instead of freeing memory the kernel might still see.
@@ -226,6 +233,23 @@ impl Core {
         Ok(())
     }
 
+    /// Waits until the kernel has sent every notification for the buffer at `addr`. Must not
+    /// give up (the caller is about to write into the buffer): a failed enter poisons the ring.
+    pub(crate) fn wait_zc_idle(&mut self, addr: usize, enters: &mut u64) -> io::Result<()> {
+        if self.zc.is_busy(addr) {
+            self.stats.zc_waits += 1;
+        }
+        while self.zc.is_busy(addr) {
+            *enters += 1;
+            if let Err(e) = self.enter(1, None) {
+                self.poisoned = true;
+                return Err(e);
+            }
+            self.drain();
+        }
+        Ok(())
+    }
+
     /// Arms a one-shot `POLLIN` poll on the wake-up descriptor `fd` (cancelling one armed on
     /// another descriptor).
     pub(crate) fn arm_wake(&mut self, fd: RawFd) -> io::Result<()> {
@@ -314,18 +338,18 @@ impl Core {
                 }
                 TAG_SEND => {
                     if cqueue::notif(flags) {
-                        self.notifs_left = self.notifs_left.saturating_sub(1);
+                        self.zc.notified(ud);
                         if (res as u32) & NOTIF_USAGE_ZC_COPIED != 0 {
                             self.stats.zc_copied += 1;
                         }
                     } else {
-                        let i = (ud & !TAG_MASK) as usize;
+                        let i = (ud & 0xffff) as usize;
                         if let Some(slot) = self.send_res.get_mut(i) {
                             *slot = res;
                         }
                         self.sends_left = self.sends_left.saturating_sub(1);
                         if cqueue::more(flags) {
-                            self.notifs_left += 1;
+                            self.zc.expect(ud, i);
                         }
                     }
                 }

@@ -10,8 +10,9 @@
 //!
 //! Every SQE's pointers (header, name, control, payload) point into the UDP backend's `TxIo`
 //! headers and into the batch's buffers; [`send_round`] does not return before every one of
-//! its sends has completed (and, for zero-copy, before every notification came back), so
-//! those stay valid for the whole operation.
+//! its sends has completed, so those stay valid for the whole operation. (A zero-copy send's
+//! payload is read until its notification, which may come later: `zc.rs` keeps those buffers
+//! from being written meanwhile. The headers are copied by the kernel when the send is issued.)
 
 use std::io;
 
@@ -20,13 +21,15 @@ use io_uring::{opcode, squeue, types};
 use super::ring::{Core, SEND_ZC_REPORT_USAGE, TAG_SEND};
 use crate::udp::io::TxIo;
 
-/// Submits messages `0..n` of `tx_io` (as written by [`TxIo::fill`]) and waits for them.
-/// Returns how many went out as a prefix, or the first one's error when none did. `enters`
-/// counts the `io_uring_enter` calls made.
+/// Submits messages `0..n` of `tx_io` (as written by [`TxIo::fill`]) and waits for their
+/// results. Returns how many went out as a prefix, or the first one's error when none did.
+/// `enters` counts the `io_uring_enter` calls made. For zero-copy (`zc`), `core.zc.round`
+/// must hold the base address of each message's buffer.
 ///
 /// # Safety
 /// The headers of `tx_io` must point at buffers that stay alive and unchanged until this
-/// returns (the caller holds the batch borrowed across the call).
+/// returns (the caller holds the batch borrowed across the call); for zero-copy, a buffer's
+/// bytes must also stay alive and unwritten until its notifications arrive (`core.zc`).
 pub(crate) unsafe fn send_round(
     core: &mut Core,
     fd: types::Fd,
@@ -57,6 +60,7 @@ pub(crate) unsafe fn send_round(
     core.send_res.clear();
     core.send_res.resize(n, i32::MIN);
     core.sends_left = n;
+    let round = if zc { u64::from(core.zc.next_round()) << 16 } else { 0 };
     for i in 0..n {
         let msg = tx_io.msghdr(i);
         let flags = libc::MSG_DONTWAIT as u32;
@@ -67,7 +71,7 @@ pub(crate) unsafe fn send_round(
             opcode::SendMsg::new(fd, msg).flags(flags).build()
         };
         let link = if i + 1 < n { squeue::Flags::IO_LINK } else { squeue::Flags::empty() };
-        let e = e.flags(link).user_data(TAG_SEND | i as u64);
+        let e = e.flags(link).user_data(TAG_SEND | round | i as u64);
         // SAFETY: the header and everything it points at outlive the operation: this function
         // waits below for every send's completion (and notification) before returning, and
         // the caller keeps the pointees alive and unchanged until then. There is room for the
@@ -80,15 +84,14 @@ pub(crate) unsafe fn send_round(
             return Err(io::Error::other("io_uring submission queue overflowed mid-chain"));
         }
     }
-    // Wait for every result, then every zero-copy notification. Each enter returns once at
-    // least one completion arrived, and each send posts one, so this ends; it must not give
-    // up early, since the kernel may still read the buffers until then. A failed enter other
-    // than a transient one poisons the ring (no further enter), so the queued sends can never
-    // run after their buffers are gone.
-    while core.sends_left > 0 || core.notifs_left > 0 {
-        let want = if core.sends_left > 0 { core.sends_left } else { core.notifs_left };
+    // Wait for every result. Each enter returns once at least one completion arrived, and
+    // each send posts one, so this ends; it must not give up early, since the kernel may still
+    // read the headers and buffers until then. A failed enter other than a transient one
+    // poisons the ring (no further enter), so the queued sends can never run after their
+    // buffers are gone.
+    while core.sends_left > 0 {
         *enters += 1;
-        if let Err(e) = core.enter(want, None) {
+        if let Err(e) = core.enter(core.sends_left, None) {
             core.poisoned = true;
             return Err(e);
         }

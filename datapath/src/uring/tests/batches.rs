@@ -2,6 +2,7 @@
 //! traffic, interop with the UDP backend.
 
 use super::*;
+use crate::uring::ring::TAG_SEND;
 
 fn plain_batch(cfg: fn() -> UringConfig) {
     let mut rx = open!(cfg().with_gro(false));
@@ -193,4 +194,38 @@ fn random_traffic_is_byte_exact_across_buffer_reuse() {
         assert!(rx.uring_stats().recv_arms > 1, "{:?}", rx.uring_stats());
         assert_eq!((rx.stats().rx_dropped, tx.stats().tx_errors), (0, 0));
     }
+}
+
+#[test]
+fn send_zc_parks_buffers_until_their_notification() {
+    let mut rx = open!(v4().with_gro(false));
+    let mut tx = open!(v4().with_send_zc(true).with_tx_batch(1).unwrap());
+    if !tx.send_zc() {
+        eprintln!("SKIPPED: SEND_ZC unavailable: {:?}", tx.capabilities().missing);
+        return;
+    }
+    let dst = rx.local_addr();
+    // Trains of 100 segments with one message per round: every train goes out in two rounds,
+    // and its unsent tail is moved only after the first part's notification.
+    let outs: Vec<Out> =
+        (0..4).map(|i| Out::new(dst, pattern(50 + i, 100 * 500)).gso(500)).collect();
+    send_all(&mut tx, &outs);
+    assert_eq!(flatten(&recv_n(&mut rx, 400, T)), expected(&outs));
+    eprintln!("zero-copy partial trains: {:?}", tx.uring_stats());
+
+    // White box: pretend the kernel still reads the buffer on top of the pool's free list
+    // (the pool lends last in, first out), so alloc_tx must park it and lend another.
+    let c = tx.alloc_tx().unwrap();
+    let top = c.data().as_ptr() as usize;
+    tx.udp.tx_pool.put(c.buf);
+    let fake = TAG_SEND | 0xdead << 16;
+    tx.core.zc.round = vec![top];
+    tx.core.zc.expect(fake, 0);
+    let other = tx.alloc_tx().unwrap();
+    assert_ne!(other.data().as_ptr() as usize, top, "a busy buffer is not lent");
+    assert_eq!(tx.uring_stats().zc_parked, 1);
+    tx.udp.tx_pool.put(other.buf);
+    tx.core.zc.notified(fake);
+    let again = tx.alloc_tx().unwrap();
+    assert_eq!(again.data().as_ptr() as usize, top, "lent again once notified");
 }
