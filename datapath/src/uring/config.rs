@@ -179,8 +179,9 @@ impl UringConfig {
     /// the datagrams wait in the socket buffer meanwhile, not dropped).
     pub fn with_buf_ring_entries(mut self, entries: u16) -> io::Result<Self> {
         if entries == 0 || !entries.is_power_of_two() || entries > MAX_BUF_RING_ENTRIES {
+            let max = MAX_BUF_RING_ENTRIES;
             return Err(invalid(format!(
-                "buffer ring of {entries} entries is not a power of two in 1..={MAX_BUF_RING_ENTRIES}"
+                "buffer ring of {entries} entries is not a power of two in 1..={max}"
             )));
         }
         self.buf_ring_entries = entries;

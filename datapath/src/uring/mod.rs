@@ -4,10 +4,11 @@
 //!
 //! Files: [`UringConfig`] in `config.rs`; ring setup, probe and completion routing in
 //! `ring.rs`; the provided-buffer ring in `bufring.rs`; parsing received buffers in `rx.rs`;
-//! the send submission in `tx.rs`. The socket itself (options, GSO/GRO/ECN/pktinfo probing,
-//! `SO_REUSEPORT`), the control-message codec, the message headers and the transmit policy
-//! are the UDP backend's, reused as they are: a [`UringQueue`] holds a
-//! [`UdpQueue`](crate::udp::UdpQueue) and only replaces its system calls.
+//! the send submission in `tx.rs`; zero-copy transmit bookkeeping in `zc.rs`. The socket
+//! itself (options, GSO/GRO/ECN/pktinfo probing, `SO_REUSEPORT`), the control-message codec,
+//! the message headers and the transmit policy are the UDP backend's, reused as they are: a
+//! [`UringQueue`] holds a [`UdpQueue`](crate::udp::UdpQueue) and only replaces its system
+//! calls.
 //!
 //! # Receive: zero-copy hand-over of the kernel's buffers
 //!

@@ -7,9 +7,10 @@
 //! state.
 //!
 //! The ring is set up with `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
-//! IORING_SETUP_SUBMIT_ALL` where the kernel allows (5.19+): the kernel never interrupts the thread to post a completion; it
-//! raises `IORING_SQ_TASKRUN` and the completion appears at our next `io_uring_enter`. So a
-//! `recv` that finds the flag clear and the completion queue empty costs no system call at all.
+//! IORING_SETUP_SUBMIT_ALL` where the kernel allows (5.19+): the kernel never interrupts the
+//! thread to post a completion; it raises `IORING_SQ_TASKRUN` and the completion appears at our
+//! next `io_uring_enter`. So a `recv` that finds the flag clear and the completion queue empty
+//! costs no system call at all.
 //! (`DEFER_TASKRUN` would need `SINGLE_ISSUER`, which a queue that may move between threads
 //! cannot promise, and a registered ring fd, `IORING_REGISTER_RING_FDS`, is per thread too.)
 
