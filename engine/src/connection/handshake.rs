@@ -247,6 +247,8 @@ impl Connection {
             drained_emitted: false,
             stats: ConnectionStats::default(),
             retx_pool: RetxPool::default(),
+            ack_scratch: Default::default(),
+            rx_arena: bytes::BytesMut::new(),
             crypto_scratch: Vec::new(),
             peer_ack_delay_exponent: crate::transport_params::DEFAULT_ACK_DELAY_EXPONENT as u8,
             peer_max_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,

@@ -40,7 +40,15 @@ impl Connection {
         ack: &Ack<'_>,
     ) -> Result<(), Error> {
         let info = AckInfo::from_frame(ack, self.peer_ack_delay_exponent);
-        let out = self.loss.on_ack_received(now, space, info, self.app_limited, &mut *self.cc)?;
+        // Reused across ACKs: no allocation per ACK in the steady state.
+        let mut out = std::mem::take(&mut self.ack_scratch);
+        let app_limited = self.app_limited;
+        if let Err(e) =
+            self.loss.on_ack_received_into(now, space, info, app_limited, &mut *self.cc, &mut out)
+        {
+            self.ack_scratch = out;
+            return Err(e);
+        }
         if space == SpaceId::Data {
             if let Some(k) = self.one_rtt.as_mut() {
                 k.on_packet_acked(ack.largest());
@@ -62,12 +70,13 @@ impl Connection {
             self.stats.persistent_congestion += 1;
             self.on_black_hole_suspected();
         }
-        for p in out.acked {
+        for p in out.acked.drain(..) {
             self.on_packet_acked(space, p);
         }
-        for p in out.lost {
+        for p in out.lost.drain(..) {
             self.on_packet_lost(space, p);
         }
+        self.ack_scratch = out;
         Ok(())
     }
 

@@ -54,7 +54,7 @@ use crate::cid::ConnectionId;
 use crate::congestion::{Controller, Pacer};
 use crate::crypto::{OneRttKeys, Side, TlsError, TlsSession};
 use crate::error::Error;
-use crate::recovery::{LossDetector, SpaceId};
+use crate::recovery::{AckOutcome, LossDetector, SpaceId};
 use crate::streams::{
     CancelReason, ClosedStream, Dir, OpenError, ReadError, StreamId, Streams, WriteError, WriteId,
 };
@@ -154,6 +154,8 @@ pub struct Connection {
     drained_emitted: bool,
     stats: ConnectionStats,
     retx_pool: RetxPool,
+    ack_scratch: AckOutcome<SentFrames>,
+    rx_arena: bytes::BytesMut,
     crypto_scratch: Vec<u8>,
     peer_ack_delay_exponent: u8,
     peer_max_udp_payload: u64,

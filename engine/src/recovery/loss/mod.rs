@@ -160,9 +160,33 @@ impl<T> LossDetector<T> {
         R: IntoIterator<Item = RangeInclusive<u64>>,
     {
         let mut out = AckOutcome::default();
+        self.on_ack_received_into(now, space, ack, app_limited, cc, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`on_ack_received`](Self::on_ack_received) into a caller-kept `out`, which is cleared
+    /// first: reusing it across ACKs keeps the acknowledged-packet vector's capacity, so the
+    /// steady state allocates nothing per ACK. `out` is only meaningful on `Ok`.
+    pub fn on_ack_received_into<R>(
+        &mut self,
+        now: Instant,
+        space: SpaceId,
+        ack: AckInfo<R>,
+        app_limited: bool,
+        cc: &mut dyn Controller,
+        out: &mut AckOutcome<T>,
+    ) -> Result<(), Error>
+    where
+        R: IntoIterator<Item = RangeInclusive<u64>>,
+    {
+        out.acked.clear();
+        out.lost.clear();
+        out.persistent_congestion = false;
+        out.rtt_sample = false;
+        out.ce_increase = 0;
         let si = space.index();
         if self.spaces[si].discarded {
-            return Ok(out);
+            return Ok(());
         }
         let sp = &mut self.spaces[si];
         //= https://www.rfc-editor.org/rfc/rfc9000#section-13.1
@@ -200,7 +224,7 @@ impl<T> LossDetector<T> {
             if first_handshake_ack {
                 self.set_timer(now);
             }
-            return Ok(out);
+            return Ok(());
         }
         out.acked.sort_unstable_by_key(|p| p.pn);
         let (largest_newly_pn, largest_newly_sent) =
@@ -245,7 +269,7 @@ impl<T> LossDetector<T> {
 
         let (lost, pc) = self.detect_lost(now, space);
         self.on_packets_lost(now, &lost, pc, cc);
-        out.lost = lost;
+        out.lost.extend(lost);
         out.persistent_congestion = pc;
 
         for p in out.acked.iter().filter(|p| p.in_flight) {
@@ -260,7 +284,7 @@ impl<T> LossDetector<T> {
         }
         self.set_timer(now);
         self.spaces[si].sent.compact();
-        Ok(out)
+        Ok(())
     }
 
     /// Runs the loss detection timer if it expired at `now` (RFC 9002 Appendix A.9). Does
