@@ -92,23 +92,45 @@ impl<T: Copy> Ring<T> {
             return Err(io::Error::last_os_error());
         }
         let map = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        // SAFETY: `map` is our fresh mapping of `map_len` bytes, the offsets were checked to
+        // lie inside it with the alignment the words and descriptors need, and the ring owns
+        // (and unmaps) it.
+        Ok(unsafe { Self::over(map, map_len, off, size, producer_side, true) })
+    }
+
+    /// A ring over memory at `map` laid out as `off` says.
+    ///
+    /// # Safety
+    /// `map` must point to `map_len` readable and writable bytes that stay valid for the
+    /// ring's whole life (unmapped by the ring itself when `owned`); `off.producer`,
+    /// `off.consumer` and `off.flags` must be 4-byte aligned offsets of words inside it, and
+    /// `off.desc` an offset aligned for `T` with room for `size` of them before `map_len`. The
+    /// only other party writing the memory must follow the ring protocol (the kernel, or the
+    /// opposite side in tests).
+    unsafe fn over(
+        map: NonNull<u8>,
+        map_len: usize,
+        off: &libc::xdp_ring_offset,
+        size: u32,
+        producer_side: bool,
+        owned: bool,
+    ) -> Self {
         let at = |o: u64| -> NonNull<u8> {
-            // SAFETY: every offset the kernel reports lies inside the mapping of `map_len`
-            // bytes (the descriptor array is last and `map_len` covers it).
+            // SAFETY: the caller guarantees every offset lies inside the `map_len` bytes.
             unsafe { map.add(o as usize) }
         };
         let producer = at(off.producer).cast::<AtomicU32>();
         let consumer = at(off.consumer).cast::<AtomicU32>();
         let flags = at(off.flags).cast::<AtomicU32>();
         let descs = at(off.desc).cast::<T>();
-        // SAFETY: the words are 4-byte aligned u32s in the live mapping.
+        // SAFETY: the words are 4-byte aligned u32s in live memory (caller's guarantee).
         let (p0, c0) = unsafe { (producer.as_ref(), consumer.as_ref()) };
         let (prod, cons) = (p0.load(Ordering::Acquire), c0.load(Ordering::Acquire));
         let (cached_prod, cached_cons) =
             if producer_side { (prod, cons.wrapping_add(size)) } else { (prod, cons) };
-        Ok(Self {
+        Self {
             map,
-            map_len,
+            map_len: if owned { map_len } else { 0 },
             producer,
             consumer,
             flags,
@@ -118,7 +140,7 @@ impl<T: Copy> Ring<T> {
             cached_prod,
             cached_cons,
             _t: PhantomData,
-        })
+        }
     }
 
     fn producer(&self) -> &AtomicU32 {
@@ -207,7 +229,85 @@ impl<T: Copy> Ring<T> {
 
 impl<T: Copy> Drop for Ring<T> {
     fn drop(&mut self) {
+        if self.map_len == 0 {
+            return; // memory the ring does not own (tests)
+        }
         // SAFETY: unmaps exactly the mapping made in `map`; no reference into it outlives self.
         unsafe { libc::munmap(self.map.as_ptr().cast(), self.map_len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZE: u32 = 8;
+    const OFF: libc::xdp_ring_offset =
+        libc::xdp_ring_offset { producer: 0, consumer: 64, flags: 128, desc: 192 };
+
+    /// A producer view and a consumer view over the same memory, both indices starting at
+    /// `start` (to cross the u32 wrap).
+    fn pair(mem: &mut [u64], start: u32) -> (Ring<u64>, Ring<u64>) {
+        let base = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: (test) both words start at `start`; `mem` is 8-byte aligned, outlives the rings
+        // and holds the words (0, 64, 128) and SIZE descriptors at 192.
+        unsafe {
+            base.cast::<u32>().write(start);
+            base.add(64).cast::<u32>().write(start);
+        }
+        let len = mem.len() * 8;
+        // SAFETY: as above; the rings do not own the memory.
+        unsafe {
+            (
+                Ring::over(base, len, &OFF, SIZE, true, false),
+                Ring::over(base, len, &OFF, SIZE, false, false),
+            )
+        }
+    }
+
+    #[test]
+    fn xdp_ring_moves_entries_in_order_across_the_index_wrap() {
+        let mut mem = vec![0u64; (192 + SIZE as usize * 8) / 8];
+        let (mut prod, mut cons) = pair(&mut mem, u32::MAX - 5);
+        let mut next_in = 0u64;
+        let mut next_out = 0u64;
+        for round in 0..50u64 {
+            let want = (round % 7 + 1) as u32;
+            let free = prod.free(want);
+            assert!(free <= SIZE);
+            for _ in 0..free.min(want) {
+                prod.push(next_in);
+                next_in += 1;
+            }
+            prod.submit();
+            assert_eq!(u64::from(prod.unconsumed()), next_in - next_out);
+            let n = cons.available().min((round % 5 + 1) as u32);
+            for k in 0..n {
+                assert_eq!(cons.peek(k), next_out + u64::from(k), "in order");
+            }
+            cons.release(n);
+            next_out += u64::from(n);
+        }
+        assert!(next_in > 100, "entries flowed: {next_in}");
+        let left = cons.available();
+        cons.release(left);
+        assert_eq!(next_in - next_out, u64::from(left));
+        assert_eq!(prod.free(SIZE), SIZE, "all slots free again");
+    }
+
+    #[test]
+    fn xdp_ring_never_overfills() {
+        let mut mem = vec![0u64; (192 + SIZE as usize * 8) / 8];
+        let (mut prod, mut cons) = pair(&mut mem, 0);
+        assert_eq!(prod.free(100), SIZE);
+        for i in 0..SIZE {
+            prod.push(u64::from(i));
+        }
+        prod.submit();
+        assert_eq!(prod.free(1), 0, "full until the consumer releases");
+        assert_eq!(cons.available(), SIZE);
+        cons.release(3);
+        assert_eq!(prod.free(1), 3);
+        assert!(!prod.needs_wakeup());
     }
 }
