@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use netns::{icmp_echo, in_ns, require, NetnsPair};
 use peregrine_datapath::udp::{UdpConfig, UdpQueue};
 use peregrine_datapath::xdp::{XdpConfig, XdpMode, XdpQueue};
-use peregrine_datapath::{Ecn, Queue, RxBatch, TxBatch};
+use peregrine_datapath::{Ecn, Queue, RxBatch, TxBatch, Waker};
 
 const PAYLOAD: usize = 1200;
 
@@ -486,4 +486,16 @@ fn xdp_specific_address_leaves_other_addresses_alone() {
     assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![2]);
     let s = xdp.xdp_stats();
     assert_eq!((s.xsk_rx_frames, s.rx_not_ours, s.kernel_rx), (1, 0, 0), "{s:?}");
+
+    // A waker wakes a queue sleeping with nothing to receive.
+    let waker = std::sync::Arc::new(Waker::new().unwrap());
+    let w = std::sync::Arc::clone(&waker);
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        w.wake();
+    });
+    let start = Instant::now();
+    xdp.wait_with(Some(Duration::from_secs(10)), false, &waker).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5), "woken by the waker, not the timeout");
+    t.join().unwrap();
 }

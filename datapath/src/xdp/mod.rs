@@ -66,7 +66,7 @@ use std::time::Duration;
 
 use crate::buffer::BufferPool;
 use crate::wire::{MacAddr, MAX_HEADERS_LEN};
-use crate::{Capabilities, Queue, QueueStats, RxBatch, TxBatch, TxBuffer};
+use crate::{Capabilities, Queue, QueueStats, RxBatch, TxBatch, TxBuffer, Waker};
 use socket::{Xsk, XskParams};
 use umem::{FrameAlloc, Umem};
 
@@ -320,6 +320,53 @@ impl XdpQueue {
     }
 }
 
+impl XdpQueue {
+    /// Polls the socket (readable: the RX ring has frames; writable: the TX ring has room), the
+    /// guard socket, and `waker` when given (cleared when it fired).
+    fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        writable: bool,
+        waker: Option<&Waker>,
+    ) -> io::Result<()> {
+        let mut events = libc::POLLIN;
+        if writable {
+            events |= libc::POLLOUT;
+        }
+        let mut fds = [
+            libc::pollfd { fd: self.xsk.as_fd().as_raw_fd(), events, revents: 0 },
+            libc::pollfd { fd: self.steering.guard.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: waker.map_or(-1, |w| w.as_fd().as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Round up so that a sub-millisecond timeout still sleeps instead of spinning.
+        let ms = match timeout {
+            None => -1,
+            Some(d) => {
+                libc::c_int::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        // SAFETY: `fds` is an array of three live pollfds for the duration of the call (a
+        // negative fd is ignored by poll).
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        if let Some(w) = waker {
+            if fds[2].revents != 0 {
+                w.reset();
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Drop for XdpQueue {
     fn drop(&mut self) {
         self.steering.program.remove(self.config.queue_id);
@@ -364,29 +411,16 @@ impl Queue for XdpQueue {
     }
 
     fn wait(&mut self, timeout: Option<Duration>, writable: bool) -> io::Result<()> {
-        let mut events = libc::POLLIN;
-        if writable {
-            events |= libc::POLLOUT;
-        }
-        let mut fds = [
-            libc::pollfd { fd: self.xsk.as_fd().as_raw_fd(), events, revents: 0 },
-            libc::pollfd { fd: self.steering.guard.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        ];
-        let ms = match timeout {
-            None => -1,
-            Some(d) => {
-                libc::c_int::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
-            }
-        };
-        // SAFETY: `fds` is an array of two live pollfds for the duration of the call.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        Ok(())
+        self.poll(timeout, writable, None)
+    }
+
+    fn wait_with(
+        &mut self,
+        timeout: Option<Duration>,
+        writable: bool,
+        waker: &Waker,
+    ) -> io::Result<()> {
+        self.poll(timeout, writable, Some(waker))
     }
 
     fn stats(&self) -> QueueStats {
