@@ -16,17 +16,18 @@
 //! sender's MAC, **copies** the UDP payload into a pool buffer, and hands the UMEM frame straight
 //! back to the fill ring. Metadata: source, destination IP, ECN from the IP header.
 //!
-//! **Transmit.** For each [`TxBuffer`](crate::TxBuffer), the next hop's MAC is resolved
+//! **Transmit.** For each [`TxBuffer`], the next hop's MAC is resolved
 //! (`neigh.rs`), the payload is **copied** into a free UMEM frame behind
-//! [`MAX_HEADERS_LEN`](crate::wire::MAX_HEADERS_LEN) bytes of headroom, and the Ethernet, IP and
+//! [`MAX_HEADERS_LEN`] bytes of headroom, and the Ethernet, IP and
 //! UDP headers are written in front with [`crate::wire::build_frame_before`] (full UDP checksum:
 //! veth and copy mode need it, and no offload is asked of the NIC). GSO trains are split in
 //! software, one frame per segment: AF_XDP has no segmentation offload, but the engine can still
 //! write trains ([`Capabilities::gso`] is true with [`XdpConfig::with_gso_segments`] segments).
 //! Descriptors go on the TX ring, the kernel is kicked with `sendto` when it asked for it
-//! (`need_wakeup`; in copy mode it always does and sends at most 32 frames per kick, so the
-//! queue kicks until the ring is drained or the kernel stops making progress), and completed
-//! frames are reaped from the completion ring back to the free list.
+//! (`need_wakeup`; in copy mode it always does, and one kick sends at most 32 frames unless
+//! the kernel accepts a larger budget through `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+; the queue
+//! asks for 512), so the queue kicks until the ring is drained or the kernel stops making
+//! progress), and completed frames are reaped from the completion ring back to the free list.
 //!
 //! So this backend copies each payload once in user space in each direction (engine buffer ⇄
 //! UMEM frame). With a zero-copy driver that is the only copy; in copy mode (veth, or drivers

@@ -10,8 +10,9 @@ use super::XdpQueue;
 use crate::wire::{build_frame_before, FrameSpec, MAX_HEADERS_LEN};
 use crate::{TxBatch, TxBuffer};
 
-/// Most `sendto` kicks per send call: copy mode sends at most 32 frames per kick, so this
-/// bounds one call to a few thousand frames; what is left goes with the next call.
+/// Most `sendto` kicks per send call: copy mode sends at most 32 frames per kick (512 where the
+/// kernel took the larger budget), so this bounds one call to a few thousand frames; what is
+/// left goes with the next call.
 const MAX_KICKS: usize = 128;
 
 /// Why a buffer could not be turned into frames.
@@ -158,8 +159,8 @@ impl XdpQueue {
     }
 
     /// Wakes the kernel to send what is on the TX ring, when it asked for it. In copy mode one
-    /// kick sends at most 32 frames, so kick until the ring is drained, the kernel stops
-    /// making progress, or [`MAX_KICKS`].
+    /// kick sends a bounded number of frames (the budget), so kick until the ring is drained,
+    /// the kernel stops making progress, or [`MAX_KICKS`].
     fn kick(&mut self) {
         for _ in 0..MAX_KICKS {
             if !self.xsk.tx.needs_wakeup() {
