@@ -197,3 +197,155 @@ fn invariant_close_emitted_once() {
     }
     assert!(seen.contains(&[true, false, false]) && seen.contains(&[false, false, true]));
 }
+
+/// Waits for every completion; each resolves exactly once (a `WriteCompletion` is consumed
+/// by its one wait). Returns (delivered, cancelled, refused).
+fn settle(ws: Vec<WriteCompletion>, limit: Duration) -> (usize, usize, usize) {
+    let (mut d, mut c, mut r) = (0, 0, 0);
+    for w in ws {
+        match w.wait(limit).expect("every write completes") {
+            WriteStatus::Delivered => d += 1,
+            WriteStatus::Cancelled(_) => c += 1,
+            WriteStatus::Refused(_) => r += 1,
+        }
+    }
+    (d, c, r)
+}
+
+fn rng(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn invariant_send_complete_exactly_once() {
+    let (server, client) =
+        support::loopback_pair(TransportConfig::default(), TransportConfig::default());
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut all = Vec::new();
+
+    // Random writes, finishes, resets and peer stop-sendings on one connection, then close.
+    let conn = client.connect(server.local_addr(), "localhost").unwrap().wait(T).unwrap();
+    let sconn = server.accept_blocking(Some(T)).unwrap();
+    let reader = std::thread::spawn(move || {
+        // The server reads some streams to the end and stops others.
+        let mut n = 0u64;
+        while let Ok((_s, mut r)) = sconn.accept_bi_blocking(Duration::from_secs(2)) {
+            n += 1;
+            if n % 3 == 0 {
+                r.stop(77);
+            } else {
+                let _ = r.read_to_end_blocking(64 << 20, Duration::from_secs(5));
+            }
+        }
+        sconn
+    });
+    let mut streams = Vec::new();
+    for _ in 0..40 {
+        streams.push(conn.open_bi_blocking(T).unwrap().0);
+    }
+    for i in 0..4000 {
+        let s = &streams[(rng(&mut seed) % streams.len() as u64) as usize];
+        match rng(&mut seed) % 20 {
+            0 => all.push(s.finish()),
+            1 => s.reset(5),
+            _ => all.push(s.write(vec![i as u8; (rng(&mut seed) % 3000) as usize + 1])),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    conn.close(VarInt::from_u32(9), b"done");
+    // Writes after the close complete too (refused or cancelled).
+    for s in &streams[..5] {
+        all.push(s.write(vec![1u8; 10]));
+    }
+    let issued = all.len();
+    let (d, c, r) = settle(all, T);
+    assert_eq!(d + c + r, issued);
+    assert!(c > 0, "some writes were cancelled by reset/stop/close");
+    let st = client.stats();
+    assert_eq!(st.duplicate_completions, 0);
+    assert_eq!(st.writes, st.completions);
+    assert_eq!(st.delivered as usize, d);
+    assert_eq!((st.cancelled as usize, st.refused as usize), (c, r));
+    let _ = reader.join();
+
+    // Idle timeout: the server endpoint disappears while writes are in flight.
+    let idle = TransportConfig::default().with_idle_timeout(Some(Duration::from_millis(300))).unwrap();
+    let (server2, client2) = support::loopback_pair(idle.clone(), idle);
+    let conn2 = client2.connect(server2.local_addr(), "localhost").unwrap().wait(T).unwrap();
+    let _s2 = server2.accept_blocking(Some(T)).unwrap();
+    drop(_s2);
+    drop(server2);
+    let (s, _r) = conn2.open_bi_blocking(T).unwrap();
+    let ws: Vec<_> = (0..500).map(|i| s.write(vec![i as u8; 1000])).collect();
+    let (d2, c2, r2) = settle(ws, T);
+    assert_eq!(d2 + c2 + r2, 500);
+    assert!(c2 > 0, "idle timeout cancelled the unacknowledged writes");
+    assert!(matches!(block_on(conn2.closed(), Some(T)).unwrap(), ConnError::Connection(_)));
+    assert_eq!(client2.stats().duplicate_completions, 0);
+
+    // Endpoint drop: a silent peer, writes in flight, the client endpoint dropped.
+    let (server3, client3) =
+        support::loopback_pair(TransportConfig::default(), TransportConfig::default());
+    let conn3 = client3.connect(server3.local_addr(), "localhost").unwrap().wait(T).unwrap();
+    let (s3, _r3) = conn3.open_bi_blocking(T).unwrap();
+    drop(server3);
+    let ws: Vec<_> = (0..1000).map(|i| s3.write(vec![i as u8; 1200])).collect();
+    drop(client3);
+    // Writes posted after the drop complete at once as cancelled.
+    let late = s3.write(vec![0u8; 10]);
+    let (d3, c3, r3) = settle(ws, T);
+    assert_eq!(d3 + c3 + r3, 1000);
+    assert!(c3 > 0);
+    assert!(matches!(late.wait(T).unwrap(), WriteStatus::Cancelled(_)));
+}
+
+#[test]
+fn invariant_shutdown_accounting() {
+    let n = if cfg!(debug_assertions) { 200 } else { 2000 };
+    let any = "127.0.0.1:0".parse().unwrap();
+    let mut scfg = server_cfg(TransportConfig::default());
+    scfg.workers = 2;
+    let server = Arc::new(Endpoint::bind(any, scfg).unwrap());
+    let mut ccfg = client_cfg(TransportConfig::default());
+    ccfg.workers = 2;
+    let client = Arc::new(Endpoint::bind("127.0.0.1:0".parse().unwrap(), ccfg).unwrap());
+    let pending: Vec<_> =
+        (0..n).map(|_| client.connect(server.local_addr(), "localhost").unwrap()).collect();
+    let conns: Vec<Connection> =
+        pending.into_iter().filter_map(|c| c.wait(Duration::from_secs(30)).ok()).collect();
+    assert!(conns.len() >= n * 9 / 10, "{} of {n} connected", conns.len());
+    assert!(wait_for(T, || server.stats().live_connections >= conns.len() as u64));
+
+    // Both sides close concurrently: client threads close connections while the server and
+    // the client endpoint shut down.
+    let half = conns.len() / 2;
+    let (a, b) = conns.split_at(half);
+    let a = a.to_vec();
+    let b = b.to_vec();
+    let t1 = std::thread::spawn(move || a.iter().for_each(|c| c.close(VarInt::from_u32(1), b"a")));
+    let s2 = server.clone();
+    let t2 = std::thread::spawn(move || s2.shutdown(Duration::from_secs(20)));
+    let s3 = server.clone();
+    let t3 = std::thread::spawn(move || s3.shutdown(Duration::from_secs(20)));
+    b.iter().for_each(|c| c.close(VarInt::from_u32(2), b"b"));
+    t1.join().unwrap();
+    let r2 = t2.join().unwrap();
+    let r3 = t3.join().unwrap();
+    assert!(r2.is_ok() && r3.is_ok(), "{r2:?} {r3:?}");
+    let cr = client.shutdown(Duration::from_secs(20));
+    assert!(cr.is_ok(), "{cr:?}");
+    // Idempotent: a third shutdown changes nothing.
+    assert!(server.shutdown(Duration::from_secs(1)).is_ok());
+    for ep in [&server, &client] {
+        let st = ep.stats();
+        assert_eq!(st.drained_signals, 1, "drained exactly once");
+        assert_eq!(st.live_connections, 0);
+        assert_eq!(st.accounting_underflows, 0);
+        assert_eq!(st.opened, st.closed);
+    }
+    assert!(client.connect(server.local_addr(), "localhost").is_err());
+    assert!(server.accept_blocking(Some(Duration::from_millis(10))).is_none());
+}

@@ -211,7 +211,11 @@ impl Endpoint {
         if !self.shutdown_started.swap(true, Ordering::AcqRel) {
             self.live_at_shutdown.store(self.ctx.accounting.live(), Ordering::Relaxed);
             self.ctx.accounting.begin_shutdown();
-            self.ctx.incoming.update(|q| q.closed = true);
+            // Connections nobody accepted yet are being closed too: accept yields no more.
+            self.ctx.incoming.update(|q| {
+                q.queue.clear();
+                q.closed = true;
+            });
             for inbox in &self.ctx.inboxes {
                 inbox.post(Command::Shutdown {
                     code: VarInt::from_u32(0),
