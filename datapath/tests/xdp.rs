@@ -96,6 +96,12 @@ fn open_pair(tag: &str, mode: XdpMode, loss: u32) -> Option<Pair> {
     if mode != XdpMode::Auto {
         assert_eq!(xdp.mode(), mode);
     }
+    // What was not obtained is reported, never hidden: veth has no zero-copy AF_XDP.
+    let says = |p: &str| caps.missing.iter().any(|m| m.starts_with(p));
+    assert!(caps.zero_copy || says("zero-copy: EOPNOTSUPP (copy mode)"), "{:?}", caps.missing);
+    assert_eq!(says("native XDP"), xdp.mode() == XdpMode::Generic, "{:?}", caps.missing);
+    assert!(caps.gso && !caps.gro && caps.ecn && caps.pktinfo && caps.ipv6);
+    assert_eq!(caps.max_udp_payload, 1500 - 48, "MTU 1500, dual-stack bind: IPv6 headers");
     Some(Pair { net, xdp, udp })
 }
 
