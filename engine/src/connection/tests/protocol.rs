@@ -339,3 +339,72 @@ fn server_drops_initial_in_short_datagram() {
     server.handle_datagram(now, client, Ecn::NotEct, &mut full);
     assert_eq!(server.stats().packets_received, 1, "the same packet in 1200 bytes is accepted");
 }
+
+//= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
+//= type=test
+//# When the PTO fires, the client MUST send a
+//# Handshake packet if it has Handshake keys, otherwise it MUST send an
+//# Initial packet in a UDP datagram with a payload of at least 1200
+//# bytes.
+#[test]
+fn client_anti_deadlock_probe() {
+    use crate::connection::{Connection, Incoming, RandomCidGenerator, ServerConfig};
+    use crate::packet::{Coalesced, LongType, PartialDecode, PlainHeader};
+    let mut p = Pair::default_pair();
+    let now = p.now();
+    let mut buf = vec![0u8; 64 * 1024];
+    let t = p.client.poll_transmit(now, &mut buf, 1).unwrap();
+    let mut c1 = buf[..t.len].to_vec();
+    let (pd, _) = PartialDecode::new(&c1, CID_LEN, false).unwrap();
+    let PlainHeader::Long { version, dst_cid, src_cid, .. } = pd.header().clone() else { panic!() };
+    let mut server = Connection::server(
+        &ServerConfig::new(super::pair::tls_server()),
+        now,
+        p.client_addr,
+        Incoming { dst_cid, src_cid, version, retry: None },
+        Box::new(RandomCidGenerator::new(CID_LEN, 5)),
+    )
+    .unwrap();
+    server.handle_datagram(now, p.client_addr, Ecn::NotEct, &mut c1);
+    // Only the server's first datagram arrives (its Initial acknowledges the client's, so the
+    // client has nothing ack-eliciting in flight); the rest of the flight is lost, and the
+    // client's answers never reach the server.
+    let t = server.poll_transmit(now, &mut buf, 1).unwrap();
+    // Keep only the Initial packet (ServerHello and the ACK) of the coalesced datagram.
+    let (first, _) = PartialDecode::new(&buf[..t.len], CID_LEN, false).unwrap();
+    assert!(first.len() < t.len, "the server coalesced Handshake data after its Initial");
+    let mut s1 = buf[..first.len()].to_vec();
+    let later = now + Duration::from_millis(20);
+    p.client.handle_datagram(later, p.server_addr, Ecn::NotEct, &mut s1);
+    while p.client.poll_transmit(later, &mut buf, 1).is_some() {}
+    assert!(!p.client.is_handshake_complete());
+    assert!(p.client.spaces_with_keys()[1], "the client has Handshake keys");
+    let pto = p.client.poll_timeout().expect("the anti-deadlock PTO is armed");
+    p.client.handle_timeout(pto);
+    assert_eq!(p.client.stats().pto_count, 1);
+    let t = p.client.poll_transmit(pto, &mut buf, 1).expect("a probe is sent");
+    let mut d = buf[..t.len].to_vec();
+    let handshake_packets = Coalesced::new(&mut d, CID_LEN, false)
+        .flatten()
+        .filter(|p| matches!(p.header.header(), PlainHeader::Long { ty: LongType::Handshake, .. }))
+        .count();
+    assert!(handshake_packets >= 1, "the probe is a Handshake packet");
+}
+
+#[test]
+fn idle_timeout_is_at_least_three_pto() {
+    let cfg = PairConfig {
+        client: TransportConfig::default()
+            .with_idle_timeout(Some(Duration::from_millis(10)))
+            .unwrap()
+            .with_rng_seed(5),
+        up: LinkConfig::with_delay(Duration::from_millis(50)),
+        down: LinkConfig::with_delay(Duration::from_millis(50)),
+        ..PairConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    // A 10 ms idle timeout on a 100 ms RTT path would kill every connection; 3 PTO applies.
+    assert!(p.handshake(), "{:?}", p.client.error());
+    let idle = p.client.idle_timeout().unwrap();
+    assert!(idle >= Duration::from_millis(300), "{idle:?}");
+}
