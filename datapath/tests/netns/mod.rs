@@ -37,6 +37,12 @@ pub fn require() -> bool {
         println!("SKIP: ip (iproute2) not installed");
         return false;
     }
+    if !have("ethtool") {
+        // Without it the veth peers keep sending partial UDP checksums, which the AF_XDP side
+        // rightly rejects (see scripts/netns.sh).
+        println!("SKIP: ethtool not installed (needed to turn off veth checksum offload)");
+        return false;
+    }
     true
 }
 
