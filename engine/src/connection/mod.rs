@@ -336,6 +336,11 @@ impl Connection {
         self.new_token.as_deref()
     }
 
+    /// Where ECN validation of the path stands (RFC 9000 §13.4.2).
+    pub fn ecn_state(&self) -> crate::recovery::EcnState {
+        self.loss.ecn_state()
+    }
+
     /// Counters and current congestion / RTT state.
     pub fn stats(&self) -> ConnectionStats {
         let mut s = self.stats;

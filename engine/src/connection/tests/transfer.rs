@@ -302,3 +302,28 @@ fn mtu_drops_mid_transfer() {
     let link = pair.net.link_stats(pair.client_addr, pair.server_addr);
     assert!(link.dropped_mtu > 0, "large datagrams were dropped: {link:?}");
 }
+
+//= https://www.rfc-editor.org/rfc/rfc9000#section-13.4.1
+//= type=test
+//# Even if an endpoint does not set an ECT field in packets it sends,
+//# the endpoint MUST provide feedback about ECN markings it receives, if
+//# these are accessible.
+#[test]
+fn ecn_validated_and_ce_marks_slow_the_sender() {
+    // A 20 Mbit/s bottleneck that marks CE above 30 KB of queue instead of dropping.
+    let link = LinkConfig {
+        rate_bps: Some(20_000_000),
+        queue_bytes: 1 << 20,
+        ce_threshold: Some(30_000),
+        ..LinkConfig::with_delay(Duration::from_millis(10))
+    };
+    let cfg = PairConfig { up: link.clone(), down: link, ..PairConfig::default() };
+    let o = run_until_done(cfg, (1, 3_000_000), (0, 0), 400_000);
+    check(&o, (1, 3_000_000), (0, 0));
+    assert_eq!(o.pair.client.ecn_state(), crate::recovery::EcnState::Capable);
+    let up = o.pair.net.link_stats(o.pair.client_addr, o.pair.server_addr);
+    assert!(up.ce_marked > 0, "the bottleneck marked CE: {up:?}");
+    let s = o.pair.client.stats();
+    assert!(s.congestion_events > 0, "CE counts reduced the window: {s:?}");
+    assert_eq!(up.dropped_queue_full, 0, "ECN kept the queue from overflowing");
+}
