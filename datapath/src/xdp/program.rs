@@ -289,9 +289,9 @@ pub(crate) fn steering_program(local: SocketAddr, map_fd: i32) -> Vec<asm::Insn>
 /// error.
 fn load(insns: &[asm::Insn], name: &str) -> io::Result<OwnedFd> {
     let image: Vec<u8> = insns.iter().flat_map(|i| i.bytes()).collect();
-    // The program uses no GPL-only helper (bpf_redirect_map is not); the declared licence is
-    // the project's MIT option, in the form the kernel knows.
-    let license = c"Dual MIT/GPL";
+    // The program uses no GPL-only helper (bpf_redirect_map is not; checked on 6.18: it loads
+    // and attaches under this licence), so it declares the project's own MIT option.
+    let license = c"MIT";
     let attempt = |log: Option<&mut Vec<u8>>| {
         let mut a = Attr::new();
         a.u32(0, BPF_PROG_TYPE_XDP)
