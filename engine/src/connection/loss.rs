@@ -140,7 +140,8 @@ impl Connection {
                 Retx::Crypto { .. }
                 | Retx::HandshakeDone
                 | Retx::NewCid(_)
-                | Retx::RetireCid(_) => {}
+                | Retx::RetireCid(_)
+                | Retx::PathChallenge(_) => {}
             }
         }
         self.retx_pool.put(items);
@@ -174,6 +175,11 @@ impl Connection {
                 Retx::RetireCid(seq) => {
                     if !self.peer_cids.to_retire.contains(&seq) {
                         self.peer_cids.to_retire.push(seq);
+                    }
+                }
+                Retx::PathChallenge(data) => {
+                    if self.path_challenge == Some(data) {
+                        self.path_challenge_pending = true;
                     }
                 }
             }

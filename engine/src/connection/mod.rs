@@ -148,6 +148,13 @@ pub struct Connection {
     /// The next ack-eliciting packet sent restarts the idle timer (RFC 9000 §10.1).
     idle_restart_on_send: bool,
     path_response: Option<[u8; 8]>,
+    /// Server: the PATH_CHALLENGE data of a path being validated after the client's address
+    /// changed, and whether the frame still has to be (re)sent.
+    path_challenge: Option<[u8; 8]>,
+    path_challenge_pending: bool,
+    /// A non-probing 1-RTT packet with a new largest packet number was processed in the
+    /// datagram being handled (the condition for following a peer address change).
+    migration_candidate: bool,
     events: VecDeque<Event>,
     endpoint_events: VecDeque<EndpointEvent>,
     error: Option<ConnectionError>,
@@ -162,7 +169,6 @@ pub struct Connection {
     /// Datagram size in use: the configured one until a black hole is suspected, then 1200.
     current_mds: u16,
     app_limited: bool,
-    #[allow(dead_code)]
     rng: ChaCha8Rng,
 }
 

@@ -36,10 +36,17 @@ impl Connection {
         if matches!(self.close, CloseState::Draining { .. } | CloseState::Drained) {
             return;
         }
-        let _ = remote;
+        let new_path = self.side == Side::Server && remote != self.remote;
+        if new_path && !self.handshake_confirmed {
+            // RFC 9000 §9: endpoints keep a stable address for the duration of the handshake
+            // and MUST NOT migrate before it is confirmed: drop what arrives from elsewhere.
+            self.stats.packets_dropped += 1;
+            return;
+        }
+        self.migration_candidate = false;
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
-        if self.side == Side::Server {
+        if self.side == Side::Server && !new_path {
             self.amp_received += data.len() as u64;
             self.loss.set_amplification_limited(now, false);
         }
@@ -64,6 +71,9 @@ impl Connection {
             if matches!(self.close, CloseState::Draining { .. } | CloseState::Drained) {
                 break;
             }
+        }
+        if new_path && self.migration_candidate && self.close.is_open() {
+            self.on_peer_address_change(now, remote, len);
         }
         if !any && len >= 21 && self.close != CloseState::Drained {
             let mut probe = [0u8; 21];
@@ -217,6 +227,15 @@ impl Connection {
             self.close_with_error(now, Error::protocol_violation("packet without frames"));
             return Outcome::Processed;
         }
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3
+        //# An endpoint only changes the address to which it sends packets in
+        //# response to the highest-numbered non-probing packet.
+        if space == SpaceId::Data
+            && summary.non_probing
+            && self.spaces[si].acks.largest_received().is_none_or(|l| pn > l)
+        {
+            self.migration_candidate = true;
+        }
         if !self.spaces[si].discarded {
             self.spaces[si].acks.on_packet_received(now, pn, summary.ack_eliciting, ecn);
         }
@@ -350,7 +369,16 @@ impl Connection {
                 //# PATH_RESPONSE frame.
                 self.path_response = Some(f.data);
             }
-            Frame::PathResponse(_) => {}
+            Frame::PathResponse(f) => {
+                //= https://www.rfc-editor.org/rfc/rfc9000#section-8.2.3
+                //# Path validation succeeds when a PATH_RESPONSE frame is received that
+                //# contains the data that was sent in a previous PATH_CHALLENGE frame.
+                if self.path_challenge == Some(f.data) {
+                    self.path_challenge = None;
+                    self.path_challenge_pending = false;
+                    self.address_validated = true;
+                }
+            }
             Frame::ConnectionClose(c) => self.on_peer_close(now, &c),
             Frame::HandshakeDone(_) => {
                 //= https://www.rfc-editor.org/rfc/rfc9000#section-19.20
@@ -374,6 +402,50 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// The client's address changed (NAT rebinding or migration) and a non-probing packet
+    /// with a new largest packet number came from the new address: send there from now on,
+    /// within the anti-amplification limit until a PATH_CHALLENGE round trip validates it.
+    fn on_peer_address_change(&mut self, now: Instant, remote: SocketAddr, datagram_len: usize) {
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3
+        //# After changing the address to which it sends non-probing packets, an
+        //# endpoint can abandon any path validation for other addresses.
+        let port_only = remote.ip() == self.remote.ip();
+        tracing::debug!(from = %self.remote, to = %remote, "peer address changed");
+        self.remote = remote;
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3
+        //# Receiving a packet from a new peer address containing a non-probing
+        //# frame indicates that the peer has migrated to that address.
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3
+        //# If the recipient permits the migration, it MUST send subsequent
+        //# packets to the new peer address and MUST initiate path validation
+        //# (Section 8.2) to verify the peer's ownership of the address if
+        //# validation is not already underway.
+        let mut data = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut self.rng, &mut data);
+        self.path_challenge = Some(data);
+        self.path_challenge_pending = true;
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3.1
+        //# Until a peer's address is deemed valid, an endpoint limits the amount
+        //# of data it sends to that address; see Section 8.
+        self.address_validated = false;
+        self.amp_received = datagram_len as u64;
+        self.amp_sent = 0;
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-9.4
+        //# Upon confirming a peer's ownership of its new address, an endpoint
+        //# MUST immediately reset the congestion controller and round-trip time
+        //# estimator for the new path to initial values (see Appendices A.3 and
+        //# B.3 of [QUIC-RECOVERY]) unless the only change in the peer's address
+        //# is its port number.
+        // The RTT estimator lives in the loss detector, which has no reset: only the
+        // congestion controller restarts (done now rather than on validation).
+        if !port_only {
+            let cfg = self.config.congestion_config();
+            self.cc = self.config.congestion.build(&cfg);
+            self.cc.set_max_datagram_size(self.current_mds);
+        }
+        let _ = now;
     }
 
     /// CONNECTION_CLOSE from the peer: report and drain.

@@ -17,8 +17,8 @@ use crate::crypto::{Side, TAG_LEN};
 use crate::error::Error;
 use crate::frame::{
     plan_ack, write_ack, Crypto, DataBlocked, FrameType, HandshakeDone, MaxData, MaxStreamData,
-    MaxStreams, PacketSummary, PathResponse, Ping, ResetStream, RetireConnectionId, StopSending,
-    Stream, StreamDataBlocked, StreamDir, StreamsBlocked,
+    MaxStreams, PacketSummary, PathChallenge, PathResponse, Ping, ResetStream, RetireConnectionId,
+    StopSending, Stream, StreamDataBlocked, StreamDir, StreamsBlocked,
 };
 use crate::packet::MIN_INITIAL_DATAGRAM_SIZE;
 use crate::packet::{LongHeader, LongType, PacketBuilder, ShortHeader, TruncatedPn};
@@ -201,6 +201,7 @@ impl Connection {
         space == SpaceId::Data
             && (self.handshake_done_pending
                 || self.path_response.is_some()
+                || self.path_challenge_pending
                 || !self.local_cids.to_send.is_empty()
                 || !self.peer_cids.to_retire.is_empty()
                 || (self.handshake_complete && self.streams.wants_transmit()))
@@ -216,7 +217,10 @@ impl Connection {
         let mut limit = buf.len();
         let budget = self.amplification_budget();
         if budget < limit {
-            if budget < MIN_INITIAL_DATAGRAM_SIZE {
+            // During the handshake a datagram below 1200 bytes is useless (Initials must be
+            // padded); on a new path being validated, a smaller one may carry the challenge.
+            let small_ok = self.handshake_confirmed && budget >= MIN_PACKET_ROOM;
+            if budget < MIN_INITIAL_DATAGRAM_SIZE && !small_ok {
                 self.loss.set_amplification_limited(now, true);
                 return 0;
             }
@@ -414,8 +418,19 @@ impl Connection {
 
         if allow {
             self.write_crypto(space, &mut w, &mut items, &mut summary);
-            if space == SpaceId::Data {
-                self.write_data_frames(now, &mut w, &mut items, &mut summary);
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-8.2.1
+            //# An endpoint MUST expand datagrams that contain a PATH_CHALLENGE frame
+            //# to at least the smallest allowed maximum datagram size of 1200 bytes,
+            //# unless the anti-amplification limit for the path does not permit
+            //# sending a datagram of this size.
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-8.2.2
+            //# An endpoint MUST expand datagrams that contain a
+            //# PATH_RESPONSE frame to at least the smallest allowed maximum
+            //# datagram size of 1200 bytes.
+            if space == SpaceId::Data
+                && self.write_data_frames(now, &mut w, &mut items, &mut summary)
+            {
+                *pad = true;
             }
         }
 
@@ -534,7 +549,8 @@ impl Connection {
         w: &mut Writer<'_>,
         items: &mut Vec<Retx>,
         summary: &mut PacketSummary,
-    ) {
+    ) -> bool {
+        let mut path_frame = false;
         if self.handshake_done_pending && room(w) >= 1 && HandshakeDone.encode(w).is_ok() {
             self.handshake_done_pending = false;
             items.push(Retx::HandshakeDone);
@@ -545,6 +561,16 @@ impl Connection {
             if room(w) >= 9 && f.encode(w).is_ok() {
                 self.path_response = None;
                 summary.on_frame(FrameType::PATH_RESPONSE);
+                path_frame = true;
+            }
+        }
+        if let (true, Some(data)) = (self.path_challenge_pending, self.path_challenge) {
+            let f = PathChallenge { data };
+            if room(w) >= 9 && f.encode(w).is_ok() {
+                self.path_challenge_pending = false;
+                items.push(Retx::PathChallenge(data));
+                summary.on_frame(FrameType::PATH_CHALLENGE);
+                path_frame = true;
             }
         }
         while let Some(&seq) = self.local_cids.to_send.first() {
@@ -569,7 +595,7 @@ impl Connection {
             summary.on_frame(FrameType::RETIRE_CONNECTION_ID);
         }
         if !self.handshake_complete {
-            return;
+            return path_frame;
         }
         let srtt = self.loss.rtt().smoothed();
         while room(w) >= MAX_CONTROL_FRAME {
@@ -605,6 +631,7 @@ impl Connection {
             items.push(Retx::Stream { id: f.id, offset: f.offset, len, fin: f.fin });
             summary.on_frame(frame.frame_type());
         }
+        path_frame
     }
 
     /// While closing: one datagram with the CONNECTION_CLOSE in every space that still owes

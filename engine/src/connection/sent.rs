@@ -34,6 +34,8 @@ pub enum Retx {
     NewCid(u64),
     /// RETIRE_CONNECTION_ID with this sequence number.
     RetireCid(u64),
+    /// PATH_CHALLENGE with this data.
+    PathChallenge([u8; 8]),
 }
 
 /// The payload the loss detector keeps per sent packet.

@@ -327,3 +327,70 @@ fn ecn_validated_and_ce_marks_slow_the_sender() {
     assert!(s.congestion_events > 0, "CE counts reduced the window: {s:?}");
     assert_eq!(up.dropped_queue_full, 0, "ECN kept the queue from overflowing");
 }
+
+/// The client's NAT rebinds mid-transfer (new port, then new address): the server follows the
+/// highest-numbered non-probing packet to the new address, validates it with PATH_CHALLENGE,
+/// and the transfer completes byte-exact.
+//= https://www.rfc-editor.org/rfc/rfc9000#section-9.3
+//= type=test
+//# If the recipient permits the migration, it MUST send subsequent
+//# packets to the new peer address and MUST initiate path validation
+//# (Section 8.2) to verify the peer's ownership of the address if
+//# validation is not already underway.
+#[test]
+fn nat_rebinding_mid_transfer() {
+    let link = LinkConfig {
+        rate_bps: Some(20_000_000),
+        queue_bytes: 512 * 1024,
+        ..LinkConfig::with_delay(Duration::from_millis(10))
+    };
+    let start = peregrine_datapath::sim::SimNetwork::new(1).now();
+    let cfg = PairConfig { up: link.clone(), down: link.clone(), ..PairConfig::default() };
+    let (up, down) = ((1, 1_000_000), (1, 1_000_000));
+    let mut pair = Pair::new(cfg);
+    pair.net.set_default_link(link).unwrap();
+    let port: std::net::SocketAddr = "10.0.0.1:50001".parse().unwrap();
+    let ip: std::net::SocketAddr = "10.0.0.9:50001".parse().unwrap();
+    pair.net.rebind(pair.client_addr, port, start + Duration::from_millis(150)).unwrap();
+    pair.net.rebind(pair.client_addr, ip, start + Duration::from_millis(400)).unwrap();
+    assert!(pair.handshake());
+    let mut ctx = Sender::new(Dir::Bi, up.0, up.1, 16 * 1024);
+    let mut stx = Sender::new(Dir::Uni, down.0, down.1, 16 * 1024);
+    let (mut crx, mut srx) = (Receiver::default(), Receiver::default());
+    let mut addrs = Vec::new();
+    for _ in 0..400_000 {
+        pair.step();
+        let mut ev = std::mem::take(&mut pair.client_events);
+        dispatch(&mut ev, |e| {
+            ctx.on_event(e);
+            crx.on_event(e);
+        });
+        let mut ev = std::mem::take(&mut pair.server_events);
+        dispatch(&mut ev, |e| {
+            stx.on_event(e);
+            srx.on_event(e);
+        });
+        ctx.pump(&mut pair.client);
+        crx.pump(&mut pair.client);
+        let s = pair.server();
+        stx.pump(s);
+        srx.pump(s);
+        let a = s.remote_address();
+        if addrs.last() != Some(&a) {
+            addrs.push(a);
+        }
+        if srx.complete(up.0, up.1)
+            && crx.complete(down.0, down.1)
+            && ctx.all_acked()
+            && stx.all_acked()
+        {
+            break;
+        }
+    }
+    assert!(srx.complete(up.0, up.1) && crx.complete(down.0, down.1), "{:?}", pair.client.stats());
+    assert_eq!(srx.mismatches + crx.mismatches, 0);
+    assert_eq!(addrs, vec![pair.client_addr, port, ip], "the server followed both rebindings");
+    let s = pair.server.as_ref().unwrap();
+    assert!(s.address_validated, "the new path was validated");
+    assert!(pair.net.elapsed() > Duration::from_millis(400));
+}
