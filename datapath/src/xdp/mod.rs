@@ -55,7 +55,7 @@ pub use config::{
     DEFAULT_RING_SIZE, DEFAULT_RX_POOL, DEFAULT_TX_POOL, DEFAULT_XSKMAP_ENTRIES,
 };
 pub use neigh::{ENTRY_TTL, PROBE_INTERVAL, ROUTE_TTL};
-pub use netlink::{if_index, if_mac, if_mtu, Neighbour, Route};
+pub use netlink::{if_index, if_mac, if_mtu};
 pub use program::{XdpMode, XdpProgram};
 pub use socket::XskStatistics;
 

@@ -33,7 +33,7 @@ const NUD_USABLE: u16 = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80;
 
 /// The kernel's route to one destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     /// Outgoing interface.
     pub oif: u32,
     /// The router, when the destination is not on-link.
@@ -44,7 +44,7 @@ pub struct Route {
 
 /// One usable neighbour entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Neighbour {
+pub(crate) struct Neighbour {
     /// Interface it was learned on.
     pub ifindex: u32,
     /// Its IP address.
