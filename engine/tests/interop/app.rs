@@ -78,6 +78,17 @@ pub trait Peer: SansIo {
     /// Takes the next bidirectional stream the other side opened.
     fn accept_bi(&mut self) -> Option<u64>;
 
+    /// Opens a unidirectional stream, `None` when the peer's limit forbids it now.
+    fn open_uni(&mut self) -> Option<u64>;
+
+    /// Takes the next unidirectional stream the other side opened.
+    fn accept_uni(&mut self) -> Option<u64>;
+
+    /// Whether TLS resumed an earlier session, when the implementation tells.
+    fn is_resumed(&self) -> Option<bool> {
+        None
+    }
+
     /// Queues `data` on stream `id`, returning how much was accepted (flow control).
     fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, StreamError>;
 

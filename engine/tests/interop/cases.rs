@@ -218,6 +218,18 @@ macro_rules! interop_cases {
         fn ecn_ce_marking() {
             crate::cases_path::ecn_ce_marking($build);
         }
+        #[test]
+        fn uni_streams_both_ways() {
+            crate::cases_streams::uni_streams_both_ways($build);
+        }
+        #[test]
+        fn many_small_streams() {
+            crate::cases_streams::many_small_streams($build);
+        }
+        #[test]
+        fn large_certificate_chain() {
+            crate::cases_streams::large_certificate_chain($build);
+        }
     };
 }
 pub(crate) use interop_cases;

@@ -31,6 +31,12 @@ pub struct Pki {
 impl Pki {
     /// Generates a fresh CA and leaf (ECDSA P-256).
     pub fn generate() -> Self {
+        Self::generate_with(0)
+    }
+
+    /// Like [`Pki::generate`], with `extra_names` more DNS names on the leaf (about 30 bytes
+    /// each), to make the server's certificate flight span several datagrams.
+    pub fn generate_with(extra_names: usize) -> Self {
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -39,7 +45,9 @@ impl Pki {
         ca_params.distinguished_name.push(DnType::CommonName, format!("Peregrine interop CA {n}"));
         let ca = ca_params.self_signed(&ca_key).expect("CA cert");
         let leaf_key = KeyPair::generate().expect("leaf key");
-        let leaf_params = CertificateParams::new(vec![SERVER_NAME.to_owned()]).expect("params");
+        let names = std::iter::once(SERVER_NAME.to_owned())
+            .chain((0..extra_names).map(|i| format!("host-{i:05}.interop.peregrine.test")));
+        let leaf_params = CertificateParams::new(names.collect::<Vec<_>>()).expect("params");
         let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).expect("leaf cert");
         Self {
             ca: ca.der().clone(),

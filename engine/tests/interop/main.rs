@@ -10,7 +10,7 @@
 //! - [`app`]: the [`app::Peer`] trait the scenarios use; [`quinn_peer`]: quinn-proto behind it.
 //! - [`scenarios`]: handshake, multi-stream transfer, waiting for the end.
 //! - [`setup`]: what a test varies (loss, ALPN, trust, idle timeout) and the pair builders.
-//! - [`cases`], [`cases_more`], [`cases_path`]: the test cases, generic over the pairing, and the macro
+//! - [`cases`], [`cases_more`], [`cases_path`], [`cases_streams`]: the test cases, generic over the pairing, and the macro
 //!   instantiating them.
 //! - [`peregrine_peer`]: Peregrine's `Connection` behind the same traits.
 //! - [`quinn_self`]: quinn-proto against itself, the harness's self-check.
@@ -22,6 +22,7 @@ mod app;
 mod cases;
 mod cases_more;
 mod cases_path;
+mod cases_streams;
 mod certs;
 mod driver;
 mod peregrine_client;

@@ -17,3 +17,10 @@ fn nat_rebinding() {
 fn version_negotiation() {
     crate::cases_path::version_negotiation(crate::setup::peregrine_quinn);
 }
+
+#[test]
+fn resumption() {
+    // A ~4 KB certificate chain, so that a full handshake is unmistakable on the wire.
+    let setup = crate::setup::Setup { cert_names: 100, ..crate::setup::Setup::new(50) };
+    crate::cases_streams::resumption(crate::setup::peregrine_quinn_resumable(&setup));
+}

@@ -31,8 +31,8 @@ pub struct PeregrinePeer {
     conn: Option<Connection>,
     server: Option<ServerConfig>,
     role: Role,
-    /// Bidirectional streams the other side opened, not yet taken by `accept_bi`.
-    opened: VecDeque<StreamId>,
+    /// Streams the other side opened, not yet accepted: bidirectional, unidirectional.
+    opened: [VecDeque<StreamId>; 2],
     connected: bool,
     /// Every event seen, in order (for failure messages).
     pub events: Vec<String>,
@@ -54,7 +54,7 @@ impl PeregrinePeer {
             conn: Some(conn),
             server: None,
             role: Role::Client,
-            opened: VecDeque::new(),
+            opened: [VecDeque::new(), VecDeque::new()],
             connected: false,
             events: Vec::new(),
         }
@@ -67,7 +67,7 @@ impl PeregrinePeer {
             conn: None,
             server: Some(config),
             role: Role::Server,
-            opened: VecDeque::new(),
+            opened: [VecDeque::new(), VecDeque::new()],
             connected: false,
             events: Vec::new(),
         }
@@ -79,7 +79,7 @@ impl PeregrinePeer {
     }
 
     /// Creates the server connection from a client's first Initial (else ignores the datagram).
-    fn accept(&mut self, now: Instant, remote: SocketAddr, data: &[u8]) {
+    fn accept_connection(&mut self, now: Instant, remote: SocketAddr, data: &[u8]) {
         let Some(config) = self.server.as_ref() else { return };
         let Ok((pd, _)) = PartialDecode::new(data, CID_LEN, false) else { return };
         let PlainHeader::Long { ty: LongType::Initial, version, dst_cid, src_cid, .. } =
@@ -94,6 +94,14 @@ impl PeregrinePeer {
         self.conn = Some(conn);
     }
 
+    /// Takes the next stream of `dir` the other side opened.
+    fn accept(&mut self, dir: Dir) -> Option<u64> {
+        self.pump();
+        let id = self.opened[usize::from(dir == Dir::Uni)].pop_front()?;
+        assert!(!id.is_local(self.role), "Opened is only reported for the peer's streams");
+        Some(id.into_inner())
+    }
+
     /// Drains connection and endpoint events.
     fn pump(&mut self) {
         let Some(conn) = self.conn.as_mut() else { return };
@@ -101,8 +109,8 @@ impl PeregrinePeer {
             let Some(event) = conn.poll_event() else { break };
             match &event {
                 Event::Connected => self.connected = true,
-                Event::Stream(StreamEvent::Opened { id }) if id.dir() == Dir::Bi => {
-                    self.opened.push_back(*id);
+                Event::Stream(StreamEvent::Opened { id }) => {
+                    self.opened[usize::from(id.dir() == Dir::Uni)].push_back(*id);
                 }
                 _ => {}
             }
@@ -126,7 +134,7 @@ impl SansIo for PeregrinePeer {
 
     fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, ecn: Ecn, data: &mut [u8]) {
         if self.conn.is_none() {
-            self.accept(now, remote, data);
+            self.accept_connection(now, remote, data);
         }
         if let Some(conn) = self.conn.as_mut() {
             conn.handle_datagram(now, remote, ecn, data);
@@ -200,11 +208,19 @@ impl Peer for PeregrinePeer {
     }
 
     fn accept_bi(&mut self) -> Option<u64> {
-        self.pump();
-        let role = self.role;
-        let id = self.opened.pop_front()?;
-        debug_assert!(!id.is_local(role), "Opened is only for the peer's streams");
-        Some(id.into_inner())
+        self.accept(Dir::Bi)
+    }
+
+    fn open_uni(&mut self) -> Option<u64> {
+        self.conn()?.open(Dir::Uni).ok().map(StreamId::into_inner)
+    }
+
+    fn accept_uni(&mut self) -> Option<u64> {
+        self.accept(Dir::Uni)
+    }
+
+    fn is_resumed(&self) -> Option<bool> {
+        self.conn.as_ref().map(Connection::is_resumed)
     }
 
     fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, StreamError> {

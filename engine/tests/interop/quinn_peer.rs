@@ -255,6 +255,14 @@ impl Peer for QuinnPeer {
         self.conn()?.streams().accept(Dir::Bi).map(u64::from)
     }
 
+    fn open_uni(&mut self) -> Option<u64> {
+        self.conn()?.streams().open(Dir::Uni).map(u64::from)
+    }
+
+    fn accept_uni(&mut self) -> Option<u64> {
+        self.conn()?.streams().accept(Dir::Uni).map(u64::from)
+    }
+
     fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, StreamError> {
         let id = stream(id)?;
         let conn = self.conn().ok_or(other("no connection"))?;

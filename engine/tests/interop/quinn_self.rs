@@ -13,3 +13,10 @@ fn retry() {
 fn nat_rebinding() {
     crate::cases_path::nat_rebinding(crate::setup::quinn_quinn);
 }
+
+#[test]
+fn resumption() {
+    // A ~4 KB certificate chain, so that a full handshake is unmistakable on the wire.
+    let setup = crate::setup::Setup { cert_names: 100, ..crate::setup::Setup::new(50) };
+    crate::cases_streams::resumption(crate::setup::quinn_quinn_resumable(&setup));
+}

@@ -50,6 +50,8 @@ pub struct Setup {
     pub retry: bool,
     /// The QUIC version a Peregrine client starts with (default v1).
     pub client_version: u32,
+    /// Extra DNS names on the server's certificate (0: a small chain of ~1 KB).
+    pub cert_names: usize,
 }
 
 impl Setup {
@@ -65,6 +67,7 @@ impl Setup {
             tight: false,
             retry: false,
             client_version: peregrine_engine::version::V1,
+            cert_names: 0,
         }
     }
 
@@ -81,7 +84,7 @@ impl Setup {
 
     /// The server's PKI and the CA the client trusts.
     pub fn pki(&self) -> (Pki, rustls::pki_types::CertificateDer<'static>) {
-        let pki = Pki::generate();
+        let pki = Pki::generate_with(self.cert_names);
         let root = if self.trusted { pki.ca.clone() } else { Pki::generate().ca };
         (pki, root)
     }
@@ -182,4 +185,81 @@ pub fn quinn_peregrine(setup: &Setup) -> (Pair<QuinnPeer, PeregrinePeer>, KeyLog
     let client = QuinnPeer::client(c, s, client_cfg, net.now());
     let server = PeregrinePeer::server(s, server_cfg);
     (Pair::new(net, client, server, setup.link.clone()), keylog)
+}
+
+/// Builds pairs whose connections share TLS state (session caches, ticket keys) across calls.
+pub type Factory<C, S> = Box<dyn FnMut(u64) -> Pair<C, S>>;
+
+/// Peregrine clients against quinn-proto servers sharing one configuration each: the second
+/// connection can resume the first one's session.
+pub fn peregrine_quinn_resumable(setup: &Setup) -> Factory<PeregrinePeer, QuinnPeer> {
+    let (pki, root) = setup.pki();
+    let server_cfg =
+        certs::quinn_server(&pki, ALPN, &KeyLog::default(), setup.quinn_transport(true));
+    let tls = TlsClientConfig::builder()
+        .add_root_certificate(root)
+        .expect("CA root")
+        .alpn_protocols([setup.client_alpn])
+        .build()
+        .expect("Peregrine TLS client config");
+    let mut client_cfg = ClientConfig::new(Arc::new(tls));
+    client_cfg.transport = setup.peregrine_transport(false);
+    let link = setup.link.clone();
+    Box::new(move |seed| {
+        let net = SimNetwork::new(seed);
+        let (c, s) = Setup::addrs();
+        let mut cfg = client_cfg.clone();
+        cfg.transport = cfg.transport.with_rng_seed(seed);
+        let client = PeregrinePeer::client(c, s, &cfg, net.now());
+        let server = QuinnPeer::server(s, server_cfg.clone(), false);
+        Pair::new(net, client, server, link.clone())
+    })
+}
+
+/// quinn-proto clients against Peregrine servers sharing one configuration each.
+pub fn quinn_peregrine_resumable(setup: &Setup) -> Factory<QuinnPeer, PeregrinePeer> {
+    let (pki, root) = setup.pki();
+    let client_cfg = certs::quinn_client(
+        &root,
+        setup.client_alpn,
+        &KeyLog::default(),
+        setup.quinn_transport(false),
+    );
+    let tls = TlsServerConfig::builder(pki.chain.clone(), pki.key_der())
+        .alpn_protocols([ALPN])
+        .build()
+        .expect("Peregrine TLS server config");
+    let mut server_cfg = ServerConfig::new(Arc::new(tls));
+    server_cfg.transport = setup.peregrine_transport(true);
+    let link = setup.link.clone();
+    Box::new(move |seed| {
+        let net = SimNetwork::new(seed);
+        let (c, s) = Setup::addrs();
+        let client = QuinnPeer::client(c, s, client_cfg.clone(), net.now());
+        let mut cfg = server_cfg.clone();
+        cfg.transport = cfg.transport.with_rng_seed(seed ^ 1);
+        let server = PeregrinePeer::server(s, cfg);
+        Pair::new(net, client, server, link.clone())
+    })
+}
+
+/// quinn-proto on both sides, sharing configurations (the self-check of the resumption case).
+pub fn quinn_quinn_resumable(setup: &Setup) -> Factory<QuinnPeer, QuinnPeer> {
+    let (pki, root) = setup.pki();
+    let server_cfg =
+        certs::quinn_server(&pki, ALPN, &KeyLog::default(), setup.quinn_transport(true));
+    let client_cfg = certs::quinn_client(
+        &root,
+        setup.client_alpn,
+        &KeyLog::default(),
+        setup.quinn_transport(false),
+    );
+    let link = setup.link.clone();
+    Box::new(move |seed| {
+        let net = SimNetwork::new(seed);
+        let (c, s) = Setup::addrs();
+        let client = QuinnPeer::client(c, s, client_cfg.clone(), net.now());
+        let server = QuinnPeer::server(s, server_cfg.clone(), false);
+        Pair::new(net, client, server, link.clone())
+    })
 }

@@ -34,6 +34,8 @@ struct Direction {
     unparsed: usize,
     /// Retry packets.
     retries: usize,
+    /// Bytes of Handshake packets (long header type 2).
+    handshake_bytes: usize,
     /// Transmit calls, and the ECN codepoint of the last one.
     transmits: usize,
     last_ecn: Ecn,
@@ -102,6 +104,9 @@ impl Tap {
             if end > d.len() {
                 return;
             }
+            if ty == 2 {
+                self.dirs[dir].handshake_bytes += end;
+            }
             d = &d[end..];
         }
     }
@@ -119,6 +124,11 @@ impl Tap {
     /// The ECN codepoint each side set on its last transmit (client, server).
     pub fn last_ecn(&self) -> (Ecn, Ecn) {
         (self.dirs[0].last_ecn, self.dirs[1].last_ecn)
+    }
+
+    /// Bytes of Handshake packets sent by the client and by the server.
+    pub fn handshake_bytes(&self) -> (usize, usize) {
+        (self.dirs[0].handshake_bytes, self.dirs[1].handshake_bytes)
     }
 
     /// Retry packets sent by the server.
