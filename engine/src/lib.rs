@@ -14,6 +14,8 @@
 //!   stream limits and the send scheduler (RFC 9000 §2-§4).
 //! - [`recovery`], [`congestion`]: RTT estimation, ACK tracking, loss detection, PTO and ECN
 //!   validation (RFC 9002 §5-6); NewReno, CUBIC with HyStart++, and pacing (RFC 9002 §7).
+//! - [`connection`]: the connection state machine (RFC 9000/9001/9002) tying them together,
+//!   sans-IO and quinn-proto shaped: `handle_datagram`, `poll_transmit`, timers, events.
 //! - [`endpoint`]: the per-worker packet router: QUIC-LB connection IDs, routing to connection
 //!   handles, Version Negotiation, Retry and address validation tokens, stateless resets.
 //! - [`scheduler`]: the per-worker send scheduler (fair round-robin GSO batches) and the

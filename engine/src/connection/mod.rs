@@ -10,6 +10,16 @@
 //! - stream calls ([`Connection::open`], [`Connection::write`], [`Connection::read`], ...)
 //!   delegate to [`crate::streams::Streams`].
 //!
+//! `poll_transmit` needs an output buffer of at least 1200 bytes (one full datagram; a GSO
+//! train needs `max_datagrams` times the datagram size). `handle_datagram` takes the datagram's
+//! source address: a server follows a change of it after the handshake is confirmed (NAT
+//! rebinding, RFC 9000 §9.3) and validates the new path.
+//!
+//! Not implemented (yet): 0-RTT, DATAGRAM frames, client-initiated migration and
+//! preferred_address, path MTU probing (only a fall back to 1200 bytes when large datagrams
+//! vanish), resetting the RTT estimator on migration, compatible version negotiation
+//! (RFC 9368; a Version Negotiation packet without our version ends the attempt), the spin bit.
+//!
 //! Every entry point takes `now`; nothing reads the clock. The rules live in the submodules:
 //! `handshake` (TLS, keys, transport parameters, Retry, Version Negotiation), `recv` (datagram →
 //! packets → frames), `send` (packet assembly, coalescing, padding, GSO, congestion and
