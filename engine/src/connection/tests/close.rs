@@ -320,3 +320,28 @@ fn initial_incoming(d: &[u8]) -> crate::connection::Incoming {
         _ => panic!("not a long header"),
     }
 }
+
+//= https://www.rfc-editor.org/rfc/rfc9000#section-18.2
+//= type=test
+//# Values above 20 are invalid.
+#[test]
+fn invalid_transport_parameters_close_with_transport_parameter_error() {
+    // A client that advertises ack_delay_exponent 21: the server rejects its parameters.
+    let mut client = TransportConfig::default().with_rng_seed(31);
+    client.ack_delay_exponent = 21;
+    let mut p = Pair::new(PairConfig { client, ..PairConfig::default() });
+    assert!(!p.handshake());
+    match p.server.as_ref().unwrap().error() {
+        Some(ConnectionError::TransportError { code, .. }) => {
+            assert_eq!(*code, TransportErrorCode::TRANSPORT_PARAMETER_ERROR)
+        }
+        other => panic!("{other:?}"),
+    }
+    match p.client.error() {
+        Some(ConnectionError::PeerTransportClose { code, .. }) => {
+            assert_eq!(*code, TransportErrorCode::TRANSPORT_PARAMETER_ERROR)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(p.client_events.iter().any(|e| matches!(e, Event::HandshakeFailed { .. })));
+}
