@@ -1,6 +1,8 @@
 //! `peregrine datapath-bench`: raw UDP loopback throughput through the datapath, GSO/GRO on/off.
 
-use peregrine_benches::{udp_loopback_throughput, LoopbackBenchConfig, LoopbackBenchResult};
+use peregrine_benches::{
+    udp_loopback_throughput, Backend, LoopbackBenchConfig, LoopbackBenchResult,
+};
 use std::time::Duration;
 
 /// Arguments of `peregrine datapath-bench`.
@@ -18,6 +20,10 @@ pub struct Args {
     /// Which cases to run: all, gso-gro, gso, none.
     #[arg(long, default_value = "all")]
     mode: String,
+    /// Datapath on both sides: udp (sendmmsg/recvmmsg), uring (io_uring), uring-zc (io_uring
+    /// with zero-copy transmit).
+    #[arg(long, default_value = "udp")]
+    backend: String,
     /// Use ::1 instead of 127.0.0.1.
     #[arg(long)]
     ipv6: bool,
@@ -48,9 +54,14 @@ pub fn run(args: &Args) -> Result<(), String> {
         "none" => &[("none", false, false)],
         other => return Err(format!("--mode must be all, gso-gro, gso or none, got '{other}'")),
     };
+    let backend: Backend = args
+        .backend
+        .parse()
+        .map_err(|_| format!("--backend must be udp, uring or uring-zc, got '{}'", args.backend))?;
     if !args.json {
         println!(
-            "peregrine datapath-bench: {} B UDP payloads over {}, up to {} datagrams or {:.1} s per case",
+            "peregrine datapath-bench: {} backend, {} B UDP payloads over {}, up to {} datagrams or {:.1} s per case",
+            backend.name(),
             args.payload,
             if args.ipv6 { "::1" } else { "127.0.0.1" },
             args.datagrams,
@@ -66,6 +77,8 @@ pub fn run(args: &Args) -> Result<(), String> {
             datagrams: args.datagrams,
             duration: Duration::from_secs_f64(args.duration),
             ipv6: args.ipv6,
+            tx_backend: backend,
+            rx_backend: backend,
             ..LoopbackBenchConfig::default()
         };
         let r = udp_loopback_throughput(&cfg).map_err(|e| format!("case {name}: {e}"))?;
@@ -114,6 +127,7 @@ fn print_case(name: &str, r: &LoopbackBenchResult) {
 fn to_json(name: &str, r: &LoopbackBenchResult) -> serde_json::Value {
     serde_json::json!({
         "case": name,
+        "backend": r.config.tx_backend.name(),
         "payload": r.config.payload,
         "gso": r.tx_caps.gso,
         "gro": r.rx_caps.gro,

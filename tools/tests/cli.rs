@@ -28,6 +28,31 @@ fn datapath_bench_json_reports_every_case() {
 }
 
 #[test]
+fn datapath_bench_uring_backend() {
+    let out = peregrine(&[
+        "datapath-bench",
+        "--backend",
+        "uring",
+        "--mode",
+        "gso-gro",
+        "--datagrams",
+        "3000",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("io_uring unavailable") {
+        println!("skipping: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "stderr: {stderr}");
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(c["backend"], "uring");
+    let (sent, received) = (c["sent"].as_u64().unwrap(), c["received"].as_u64().unwrap());
+    assert!(received > 0 && received + c["lost"].as_u64().unwrap() == sent, "{c}");
+    assert_eq!(c["corrupt"].as_u64(), Some(0), "{c}");
+}
+
+#[test]
 fn bad_arguments_give_one_line_and_nonzero_exit() {
     for args in [
         &["datapath-bench", "--mode", "fast"][..],
@@ -37,6 +62,7 @@ fn bad_arguments_give_one_line_and_nonzero_exit() {
         &["datapath-bench", "--datagrams", "0"],
         &["datapath-bench", "--datagrams", "many"],
         &["datapath-bench", "--bogus"],
+        &["datapath-bench", "--backend", "dpdk"],
         &["no-such-command"],
     ] {
         let out = peregrine(args);
