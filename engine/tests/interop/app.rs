@@ -31,6 +31,8 @@ pub enum Ended {
     TimedOut,
     /// The server offered no version we speak (Version Negotiation).
     VersionMismatch,
+    /// A stateless reset arrived.
+    Reset,
     /// This side's application closed it.
     LocallyClosed,
     /// Anything else (stateless reset, version mismatch, ...), described.

@@ -227,6 +227,10 @@ macro_rules! interop_cases {
             crate::cases_streams::many_small_streams($build);
         }
         #[test]
+        fn seed_sweep() {
+            crate::cases_more::seed_sweep($build);
+        }
+        #[test]
         fn large_certificate_chain() {
             crate::cases_streams::large_certificate_chain($build);
         }

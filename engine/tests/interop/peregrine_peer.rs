@@ -194,7 +194,10 @@ impl Peer for PeregrinePeer {
             ConnectionError::TransportError { code, .. } => Ended::LocalTransport { code: code.0 },
             ConnectionError::TimedOut => Ended::TimedOut,
             ConnectionError::VersionMismatch { .. } => Ended::VersionMismatch,
+            ConnectionError::Reset => Ended::Reset,
             ConnectionError::LocallyClosed { .. } => Ended::LocallyClosed,
+            // Every variant is mapped today; a future one still has a description.
+            #[allow(unreachable_patterns)]
             other => Ended::Other(other.to_string()),
         })
     }

@@ -235,6 +235,7 @@ impl Peer for QuinnPeer {
             ConnectionError::TransportError(e) => Ended::LocalTransport { code: e.code.into() },
             ConnectionError::TimedOut => Ended::TimedOut,
             ConnectionError::VersionMismatch => Ended::VersionMismatch,
+            ConnectionError::Reset => Ended::Reset,
             ConnectionError::LocallyClosed => Ended::LocallyClosed,
             other => Ended::Other(other.to_string()),
         })
