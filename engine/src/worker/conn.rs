@@ -529,7 +529,12 @@ impl<Q: Queue> Worker<Q> {
             st.shared.mail.with(|m| m.stats = stats);
             if connected_now && st.conn.side() == crate::crypto::Side::Server {
                 let shared = st.shared.clone();
-                self.ctx.incoming.update(|q| q.queue.push_back(shared));
+                self.ctx.incoming.update(|q| {
+                    // After shutdown began, accept yields nothing more.
+                    if !q.closed {
+                        q.queue.push_back(shared);
+                    }
+                });
             }
             for e in eps {
                 match e {
