@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use peregrine_datapath::sim::{LinkConfig, SimNetwork, SimQueue, SimQueueConfig};
-use peregrine_datapath::{Queue, RxBatch, TxBatch, TxMeta};
+use peregrine_datapath::{Queue, RxBatch, TxBatch, TxBuffer, TxMeta};
 use peregrine_engine::connection::{
     ClientConfig, Connection, Event, Incoming, RandomCidGenerator, ServerConfig, TransportConfig,
 };
@@ -100,8 +100,14 @@ struct BenchPair {
     sq: SimQueue,
     server_addr: SocketAddr,
     server_cfg: ServerConfig,
-    rx: RxBatch,
-    scratch: Vec<u8>,
+    /// One receive batch per port: a batch recycles its buffers into the pool of the port it
+    /// receives from next, so sharing one between ports would free and reallocate them.
+    crx: RxBatch,
+    srx: RxBatch,
+    /// A transmit buffer taken but not filled, kept for the next flush (a buffer dropped
+    /// instead of sent is freed, and a new one is zero-filled).
+    ctx_spare: Option<TxBuffer>,
+    stx_spare: Option<TxBuffer>,
     stream: Option<StreamId>,
     read_buf: Vec<u8>,
     received: u64,
@@ -142,8 +148,10 @@ impl BenchPair {
             sq,
             server_addr: sa,
             server_cfg,
-            rx: RxBatch::new(64),
-            scratch: vec![0u8; 65_536],
+            crx: RxBatch::new(64),
+            srx: RxBatch::new(64),
+            ctx_spare: None,
+            stx_spare: None,
             stream: None,
             read_buf: vec![0u8; 256 * 1024],
             received: 0,
@@ -153,8 +161,8 @@ impl BenchPair {
 
     fn step(&mut self) {
         let now = self.net.now();
-        self.cq.recv(&mut self.rx).unwrap();
-        for d in self.rx.iter_mut() {
+        self.cq.recv(&mut self.crx).unwrap();
+        for d in self.crx.iter_mut() {
             let src = d.meta.src;
             let ecn = d.meta.ecn;
             for seg in d.segments_mut() {
@@ -163,8 +171,8 @@ impl BenchPair {
                 self.split.recv += allocs() - a;
             }
         }
-        self.sq.recv(&mut self.rx).unwrap();
-        for d in self.rx.iter_mut() {
+        self.sq.recv(&mut self.srx).unwrap();
+        for d in self.srx.iter_mut() {
             let src = d.meta.src;
             let ecn = d.meta.ecn;
             for seg in d.segments_mut() {
@@ -203,9 +211,9 @@ impl BenchPair {
                 c.handle_timeout(now);
             }
         }
-        self.split.send += flush(&mut self.client, &mut self.cq, now);
+        self.split.send += flush(&mut self.client, &mut self.cq, &mut self.ctx_spare, now);
         if let Some(s) = self.server.as_mut() {
-            self.split.send += flush(s, &mut self.sq, now);
+            self.split.send += flush(s, &mut self.sq, &mut self.stx_spare, now);
         }
         // Application: the client keeps the stream full, the server reads everything.
         if let Some(id) = self.stream {
@@ -242,7 +250,6 @@ impl BenchPair {
                 self.net.advance_to(t);
             }
         }
-        let _ = &self.scratch;
         let _ = self.server_addr;
     }
 
@@ -275,15 +282,23 @@ impl BenchPair {
 }
 
 /// Sends everything `conn` has; returns the allocations made inside `poll_transmit`.
-fn flush(conn: &mut Connection, q: &mut SimQueue, now: Instant) -> u64 {
+fn flush(
+    conn: &mut Connection,
+    q: &mut SimQueue,
+    spare: &mut Option<TxBuffer>,
+    now: Instant,
+) -> u64 {
     let mut counted = 0;
     let mut batch = TxBatch::new();
     for _ in 0..4096 {
-        let Some(mut tx) = q.alloc_tx() else { break };
+        let Some(mut tx) = spare.take().or_else(|| q.alloc_tx()) else { break };
         let a = allocs();
         let t = conn.poll_transmit(now, tx.spare(), 32);
         counted += allocs() - a;
-        let Some(t) = t else { break };
+        let Some(t) = t else {
+            *spare = Some(tx);
+            break;
+        };
         tx.advance(t.len);
         tx.meta = TxMeta { dst: t.dst, src_ip: None, ecn: t.ecn, segment_size: t.segment_size };
         batch.push(tx);

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use peregrine_datapath::sim::{LinkConfig, SimNetwork, SimQueue, SimQueueConfig};
-use peregrine_datapath::{Queue, RxBatch, TxBatch, TxMeta};
+use peregrine_datapath::{Queue, RxBatch, TxBatch, TxBuffer, TxMeta};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::cid::ConnectionId;
@@ -127,7 +127,11 @@ pub struct Pair {
     server_cfg: ServerConfig,
     mode: ServerMode,
     gso: usize,
-    rx: RxBatch,
+    /// One receive batch per port (a batch recycles into the pool of the port it reads next).
+    crx: RxBatch,
+    srx: RxBatch,
+    /// Transmit buffers taken but not filled, kept for the next flush.
+    spares: (Option<TxBuffer>, Option<TxBuffer>),
     /// Retry packets the harness's server sent.
     pub retries_sent: u64,
     /// Steps run.
@@ -181,7 +185,9 @@ impl Pair {
             server_cfg,
             mode: cfg.mode,
             gso: cfg.gso_segments,
-            rx: RxBatch::new(64),
+            crx: RxBatch::new(64),
+            srx: RxBatch::new(64),
+            spares: (None, None),
             retries_sent: 0,
             steps: 0,
             client_events: Vec::new(),
@@ -277,16 +283,16 @@ impl Pair {
         self.steps += 1;
         let now = self.net.now();
         // Arrivals.
-        self.cq.recv(&mut self.rx).unwrap();
-        for d in self.rx.iter_mut() {
+        self.cq.recv(&mut self.crx).unwrap();
+        for d in self.crx.iter_mut() {
             let (src, ecn) = (d.meta.src, d.meta.ecn);
             for seg in d.segments_mut() {
                 self.client.handle_datagram(now, src, ecn, seg);
             }
         }
-        self.sq.recv(&mut self.rx).unwrap();
+        self.sq.recv(&mut self.srx).unwrap();
         let mut arrivals: Vec<(SocketAddr, peregrine_datapath::Ecn, Vec<u8>)> = Vec::new();
-        for d in self.rx.iter_mut() {
+        for d in self.srx.iter_mut() {
             let (src, ecn) = (d.meta.src, d.meta.ecn);
             for seg in d.segments_mut() {
                 if let Some(s) = self.server.as_mut() {
@@ -314,9 +320,10 @@ impl Pair {
             }
         }
         // Transmits.
-        self.datagrams.0 += flush(&mut self.client, &mut self.cq, now, self.gso);
+        self.datagrams.0 +=
+            flush(&mut self.client, &mut self.cq, &mut self.spares.0, now, self.gso);
         if let Some(s) = self.server.as_mut() {
-            self.datagrams.1 += flush(s, &mut self.sq, now, self.gso);
+            self.datagrams.1 += flush(s, &mut self.sq, &mut self.spares.1, now, self.gso);
         }
         // Events.
         while let Some(e) = self.client.poll_event() {
@@ -397,13 +404,23 @@ impl Pair {
 }
 
 /// Sends everything `conn` has (GSO trains of up to `gso` datagrams); returns datagrams sent.
-fn flush(conn: &mut Connection, q: &mut SimQueue, now: Instant, gso: usize) -> u64 {
+fn flush(
+    conn: &mut Connection,
+    q: &mut SimQueue,
+    spare: &mut Option<TxBuffer>,
+    now: Instant,
+    gso: usize,
+) -> u64 {
     let mut sent = 0;
     let mut batch = TxBatch::new();
     // Bounded: each transmit is at least one datagram and the congestion window is finite.
     for _ in 0..4096 {
-        let Some(mut tx) = q.alloc_tx() else { break };
-        let Some(t) = conn.poll_transmit(now, tx.spare(), gso) else { break };
+        let Some(mut tx) = spare.take().or_else(|| q.alloc_tx()) else { break };
+        let Some(t) = conn.poll_transmit(now, tx.spare(), gso) else {
+            // An unused buffer dropped would be freed; keep it for the next flush.
+            *spare = Some(tx);
+            break;
+        };
         tx.advance(t.len);
         tx.meta = TxMeta { dst: t.dst, src_ip: None, ecn: t.ecn, segment_size: t.segment_size };
         sent += t.datagrams as u64;
