@@ -4,6 +4,8 @@
 //!   thread ([`udp_loopback_throughput`]), each side on the UDP or the io_uring backend
 //!   ([`Backend`]).
 
+#![forbid(unsafe_code)]
+
 pub mod udp_loopback;
 
 pub use udp_loopback::{

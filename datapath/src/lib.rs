@@ -32,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alloc_count;
 pub mod buffer;
 pub mod sim;
 pub mod udp;
