@@ -4,6 +4,10 @@
 //! `client` arrive with the runtime. Every user error ends in a one-line message on stderr and
 //! a non-zero exit code, never a panic.
 
+#![forbid(unsafe_code)]
+
+mod config;
+mod config_cmd;
 mod datapath_bench;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +25,8 @@ struct Cli {
 enum Command {
     /// Raw UDP datapath throughput over loopback, with and without GSO/GRO (no QUIC).
     DatapathBench(datapath_bench::Args),
+    /// Validate settings from --config FILE and flags; --print shows the effective TOML.
+    Config(config_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +36,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::DatapathBench(args) => datapath_bench::run(&args),
+        Command::Config(args) => config_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

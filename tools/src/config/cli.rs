@@ -1,0 +1,132 @@
+//! The settings as command-line flags: `--config FILE` plus one flag per key of [`Settings`].
+//!
+//! One field per entry of [`super::KEYS`]; the `every_key_is_a_flag` test checks they agree.
+
+use super::Settings;
+use std::path::PathBuf;
+
+/// `--config FILE` and one flag per setting; flatten into any command that runs an endpoint.
+/// Values are kept as text so that [`Settings::set`] validates flags and file keys alike.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ConfigArgs {
+    /// Read settings from this TOML file (same key names as the flags); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Datapath: udp, uring or xdp [default: udp].
+    #[arg(long = "datapath", value_name = "KIND", allow_hyphen_values = true)]
+    pub datapath: Option<String>,
+    /// Network interface for the xdp datapath.
+    #[arg(long = "interface", value_name = "IF", allow_hyphen_values = true)]
+    pub interface: Option<String>,
+    /// NIC queues to bind, e.g. 0-3 [default: one per worker].
+    #[arg(long = "queues", value_name = "LIST", allow_hyphen_values = true)]
+    pub queues: Option<String>,
+    /// Worker threads, 1..=1024 [default: 1].
+    #[arg(long = "workers", value_name = "N", allow_hyphen_values = true)]
+    pub workers: Option<String>,
+    /// CPU cores to pin workers to, e.g. 0-3,6 [default: no pinning].
+    #[arg(long = "cores", value_name = "LIST", allow_hyphen_values = true)]
+    pub cores: Option<String>,
+    /// Datagrams per receive call, 1..=1024 [default: 32].
+    #[arg(long = "rx-batch", value_name = "N", allow_hyphen_values = true)]
+    pub rx_batch: Option<String>,
+    /// Datagrams per transmit call, 1..=1024 [default: 32].
+    #[arg(long = "tx-batch", value_name = "N", allow_hyphen_values = true)]
+    pub tx_batch: Option<String>,
+    /// Busy-poll window of an idle worker in µs, 0..=1000000 [default: 0].
+    #[arg(long = "busy-poll-us", value_name = "US", allow_hyphen_values = true)]
+    pub busy_poll_us: Option<String>,
+    /// Congestion controller: newreno or cubic [default: cubic].
+    #[arg(long = "congestion", value_name = "NAME", allow_hyphen_values = true)]
+    pub congestion: Option<String>,
+    /// Initial congestion window, 2400..=16M [default: 14720].
+    #[arg(long = "initial-window", value_name = "BYTES", allow_hyphen_values = true)]
+    pub initial_window: Option<String>,
+    /// Pacing [default: on].
+    #[arg(long = "pacing", value_name = "on|off", allow_hyphen_values = true)]
+    pub pacing: Option<String>,
+    /// Segmentation offload on transmit [default: on].
+    #[arg(long = "gso", value_name = "on|off", allow_hyphen_values = true)]
+    pub gso: Option<String>,
+    /// Receive coalescing [default: on].
+    #[arg(long = "gro", value_name = "on|off", allow_hyphen_values = true)]
+    pub gro: Option<String>,
+    /// Maximum UDP payload, 1200..=65527 [default: 1452].
+    #[arg(long = "mtu", value_name = "BYTES", allow_hyphen_values = true)]
+    pub mtu: Option<String>,
+    /// Per-stream flow-control window, 1K..=1G, suffixes K/M/G [default: 1M].
+    #[arg(long = "stream-window", value_name = "BYTES", allow_hyphen_values = true)]
+    pub stream_window: Option<String>,
+    /// Connection flow-control window, 1K..=16G [default: 16M].
+    #[arg(long = "connection-window", value_name = "BYTES", allow_hyphen_values = true)]
+    pub connection_window: Option<String>,
+    /// Concurrent bidirectional streams the peer may open [default: 100].
+    #[arg(long = "max-bidi-streams", value_name = "N", allow_hyphen_values = true)]
+    pub max_bidi_streams: Option<String>,
+    /// Concurrent unidirectional streams the peer may open [default: 100].
+    #[arg(long = "max-uni-streams", value_name = "N", allow_hyphen_values = true)]
+    pub max_uni_streams: Option<String>,
+    /// Idle timeout, e.g. 30s or 500ms, 1ms..=1h [default: 30s].
+    #[arg(long = "idle-timeout", value_name = "DURATION", allow_hyphen_values = true)]
+    pub idle_timeout: Option<String>,
+    /// AF_XDP ring / io_uring entries, power of two 64..=32768 [default: 4096].
+    #[arg(long = "ring-size", value_name = "N", allow_hyphen_values = true)]
+    pub ring_size: Option<String>,
+    /// XDP attach mode: auto, native or generic [default: auto].
+    #[arg(long = "xdp-mode", value_name = "MODE", allow_hyphen_values = true)]
+    pub xdp_mode: Option<String>,
+    /// Write TLS secrets to FILE (NSS key log format).
+    #[arg(long = "keylog-file", value_name = "FILE", allow_hyphen_values = true)]
+    pub keylog_file: Option<String>,
+    /// Write qlog files to DIR.
+    #[arg(long = "qlog-dir", value_name = "DIR", allow_hyphen_values = true)]
+    pub qlog_dir: Option<String>,
+    /// Serve Prometheus metrics on ADDR, e.g. 127.0.0.1:9100.
+    #[arg(long = "metrics-addr", value_name = "ADDR", allow_hyphen_values = true)]
+    pub metrics_addr: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The flags that were given, as `(key, value)` pairs in key order.
+    pub fn given(&self) -> Vec<(&'static str, &str)> {
+        let all: [(&'static str, &Option<String>); super::KEYS.len()] = [
+            ("datapath", &self.datapath),
+            ("interface", &self.interface),
+            ("queues", &self.queues),
+            ("workers", &self.workers),
+            ("cores", &self.cores),
+            ("rx-batch", &self.rx_batch),
+            ("tx-batch", &self.tx_batch),
+            ("busy-poll-us", &self.busy_poll_us),
+            ("congestion", &self.congestion),
+            ("initial-window", &self.initial_window),
+            ("pacing", &self.pacing),
+            ("gso", &self.gso),
+            ("gro", &self.gro),
+            ("mtu", &self.mtu),
+            ("stream-window", &self.stream_window),
+            ("connection-window", &self.connection_window),
+            ("max-bidi-streams", &self.max_bidi_streams),
+            ("max-uni-streams", &self.max_uni_streams),
+            ("idle-timeout", &self.idle_timeout),
+            ("ring-size", &self.ring_size),
+            ("xdp-mode", &self.xdp_mode),
+            ("keylog-file", &self.keylog_file),
+            ("qlog-dir", &self.qlog_dir),
+            ("metrics-addr", &self.metrics_addr),
+        ];
+        all.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))).collect()
+    }
+
+    /// Defaults, then the config file (if any), then the flags.
+    pub fn resolve(&self) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        if let Some(path) = &self.config {
+            s.apply_file(path)?;
+        }
+        for (key, value) in self.given() {
+            s.set(key, value).map_err(|e| format!("--{e}"))?;
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,436 @@
+//! Every tuning knob of the endpoint as one typed, validated [`Settings`] struct.
+//!
+//! The same kebab-case names work as command-line flags (`--rx-batch 64`) and as keys of a TOML
+//! file (`rx-batch = 64`, loaded with `--config FILE`); flags override the file. Every value goes
+//! through [`Settings::set`], so both sources are validated by the same code, and an error names
+//! the key, the bad value and the allowed range on one line. [`Settings::to_toml`] prints the
+//! effective settings in a form `--config` reads back unchanged.
+
+mod cli;
+mod values;
+
+pub use cli::ConfigArgs;
+pub use values::{
+    format_duration, format_list, format_size, parse_duration, parse_list, parse_size,
+};
+
+use peregrine_engine::congestion::Algorithm;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which datapath the workers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Datapath {
+    /// Kernel UDP sockets with `sendmmsg`/`recvmmsg`, GSO and GRO.
+    Udp,
+    /// Kernel UDP sockets driven through io_uring.
+    Uring,
+    /// AF_XDP sockets bound to NIC queues (kernel bypass).
+    Xdp,
+}
+
+/// How an XDP program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Native (driver) mode when the driver supports it, generic otherwise.
+    Auto,
+    /// Driver mode only; fails when the driver has no XDP support.
+    Native,
+    /// Generic (skb) mode: works everywhere, slower.
+    Generic,
+}
+
+/// Default [`Settings::workers`].
+pub const DEFAULT_WORKERS: u32 = 1;
+/// Largest [`Settings::workers`].
+pub const MAX_WORKERS: u32 = 1024;
+/// Largest CPU core number accepted in [`Settings::cores`].
+pub const MAX_CORE: u32 = 4095;
+/// Largest NIC queue number accepted in [`Settings::queues`].
+pub const MAX_QUEUE: u32 = 4095;
+/// Default receive and transmit batch size (datagrams per system call or ring pass).
+pub const DEFAULT_BATCH: u32 = 32;
+/// Largest batch size (the datapath's limit).
+pub const MAX_BATCH: u32 = 1024;
+/// Largest busy-poll window, in microseconds.
+pub const MAX_BUSY_POLL_US: u64 = 1_000_000;
+/// Default initial congestion window: RFC 9002's 14720 bytes.
+pub const DEFAULT_INITIAL_WINDOW: u64 = 14_720;
+/// Smallest and largest initial congestion window.
+pub const INITIAL_WINDOW_RANGE: (u64, u64) = (2_400, 16 << 20);
+/// Default maximum UDP payload size: fits a 1500-byte Ethernet MTU over IPv6.
+pub const DEFAULT_MTU: u32 = 1_452;
+/// Smallest maximum UDP payload QUIC allows (RFC 9000 section 14).
+pub const MIN_MTU: u32 = 1_200;
+/// Largest `max_udp_payload_size` QUIC allows (65535 minus the 8-byte UDP header); over IPv4
+/// the kernel carries at most 65507 bytes, so larger values only help over IPv6 jumbograms.
+pub const MAX_MTU: u32 = 65_527;
+/// Default per-stream flow-control window.
+pub const DEFAULT_STREAM_WINDOW: u64 = 1 << 20;
+/// Smallest and largest per-stream window.
+pub const STREAM_WINDOW_RANGE: (u64, u64) = (1 << 10, 1 << 30);
+/// Default connection flow-control window.
+pub const DEFAULT_CONNECTION_WINDOW: u64 = 16 << 20;
+/// Smallest and largest connection window.
+pub const CONNECTION_WINDOW_RANGE: (u64, u64) = (1 << 10, 16 << 30);
+/// Default number of concurrent streams the peer may open, per direction type.
+pub const DEFAULT_MAX_STREAMS: u64 = 100;
+/// Largest concurrent-stream limit accepted.
+pub const MAX_STREAMS: u64 = 1 << 20;
+/// Default idle timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest idle timeout.
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Default ring size (AF_XDP rings, io_uring queue depth).
+pub const DEFAULT_RING_SIZE: u32 = 4096;
+/// Smallest and largest ring size (a power of two).
+pub const RING_SIZE_RANGE: (u32, u32) = (64, 32_768);
+
+/// The effective settings of an endpoint. Built from [`Settings::default`], then a config file,
+/// then flags; each field's doc states its default and unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// `datapath`: udp, uring or xdp. Default udp (works everywhere; xdp is fastest).
+    pub datapath: Datapath,
+    /// `interface`: the NIC for the xdp datapath (and `tune`). Default none.
+    pub interface: Option<String>,
+    /// `queues`: NIC queue numbers to bind, e.g. `0-3`. Default empty: one per worker from 0.
+    pub queues: Vec<u32>,
+    /// `workers`: worker threads, 1..=1024. Default 1. Each owns its connections and queue.
+    pub workers: u32,
+    /// `cores`: CPU cores to pin workers to, e.g. `0-3,6`. Default empty: no pinning.
+    pub cores: Vec<u32>,
+    /// `rx-batch`: datagrams per receive call, 1..=1024. Default 32. Larger amortises system
+    /// calls at the cost of latency under light load.
+    pub rx_batch: u32,
+    /// `tx-batch`: datagrams per transmit call, 1..=1024. Default 32.
+    pub tx_batch: u32,
+    /// `busy-poll-us`: how long an idle worker spins before sleeping, in µs, 0..=1000000.
+    /// Default 0 (sleep at once). Spinning lowers latency and burns a core.
+    pub busy_poll_us: u64,
+    /// `congestion`: newreno or cubic. Default cubic.
+    pub congestion: Algorithm,
+    /// `initial-window`: initial congestion window in bytes, 2400..=16M. Default 14720.
+    pub initial_window: u64,
+    /// `pacing`: spread each window over the RTT. Default on.
+    pub pacing: bool,
+    /// `gso`: segmentation offload on transmit. Default on.
+    pub gso: bool,
+    /// `gro`: receive coalescing. Default on.
+    pub gro: bool,
+    /// `mtu`: maximum UDP payload in bytes, 1200..=65527. Default 1452.
+    pub mtu: u32,
+    /// `stream-window`: per-stream receive window in bytes, 1K..=1G. Default 1M. Memory per
+    /// stream at most this much.
+    pub stream_window: u64,
+    /// `connection-window`: per-connection receive window in bytes, 1K..=16G. Default 16M.
+    pub connection_window: u64,
+    /// `max-bidi-streams`: concurrent bidirectional streams the peer may open. Default 100.
+    pub max_bidi_streams: u64,
+    /// `max-uni-streams`: concurrent unidirectional streams the peer may open. Default 100.
+    pub max_uni_streams: u64,
+    /// `idle-timeout`: close a silent connection after this, 1ms..=1h. Default 30s.
+    pub idle_timeout: Duration,
+    /// `ring-size`: AF_XDP ring and io_uring queue entries, a power of two in 64..=32768.
+    /// Default 4096.
+    pub ring_size: u32,
+    /// `xdp-mode`: auto, native or generic. Default auto.
+    pub xdp_mode: XdpMode,
+    /// `keylog-file`: write TLS secrets here (NSS key log format). Default none.
+    pub keylog_file: Option<PathBuf>,
+    /// `qlog-dir`: write one qlog file per connection here. Default none.
+    pub qlog_dir: Option<PathBuf>,
+    /// `metrics-addr`: serve Prometheus metrics on this address. Default none.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            datapath: Datapath::Udp,
+            interface: None,
+            queues: Vec::new(),
+            workers: DEFAULT_WORKERS,
+            cores: Vec::new(),
+            rx_batch: DEFAULT_BATCH,
+            tx_batch: DEFAULT_BATCH,
+            busy_poll_us: 0,
+            congestion: Algorithm::default(),
+            initial_window: DEFAULT_INITIAL_WINDOW,
+            pacing: true,
+            gso: true,
+            gro: true,
+            mtu: DEFAULT_MTU,
+            stream_window: DEFAULT_STREAM_WINDOW,
+            connection_window: DEFAULT_CONNECTION_WINDOW,
+            max_bidi_streams: DEFAULT_MAX_STREAMS,
+            max_uni_streams: DEFAULT_MAX_STREAMS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            ring_size: DEFAULT_RING_SIZE,
+            xdp_mode: XdpMode::Auto,
+            keylog_file: None,
+            qlog_dir: None,
+            metrics_addr: None,
+        }
+    }
+}
+
+/// Every key, in the order they are printed.
+pub const KEYS: [&str; 24] = [
+    "datapath",
+    "interface",
+    "queues",
+    "workers",
+    "cores",
+    "rx-batch",
+    "tx-batch",
+    "busy-poll-us",
+    "congestion",
+    "initial-window",
+    "pacing",
+    "gso",
+    "gro",
+    "mtu",
+    "stream-window",
+    "connection-window",
+    "max-bidi-streams",
+    "max-uni-streams",
+    "idle-timeout",
+    "ring-size",
+    "xdp-mode",
+    "keylog-file",
+    "qlog-dir",
+    "metrics-addr",
+];
+
+fn ranged<T: PartialOrd + std::fmt::Display + Copy>(
+    v: T,
+    lo: T,
+    hi: T,
+    what: &str,
+) -> Result<T, String> {
+    if v < lo || v > hi {
+        Err(format!("{v} is outside {lo}..={hi}{what}"))
+    } else {
+        Ok(v)
+    }
+}
+
+fn int(s: &str) -> Result<u64, String> {
+    s.trim().parse::<u64>().map_err(|_| format!("'{s}' is not a non-negative integer"))
+}
+
+fn size_in(s: &str, (lo, hi): (u64, u64)) -> Result<u64, String> {
+    let v = parse_size(s)?;
+    if v < lo || v > hi {
+        return Err(format!("'{s}' is outside {}..={} bytes", format_size(lo), format_size(hi)));
+    }
+    Ok(v)
+}
+
+impl Settings {
+    /// Sets one knob by its kebab-case key from its text form, validating it. The error names
+    /// the key, the value and what is allowed, on one line.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        self.set_inner(key, value).map_err(|why| format!("{key}: {why}"))
+    }
+
+    fn set_inner(&mut self, key: &str, v: &str) -> Result<(), String> {
+        let u32_in = |lo: u32, hi: u32| -> Result<u32, String> {
+            let n = int(v)?;
+            let n = u32::try_from(n).map_err(|_| format!("{n} is outside {lo}..={hi}"))?;
+            ranged(n, lo, hi, "")
+        };
+        match key {
+            "datapath" => {
+                self.datapath = match v.trim() {
+                    "udp" => Datapath::Udp,
+                    "uring" => Datapath::Uring,
+                    "xdp" => Datapath::Xdp,
+                    _ => return Err(format!("'{v}' is not one of udp, uring, xdp")),
+                }
+            }
+            "interface" => {
+                let ok = !v.is_empty() && v.len() < 16 && !v.contains(['/', ' ', '\0']);
+                if !ok {
+                    return Err(format!("'{v}' is not an interface name (1..=15 bytes, no '/')"));
+                }
+                self.interface = Some(v.to_owned());
+            }
+            "queues" => self.queues = parse_list(v, MAX_QUEUE)?,
+            "workers" => self.workers = u32_in(1, MAX_WORKERS)?,
+            "cores" => self.cores = parse_list(v, MAX_CORE)?,
+            "rx-batch" => self.rx_batch = u32_in(1, MAX_BATCH)?,
+            "tx-batch" => self.tx_batch = u32_in(1, MAX_BATCH)?,
+            "busy-poll-us" => self.busy_poll_us = ranged(int(v)?, 0, MAX_BUSY_POLL_US, " µs")?,
+            "congestion" => {
+                self.congestion = v.trim().parse().map_err(|_| {
+                    format!("'{v}' is not a known congestion controller (newreno, cubic)")
+                })?
+            }
+            "initial-window" => self.initial_window = size_in(v, INITIAL_WINDOW_RANGE)?,
+            "pacing" => self.pacing = values::parse_switch(v)?,
+            "gso" => self.gso = values::parse_switch(v)?,
+            "gro" => self.gro = values::parse_switch(v)?,
+            "mtu" => self.mtu = u32_in(MIN_MTU, MAX_MTU)?,
+            "stream-window" => self.stream_window = size_in(v, STREAM_WINDOW_RANGE)?,
+            "connection-window" => self.connection_window = size_in(v, CONNECTION_WINDOW_RANGE)?,
+            "max-bidi-streams" => self.max_bidi_streams = ranged(int(v)?, 0, MAX_STREAMS, "")?,
+            "max-uni-streams" => self.max_uni_streams = ranged(int(v)?, 0, MAX_STREAMS, "")?,
+            "idle-timeout" => {
+                let d = parse_duration(v)?;
+                if d < Duration::from_millis(1) || d > MAX_IDLE_TIMEOUT {
+                    return Err(format!("'{v}' is outside 1ms..=1h"));
+                }
+                self.idle_timeout = d;
+            }
+            "ring-size" => {
+                let n = u32_in(RING_SIZE_RANGE.0, RING_SIZE_RANGE.1)?;
+                if !n.is_power_of_two() {
+                    return Err(format!("{n} is not a power of two (64, 128, ..., 32768)"));
+                }
+                self.ring_size = n;
+            }
+            "xdp-mode" => {
+                self.xdp_mode = match v.trim() {
+                    "auto" => XdpMode::Auto,
+                    "native" => XdpMode::Native,
+                    "generic" => XdpMode::Generic,
+                    _ => return Err(format!("'{v}' is not one of auto, native, generic")),
+                }
+            }
+            "keylog-file" => self.keylog_file = Some(non_empty_path(v)?),
+            "qlog-dir" => self.qlog_dir = Some(non_empty_path(v)?),
+            "metrics-addr" => {
+                self.metrics_addr = Some(v.trim().parse().map_err(|_| {
+                    format!("'{v}' is not an address with a port (e.g. 127.0.0.1:9100)")
+                })?)
+            }
+            _ => return Err(format!("unknown key (known: {})", KEYS.join(", "))),
+        }
+        Ok(())
+    }
+
+    /// Applies a TOML document: every key must be known (the error names the first that is
+    /// not), every value valid. `origin` names the file in errors.
+    pub fn apply_toml(&mut self, text: &str, origin: &str) -> Result<(), String> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" at line {line}")
+                })
+                .unwrap_or_default();
+            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("{origin}: invalid TOML{at}: {msg}")
+        })?;
+        for (key, value) in &table {
+            if !KEYS.contains(&key.as_str()) {
+                return Err(format!("{origin}: unknown key '{key}' (known: {})", KEYS.join(", ")));
+            }
+            let text = toml_value_text(value).ok_or_else(|| {
+                format!("{origin}: {key}: expected a string, integer, boolean or list of integers, got {}", value.type_str())
+            })?;
+            self.set(key, &text).map_err(|e| format!("{origin}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Reads and applies a TOML config file.
+    pub fn apply_file(&mut self, path: &std::path::Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        self.apply_toml(&text, &path.display().to_string())
+    }
+
+    /// The effective settings as a TOML document `--config` accepts (unset optional keys are
+    /// left out).
+    pub fn to_toml(&self) -> String {
+        use toml::Value;
+        let s = |x: &str| Value::String(x.to_owned());
+        let i = |x: u64| Value::Integer(i64::try_from(x).unwrap_or(i64::MAX));
+        let mut t = toml::Table::new();
+        t.insert(
+            "datapath".into(),
+            s(match self.datapath {
+                Datapath::Udp => "udp",
+                Datapath::Uring => "uring",
+                Datapath::Xdp => "xdp",
+            }),
+        );
+        if let Some(name) = &self.interface {
+            t.insert("interface".into(), s(name));
+        }
+        t.insert("queues".into(), s(&format_list(&self.queues)));
+        t.insert("workers".into(), i(self.workers.into()));
+        t.insert("cores".into(), s(&format_list(&self.cores)));
+        t.insert("rx-batch".into(), i(self.rx_batch.into()));
+        t.insert("tx-batch".into(), i(self.tx_batch.into()));
+        t.insert("busy-poll-us".into(), i(self.busy_poll_us));
+        t.insert("congestion".into(), s(self.congestion.name()));
+        t.insert("initial-window".into(), i(self.initial_window));
+        t.insert("pacing".into(), Value::Boolean(self.pacing));
+        t.insert("gso".into(), Value::Boolean(self.gso));
+        t.insert("gro".into(), Value::Boolean(self.gro));
+        t.insert("mtu".into(), i(self.mtu.into()));
+        t.insert("stream-window".into(), s(&format_size(self.stream_window)));
+        t.insert("connection-window".into(), s(&format_size(self.connection_window)));
+        t.insert("max-bidi-streams".into(), i(self.max_bidi_streams));
+        t.insert("max-uni-streams".into(), i(self.max_uni_streams));
+        t.insert("idle-timeout".into(), s(&format_duration(self.idle_timeout)));
+        t.insert("ring-size".into(), i(self.ring_size.into()));
+        t.insert(
+            "xdp-mode".into(),
+            s(match self.xdp_mode {
+                XdpMode::Auto => "auto",
+                XdpMode::Native => "native",
+                XdpMode::Generic => "generic",
+            }),
+        );
+        if let Some(p) = &self.keylog_file {
+            t.insert("keylog-file".into(), s(&p.to_string_lossy()));
+        }
+        if let Some(p) = &self.qlog_dir {
+            t.insert("qlog-dir".into(), s(&p.to_string_lossy()));
+        }
+        if let Some(a) = &self.metrics_addr {
+            t.insert("metrics-addr".into(), s(&a.to_string()));
+        }
+        // `toml::Table` keeps keys sorted; print in KEYS order so related knobs stay together.
+        let mut out = String::from("# peregrine settings (load with --config FILE)\n");
+        for key in KEYS {
+            if let Some(v) = t.get(key) {
+                out.push_str(&format!("{key} = {v}\n"));
+            }
+        }
+        out
+    }
+}
+
+fn non_empty_path(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        Err("the path is empty".into())
+    } else {
+        Ok(PathBuf::from(v))
+    }
+}
+
+/// The text form of a TOML value for [`Settings::set`]; `None` for tables, floats and dates.
+fn toml_value_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|x| x.as_integer().map(|n| n.to_string()))
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

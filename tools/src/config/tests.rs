@@ -1,0 +1,147 @@
+//! Unit tests of [`Settings`]: every key settable, validation errors, the TOML round trip.
+
+use super::*;
+
+fn example_values() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("datapath", "xdp"),
+        ("interface", "eth0"),
+        ("queues", "0-3"),
+        ("workers", "4"),
+        ("cores", "0-3,6"),
+        ("rx-batch", "64"),
+        ("tx-batch", "128"),
+        ("busy-poll-us", "50"),
+        ("congestion", "newreno"),
+        ("initial-window", "32K"),
+        ("pacing", "off"),
+        ("gso", "off"),
+        ("gro", "false"),
+        ("mtu", "9000"),
+        ("stream-window", "4M"),
+        ("connection-window", "1G"),
+        ("max-bidi-streams", "1000"),
+        ("max-uni-streams", "0"),
+        ("idle-timeout", "500ms"),
+        ("ring-size", "2048"),
+        ("xdp-mode", "native"),
+        ("keylog-file", "/tmp/keys.log"),
+        ("qlog-dir", "/tmp/qlog"),
+        ("metrics-addr", "127.0.0.1:9100"),
+    ]
+}
+
+#[test]
+fn every_key_changes_the_settings() {
+    let examples = example_values();
+    assert_eq!(examples.iter().map(|(k, _)| *k).collect::<Vec<_>>(), KEYS);
+    for (key, value) in examples {
+        let mut s = Settings::default();
+        s.set(key, value).unwrap();
+        assert_ne!(s, Settings::default(), "{key} = {value} changed nothing");
+    }
+}
+
+#[test]
+fn typed_values() {
+    let mut s = Settings::default();
+    for (k, v) in example_values() {
+        s.set(k, v).unwrap();
+    }
+    assert_eq!(s.datapath, Datapath::Xdp);
+    assert_eq!(s.cores, [0, 1, 2, 3, 6]);
+    assert_eq!(s.congestion, Algorithm::NewReno);
+    assert_eq!(s.initial_window, 32 << 10);
+    assert_eq!(s.connection_window, 1 << 30);
+    assert_eq!(s.idle_timeout, Duration::from_millis(500));
+    assert_eq!(s.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+    // Every spelling the engine's parser accepts is accepted here.
+    for name in ["reno", "new-reno", "new_reno", "NewReno", "CUBIC"] {
+        s.set("congestion", name).unwrap();
+    }
+}
+
+#[test]
+fn bad_values_name_key_value_and_range() {
+    for (key, value, needle) in [
+        ("workers", "0", "1..=1024"),
+        ("workers", "-1", "non-negative"),
+        ("mtu", "1199", "1200..=65527"),
+        ("mtu", "65528", "1200..=65527"),
+        ("stream-window", "0", "1K..=1G"),
+        ("stream-window", "2G", "1K..=1G"),
+        ("connection-window", "-5", "byte count"),
+        ("idle-timeout", "30", "no unit"),
+        ("idle-timeout", "2h", "unknown unit"),
+        ("idle-timeout", "0s", "1ms..=1h"),
+        ("cores", "3-1", "reversed"),
+        ("cores", "a", "list of numbers"),
+        ("congestion", "bbr", "newreno, cubic"),
+        ("ring-size", "1000", "power of two"),
+        ("datapath", "dpdk", "udp, uring, xdp"),
+        ("metrics-addr", "localhost", "with a port"),
+        ("no-such-key", "1", "unknown key"),
+    ] {
+        let err = Settings::default().set(key, value).unwrap_err();
+        assert!(err.starts_with(&format!("{key}: ")), "{err}");
+        assert!(err.contains(needle), "{key}={value}: {err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+}
+
+#[test]
+fn toml_round_trip() {
+    let mut s = Settings::default();
+    for (k, v) in example_values() {
+        s.set(k, v).unwrap();
+    }
+    let text = s.to_toml();
+    let mut back = Settings::default();
+    back.apply_toml(&text, "t").unwrap();
+    assert_eq!(back, s);
+    assert_eq!(back.to_toml(), text);
+    let mut d = Settings::default();
+    d.apply_toml(&Settings::default().to_toml(), "t").unwrap();
+    assert_eq!(d, Settings::default());
+}
+
+#[test]
+fn toml_accepts_native_types_and_rejects_unknown_keys() {
+    let mut s = Settings::default();
+    s.apply_toml("cores = [0, 2]\nworkers = 2\npacing = false\nstream-window = 65536\n", "f")
+        .unwrap();
+    assert_eq!((s.cores.as_slice(), s.workers, s.pacing), (&[0u32, 2][..], 2, false));
+    assert_eq!(s.stream_window, 65536);
+    let err = s.apply_toml("wrokers = 2\n", "f.toml").unwrap_err();
+    assert!(err.contains("unknown key 'wrokers'"), "{err}");
+    let err = s.apply_toml("workers = \n", "f.toml").unwrap_err();
+    assert!(err.starts_with("f.toml: invalid TOML at line 1"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+    let err = s.apply_toml("mtu = 1.5\n", "f.toml").unwrap_err();
+    assert!(err.contains("mtu: expected"), "{err}");
+    let err = s.apply_toml("[section]\nmtu = 1500\n", "f.toml").unwrap_err();
+    assert!(err.contains("unknown key 'section'"), "{err}");
+}
+
+#[test]
+fn every_key_is_a_flag() {
+    use clap::{CommandFactory, Parser};
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: ConfigArgs,
+    }
+    let cmd = T::command();
+    for key in KEYS {
+        assert!(cmd.get_arguments().any(|a| a.get_long() == Some(key)), "--{key} missing");
+    }
+    let mut argv = vec!["t".to_owned()];
+    for (k, v) in example_values() {
+        argv.push(format!("--{k}"));
+        argv.push(v.to_owned());
+    }
+    let t = T::try_parse_from(argv).unwrap();
+    assert_eq!(t.a.given().len(), KEYS.len());
+    let s = t.a.resolve().unwrap();
+    assert_eq!(s.ring_size, 2048);
+}
