@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peregrine_engine::api::{
-    block_on, ConnError, Connection, Endpoint, EndpointConfig, WriteCompletion, WriteStatus,
+    block_on, ConnError, Connection, Endpoint, EndpointConfig, ReadError, RecvStream, SendStream,
+    WriteCompletion, WriteStatus,
 };
 use peregrine_engine::connection::TransportConfig;
 #[allow(unused_imports)]
@@ -272,7 +273,8 @@ fn invariant_send_complete_exactly_once() {
     let _ = reader.join();
 
     // Idle timeout: the server endpoint disappears while writes are in flight.
-    let idle = TransportConfig::default().with_idle_timeout(Some(Duration::from_millis(300))).unwrap();
+    let idle =
+        TransportConfig::default().with_idle_timeout(Some(Duration::from_millis(300))).unwrap();
     let (server2, client2) = support::loopback_pair(idle.clone(), idle);
     let conn2 = client2.connect(server2.local_addr(), "localhost").unwrap().wait(T).unwrap();
     let _s2 = server2.accept_blocking(Some(T)).unwrap();
@@ -348,4 +350,105 @@ fn invariant_shutdown_accounting() {
     }
     assert!(client.connect(server.local_addr(), "localhost").is_err());
     assert!(server.accept_blocking(Some(Duration::from_millis(10))).is_none());
+}
+
+/// A client/server pair whose server grants `limit` streams of each type.
+fn limited_pair(limit: u64) -> (Endpoint, Endpoint, Connection, Connection) {
+    let streams = StreamsConfig::default()
+        .with_max_concurrent_streams(Dir::Bi, limit)
+        .unwrap()
+        .with_max_concurrent_streams(Dir::Uni, limit)
+        .unwrap();
+    let st = TransportConfig::default().with_streams(streams.clone());
+    let (server, client) = support::loopback_pair(st.clone(), st);
+    let c = client.connect(server.local_addr(), "localhost").unwrap().wait(T).unwrap();
+    let s = server.accept_blocking(Some(T)).unwrap();
+    (server, client, c, s)
+}
+
+#[test]
+fn invariant_open_stream_wakes() {
+    let (_server, _client, c, s) = limited_pair(1);
+
+    // Each case uses the one credit for a stream the server has seen, shows that a further
+    // open waits (honouring its timeout), then ends the stream its own way — FIN, reset or
+    // STOP_SENDING, from either side — and the waiting open must wake.
+    type Halves = (SendStream, RecvStream, SendStream, RecvStream);
+    type Ender = fn(Halves);
+    let cases: [(&str, Ender); 4] = [
+        ("fin both ways", |(cs, mut cr, ss, mut sr)| {
+            cs.finish();
+            assert_eq!(sr.read_to_end_blocking(1024, T).unwrap(), b"x");
+            ss.write_fin(b"bye".to_vec());
+            assert_eq!(cr.read_to_end_blocking(1024, T).unwrap(), b"bye");
+        }),
+        ("resets both ways", |(cs, mut cr, ss, mut sr)| {
+            cs.reset(3);
+            assert_eq!(sr.read_to_end_blocking(1024, T).err(), Some(ReadError::Reset(3)));
+            ss.reset(4);
+            assert_eq!(cr.read_to_end_blocking(1024, T).err(), Some(ReadError::Reset(4)));
+        }),
+        ("server stop-sending, server fin", |(cs, mut cr, ss, mut sr)| {
+            sr.stop(5);
+            assert_eq!(block_on(cs.stopped(), Some(T)).unwrap(), Some(5));
+            ss.write_fin(b"k".to_vec());
+            assert_eq!(cr.read_to_end_blocking(1024, T).unwrap(), b"k");
+        }),
+        ("client fin, client stop-sending", |(cs, mut cr, ss, mut sr)| {
+            cs.finish();
+            assert_eq!(sr.read_to_end_blocking(1024, T).unwrap(), b"x");
+            cr.stop(6);
+            assert_eq!(block_on(ss.stopped(), Some(T)).unwrap(), Some(6));
+        }),
+    ];
+    for (name, end) in cases {
+        let (cs, cr) = c.open_bi_blocking(T).unwrap();
+        cs.write(b"x".to_vec());
+        let (ss, sr) = s.accept_bi_blocking(T).unwrap();
+        assert_eq!(
+            c.open_bi_blocking(Duration::from_millis(200)).err(),
+            Some(ConnError::TimedOut),
+            "{name}: an open beyond the limit waits, and honours its timeout"
+        );
+        let c2 = c.clone();
+        let waiter = std::thread::spawn(move || c2.open_bi_blocking(T));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "{name}: open returned before credit came back");
+        end((cs, cr, ss, sr));
+        let opened = waiter.join().unwrap();
+        let (os, mut or) = opened.unwrap_or_else(|e| panic!("{name}: waiting open failed: {e}"));
+        // Give the credit back for the next case: FIN both ways.
+        os.write_fin(b"z".to_vec());
+        let (ss, mut sr) = s.accept_bi_blocking(T).unwrap();
+        assert_eq!(sr.read_to_end_blocking(16, T).unwrap(), b"z");
+        ss.finish();
+        assert_eq!(or.read_to_end_blocking(16, T).unwrap(), b"");
+    }
+
+    // Unidirectional too: the server finishes (reads to end) the peer's stream.
+    let u = c.open_uni_blocking(T).unwrap();
+    assert_eq!(c.open_uni_blocking(Duration::from_millis(100)).err(), Some(ConnError::TimedOut));
+    let c2 = c.clone();
+    let waiter = std::thread::spawn(move || c2.open_uni_blocking(T));
+    u.write_fin(b"u".to_vec());
+    let mut r = s.accept_uni_blocking(T).unwrap();
+    assert_eq!(r.read_to_end_blocking(16, T).unwrap(), b"u");
+    assert!(waiter.join().unwrap().is_ok());
+
+    // A waiting open fails promptly (not by its timeout) when the connection closes.
+    let c3 = c.clone();
+    let (_hs, _hr) = c.open_bi_blocking(T).unwrap();
+    let waiter = std::thread::spawn(move || c3.open_bi_blocking(Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_millis(50));
+    let c4 = c.clone();
+    std::thread::spawn(move || c4.close(VarInt::from_u32(8), b"bye")).join().unwrap();
+    let started = Instant::now();
+    let r = waiter.join().unwrap();
+    assert!(matches!(r, Err(ConnError::Connection(_))), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "failed on close, not at its 30 s timeout"
+    );
+    // Opening on a closed connection fails at once.
+    assert!(c.open_bi_blocking(Duration::from_secs(30)).is_err());
 }

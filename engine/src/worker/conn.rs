@@ -326,7 +326,13 @@ impl ConnState {
                     s.mail.update(|m| m.send_finished = true);
                 }
             }
-            StreamEvent::Reset { id, .. } => self.pull(id),
+            StreamEvent::Reset { id, error_code } => {
+                // The stream manager may free a stream as soon as the reset arrived (its
+                // receive part counts ResetRecvd as terminal): record the code from the event.
+                let s = self.stream(id);
+                s.mail.update(|m| m.reset = Some(error_code));
+                self.pull(id);
+            }
             StreamEvent::Stopped { id, error_code } => {
                 self.cancel_blocked(Some(id), CancelReason::StopSending(error_code));
                 let s = self.stream(id);
