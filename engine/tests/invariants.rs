@@ -452,3 +452,50 @@ fn invariant_open_stream_wakes() {
     // Opening on a closed connection fails at once.
     assert!(c.open_bi_blocking(Duration::from_secs(30)).is_err());
 }
+
+#[test]
+fn invariant_close_never_blocks_on_io() {
+    for mode in [HANG, STALL] {
+        let name = if mode == HANG { "send blocks forever" } else { "send makes no progress" };
+        let (server, _stap) = tapped(server_cfg(TransportConfig::default()));
+        let (client, ctap) = tapped(client_cfg(TransportConfig::default()));
+        let c = client.connect(server.local_addr(), "localhost").unwrap().wait(T).unwrap();
+        let _s = server.accept_blocking(Some(T)).unwrap();
+        let (send, _recv) = c.open_bi_blocking(T).unwrap();
+        // From now on the client's datapath cannot transmit.
+        ctap.mode.store(mode, Ordering::SeqCst);
+        let writes: Vec<_> = (0..50).map(|i| send.write(vec![i as u8; 1200])).collect();
+        if mode == HANG {
+            assert!(wait_for(T, || ctap.hanging.load(Ordering::SeqCst) > 0), "worker entered send");
+        }
+        // Close returns at once, from any thread: no lock held across the stuck I/O.
+        let c2 = c.clone();
+        let started = Instant::now();
+        std::thread::spawn(move || c2.close(VarInt::from_u32(1), b"stuck")).join().unwrap();
+        // Handle-side reads never wait on the worker either.
+        let _ = c.stats();
+        let _ = client.stats();
+        // Shutdown returns by its deadline whether or not the worker can drain.
+        let r = client.shutdown(Duration::from_millis(500));
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "{name}: shutdown took {took:?}");
+        if mode == HANG {
+            assert!(
+                matches!(r, Err(peregrine_engine::api::ShutdownError::TimedOut { live: 1 })),
+                "{name}: {r:?}"
+            );
+        }
+        // Blocking waits honour their timeouts too.
+        assert!(!c.wait_drained(Duration::from_millis(100)) || mode == STALL);
+        // Release the datapath: everything completes, exactly once.
+        ctap.release();
+        let (d, cn, rf) = settle(writes, T);
+        assert_eq!(d + cn + rf, 50, "{name}");
+        let st = client.stats();
+        assert_eq!(st.duplicate_completions, 0);
+        assert!(
+            wait_for(T, || client.stats().drained_signals == 1),
+            "{name}: drained after release"
+        );
+    }
+}
