@@ -9,6 +9,8 @@
 mod config;
 mod config_cmd;
 mod datapath_bench;
+mod metrics;
+mod metrics_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +29,8 @@ enum Command {
     DatapathBench(datapath_bench::Args),
     /// Validate settings from --config FILE and flags; --print shows the effective TOML.
     Config(config_cmd::Args),
+    /// Serve process statistics in the Prometheus text format on GET /metrics for a while.
+    Metrics(metrics_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::DatapathBench(args) => datapath_bench::run(&args),
         Command::Config(args) => config_cmd::run(&args),
+        Command::Metrics(args) => metrics_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
