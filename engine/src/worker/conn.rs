@@ -50,6 +50,8 @@ pub(crate) struct ConnState {
     pub dirty: bool,
     pub ended: bool,
     pub connected: bool,
+    /// The handshake was confirmed and the router not told yet.
+    pub confirmed: bool,
 }
 
 impl ConnState {
@@ -67,6 +69,7 @@ impl ConnState {
             dirty: false,
             ended: false,
             connected: false,
+            confirmed: false,
         }
     }
 
@@ -77,6 +80,12 @@ impl ConnState {
             return s.clone();
         }
         let s = Arc::new(StreamShared::new(id));
+        let known = self.conn.streams().send_state(id).is_some()
+            || self.conn.streams().recv_state(id).is_some();
+        if !known {
+            // A late event for a stream the stream manager already freed: nothing to announce.
+            return s;
+        }
         self.streams.insert(id, s.clone());
         if !id.is_local(self.conn.streams().role()) {
             self.shared.mail.update(|m| m.incoming[id.dir().index()].push_back(s.clone()));
@@ -295,7 +304,7 @@ impl ConnState {
                         }
                     });
                 }
-                Event::HandshakeConfirmed => {}
+                Event::HandshakeConfirmed => self.confirmed = true,
                 Event::HandshakeFailed { .. } | Event::ConnectionLost { .. } => self.on_ended(),
                 Event::Stream(se) => self.on_stream_event(se),
                 Event::Drained => drained = true,
@@ -314,7 +323,36 @@ impl ConnState {
         (drained || self.conn.is_drained(), eps, connected_now)
     }
 
+    /// Forgets the shared state of `id` once the stream manager freed the stream (the
+    /// handles keep their own reference to what was delivered).
+    fn reap(&mut self, id: StreamId) {
+        if self.streams.contains_key(&id)
+            && self.conn.streams().send_state(id).is_none()
+            && self.conn.streams().recv_state(id).is_none()
+            && !self.blocked.contains_key(&id)
+        {
+            self.streams.remove(&id);
+        }
+    }
+
     fn on_stream_event(&mut self, ev: StreamEvent) {
+        let id = match ev {
+            StreamEvent::Opened { id }
+            | StreamEvent::Readable { id }
+            | StreamEvent::Writable { id }
+            | StreamEvent::Finished { id }
+            | StreamEvent::Reset { id, .. }
+            | StreamEvent::Stopped { id, .. }
+            | StreamEvent::WriteComplete { id, .. } => Some(id),
+            StreamEvent::Available { .. } => None,
+        };
+        self.on_stream_event_inner(ev);
+        if let Some(id) = id {
+            self.reap(id);
+        }
+    }
+
+    fn on_stream_event_inner(&mut self, ev: StreamEvent) {
         match ev {
             StreamEvent::Opened { id } => {
                 self.stream(id);
@@ -480,8 +518,12 @@ impl<Q: Queue> Worker<Q> {
             }
             ConnOp::Stop { stream, code } => {
                 let _ = st.conn.stop_sending(stream, code);
+                st.reap(stream);
             }
-            ConnOp::ReadMore { stream } => st.pull(stream),
+            ConnOp::ReadMore { stream } => {
+                st.pull(stream);
+                st.reap(stream);
+            }
             ConnOp::Close { code, reason } => {
                 why = Interest::Close;
                 st.conn.close(now, code, &reason);
@@ -531,6 +573,10 @@ impl<Q: Queue> Worker<Q> {
             st.dirty = false;
             let (drained, eps, connected_now) = st.drain_events();
             let handle = st.handle;
+            if std::mem::take(&mut st.confirmed) {
+                // No more Initial / 0-RTT routing by the client's DCID; not a handshake anymore.
+                self.router.handshake_done(handle);
+            }
             let stats = st.conn.stats();
             st.shared.mail.with(|m| m.stats = stats);
             if connected_now && st.conn.side() == crate::crypto::Side::Server {
