@@ -97,3 +97,31 @@ fn many_concurrent_streams() {
     }
     let _s = echo.join().unwrap();
 }
+
+#[test]
+fn pinned_workers_with_busy_poll() {
+    use peregrine_engine::api::{Endpoint, EndpointConfig};
+    let any = "127.0.0.1:0".parse().unwrap();
+    let mut scfg = EndpointConfig::server(support::server_config(TransportConfig::default()));
+    scfg.workers = 2;
+    scfg.worker.cores = vec![Some(0), Some(1)];
+    scfg.worker.busy_poll = Duration::from_micros(50);
+    let server = Endpoint::bind(any, scfg).unwrap();
+    let client = Endpoint::bind(
+        any,
+        EndpointConfig::client(support::client_config(TransportConfig::default())),
+    )
+    .unwrap();
+    // Several connections so that both SO_REUSEPORT workers (and forwarding) get work.
+    for i in 0..8u8 {
+        let conn = client.connect(server.local_addr(), "localhost").unwrap().wait(T).unwrap();
+        let s = conn.open_uni_blocking(T).unwrap();
+        assert_eq!(s.write_fin(pattern(3000, i)).wait(T).unwrap(), WriteStatus::Delivered);
+        conn.close(VarInt::from_u32(0), b"");
+    }
+    let st = server.stats();
+    assert_eq!(st.workers.len(), 2);
+    // Pinning was attempted and its outcome reported (failure is not fatal).
+    assert!(st.workers.iter().all(|w| w.pinned.is_some()), "{:?}", st.workers);
+    assert_eq!(st.opened, 8);
+}

@@ -579,6 +579,14 @@ impl<Q: Queue> Worker<Q> {
             }
             let stats = st.conn.stats();
             st.shared.mail.with(|m| m.stats = stats);
+            if connected_now && st.conn.side() == crate::crypto::Side::Client {
+                // The server's handshake connection ID is the one in use: remember its reset
+                // token so a stateless reset (random DCID, unroutable) finds this connection.
+                let token = st.conn.peer_params().and_then(|p| p.stateless_reset_token);
+                if let Some(token) = token {
+                    let _ = self.router.add_peer_reset_token(handle, st.shared.remote, token);
+                }
+            }
             if connected_now && st.conn.side() == crate::crypto::Side::Server {
                 let shared = st.shared.clone();
                 self.ctx.incoming.update(|q| {
