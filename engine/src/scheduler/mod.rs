@@ -161,6 +161,9 @@ impl Scheduler {
             let closing = conn.is_closed();
             let pending = conn.close_pending_spaces();
             if closing {
+                //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.1
+                //# An endpoint SHOULD limit the rate at which it generates packets in
+                //# the closing state.
                 if !pending.iter().any(|p| *p) {
                     // Already written everywhere it was owed (maybe at a lower encryption level
                     // during the handshake): done, whatever the connection would build.
@@ -169,6 +172,11 @@ impl Scheduler {
                     self.interests.remove(&key);
                     continue;
                 }
+                // The connection re-armed its close for an incoming packet (rate-limited).
+                //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.1
+                //# An endpoint in the closing state sends a packet containing a
+                //# CONNECTION_CLOSE frame in response to any incoming packet that it
+                //# attributes to the connection.
                 flag.rearm();
             }
             let Some(mut buf) = queue.alloc_tx() else {
