@@ -227,6 +227,10 @@ macro_rules! interop_cases {
             crate::cases_streams::many_small_streams($build);
         }
         #[test]
+        fn corruption() {
+            crate::cases_more::corruption($build);
+        }
+        #[test]
         fn seed_sweep() {
             crate::cases_more::seed_sweep($build);
         }

@@ -253,3 +253,18 @@ pub fn seed_sweep<C: Peer, S: Peer>(build: impl Build<C, S>) {
     }
     assert!(failed.is_empty(), "{} of {seeds} seeds failed:\n{}", failed.len(), failed.join("\n"));
 }
+
+/// Bit flips: 2% of datagrams get one bit flipped (and 2% are lost), ten patterns. Corrupted
+/// packets must fail authentication and be dropped like losses, never end the connection or
+/// corrupt stream data.
+pub fn corruption<C: Peer, S: Peer>(build: impl Build<C, S>) {
+    let link = LinkConfig { corrupt: 0.02, loss: 0.02, ..LinkConfig::with_delay(DELAY) };
+    let mut corrupted = 0;
+    for seed in 2000..2010 {
+        let (mut p, _) = build(&Setup { link: link.clone(), ..Setup::new(seed) });
+        scenarios::handshake(&mut p);
+        scenarios::transfer(&mut p, 4, 32 * 1024, Budget::new(200_000, 300));
+        corrupted += p.net.total_stats().corrupted;
+    }
+    assert!(corrupted > 20, "bits were flipped: {corrupted} datagrams");
+}

@@ -36,6 +36,9 @@ pub struct QuinnPeer {
     lost: Option<ConnectionError>,
     /// Server: answer an Initial from an unvalidated address with a Retry.
     retry: bool,
+    /// Server: why the last connection attempt could not be accepted (what the peer's attempt
+    /// ended with while no connection exists).
+    refused: Option<ConnectionError>,
     /// Every connection event seen, in order (stream events included).
     pub events: Vec<String>,
 }
@@ -54,6 +57,7 @@ impl QuinnPeer {
             connected: false,
             lost: None,
             retry: false,
+            refused: None,
             events: Vec::new(),
         }
     }
@@ -158,10 +162,13 @@ impl SansIo for QuinnPeer {
                     match self.endpoint.accept(incoming, now, &mut self.scratch, None) {
                         Ok(conn) => self.conn = Some(conn),
                         Err(e) => {
+                            // E.g. a corrupted Initial: that attempt is dropped, and the
+                            // client's retransmission may still be accepted.
                             if let Some(t) = e.response {
                                 self.responses.push_back((t, self.scratch.clone()));
                             }
-                            self.lost = Some(e.cause);
+                            self.events.push(format!("accept failed: {}", e.cause));
+                            self.refused = Some(e.cause);
                         }
                     }
                 }
@@ -224,7 +231,12 @@ impl Peer for QuinnPeer {
     }
 
     fn ended(&self) -> Option<Ended> {
-        Some(match self.lost.as_ref()? {
+        let error = match (&self.lost, &self.conn) {
+            (Some(e), _) => e,
+            (None, None) => self.refused.as_ref()?,
+            (None, Some(_)) => return None,
+        };
+        Some(match error {
             ConnectionError::ApplicationClosed(c) => Ended::PeerApplication {
                 code: c.error_code.into_inner(),
                 reason: c.reason.to_vec(),

@@ -54,7 +54,7 @@ impl Half {
     fn pump(&mut self, peer: &mut impl Peer, id: u64) {
         while self.sent < self.out.len() {
             let n = peer.write(id, &self.out[self.sent..]).unwrap_or_else(|e| {
-                panic!("{}: write on stream {id}: {e}", peer.name());
+                panic!("{}: write on stream {id}: {e} (ended {:?})", peer.name(), peer.ended());
             });
             if n == 0 {
                 break;
@@ -62,13 +62,15 @@ impl Half {
             self.sent += n;
         }
         if self.sent == self.out.len() && !self.finished {
-            peer.finish(id).unwrap_or_else(|e| panic!("{}: finish {id}: {e}", peer.name()));
+            peer.finish(id).unwrap_or_else(|e| {
+                panic!("{}: finish {id}: {e} (ended {:?})", peer.name(), peer.ended())
+            });
             self.finished = true;
         }
         if !self.fin {
-            self.fin = peer
-                .read(id, &mut self.got)
-                .unwrap_or_else(|e| panic!("{}: read on stream {id}: {e}", peer.name()));
+            self.fin = peer.read(id, &mut self.got).unwrap_or_else(|e| {
+                panic!("{}: read on stream {id}: {e} (ended {:?})", peer.name(), peer.ended())
+            });
         }
     }
 
