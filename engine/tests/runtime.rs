@@ -125,3 +125,74 @@ fn pinned_workers_with_busy_poll() {
     assert!(st.workers.iter().all(|w| w.pinned.is_some()), "{:?}", st.workers);
     assert_eq!(st.opened, 8);
 }
+
+/// A relay that spreads the client's datagrams over both server sockets in turn (as an RSS
+/// rehash or a load balancer without connection-ID awareness would), and returns the
+/// server's datagrams to the client. Runs until `stop`.
+fn relay(
+    sock: std::net::UdpSocket,
+    servers: [std::net::SocketAddr; 2],
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut client = None;
+    let mut i = 0usize;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let Ok((n, src)) = sock.recv_from(&mut buf) else { continue };
+        if servers.contains(&src) {
+            if let Some(c) = client {
+                let _ = sock.send_to(&buf[..n], c);
+            }
+        } else {
+            client = Some(src);
+            let _ = sock.send_to(&buf[..n], servers[i % 2]);
+            i += 1;
+        }
+    }
+}
+
+#[test]
+fn datagrams_for_another_worker_are_forwarded_to_the_owner() {
+    use peregrine_datapath::udp::{UdpConfig, UdpQueue};
+    use peregrine_engine::api::{Endpoint, EndpointConfig};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    let udp = UdpConfig::new("127.0.0.1:0".parse().unwrap());
+    let queues = vec![UdpQueue::open(&udp).unwrap(), UdpQueue::open(&udp).unwrap()];
+    let addrs = [
+        peregrine_datapath::Queue::local_addr(&queues[0]),
+        peregrine_datapath::Queue::local_addr(&queues[1]),
+    ];
+    let server = Endpoint::with_queues(
+        queues,
+        EndpointConfig::server(support::server_config(TransportConfig::default())),
+    )
+    .unwrap();
+    let relay_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let relay_addr = relay_sock.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let h = std::thread::spawn(move || relay(relay_sock, addrs, st));
+    let client = Endpoint::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        EndpointConfig::client(support::client_config(TransportConfig::default())),
+    )
+    .unwrap();
+    let conn = client.connect(relay_addr, "localhost").unwrap().wait(T).unwrap();
+    let sconn = server.accept_blocking(Some(T)).unwrap();
+    let data = pattern(1 << 20, 5);
+    let (s, mut r) = conn.open_bi_blocking(T).unwrap();
+    s.write_fin(data.clone());
+    let (ss, mut sr) = sconn.accept_bi_blocking(T).unwrap();
+    let got = sr.read_to_end_blocking(2 << 20, T).unwrap();
+    assert!(got == data, "byte-exact through both workers");
+    ss.write_fin(got);
+    assert!(r.read_to_end_blocking(2 << 20, T).unwrap() == data);
+    let stats = server.stats();
+    let forwarded: u64 = stats.workers.iter().map(|w| w.rx_forwarded).sum();
+    assert!(forwarded > 0, "half the client's datagrams reached the other worker: {stats:?}");
+    assert_eq!(stats.opened, 1, "one connection, owned by one worker");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    h.join().unwrap();
+}
