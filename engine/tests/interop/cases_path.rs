@@ -1,4 +1,5 @@
-//! Path-level interop cases: ECN with CE marking, NAT rebinding, Version Negotiation.
+//! Path-level interop cases: ECN with CE marking, NAT rebinding, Version Negotiation,
+//! stateless reset.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use peregrine_datapath::Ecn;
 use crate::app::{Ended, Peer};
 use crate::cases::Build;
 use crate::driver::Budget;
+use crate::quinn_peer::QuinnPeer;
 use crate::scenarios;
 use crate::setup::Setup;
 
@@ -58,4 +60,19 @@ pub fn version_negotiation<C: Peer, S: Peer>(build: impl Build<C, S>) {
     assert!(!p.server.is_connected(), "no server connection");
     let (up, down) = p.tap.datagrams();
     assert_eq!((up, down), (1, 1), "one Initial, one Version Negotiation");
+}
+
+/// The quinn-proto server restarts and forgets the connection (keeping its reset key): the
+/// client's next packets draw a stateless reset, which the client must recognise by its token
+/// (RFC 9000 §10.3) and end the connection with.
+pub fn stateless_reset<C: Peer>(build: impl Build<C, QuinnPeer>) {
+    let (mut p, _) = build(&Setup::new(34));
+    scenarios::handshake(&mut p);
+    scenarios::transfer(&mut p, 1, 4096, Budget::new(10_000, 30));
+    p.server.restart();
+    let id = p.client.open_bi().expect("stream");
+    assert!(p.client.write(id, &[7u8; 2000]).expect("write") > 0);
+    let seen = scenarios::wait_end(&mut p, true, Budget::new(10_000, 30));
+    assert_eq!(seen, Ended::Reset, "the client saw a stateless reset");
+    assert!(p.server.conn().is_none(), "the restarted server has no connection");
 }

@@ -9,8 +9,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use quinn_proto::{
     ClientConfig, Connection, ConnectionError, ConnectionHandle, DatagramEvent, Dir, EcnCodepoint,
-    Endpoint, EndpointConfig, Event, ReadError, ServerConfig, StreamId, Transmit, VarInt,
-    WriteError,
+    Endpoint, EndpointConfig, Event, HashedConnectionIdGenerator, ReadError, ServerConfig,
+    StreamId, Transmit, VarInt, WriteError,
 };
 
 use peregrine_datapath::{Ecn, TxBuffer};
@@ -27,6 +27,9 @@ const MAX_SEGMENT: usize = 1500;
 /// A quinn-proto endpoint holding one connection.
 pub struct QuinnPeer {
     endpoint: Endpoint,
+    /// The endpoint's configuration (its stateless-reset key survives a [`QuinnPeer::restart`]).
+    endpoint_config: Arc<EndpointConfig>,
+    server_config: Option<Arc<ServerConfig>>,
     local: SocketAddr,
     conn: Option<(ConnectionHandle, Connection)>,
     /// Transmits the endpoint produced itself (stateless resets, refusals, ...).
@@ -47,9 +50,16 @@ impl QuinnPeer {
     fn new(local: SocketAddr, seed: u8, server: Option<ServerConfig>) -> Self {
         let mut config = EndpointConfig::default();
         config.rng_seed(Some([seed; 32]));
-        let endpoint = Endpoint::new(Arc::new(config), server.map(Arc::new), true, None);
+        // A fixed CID-validation key, so a restarted endpoint still recognises its old CIDs
+        // as its own (and answers them with stateless resets).
+        let cid_key = u64::from(seed) * 0x9e37_79b9;
+        config.cid_generator(move || Box::new(HashedConnectionIdGenerator::from_key(cid_key)));
+        let (endpoint_config, server_config) = (Arc::new(config), server.map(Arc::new));
+        let endpoint = Endpoint::new(endpoint_config.clone(), server_config.clone(), true, None);
         Self {
             endpoint,
+            endpoint_config,
+            server_config,
             local,
             conn: None,
             responses: VecDeque::new(),
@@ -82,6 +92,18 @@ impl QuinnPeer {
     /// trip when `retry`).
     pub fn server(local: SocketAddr, config: ServerConfig, retry: bool) -> Self {
         Self { retry, ..Self::new(local, 2, Some(config)) }
+    }
+
+    /// Simulates a restart that lost all connection state but kept the stateless-reset key: a
+    /// fresh endpoint with the same configuration and no connection.
+    pub fn restart(&mut self) {
+        self.endpoint =
+            Endpoint::new(self.endpoint_config.clone(), self.server_config.clone(), true, None);
+        self.conn = None;
+        self.responses.clear();
+        self.connected = false;
+        self.lost = None;
+        self.refused = None;
     }
 
     /// The connection, once there is one.

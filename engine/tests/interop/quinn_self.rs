@@ -20,3 +20,8 @@ fn resumption() {
     let setup = crate::setup::Setup { cert_names: 100, ..crate::setup::Setup::new(50) };
     crate::cases_streams::resumption(crate::setup::quinn_quinn_resumable(&setup));
 }
+
+#[test]
+fn stateless_reset() {
+    crate::cases_path::stateless_reset(crate::setup::quinn_quinn);
+}
