@@ -11,6 +11,7 @@ mod config_cmd;
 mod datapath_bench;
 mod metrics;
 mod metrics_cmd;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ enum Command {
     Config(config_cmd::Args),
     /// Serve process statistics in the Prometheus text format on GET /metrics for a while.
     Metrics(metrics_cmd::Args),
+    /// Inspect a NIC (driver, queues, RSS, offloads, IRQs, NUMA, XDP) and recommend a
+    /// worker/core/queue map with the server command line.
+    Tune(tune::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Command::DatapathBench(args) => datapath_bench::run(&args),
         Command::Config(args) => config_cmd::run(&args),
         Command::Metrics(args) => metrics_cmd::run(&args),
+        Command::Tune(args) => tune::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
