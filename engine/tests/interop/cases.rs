@@ -44,11 +44,11 @@ pub fn transfer_20x256k<C: Peer, S: Peer>(build: impl Build<C, S>) {
     assert!(up > 20 * 256 * 1024 && down > 20 * 256 * 1024, "bytes on the wire: {up} / {down}");
 }
 
-/// 10 streams x 64 KiB each way with 5% random loss on both directions.
+/// 20 streams x 256 KiB each way with 5% random loss on both directions.
 pub fn transfer_with_loss<C: Peer, S: Peer>(build: impl Build<C, S>) {
     let (mut p, _) = build(&Setup::new(3).loss(0.05));
     scenarios::handshake(&mut p);
-    scenarios::transfer(&mut p, 10, 64 * 1024, Budget::new(500_000, 600));
+    scenarios::transfer(&mut p, 20, 256 * 1024, Budget::new(1_000_000, 600));
     scenarios::report("5% loss", &p);
     let stats = p.net.total_stats();
     assert!(stats.lost_random > 0, "5% loss must drop datagrams: {stats:?}");
