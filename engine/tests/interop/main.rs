@@ -10,13 +10,21 @@
 //! - [`app`]: the [`app::Peer`] trait the scenarios use; [`quinn_peer`]: quinn-proto behind it.
 //! - [`scenarios`]: handshake, multi-stream transfer, waiting for the end.
 //! - [`setup`]: what a test varies (loss, ALPN, trust, idle timeout) and the pair builders.
-//! - [`cases`], [`cases_more`], [`cases_path`], [`cases_streams`]: the test cases, generic over the pairing, and the macro
-//!   instantiating them.
+//! - [`cases`], [`cases_more`], [`cases_path`], [`cases_streams`]: the test cases, generic
+//!   over the pairing; `cases::interop_cases!` instantiates them for one pairing.
 //! - [`peregrine_peer`]: Peregrine's `Connection` behind the same traits.
 //! - [`quinn_self`]: quinn-proto against itself, the harness's self-check.
 //! - [`peregrine_client`], [`peregrine_server`]: the interop suites, both directions.
 //!
-//! Run: `cargo test -p peregrine-engine --test interop --release`.
+//! Every pairing runs the same cases, so a case that fails only where Peregrine is a side
+//! points at Peregrine, and one that fails in [`quinn_self`] too points at the harness.
+//! Cases that need a quinn-proto server (Retry, stateless reset, Version Negotiation, path
+//! validation after NAT rebinding) are written out in the suites that have one.
+//!
+//! Run: `cargo test -p peregrine-engine --test interop --release` (about 20 s in debug).
+//! `-- --nocapture` prints per-transfer counters (virtual time, datagrams, GSO trains, losses,
+//! each side's own statistics). `PEREGRINE_INTEROP_SEEDS=N` makes `seed_sweep` try N loss
+//! patterns instead of 24.
 
 mod app;
 mod cases;
