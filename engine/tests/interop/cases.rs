@@ -215,6 +215,10 @@ macro_rules! interop_cases {
             crate::cases_more::idle_timeout_negotiated($build);
         }
         #[test]
+        fn full_size_datagrams() {
+            crate::cases_path::full_size_datagrams($build);
+        }
+        #[test]
         fn ecn_ce_marking() {
             crate::cases_path::ecn_ce_marking($build);
         }

@@ -11,7 +11,7 @@ use crate::cases::Build;
 use crate::driver::Budget;
 use crate::quinn_peer::QuinnPeer;
 use crate::scenarios;
-use crate::setup::Setup;
+use crate::setup::{Setup, DELAY};
 
 /// A 20 Mbit/s bottleneck that marks CE above 16 KiB of queue (and drops Not-ECT packets
 /// there, like an AQM). Both sides must validate ECN (RFC 9000 §13.4.2: the peer's ACK_ECN
@@ -75,4 +75,21 @@ pub fn stateless_reset<C: Peer>(build: impl Build<C, QuinnPeer>) {
     let seen = scenarios::wait_end(&mut p, true, Budget::new(10_000, 30));
     assert_eq!(seen, Ended::Reset, "the client saw a stateless reset");
     assert!(p.server.conn().is_none(), "the restarted server has no connection");
+}
+
+/// Peregrine builds 1472-byte datagrams (a 1500-byte IPv4 MTU, which the link enforces) and
+/// quinn-proto probes its path MTU up to its 1452-byte default: nothing may be dropped for
+/// size, and 1 MiB each way arrives intact.
+pub fn full_size_datagrams<C: Peer, S: Peer>(build: impl Build<C, S>) {
+    let link = LinkConfig { mtu: Some(1500), ..LinkConfig::with_delay(DELAY) };
+    let (mut p, _) = build(&Setup { link, max_datagram: Some(1472), ..Setup::new(35) });
+    scenarios::handshake(&mut p);
+    scenarios::transfer(&mut p, 4, 256 * 1024, Budget::new(200_000, 120));
+    scenarios::report("1500-byte MTU", &p);
+    let stats = p.net.total_stats();
+    assert_eq!(stats.dropped_mtu, 0, "no datagram above the MTU: {stats:?}");
+    let (up, down) = p.tap.max_datagram();
+    for (dir, max) in [("client -> server", up), ("server -> client", down)] {
+        assert!((1400..=1472).contains(&max), "largest datagram {dir}: {max} B");
+    }
 }

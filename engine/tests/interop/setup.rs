@@ -52,6 +52,8 @@ pub struct Setup {
     pub client_version: u32,
     /// Extra DNS names on the server's certificate (0: a small chain of ~1 KB).
     pub cert_names: usize,
+    /// Largest UDP payload Peregrine builds (`None`: its default, 1200).
+    pub max_datagram: Option<u16>,
 }
 
 impl Setup {
@@ -68,6 +70,7 @@ impl Setup {
             retry: false,
             client_version: peregrine_engine::version::V1,
             cert_names: 0,
+            max_datagram: None,
         }
     }
 
@@ -130,6 +133,9 @@ impl Setup {
         let mut t = TransportConfig::default().with_rng_seed(self.seed ^ u64::from(server));
         if let Some(idle) = self.idle(server) {
             t = t.with_idle_timeout(Some(idle)).expect("valid idle timeout");
+        }
+        if let Some(size) = self.max_datagram {
+            t = t.with_max_datagram_size(size).expect("valid datagram size");
         }
         if self.tight {
             let s = StreamsConfig::default()

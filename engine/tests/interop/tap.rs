@@ -36,6 +36,8 @@ struct Direction {
     retries: usize,
     /// Bytes of Handshake packets (long header type 2).
     handshake_bytes: usize,
+    /// Largest datagram.
+    max_len: usize,
     /// Transmit calls, and the ECN codepoint of the last one.
     transmits: usize,
     last_ecn: Ecn,
@@ -62,6 +64,7 @@ impl Tap {
         for datagram in buf.data().chunks(seg) {
             self.dirs[dir].datagrams += 1;
             self.dirs[dir].bytes += datagram.len();
+            self.dirs[dir].max_len = self.dirs[dir].max_len.max(datagram.len());
             self.record_datagram(dir, datagram);
         }
     }
@@ -114,6 +117,11 @@ impl Tap {
     /// Datagrams sent client -> server and server -> client.
     pub fn datagrams(&self) -> (usize, usize) {
         (self.dirs[0].datagrams, self.dirs[1].datagrams)
+    }
+
+    /// The largest datagram client -> server and server -> client.
+    pub fn max_datagram(&self) -> (usize, usize) {
+        (self.dirs[0].max_len, self.dirs[1].max_len)
     }
 
     /// Transmit calls (a GSO train counts once) client -> server and server -> client.
