@@ -1,5 +1,6 @@
 //! `peregrine datapath-bench`: raw UDP loopback throughput through the datapath, GSO/GRO on/off.
 
+use crate::report::{summary, write_file, Report, Sample, Series};
 use peregrine_benches::{
     udp_loopback_throughput, Backend, LoopbackBenchConfig, LoopbackBenchResult,
 };
@@ -30,6 +31,15 @@ pub struct Args {
     /// Print one JSON object per case instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write a throughput-over-time report to FILE.svg or FILE.html. Each case is then run
+    /// a second time, in --slices back-to-back short runs (fresh sockets each), and each slice's
+    /// goodput is one point; setup time between slices is not on the time axis. No latency
+    /// histogram is recorded (the report says so).
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
+    /// Slices per case for --report (2..=100); each gets datagrams/slices and duration/slices.
+    #[arg(long, default_value_t = 10)]
+    slices: u32,
 }
 
 /// Runs the selected cases and prints one line (or JSON object) per case.
@@ -54,6 +64,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         "none" => &[("none", false, false)],
         other => return Err(format!("--mode must be all, gso-gro, gso or none, got '{other}'")),
     };
+    if !(2..=100).contains(&args.slices) {
+        return Err(format!("--slices must be 2..=100, got {}", args.slices));
+    }
+    if let Some(path) = &args.report {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if !["svg", "html", "htm"].contains(&ext.to_ascii_lowercase().as_str()) {
+            return Err(format!("--report: '{}' must end in .svg or .html", path.display()));
+        }
+    }
     let backend: Backend = args
         .backend
         .parse()
@@ -99,6 +118,56 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     if let Some((name, r)) = results.iter().find(|(_, r)| r.received == 0) {
         return Err(format!("case {name}: nothing was received ({} sent)", r.sent));
+    }
+    if let Some(path) = &args.report {
+        write_report(args, backend, &results, path)?;
+    }
+    Ok(())
+}
+
+/// Re-runs every case in `--slices` short runs and writes the time series as a report.
+fn write_report(
+    args: &Args,
+    backend: Backend,
+    results: &[(&str, LoopbackBenchResult)],
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let mut series = Vec::new();
+    for (name, full) in results {
+        let mut cfg = full.config.clone();
+        cfg.datagrams = (args.datagrams / u64::from(args.slices)).max(1);
+        cfg.duration = Duration::from_secs_f64(args.duration / f64::from(args.slices));
+        let mut t = 0.0;
+        let mut samples = Vec::new();
+        for i in 0..args.slices {
+            let r =
+                udp_loopback_throughput(&cfg).map_err(|e| format!("case {name} slice {i}: {e}"))?;
+            let dt = r.elapsed.as_secs_f64().max(1e-9);
+            t += dt;
+            samples.push(Sample { t, dt, bytes: r.bytes_received, packets: r.received });
+        }
+        series.push(Series { name: (*name).to_owned(), samples });
+    }
+    let report = Report {
+        title: format!(
+            "peregrine datapath-bench: {} backend, {} B payloads, {} slices per case",
+            backend.name(),
+            args.payload,
+            args.slices
+        ),
+        series,
+        latency: Err("datapath-bench measures throughput only, no per-datagram latency".into()),
+        notes: vec![format!(
+            "each point is one separate run of {} datagrams (or {:.2} s) with fresh sockets; \
+             setup between runs is not on the time axis",
+            (args.datagrams / u64::from(args.slices)).max(1),
+            args.duration / f64::from(args.slices)
+        )],
+    };
+    write_file(path, &report)?;
+    if !args.json {
+        print!("{}", summary(&report));
+        println!("report written to {}", path.display());
     }
     Ok(())
 }

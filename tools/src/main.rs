@@ -11,6 +11,7 @@ mod config_cmd;
 mod datapath_bench;
 mod metrics;
 mod metrics_cmd;
+mod report;
 mod tune;
 
 use clap::{Parser, Subcommand};
