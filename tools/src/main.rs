@@ -6,12 +6,16 @@
 
 #![forbid(unsafe_code)]
 
+mod certs;
+mod client;
 mod config;
 mod config_cmd;
 mod datapath_bench;
 mod metrics;
 mod metrics_cmd;
+mod perf;
 mod report;
+mod server;
 mod tune;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +40,12 @@ enum Command {
     /// Inspect a NIC (driver, queues, RSS, offloads, IRQs, NUMA, XDP) and recommend a
     /// worker/core/queue map with the server command line.
     Tune(tune::Args),
+    /// Serve files (ALPN hq-interop) and the perf protocol (ALPN perf) until SIGINT/SIGTERM.
+    Server(server::Args),
+    /// Fetch https:// URLs over one QUIC connection into a directory.
+    Client(client::Args),
+    /// QUIC throughput benchmark (perf protocol), in-process or against --server.
+    Perf(perf::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +58,9 @@ fn main() -> ExitCode {
         Command::Config(args) => config_cmd::run(&args),
         Command::Metrics(args) => metrics_cmd::run(&args),
         Command::Tune(args) => tune::run(&args),
+        Command::Server(args) => server::run(&args),
+        Command::Client(args) => client::run(&args),
+        Command::Perf(args) => perf::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

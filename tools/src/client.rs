@@ -1,0 +1,212 @@
+//! `peregrine client`: fetches `https://host:port/path` URLs over one hq-interop connection,
+//! one stream per URL, concurrently, saving each under its file name.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use peregrine_engine::api::{Connection, Endpoint, EndpointConfig};
+use peregrine_engine::connection::ClientConfig;
+use peregrine_engine::VarInt;
+
+use crate::certs::{self, Trust};
+use crate::perf::protocol::{self, IO_TIMEOUT};
+
+/// `peregrine client` flags.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("trust").required(true).args(["ca", "insecure"])))]
+pub struct Args {
+    /// URLs to fetch (`https://host:port/path`), all on the same host and port.
+    #[arg(required = true)]
+    urls: Vec<String>,
+    /// Directory to save the files in (created if missing).
+    #[arg(long)]
+    output: PathBuf,
+    /// CA certificate(s), PEM, to authenticate the server.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Do not authenticate the server.
+    #[arg(long)]
+    insecure: bool,
+    /// ALPN to offer.
+    #[arg(long, default_value = "hq-interop")]
+    alpn: String,
+    /// Handshake timeout, seconds.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+}
+
+/// A parsed `https://` URL.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Url {
+    /// Host as written (server name).
+    pub host: String,
+    /// Port (443 when absent).
+    pub port: u16,
+    /// Path, starting with `/`.
+    pub path: String,
+}
+
+/// Parses `https://host[:port][/path]`.
+pub fn parse_url(s: &str) -> Result<Url, String> {
+    let bad = |why: &str| format!("bad URL '{s}': {why}");
+    let rest = s.strip_prefix("https://").ok_or_else(|| bad("must start with https://"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = match port {
+        Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+        None => 443,
+    };
+    Ok(Url { host: host.to_owned(), port, path: path.to_owned() })
+}
+
+/// The name a URL's body is saved under.
+fn file_name(url: &Url) -> String {
+    let last = url.path.split(['?', '#']).next().unwrap_or("").rsplit('/').next().unwrap_or("");
+    if last.is_empty() || last == "." || last == ".." {
+        "index.html".into()
+    } else {
+        last.to_owned()
+    }
+}
+
+/// Resolves `host:port`, preferring IPv4.
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> =
+        (host, port).to_socket_addrs().map_err(|e| format!("resolving {host}: {e}"))?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("resolving {host}: no address"))
+}
+
+/// A client endpoint on an ephemeral port of `remote`'s family.
+pub fn client_endpoint(remote: SocketAddr, config: ClientConfig) -> Result<Endpoint, String> {
+    let local: SocketAddr = if remote.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+        .parse()
+        .map_err(|_| "bad local address".to_string())?;
+    Endpoint::bind(local, EndpointConfig::client(config)).map_err(|e| format!("binding: {e}"))
+}
+
+/// Connects to `addr` as `name`, waiting at most `timeout` for the handshake.
+pub fn connect(
+    ep: &Endpoint,
+    addr: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<Connection, String> {
+    let connecting = ep.connect(addr, name).map_err(|e| format!("connecting to {addr}: {e}"))?;
+    connecting.wait(timeout).map_err(|e| match e {
+        peregrine_engine::api::ConnError::TimedOut => {
+            format!("connecting to {addr}: no handshake within {} s", timeout.as_secs_f64())
+        }
+        e => format!("connecting to {addr}: {e}"),
+    })
+}
+
+/// Fetches every URL; succeeds only if each file arrived whole.
+pub fn run(args: &Args) -> Result<(), String> {
+    let urls = args.urls.iter().map(|u| parse_url(u)).collect::<Result<Vec<_>, _>>()?;
+    let (host, port) = (urls[0].host.clone(), urls[0].port);
+    if let Some(u) = urls.iter().find(|u| u.host != host || u.port != port) {
+        return Err(format!(
+            "all URLs must share one host and port ({}:{} differs)",
+            u.host, u.port
+        ));
+    }
+    let addr = resolve(&host, port)?;
+    let trust = match &args.ca {
+        Some(p) => Trust::CaFile(p),
+        None => Trust::Insecure,
+    };
+    let tls = certs::client(trust, args.alpn.as_bytes())?;
+    std::fs::create_dir_all(&args.output)
+        .map_err(|e| format!("--output {}: {e}", args.output.display()))?;
+    let ep = client_endpoint(addr, ClientConfig::new(tls))?;
+    let conn = connect(&ep, addr, &host, Duration::from_secs(args.timeout.max(1)))?;
+    let mut jobs = Vec::new();
+    for url in &urls {
+        let (send, recv) = conn
+            .open_bi_blocking(IO_TIMEOUT)
+            .map_err(|e| format!("opening a stream for {}: {e}", url.path))?;
+        send.write_fin(format!("GET {}\r\n", url.path).into_bytes());
+        let dest = args.output.join(file_name(url));
+        let label = format!("https://{}:{}{}", url.host, url.port, url.path);
+        jobs.push(std::thread::spawn(move || {
+            let _keep = send;
+            save(recv, &dest).map_err(|e| format!("{label}: {e}"))
+        }));
+    }
+    let mut errors = Vec::new();
+    for j in jobs {
+        match j.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push("a download thread failed".into()),
+        }
+    }
+    conn.close(VarInt::from_u32(0), b"done");
+    conn.wait_drained(Duration::from_secs(1));
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        n => Err(format!("{n} of {} downloads failed; first: {}", urls.len(), errors[0])),
+    }
+}
+
+/// Reads `recv` to FIN into `dest`; removes the partial file on failure.
+fn save(mut recv: peregrine_engine::api::RecvStream, dest: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let file = std::fs::File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let result = loop {
+        match protocol::read_chunk(&mut recv, IO_TIMEOUT) {
+            Ok(Some(b)) => {
+                if let Err(e) = out.write_all(&b) {
+                    break Err(format!("{}: {e}", dest.display()));
+                }
+            }
+            Ok(None) => break out.flush().map_err(|e| format!("{}: {e}", dest.display())),
+            Err(e) => break Err(e),
+        }
+    };
+    if result.is_err() {
+        drop(out);
+        let _ = std::fs::remove_file(dest);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        let u = parse_url("https://localhost:4433/a/b.txt").unwrap();
+        assert_eq!(u, Url { host: "localhost".into(), port: 4433, path: "/a/b.txt".into() });
+        assert_eq!(file_name(&u), "b.txt");
+        let v = parse_url("https://[::1]:9/").unwrap();
+        assert_eq!((v.host.as_str(), v.port, file_name(&v).as_str()), ("::1", 9, "index.html"));
+        assert_eq!(parse_url("https://h").unwrap().port, 443);
+        assert!(parse_url("http://h/x").is_err());
+        assert!(parse_url("https://h:notaport/x").is_err());
+        assert!(parse_url("https:///x").is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! `peregrine perf`: QUIC throughput with the perf protocol (draft-banks-quic-performance),
+//! against an in-process server on 127.0.0.1 (certificate generated in memory) or, with
+//! `--server`, against any perf server.
+//!
+//! Modes: duration (default: each stream downloads for `--duration`), or sizes (`--download`
+//! and/or `--upload` bytes per stream, once). Prints goodput, packets/s, losses and CPU time.
+
+pub mod cpu;
+pub mod protocol;
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use peregrine_engine::connection::{ClientConfig, ConnectionStats};
+use peregrine_engine::VarInt;
+
+use crate::certs::{self, Trust};
+use crate::client;
+use crate::server::Server;
+
+/// `peregrine perf` flags.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Perf server HOST:PORT; without it an in-process server on 127.0.0.1 is used.
+    #[arg(long)]
+    server: Option<String>,
+    /// CA certificate, PEM, for --server.
+    #[arg(long, conflicts_with = "insecure")]
+    ca: Option<std::path::PathBuf>,
+    /// Do not authenticate --server.
+    #[arg(long)]
+    insecure: bool,
+    /// Bytes each stream downloads (K, M, G suffixes: powers of 1024).
+    #[arg(long, value_parser = parse_size)]
+    download: Option<u64>,
+    /// Bytes each stream uploads.
+    #[arg(long, value_parser = parse_size)]
+    upload: Option<u64>,
+    /// Download for this long per stream (e.g. 5s, 500ms) when no sizes are given.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    duration: Duration,
+    /// Concurrent streams per connection.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    streams: u32,
+    /// Connections.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    connections: u32,
+    /// Worker threads of the in-process server.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    server_workers: u16,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses `123`, `64K`, `10M`, `1G` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("'{s}' is not a size (e.g. 1048576, 64K, 10M, 1G)"))
+}
+
+/// Parses `5s`, `500ms`, `2` (seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let bad = || format!("'{s}' is not a duration (e.g. 5s, 500ms)");
+    let d = if let Some(ms) = t.strip_suffix("ms") {
+        Duration::from_millis(ms.parse().map_err(|_| bad())?)
+    } else {
+        let secs: f64 = t.strip_suffix('s').unwrap_or(t).parse().map_err(|_| bad())?;
+        if !(secs.is_finite() && secs > 0.0 && secs < 86_400.0) {
+            return Err(bad());
+        }
+        Duration::from_secs_f64(secs)
+    };
+    if d.is_zero() {
+        return Err(bad());
+    }
+    Ok(d)
+}
+
+/// Runs the benchmark and prints its results.
+pub fn run(args: &Args) -> Result<(), String> {
+    let (addr, name, trust, local) = match &args.server {
+        Some(s) => {
+            let (host, port) = s
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| format!("--server '{s}': expected HOST:PORT"))?;
+            let trust = match (&args.ca, args.insecure) {
+                (Some(p), _) => Trust::CaFile(p),
+                (None, true) => Trust::Insecure,
+                (None, false) => return Err("--server needs --ca PEM or --insecure".into()),
+            };
+            (client::resolve(host, port)?, host.to_owned(), trust, None)
+        }
+        None => {
+            let g = certs::generate()?;
+            let tls = certs::server_generated(&g)?;
+            let any = "127.0.0.1:0".parse().map_err(|_| "bad address".to_string())?;
+            let server = Server::start(any, tls, usize::from(args.server_workers), None)?;
+            (server.local_addr(), "localhost".into(), Trust::Cert(g.cert), Some(server))
+        }
+    };
+    let tls = certs::client(trust, certs::ALPN_PERF)?;
+    let ep = client::client_endpoint(addr, ClientConfig::new(tls))?;
+    let mut conns = Vec::new();
+    for _ in 0..args.connections {
+        conns.push(client::connect(&ep, addr, &name, Duration::from_secs(5))?);
+    }
+    let (up, down, deadline_after) = match (args.upload, args.download) {
+        (None, None) => (0, 1u64 << 50, Some(args.duration)),
+        (u, d) => (u.unwrap_or(0), d.unwrap_or(0), None),
+    };
+    let received = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = deadline_after.map(|d| start + d);
+    let cpu_before = cpu::process_cpu();
+    let mut jobs = Vec::new();
+    for conn in &conns {
+        for _ in 0..args.streams {
+            let conn = conn.clone();
+            let received = received.clone();
+            jobs.push(std::thread::spawn(move || -> Result<protocol::Moved, String> {
+                let (send, mut recv) =
+                    conn.open_bi_blocking(protocol::IO_TIMEOUT).map_err(|e| e.to_string())?;
+                let count = |n| {
+                    received.fetch_add(n, Ordering::Relaxed);
+                };
+                protocol::request(&send, &mut recv, up, down, deadline, &count)
+            }));
+        }
+    }
+    let live = std::io::stderr().is_terminal() && !args.json;
+    let mut last = (Instant::now(), 0u64);
+    while !jobs.iter().all(|j| j.is_finished()) {
+        std::thread::sleep(Duration::from_millis(50));
+        if live && last.0.elapsed() >= Duration::from_secs(1) {
+            let now = received.load(Ordering::Relaxed);
+            let rate = (now - last.1) as f64 * 8.0 / last.0.elapsed().as_secs_f64() / 1e9;
+            eprint!("\r  {:>8.3} Gbit/s  {:>10} MiB received", rate, now >> 20);
+            last = (Instant::now(), now);
+        }
+    }
+    if live {
+        eprintln!();
+    }
+    let mut total = protocol::Moved { complete: true, ..Default::default() };
+    let mut errors = Vec::new();
+    for j in jobs {
+        match j.join() {
+            Ok(Ok(m)) => {
+                total.up += m.up;
+                total.down += m.down;
+                total.complete &= m.complete || deadline.is_some();
+            }
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push("a stream thread failed".into()),
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu_used = cpu::process_cpu().saturating_sub(cpu_before);
+    let client_stats = sum_stats(conns.iter().map(|c| c.stats()));
+    for c in &conns {
+        c.close(VarInt::from_u32(0), b"done");
+    }
+    for c in &conns {
+        c.wait_drained(Duration::from_secs(1));
+    }
+    let threads = cpu::threads();
+    let server_stats = local.map(|s| {
+        std::thread::sleep(Duration::from_millis(50));
+        let st = sum_stats(s.finished_stats().into_iter());
+        s.stop(Duration::from_secs(2));
+        st
+    });
+    if let Some(e) = errors.first() {
+        return Err(format!(
+            "{} of {} streams failed; first: {e}",
+            errors.len(),
+            args.streams * args.connections
+        ));
+    }
+    if down > 0
+        && deadline.is_none()
+        && total.down != down * u64::from(args.streams * args.connections)
+    {
+        return Err(format!(
+            "received {} bytes, expected {}",
+            total.down,
+            down * u64::from(args.streams * args.connections)
+        ));
+    }
+    let report = Report {
+        args,
+        elapsed,
+        total,
+        client: client_stats,
+        server: server_stats,
+        cpu: cpu_used,
+        threads,
+    };
+    report.print();
+    Ok(())
+}
+
+fn sum_stats(it: impl Iterator<Item = ConnectionStats>) -> ConnectionStats {
+    let mut t = ConnectionStats::default();
+    for s in it {
+        t.packets_sent += s.packets_sent;
+        t.packets_received += s.packets_received;
+        t.packets_lost += s.packets_lost;
+        t.stream_bytes_retransmitted += s.stream_bytes_retransmitted;
+        t.datagrams_sent += s.datagrams_sent;
+        t.datagrams_received += s.datagrams_received;
+        t.congestion_events += s.congestion_events;
+        t.pto_count += s.pto_count;
+    }
+    t
+}
+
+/// The numbers of one run.
+struct Report<'a> {
+    args: &'a Args,
+    elapsed: Duration,
+    total: protocol::Moved,
+    client: ConnectionStats,
+    server: Option<ConnectionStats>,
+    cpu: Duration,
+    threads: Vec<cpu::ThreadCpu>,
+}
+
+impl Report<'_> {
+    fn print(&self) {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let bytes = self.total.up + self.total.down;
+        let gbps = bytes as f64 * 8.0 / secs / 1e9;
+        let c = &self.client;
+        let rx_pps = c.packets_received as f64 / secs;
+        let tx_pps = c.packets_sent as f64 / secs;
+        let s = self.server.unwrap_or_default();
+        if self.args.json {
+            let threads: Vec<_> = self
+                .threads
+                .iter()
+                .map(|t| serde_json::json!({"name": t.name, "cpu_s": t.cpu.as_secs_f64()}))
+                .collect();
+            let v = serde_json::json!({
+                "mode": if self.args.download.is_none() && self.args.upload.is_none() { "duration" } else { "size" },
+                "connections": self.args.connections,
+                "streams": self.args.streams,
+                "elapsed_s": secs,
+                "bytes_uploaded": self.total.up,
+                "bytes_downloaded": self.total.down,
+                "bytes_total": bytes,
+                "goodput_gbps": gbps,
+                "client_packets_sent": c.packets_sent,
+                "client_packets_received": c.packets_received,
+                "client_rx_pps": rx_pps,
+                "client_tx_pps": tx_pps,
+                "client_packets_lost": c.packets_lost,
+                "client_bytes_retransmitted": c.stream_bytes_retransmitted,
+                "server_packets_sent": self.server.map(|s| s.packets_sent),
+                "server_packets_lost": self.server.map(|s| s.packets_lost),
+                "server_bytes_retransmitted": self.server.map(|s| s.stream_bytes_retransmitted),
+                "process_cpu_s": self.cpu.as_secs_f64(),
+                "threads": threads,
+            });
+            println!("{v}");
+            return;
+        }
+        println!(
+            "perf: {} connection(s) x {} stream(s), {:.2} s",
+            self.args.connections, self.args.streams, secs
+        );
+        println!(
+            "  moved     {} bytes (up {}, down {})  goodput {:.3} Gbit/s",
+            bytes, self.total.up, self.total.down, gbps
+        );
+        println!(
+            "  client    rx {rx_pps:.0} pkt/s, tx {tx_pps:.0} pkt/s, lost {}, retransmitted {} B",
+            c.packets_lost, c.stream_bytes_retransmitted
+        );
+        if self.server.is_some() {
+            println!(
+                "  server    sent {} pkts, lost {}, retransmitted {} B, PTOs {}",
+                s.packets_sent, s.packets_lost, s.stream_bytes_retransmitted, s.pto_count
+            );
+        }
+        println!(
+            "  cpu       {:.2} s process ({:.0}% of wall)",
+            self.cpu.as_secs_f64(),
+            self.cpu.as_secs_f64() / secs * 100.0
+        );
+        for t in self.threads.iter().filter(|t| t.cpu >= Duration::from_millis(10)).take(8) {
+            println!("    {:<16} {:.2} s", t.name, t.cpu.as_secs_f64());
+        }
+    }
+}
