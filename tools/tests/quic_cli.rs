@@ -1,0 +1,207 @@
+//! The QUIC commands end to end over loopback: `peregrine perf --json`, `peregrine server` +
+//! `peregrine client` byte-exact, a missing file, bad flags, and SIGTERM shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_peregrine");
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("peregrine-quic-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed ^ (i >> 9) as u8)).collect()
+}
+
+/// A running `peregrine server` with its address; killed on drop.
+struct ServerProc {
+    child: Child,
+    addr: String,
+    dir: PathBuf,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(tag: &str, files: &[(&str, Vec<u8>)]) -> ServerProc {
+    let dir = temp_dir(tag);
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let root = dir.join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    for (name, data) in files {
+        std::fs::write(root.join(name), data).unwrap();
+    }
+    let mut child = Command::new(BIN)
+        .args(["server", "--listen", "127.0.0.1:0", "--cert"])
+        .arg(dir.join("cert.pem"))
+        .arg("--key")
+        .arg(dir.join("key.pem"))
+        .arg("--root")
+        .arg(&root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(10)).expect("server printed its address");
+    let addr = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    ServerProc { child, addr, dir }
+}
+
+fn client(server: &ServerProc, paths: &[&str], out: &Path) -> std::process::Output {
+    let port = server.addr.rsplit(':').next().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("client");
+    for p in paths {
+        cmd.arg(format!("https://localhost:{port}/{p}"));
+    }
+    cmd.arg("--output").arg(out).arg("--ca").arg(server.dir.join("cert.pem"));
+    run_bounded(cmd, Duration::from_secs(30))
+}
+
+fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("command did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn one_error_line(out: &std::process::Output) -> String {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {err}");
+    assert!(lines[0].starts_with("peregrine: "), "{err}");
+    err
+}
+
+#[test]
+fn server_and_client_transfer_byte_exact() {
+    let files = [
+        ("small.bin", pattern(1000, 1)),
+        ("medium.bin", pattern(1 << 20, 2)),
+        ("large.bin", pattern(10 << 20, 3)),
+    ];
+    let server = start_server("xfer", &files);
+    let out_dir = server.dir.join("out");
+    let out = client(&server, &["small.bin", "medium.bin", "large.bin"], &out_dir);
+    assert!(out.status.success(), "client failed: {}", String::from_utf8_lossy(&out.stderr));
+    for (name, data) in &files {
+        let got = std::fs::read(out_dir.join(name)).unwrap();
+        assert!(got == *data, "{name}: {} bytes, differs", got.len());
+    }
+}
+
+#[test]
+fn missing_file_and_traversal_fail_with_one_line() {
+    let server = start_server("missing", &[("here.txt", b"hello".to_vec())]);
+    let out_dir = server.dir.join("out");
+    let out = client(&server, &["here.txt", "not-here.txt"], &out_dir);
+    let err = one_error_line(&out);
+    assert!(err.contains("not-here.txt") && err.contains("reset"), "{err}");
+    let out = client(&server, &["../cert.pem"], &out_dir);
+    one_error_line(&out);
+}
+
+#[test]
+fn server_stops_on_sigterm() {
+    let mut server = start_server("sigterm", &[]);
+    let pid = server.child.id().to_string();
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "server still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn bad_flags_and_urls_fail_with_one_line() {
+    for args in [
+        vec!["server", "--listen", "nowhere"],
+        vec!["client", "http://x/y", "--output", "/tmp", "--insecure"],
+        vec!["client", "https://127.0.0.1:1/x", "--output", "/tmp"],
+        vec!["perf", "--download", "lots"],
+        vec!["perf", "--server", "127.0.0.1"],
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args);
+        one_error_line(&run_bounded(cmd, Duration::from_secs(10)));
+    }
+}
+
+#[test]
+fn refused_connection_fails_with_one_line() {
+    // Nothing listens on this port: the handshake times out.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    drop(sock);
+    let dir = temp_dir("refused");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["client", &format!("https://127.0.0.1:{port}/x"), "--insecure", "--timeout", "1"])
+        .arg("--output")
+        .arg(&dir);
+    one_error_line(&run_bounded(cmd, Duration::from_secs(10)));
+}
+
+fn perf_json(args: &[&str]) -> serde_json::Value {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("perf").arg("--json").args(args);
+    let out = run_bounded(cmd, Duration::from_secs(30));
+    assert!(out.status.success(), "perf failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn perf_sizes_mode_json_is_consistent() {
+    let v = perf_json(&["--download", "8M", "--upload", "1M", "--streams", "2"]);
+    assert_eq!(v["bytes_downloaded"].as_u64(), Some(2 * (8 << 20)));
+    assert_eq!(v["bytes_uploaded"].as_u64(), Some(2 * (1 << 20)));
+    assert_eq!(v["bytes_total"].as_u64(), Some(2 * (9 << 20)));
+    assert!(v["goodput_gbps"].as_f64().unwrap() > 0.0);
+    assert!(v["client_packets_received"].as_u64().unwrap() > (16 << 20) / 1500);
+}
+
+#[test]
+fn perf_duration_mode_json() {
+    let v = perf_json(&["--duration", "1s", "--connections", "2"]);
+    let down = v["bytes_downloaded"].as_u64().unwrap();
+    assert!(down > 0);
+    assert_eq!(v["bytes_total"].as_u64(), Some(down));
+    let secs = v["elapsed_s"].as_f64().unwrap();
+    let gbps = v["goodput_gbps"].as_f64().unwrap();
+    assert!(gbps > 0.0);
+    assert!((gbps - down as f64 * 8.0 / secs / 1e9).abs() < 1e-6);
+}
