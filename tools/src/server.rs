@@ -6,6 +6,9 @@
 //! request starts with an 8-byte size, which never begins with those bytes (it would be
 //! over 2^62). One thread per connection and one per stream (blocking API).
 
+// A command, not the sans-IO core: it reads the wall clock for deadlines and rates.
+#![allow(clippy::disallowed_methods)]
+
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

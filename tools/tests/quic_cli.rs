@@ -1,6 +1,9 @@
 //! The QUIC commands end to end over loopback: `peregrine perf --json`, `peregrine server` +
 //! `peregrine client` byte-exact, a missing file, bad flags, and SIGTERM shutdown.
 
+// A command, not the sans-IO core: it reads the wall clock for deadlines and rates.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

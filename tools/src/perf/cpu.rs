@@ -52,7 +52,7 @@ pub fn threads() -> Vec<ThreadCpu> {
             }
         }
     }
-    out.sort_by(|a, b| b.cpu.cmp(&a.cpu));
+    out.sort_by_key(|t| std::cmp::Reverse(t.cpu));
     out
 }
 

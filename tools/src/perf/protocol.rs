@@ -5,6 +5,9 @@
 //! (big-endian), then its upload, then FIN; the server drains the upload and answers with
 //! that many bytes, then FIN.
 
+// A command, not the sans-IO core: it reads the wall clock for deadlines and rates.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
