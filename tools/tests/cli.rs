@@ -73,3 +73,208 @@ fn bad_arguments_give_one_line_and_nonzero_exit() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr:?}");
     }
 }
+
+fn assert_one_line_error(args: &[&str]) -> String {
+    let out = peregrine(args);
+    assert!(!out.status.success(), "{args:?} must fail");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line, got {stderr:?}");
+    assert!(stderr.starts_with("peregrine: "), "{args:?}: {stderr:?}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr:?}");
+    stderr
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("peregrine-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn bad_config_flags_name_the_key_on_one_line() {
+    for (flag, value) in [
+        ("--workers", "0"),
+        ("--workers", "-3"),
+        ("--workers", "100000"),
+        ("--stream-window", "0"),
+        ("--stream-window", "-1"),
+        ("--stream-window", "5G"),
+        ("--stream-window", "99999999999999999999"),
+        ("--connection-window", "1T"),
+        ("--connection-window", "100G"),
+        ("--initial-window", "10"),
+        ("--idle-timeout", "30"),
+        ("--idle-timeout", "-1s"),
+        ("--idle-timeout", "1.5s"),
+        ("--idle-timeout", "2h"),
+        ("--idle-timeout", "0ms"),
+        ("--cores", "3-1"),
+        ("--cores", "a"),
+        ("--cores", "0-99999"),
+        ("--queues", "1,,2"),
+        ("--congestion", "bbr"),
+        ("--datapath", "dpdk"),
+        ("--xdp-mode", "offload"),
+        ("--mtu", "1199"),
+        ("--mtu", "65528"),
+        ("--rx-batch", "0"),
+        ("--tx-batch", "2048"),
+        ("--busy-poll-us", "2000000"),
+        ("--ring-size", "1000"),
+        ("--pacing", "maybe"),
+        ("--max-bidi-streams", "-1"),
+        ("--metrics-addr", "localhost"),
+    ] {
+        let err = assert_one_line_error(&["config", flag, value]);
+        assert!(err.contains(flag), "{flag} {value}: error names the key: {err}");
+        assert!(err.contains(value) || err.contains("outside"), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
+fn bad_config_files_give_one_line() {
+    let missing = std::env::temp_dir().join("peregrine-no-such-config.toml");
+    let err = assert_one_line_error(&["config", "--config", missing.to_str().unwrap()]);
+    assert!(err.contains("cannot read config file"), "{err}");
+    for (name, text, needle) in [
+        ("unknown.toml", "workers = 2\nwrokers = 3\n", "unknown key 'wrokers'"),
+        ("syntax.toml", "workers = \n", "invalid TOML"),
+        ("syntax2.toml", "[unclosed\n", "invalid TOML"),
+        ("range.toml", "mtu = 70000\n", "mtu: 70000 is outside 1200..=65527"),
+        ("neg.toml", "stream-window = -1\n", "stream-window"),
+        ("type.toml", "idle-timeout = 1.5\n", "idle-timeout: expected"),
+        ("cc.toml", "congestion = \"vegas\"\n", "congestion"),
+    ] {
+        let path = temp_file(name, text);
+        let err = assert_one_line_error(&["config", "--config", path.to_str().unwrap(), "--print"]);
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(err.contains(name), "{name}: the file is named: {err}");
+    }
+}
+
+#[test]
+fn config_print_round_trips_and_flags_override_the_file() {
+    let first = peregrine(&[
+        "config",
+        "--print",
+        "--workers",
+        "4",
+        "--cores",
+        "0-3,6",
+        "--idle-timeout",
+        "500ms",
+        "--stream-window",
+        "4M",
+        "--congestion",
+        "reno",
+        "--gso",
+        "off",
+        "--metrics-addr",
+        "127.0.0.1:9100",
+        "--keylog-file",
+        "/tmp/k.log",
+    ]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let text = String::from_utf8(first.stdout).unwrap();
+    assert!(text.contains("cores = \"0-3,6\"") && text.contains("congestion = \"newreno\""));
+    let path = temp_file("round.toml", &text);
+    let second = peregrine(&["config", "--config", path.to_str().unwrap(), "--print"]);
+    assert!(second.status.success());
+    assert_eq!(String::from_utf8(second.stdout).unwrap(), text, "print → load → print");
+    let over =
+        peregrine(&["config", "--config", path.to_str().unwrap(), "--print", "--workers", "2"]);
+    let over = String::from_utf8(over.stdout).unwrap();
+    assert!(over.contains("workers = 2\n") && over.contains("cores = \"0-3,6\""), "{over}");
+}
+
+#[test]
+fn tune_on_loopback_and_unknown_interface() {
+    let out = peregrine(&["tune", "--interface", "lo"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("recommended map") && text.contains("peregrine server "), "{text}");
+    assert!(text.contains("could not read:"), "lo has no device, so something is missing");
+    let out = peregrine(&["tune", "--interface", "lo", "--json"]);
+    assert!(out.status.success());
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["interface"], "lo");
+    assert_eq!(j["driver"], serde_json::Value::Null);
+    assert!(!j["plan"].as_array().unwrap().is_empty(), "{j}");
+    assert!(j["command"].as_str().unwrap().contains("--workers"));
+    // The recommended command line is valid for the config parser.
+    let cmd = j["command"].as_str().unwrap().to_owned();
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    let mut cfg = vec!["config"];
+    let mut i = 0;
+    while i < words.len() {
+        if ["--datapath", "--workers", "--cores", "--queues", "--mtu", "--gso", "--gro"]
+            .contains(&words[i])
+        {
+            cfg.extend_from_slice(&words[i..i + 2]);
+        }
+        i += 1;
+    }
+    let out = peregrine(&cfg);
+    assert!(out.status.success(), "{cfg:?}: {}", String::from_utf8_lossy(&out.stderr));
+    for bad in ["no-such-if0", "", "../etc"] {
+        let err = assert_one_line_error(&["tune", "--interface", bad]);
+        assert!(err.contains("--interface"), "{err}");
+    }
+}
+
+#[test]
+fn metrics_command_serves_prometheus_text() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peregrine"))
+        .args(["metrics", "--listen", "127.0.0.1:0", "--duration", "10s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_owned();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+    assert!(resp.contains("# TYPE peregrine_up gauge\nperegrine_up 1\n"), "{resp}");
+    for bad in [&["metrics", "--listen", "nowhere"][..], &["metrics", "--duration", "5"]] {
+        assert_one_line_error(bad);
+    }
+}
+
+#[test]
+fn datapath_bench_writes_a_report() {
+    let path = std::env::temp_dir().join(format!("peregrine-report-{}.svg", std::process::id()));
+    let out = peregrine(&[
+        "datapath-bench",
+        "--mode",
+        "none",
+        "--datagrams",
+        "4000",
+        "--duration",
+        "1",
+        "--slices",
+        "4",
+        "--report",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let svg = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(svg.contains("id=\"throughput-0\"") && svg.contains("data-series=\"none\""));
+    assert!(svg.contains("latency distribution not recorded"));
+    let points = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(points.split_whitespace().count(), 4, "one point per slice");
+    for bad in
+        [&["datapath-bench", "--report", "/tmp/x.png"][..], &["datapath-bench", "--slices", "1"]]
+    {
+        assert_one_line_error(bad);
+    }
+}

@@ -91,7 +91,7 @@ pub fn parse_list(s: &str, max: u32) -> Result<Vec<u32>, String> {
             return Err(format!("'{part}' is a reversed range (write {hi}-{lo})"));
         }
         if hi > max {
-            return Err(format!("{hi} is above the largest allowed {max}"));
+            return Err(format!("{hi} is outside 0..={max}"));
         }
         out.extend(lo..=hi);
     }
