@@ -34,7 +34,7 @@ enum Command {
     /// Raw UDP datapath throughput over loopback, with and without GSO/GRO (no QUIC).
     DatapathBench(datapath_bench::Args),
     /// Validate settings from --config FILE and flags; --print shows the effective TOML.
-    Config(config_cmd::Args),
+    Config(Box<config_cmd::Args>),
     /// Serve process statistics in the Prometheus text format on GET /metrics for a while.
     Metrics(metrics_cmd::Args),
     /// Inspect a NIC (driver, queues, RSS, offloads, IRQs, NUMA, XDP) and recommend a

@@ -224,6 +224,8 @@ impl Drop for MetricsServer {
     }
 }
 
+// The server thread is I/O code outside the sans-IO core: it bounds a request in wall time.
+#[allow(clippy::disallowed_methods)]
 fn serve_one(mut stream: TcpStream, source: &Source) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;

@@ -51,18 +51,18 @@ fn nice_max(v: f64) -> f64 {
 
 fn axes(out: &mut String, y: Scale, ymax: f64, xlabel: &str, ylabel: &str) {
     let (yb, yt) = (y.at(0.0), y.at(ymax));
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<g class=\"axes\" stroke=\"#444\" fill=\"none\"><line x1=\"{LEFT}\" y1=\"{yb}\" x2=\"{RIGHT}\" \
-         y2=\"{yb}\"/><line x1=\"{LEFT}\" y1=\"{yb}\" x2=\"{LEFT}\" y2=\"{yt}\"/></g>\n"
+         y2=\"{yb}\"/><line x1=\"{LEFT}\" y1=\"{yb}\" x2=\"{LEFT}\" y2=\"{yt}\"/></g>"
     );
     for i in 0..=5 {
         let v = ymax * i as f64 / 5.0;
         let py = y.at(v);
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<line x1=\"{LEFT}\" y1=\"{py:.1}\" x2=\"{RIGHT}\" y2=\"{py:.1}\" stroke=\"#ddd\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>\n",
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
             LEFT - 6.0,
             py + 4.0,
             fmt_tick(v)
