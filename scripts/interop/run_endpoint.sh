@@ -7,19 +7,20 @@
 #   certificates in /certs/cert.pem and /certs/priv.key.
 # Exit 127 tells the runner a test case is not supported.
 #
-# NOTE: `peregrine server` and `peregrine client` land with the QUIC runtime; until then this
-# script's supported cases fail with "unrecognized subcommand" from peregrine (exit 2).
+# Uses `peregrine server --listen --cert --key --root` and `peregrine client URL... --output`.
+# Not wired yet (the commands have no such flags today): SSLKEYLOGFILE and QLOGDIR are accepted
+# but nothing is written to them; the client does not verify the server (--insecure), as the
+# runner's certificates are self-signed.
+# For a local run, WWW, DOWNLOADS and CERTS override /www, /downloads and /certs, and
+# PEREGRINE the binary; LISTEN overrides [::]:443.
 #
-# Supported test cases (what `peregrine server/client` do without extra flags):
-#   handshake   one connection, one small file
-#   transfer    one connection, several large files (flow control)
-#   multiplexing many files on one connection (concurrent streams)
-#   multiconnect one connection per requested file
-# Everything else (retry, resumption, zerortt, keyupdate, ecn, v2, chacha20, ...) exits 127
-# until the CLI grows a flag for it.
 set -euo pipefail
 
 PEREGRINE="${PEREGRINE:-peregrine}"
+WWW="${WWW:-/www}"
+DOWNLOADS="${DOWNLOADS:-/downloads}"
+CERTS="${CERTS:-/certs}"
+LISTEN="${LISTEN:-[::]:443}"
 ROLE="${ROLE:-}"
 TESTCASE="${TESTCASE:-}"
 
@@ -31,19 +32,14 @@ case "$TESTCASE" in
     ;;
 esac
 
-common=()
-if [ -n "${SSLKEYLOGFILE:-}" ]; then
-  common+=(--keylog-file "$SSLKEYLOGFILE")
-fi
 if [ -n "${QLOGDIR:-}" ]; then
   mkdir -p "$QLOGDIR"
-  common+=(--qlog-dir "$QLOGDIR")
 fi
 
 case "$ROLE" in
   server)
-    exec "$PEREGRINE" server --listen "[::]:443" \
-      --cert /certs/cert.pem --key /certs/priv.key --root /www "${common[@]}"
+    exec "$PEREGRINE" server --listen "$LISTEN" \
+      --cert "$CERTS/cert.pem" --key "$CERTS/priv.key" --root "$WWW"
     ;;
   client)
     # The runner starts the client only once the server is up (its own wait-for-it step).
@@ -52,13 +48,13 @@ case "$ROLE" in
       echo "run_endpoint.sh: REQUESTS is empty" >&2
       exit 1
     fi
-    mkdir -p /downloads
+    mkdir -p "$DOWNLOADS"
     if [ "$TESTCASE" = "multiconnect" ]; then
       for url in "${urls[@]}"; do
-        "$PEREGRINE" client "$url" --output /downloads "${common[@]}"
+        "$PEREGRINE" client "$url" --output "$DOWNLOADS" --insecure
       done
     else
-      exec "$PEREGRINE" client "${urls[@]}" --output /downloads "${common[@]}"
+      exec "$PEREGRINE" client "${urls[@]}" --output "$DOWNLOADS" --insecure
     fi
     ;;
   *)
