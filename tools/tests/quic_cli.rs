@@ -208,3 +208,16 @@ fn perf_duration_mode_json() {
     assert!(gbps > 0.0);
     assert!((gbps - down as f64 * 8.0 / secs / 1e9).abs() < 1e-6);
 }
+
+#[test]
+fn perf_rps_mode_reports_latency() {
+    let v = perf_json(&["--rps", "--duration", "1s", "--streams", "2", "--response-size", "2K"]);
+    let requests = v["requests"].as_u64().unwrap();
+    assert!(requests > 0);
+    assert_eq!(v["bytes_downloaded"].as_u64(), Some(requests * 2048));
+    assert_eq!(v["bytes_uploaded"].as_u64(), Some(requests * 64));
+    let p50 = v["latency_p50_us"].as_u64().unwrap();
+    let p99 = v["latency_p99_us"].as_u64().unwrap();
+    let max = v["latency_max_us"].as_u64().unwrap();
+    assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{v}");
+}

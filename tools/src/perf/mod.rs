@@ -10,6 +10,7 @@
 
 pub mod cpu;
 pub mod protocol;
+pub mod rps;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +54,16 @@ pub struct Args {
     /// Worker threads of the in-process server.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     server_workers: u16,
+    /// Request/response mode for --duration: each stream slot runs requests back to back,
+    /// with latency percentiles.
+    #[arg(long, conflicts_with_all = ["download", "upload"])]
+    rps: bool,
+    /// --rps: bytes uploaded per request.
+    #[arg(long, value_parser = parse_size, default_value = "64")]
+    request_size: u64,
+    /// --rps: bytes downloaded per request.
+    #[arg(long, value_parser = parse_size, default_value = "1K")]
+    response_size: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -134,13 +145,18 @@ pub fn run(args: &Args) -> Result<(), String> {
         for _ in 0..args.streams {
             let conn = conn.clone();
             let received = received.clone();
-            jobs.push(std::thread::spawn(move || -> Result<protocol::Moved, String> {
+            let rps = args.rps.then_some((args.request_size, args.response_size));
+            jobs.push(std::thread::spawn(move || -> Result<rps::RpsResult, String> {
+                if let (Some((req, resp)), Some(d)) = (rps, deadline) {
+                    return rps::worker(&conn, req, resp, d, &received);
+                }
                 let (send, mut recv) =
                     conn.open_bi_blocking(protocol::IO_TIMEOUT).map_err(|e| e.to_string())?;
                 let count = |n| {
                     received.fetch_add(n, Ordering::Relaxed);
                 };
-                protocol::request(&send, &mut recv, up, down, deadline, &count)
+                let moved = protocol::request(&send, &mut recv, up, down, deadline, &count)?;
+                Ok(rps::RpsResult { moved, requests: 1, latency_us: rps::histogram()? })
             }));
         }
     }
@@ -160,9 +176,14 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let mut total = protocol::Moved { complete: true, ..Default::default() };
     let mut errors = Vec::new();
+    let mut latency = rps::histogram()?;
+    let mut requests = 0;
     for j in jobs {
         match j.join() {
-            Ok(Ok(m)) => {
+            Ok(Ok(r)) => {
+                let m = r.moved;
+                requests += r.requests;
+                let _ = latency.add(&r.latency_us);
                 total.up += m.up;
                 total.down += m.down;
                 total.complete &= m.complete || deadline.is_some();
@@ -208,6 +229,8 @@ pub fn run(args: &Args) -> Result<(), String> {
         args,
         elapsed,
         total,
+        requests,
+        latency: args.rps.then_some(latency),
         client: client_stats,
         server: server_stats,
         cpu: cpu_used,
@@ -237,6 +260,8 @@ struct Report<'a> {
     args: &'a Args,
     elapsed: Duration,
     total: protocol::Moved,
+    requests: u64,
+    latency: Option<hdrhistogram::Histogram<u64>>,
     client: ConnectionStats,
     server: Option<ConnectionStats>,
     cpu: Duration,
@@ -244,6 +269,14 @@ struct Report<'a> {
 }
 
 impl Report<'_> {
+    fn mode(&self) -> &'static str {
+        match (self.args.rps, self.args.download.is_none() && self.args.upload.is_none()) {
+            (true, _) => "rps",
+            (false, true) => "duration",
+            (false, false) => "size",
+        }
+    }
+
     fn print(&self) {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let bytes = self.total.up + self.total.down;
@@ -258,8 +291,8 @@ impl Report<'_> {
                 .iter()
                 .map(|t| serde_json::json!({"name": t.name, "cpu_s": t.cpu.as_secs_f64()}))
                 .collect();
-            let v = serde_json::json!({
-                "mode": if self.args.download.is_none() && self.args.upload.is_none() { "duration" } else { "size" },
+            let mut v = serde_json::json!({
+                "mode": self.mode(),
                 "connections": self.args.connections,
                 "streams": self.args.streams,
                 "elapsed_s": secs,
@@ -279,6 +312,13 @@ impl Report<'_> {
                 "process_cpu_s": self.cpu.as_secs_f64(),
                 "threads": threads,
             });
+            if let Some(h) = &self.latency {
+                v["requests"] = self.requests.into();
+                v["requests_per_s"] = (self.requests as f64 / secs).into();
+                for (k, us) in rps::percentiles(h) {
+                    v[format!("latency_{k}_us")] = us.into();
+                }
+            }
             println!("{v}");
             return;
         }
@@ -290,6 +330,16 @@ impl Report<'_> {
             "  moved     {} bytes (up {}, down {})  goodput {:.3} Gbit/s",
             bytes, self.total.up, self.total.down, gbps
         );
+        if let Some(h) = &self.latency {
+            let p: Vec<String> =
+                rps::percentiles(h).iter().map(|(k, us)| format!("{k} {us} us")).collect();
+            println!(
+                "  requests  {} ({:.0}/s)  {}",
+                self.requests,
+                self.requests as f64 / secs,
+                p.join(", ")
+            );
+        }
         println!(
             "  client    rx {rx_pps:.0} pkt/s, tx {tx_pps:.0} pkt/s, lost {}, retransmitted {} B",
             c.packets_lost, c.stream_bytes_retransmitted
