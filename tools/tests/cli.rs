@@ -278,3 +278,25 @@ fn datapath_bench_writes_a_report() {
         assert_one_line_error(bad);
     }
 }
+
+#[test]
+fn interop_script_rejects_unsupported_cases_with_127() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/interop/run_endpoint.sh");
+    let run = |role: &str, case: &str| {
+        Command::new("bash")
+            .arg(script)
+            .env("ROLE", role)
+            .env("TESTCASE", case)
+            .env("PEREGRINE", env!("CARGO_BIN_EXE_peregrine"))
+            .output()
+            .expect("run bash")
+    };
+    for case in ["retry", "zerortt", "keyupdate", ""] {
+        assert_eq!(run("client", case).status.code(), Some(127), "{case}");
+    }
+    let bad_role = run("observer", "handshake");
+    assert_eq!(bad_role.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("ROLE must be client or server"));
+    let no_requests = run("client", "handshake");
+    assert_eq!(no_requests.status.code(), Some(1));
+}
