@@ -21,10 +21,37 @@ use crate::worker::inbox::{Command, ConnOp};
 use crate::worker::EndpointCtx;
 
 /// A handle to a connection. Cheap to clone, `Send + Sync`; it never locks connection state.
+///
+/// When the last handle (including those held by its streams) is dropped, the connection is
+/// closed with application code 0.
 #[derive(Clone)]
 pub struct Connection {
     pub(crate) shared: Arc<ConnShared>,
     pub(crate) ctx: Arc<EndpointCtx>,
+    _guard: Arc<LastHandle>,
+}
+
+/// Closes the connection when the application's last handle goes.
+struct LastHandle {
+    shared: Arc<ConnShared>,
+    ctx: Arc<EndpointCtx>,
+}
+
+impl Drop for LastHandle {
+    fn drop(&mut self) {
+        if self.shared.close.is_ended() || !self.shared.close.request() {
+            return;
+        }
+        let cmd = Command::Conn {
+            id: self.shared.id,
+            op: ConnOp::Close { code: VarInt::from_u32(0), reason: Vec::new() },
+        };
+        if self.ctx.stopped.load(Ordering::Acquire) {
+            abandon(cmd);
+        } else {
+            self.ctx.inboxes[self.shared.worker].post(cmd);
+        }
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -38,7 +65,8 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     pub(crate) fn new(shared: Arc<ConnShared>, ctx: Arc<EndpointCtx>) -> Self {
-        Self { shared, ctx }
+        let guard = Arc::new(LastHandle { shared: shared.clone(), ctx: ctx.clone() });
+        Self { shared, ctx, _guard: guard }
     }
 
     /// Posts a command to the owner worker; after the endpoint stopped, the command is

@@ -92,3 +92,14 @@ pub enum ShutdownError {
         live: u64,
     },
 }
+
+/// Handles are shared across threads: checked at compile time.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Endpoint>();
+    send_sync::<Connection>();
+    send_sync::<SendStream>();
+    send_sync::<RecvStream>();
+    send_sync::<WriteCompletion>();
+    send_sync::<Connecting>();
+};

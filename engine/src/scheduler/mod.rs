@@ -123,8 +123,8 @@ impl Scheduler {
 
     /// Builds transmit buffers round-robin across ready connections into `batch`, until the
     /// ready list is empty, the batch holds `max_batch` buffers, or the queue has no free
-    /// buffer. Keys of connections that transmitted are pushed to `served` (their timers
-    /// moved). Returns the number of turns taken.
+    /// buffer. Keys of connections polled are pushed to `served` (their timers may
+    /// have moved: a pacing delay, a loss timer). Returns the number of turns taken.
     ///
     /// Termination is structural: each turn either adds a buffer to the batch (at most
     /// `max_batch` of those) or takes a connection off the list, so one flush takes at most
@@ -185,7 +185,13 @@ impl Scheduler {
                 break;
             };
             let keys = conn.spaces_with_keys();
-            let Some(t) = conn.poll_transmit(now, buf.spare(), segments) else {
+            let polled = conn.poll_transmit(now, buf.spare(), segments);
+            // Polled, with or without a datagram: its timers may have moved (a pacing delay
+            // set when it declined to send must reach the worker's timer queue).
+            if served.last() != Some(&key) {
+                served.push(key);
+            }
+            let Some(t) = polled else {
                 self.stats.limited += 1;
                 self.interests.remove(&key);
                 if closing {
@@ -201,7 +207,6 @@ impl Scheduler {
             batch.push(buf);
             self.stats.transmits += 1;
             self.stats.datagrams += t.datagrams as u64;
-            served.push(key);
             if closing {
                 for space in SpaceId::ALL {
                     let i = space.index();
