@@ -1,0 +1,178 @@
+//! Single-connection goodput over loopback UDP, Peregrine server → Peregrine client against
+//! quinn server → quinn client, in the same run with the same payload.
+//!
+//! `cargo run --release -p peregrine-benches --example goodput_vs_quinn [MiB] [rounds]`
+//! (default 500 MiB, 1 round). The server sends the payload on one unidirectional stream
+//! (1 MiB shared chunks); the client counts bytes until FIN. Goodput = payload bits / time from
+//! the stream opening to the client's FIN. Peregrine runs its UDP datapath (GSO/GRO where the
+//! kernel has them) with 1472-byte datagrams; quinn runs out of the box on tokio (GSO/GRO
+//! through quinn-udp, MTU discovery on). Prints Gbit/s for each and the ratio.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use peregrine_engine::api::{block_on, Endpoint, EndpointConfig};
+use peregrine_engine::connection::{ClientConfig, ServerConfig, TransportConfig};
+use peregrine_engine::crypto::{TlsClientConfig, TlsServerConfig};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+const ALPN: &[u8] = b"perf";
+const CHUNK: usize = 1 << 20;
+/// Writes kept in flight by the Peregrine sender (each completes when acknowledged).
+const INFLIGHT: usize = 16;
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn cert() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+    (ck.cert.der().clone(), key)
+}
+
+fn any() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// Peregrine → Peregrine: seconds to move `total` bytes.
+fn peregrine(total: usize, chunk: &Bytes) -> f64 {
+    let (c, k) = cert();
+    let transport = || TransportConfig::default().with_max_datagram_size(1472).unwrap();
+    let mut sc = ServerConfig::new(Arc::new(
+        TlsServerConfig::builder(vec![c.clone()], k).alpn_protocols([ALPN]).build().unwrap(),
+    ));
+    sc.transport = transport();
+    let mut cc = ClientConfig::new(Arc::new(
+        TlsClientConfig::builder()
+            .add_root_certificate(c)
+            .unwrap()
+            .alpn_protocols([ALPN])
+            .build()
+            .unwrap(),
+    ));
+    cc.transport = transport();
+    let server = Endpoint::bind(any(), EndpointConfig::server(sc)).unwrap();
+    let client = Endpoint::bind(any(), EndpointConfig::client(cc)).unwrap();
+    let conn = client.connect(server.local_addr(), "localhost").unwrap().wait(LIMIT).unwrap();
+    let sconn = server.accept_blocking(Some(LIMIT)).expect("accepted");
+    let chunk = chunk.clone();
+    let sender = std::thread::spawn(move || {
+        let send = sconn.open_uni_blocking(LIMIT).unwrap();
+        let mut pending = std::collections::VecDeque::new();
+        let mut left = total;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            left -= n;
+            pending.push_back(if left == 0 {
+                send.write_fin(chunk.slice(..n))
+            } else {
+                send.write(chunk.slice(..n))
+            });
+            if pending.len() >= INFLIGHT {
+                let w: peregrine_engine::api::WriteCompletion = pending.pop_front().unwrap();
+                assert!(w.wait(LIMIT).unwrap().was_accepted());
+            }
+        }
+        for w in pending {
+            assert!(w.wait(LIMIT).unwrap().was_accepted());
+        }
+        sconn
+    });
+    let mut recv = conn.accept_uni_blocking(LIMIT).unwrap();
+    let start = Instant::now();
+    let got = block_on(
+        async {
+            let mut got = 0usize;
+            while let Some(b) = recv.read_chunk(usize::MAX).await.unwrap() {
+                got += b.len();
+            }
+            got
+        },
+        Some(LIMIT),
+    )
+    .unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(got, total);
+    let _sconn = sender.join().unwrap();
+    conn.close(0u32.into(), b"");
+    conn.wait_drained(Duration::from_secs(2));
+    secs
+}
+
+/// quinn → quinn: seconds to move `total` bytes.
+fn quinn_run(total: usize, chunk: &Bytes) -> f64 {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let chunk = chunk.clone();
+    rt.block_on(async move {
+        let (c, k) = cert();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut stls = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![c.clone()], k)
+            .unwrap();
+        stls.alpn_protocols = vec![ALPN.to_vec()];
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(c).unwrap();
+        let mut ctls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        ctls.alpn_protocols = vec![ALPN.to_vec()];
+        let scfg = quinn::ServerConfig::with_crypto(Arc::new(
+            quinn::crypto::rustls::QuicServerConfig::try_from(stls).unwrap(),
+        ));
+        let server = quinn::Endpoint::server(scfg, any()).unwrap();
+        let mut client = quinn::Endpoint::client(any()).unwrap();
+        client.set_default_client_config(quinn::ClientConfig::new(Arc::new(
+            quinn::crypto::rustls::QuicClientConfig::try_from(ctls).unwrap(),
+        )));
+        let addr = server.local_addr().unwrap();
+        let serving = tokio::spawn(async move {
+            let conn = server.accept().await.unwrap().await.unwrap();
+            let mut send = conn.open_uni().await.unwrap();
+            let mut left = total;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                left -= n;
+                send.write_chunk(chunk.slice(..n)).await.unwrap();
+            }
+            send.finish().unwrap();
+            let _ = conn.closed().await;
+        });
+        let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let mut recv = conn.accept_uni().await.unwrap();
+        let start = Instant::now();
+        let mut got = 0usize;
+        while let Some(b) = recv.read_chunk(usize::MAX, true).await.unwrap() {
+            got += b.bytes.len();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(got, total);
+        conn.close(0u32.into(), b"");
+        let _ = tokio::time::timeout(Duration::from_secs(2), serving).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.wait_idle()).await;
+        secs
+    })
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(500);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let total = mib << 20;
+    let chunk = Bytes::from((0..CHUNK).map(|i| (i * 7) as u8).collect::<Vec<u8>>());
+    let gbps = |secs: f64| total as f64 * 8.0 / secs / 1e9;
+    println!("payload {mib} MiB on one stream, one connection, loopback UDP");
+    for round in 1..=rounds {
+        let p = gbps(peregrine(total, &chunk));
+        let q = gbps(quinn_run(total, &chunk));
+        println!(
+            "round {round}: peregrine {p:.2} Gbit/s   quinn {q:.2} Gbit/s   ratio peregrine/quinn {:.2}",
+            p / q
+        );
+    }
+}
