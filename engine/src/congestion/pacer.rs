@@ -90,6 +90,31 @@ impl Pacer {
         }
     }
 
+    /// When the bucket will hold credit for `bytes` (capped at a full bucket, the burst):
+    /// `now` when it already does. A blocked sender arms its timer for this with a batch's
+    /// worth of bytes, so each wakeup releases a batch (one GSO train) rather than a single
+    /// datagram; the rate is unchanged, credit keeps accruing while it waits.
+    pub fn batch_release_time(
+        &self,
+        now: Instant,
+        bytes: u64,
+        window: u64,
+        srtt: Duration,
+    ) -> Instant {
+        let (Some(cost), Some(burst)) =
+            (Self::cost(bytes, window, srtt), self.burst_time(window, srtt))
+        else {
+            return now;
+        };
+        let need = cost.min(burst);
+        let credit = self.credit_at(now, burst);
+        if credit >= need {
+            now
+        } else {
+            now + (need - credit)
+        }
+    }
+
     /// Spends the credit of a paced packet of `bytes` sent at `now`.
     pub fn on_packet_sent(&mut self, now: Instant, bytes: u64, window: u64, srtt: Duration) {
         let (Some(cost), Some(burst)) =
@@ -165,6 +190,24 @@ mod tests {
         // No pacing without a window or an RTT.
         assert_eq!(p.release_time(t0, MDS, 0, rtt), t0);
         assert_eq!(p.release_time(t0, MDS, w, Duration::ZERO), t0);
+    }
+
+    #[test]
+    fn batch_release_waits_for_the_batch_capped_at_the_burst() {
+        #[allow(clippy::disallowed_methods)]
+        let t0 = Instant::now();
+        let mut p = Pacer::new(MDS as u16);
+        // One 1200-byte packet per 800 us.
+        let (w, rtt) = (120_000, ms(100));
+        for _ in 0..PACING_BURST_PACKETS {
+            p.on_packet_sent(t0, MDS, w, rtt);
+        }
+        assert_eq!(p.batch_release_time(t0, 4 * MDS, w, rtt), t0 + Duration::from_micros(3200));
+        // More than a bucket: a full bucket is all it waits for.
+        let full = t0 + Duration::from_micros(8000);
+        assert_eq!(p.batch_release_time(t0, 100 * MDS, w, rtt), full);
+        assert_eq!(p.release_time(full, PACING_BURST_PACKETS * MDS, w, rtt), full);
+        assert_eq!(p.batch_release_time(full, 100 * MDS, w, rtt), full);
     }
 
     #[test]
