@@ -13,6 +13,7 @@ use super::sent::{Retx, SentFrames};
 use super::timers::Timer;
 use super::Connection;
 use crate::coding::Writer;
+use crate::congestion::PACING_BURST_PACKETS;
 use crate::crypto::{Side, TAG_LEN};
 use crate::error::Error;
 use crate::frame::{
@@ -233,11 +234,27 @@ impl Connection {
             //= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
             //# A sender SHOULD pace sending of all in-flight packets based on input
             //# from the congestion controller.
+            //= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
+            //# Senders SHOULD limit bursts to the initial congestion window; see
+            //# Section 7.2.
+            // Once blocked, the sender waits for a batch's worth of credit (a full bucket of
+            // PACING_BURST_PACKETS datagrams, one GSO train) rather than for the next
+            // datagram: the rate is the same, but each wakeup fills a train instead of
+            // releasing one datagram per timer.
             let srtt = self.loss.rtt().smoothed();
-            let release = self.pacer.release_time(now, limit as u64, cwnd, srtt);
-            if release > now {
-                self.timers.set(Timer::Pacing, release);
+            let waiting = self.timers.get(Timer::Pacing).is_some_and(|t| t > now);
+            if waiting || self.pacer.release_time(now, limit as u64, cwnd, srtt) > now {
                 allow = false;
+                // Only arm the timer when something paced is waiting to go: an idle or
+                // ACK-only sender is not woken by the pacer.
+                let paced_work = SpaceId::ALL
+                    .iter()
+                    .any(|&s| self.can_send_in(s) && self.has_other_work(s, true));
+                if !waiting && paced_work {
+                    let batch = limit as u64 * PACING_BURST_PACKETS;
+                    let at = self.pacer.batch_release_time(now, batch, cwnd, srtt);
+                    self.timers.set(Timer::Pacing, at);
+                }
             }
         }
         let mut pos = 0;
