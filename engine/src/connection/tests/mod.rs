@@ -1,6 +1,7 @@
 //! Connection tests on the simulated network: a deterministic client/server [`pair::Pair`].
 
 mod app;
+mod batching;
 mod pair;
 
 mod close;

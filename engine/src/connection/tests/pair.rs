@@ -142,6 +142,10 @@ pub struct Pair {
     pub server_events: Vec<Event>,
     /// Datagrams each side transmitted (client, server).
     pub datagrams: (u64, u64),
+    /// `poll_transmit` calls that returned a transmit (client, server).
+    pub transmits: (u64, u64),
+    /// `handle_timeout` calls (client, server).
+    pub wakeups: (u64, u64),
 }
 
 /// The token the harness's Retry carries: a marker and the original DCID.
@@ -193,6 +197,8 @@ impl Pair {
             client_events: Vec::new(),
             server_events: Vec::new(),
             datagrams: (0, 0),
+            transmits: (0, 0),
+            wakeups: (0, 0),
         }
     }
 
@@ -313,17 +319,22 @@ impl Pair {
         // Timers.
         if self.client.poll_timeout().is_some_and(|t| t <= now) {
             self.client.handle_timeout(now);
+            self.wakeups.0 += 1;
         }
         if let Some(s) = self.server.as_mut() {
             if s.poll_timeout().is_some_and(|t| t <= now) {
                 s.handle_timeout(now);
+                self.wakeups.1 += 1;
             }
         }
         // Transmits.
-        self.datagrams.0 +=
-            flush(&mut self.client, &mut self.cq, &mut self.spares.0, now, self.gso);
+        let (d, t) = flush(&mut self.client, &mut self.cq, &mut self.spares.0, now, self.gso);
+        self.datagrams.0 += d;
+        self.transmits.0 += t;
         if let Some(s) = self.server.as_mut() {
-            self.datagrams.1 += flush(s, &mut self.sq, &mut self.spares.1, now, self.gso);
+            let (d, t) = flush(s, &mut self.sq, &mut self.spares.1, now, self.gso);
+            self.datagrams.1 += d;
+            self.transmits.1 += t;
         }
         // Events.
         while let Some(e) = self.client.poll_event() {
@@ -403,15 +414,16 @@ impl Pair {
     }
 }
 
-/// Sends everything `conn` has (GSO trains of up to `gso` datagrams); returns datagrams sent.
+/// Sends everything `conn` has (GSO trains of up to `gso` datagrams); returns the datagrams
+/// sent and the transmits (GSO trains) they left in.
 fn flush(
     conn: &mut Connection,
     q: &mut SimQueue,
     spare: &mut Option<TxBuffer>,
     now: Instant,
     gso: usize,
-) -> u64 {
-    let mut sent = 0;
+) -> (u64, u64) {
+    let (mut sent, mut transmits) = (0, 0);
     let mut batch = TxBatch::new();
     // Bounded: each transmit is at least one datagram and the congestion window is finite.
     for _ in 0..4096 {
@@ -424,6 +436,7 @@ fn flush(
         tx.advance(t.len);
         tx.meta = TxMeta { dst: t.dst, src_ip: None, ecn: t.ecn, segment_size: t.segment_size };
         sent += t.datagrams as u64;
+        transmits += 1;
         batch.push(tx);
         if batch.len() >= 32 {
             q.send(&mut batch).unwrap();
@@ -432,5 +445,5 @@ fn flush(
     if !batch.is_empty() {
         q.send(&mut batch).unwrap();
     }
-    sent
+    (sent, transmits)
 }

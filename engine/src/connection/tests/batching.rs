@@ -1,0 +1,126 @@
+//! Send batching under pacing: a bulk transfer fills GSO trains, the pacing timer does not
+//! fire once per datagram, and pacing still bounds bursts and the long-run rate.
+
+use std::time::{Duration, Instant};
+
+use peregrine_datapath::sim::LinkConfig;
+
+use super::app::{dispatch, Receiver, Sender};
+use super::pair::{Pair, PairConfig};
+use super::transfer::run_until_done;
+use crate::congestion::{PACING_BURST_PACKETS, PACING_GAIN};
+use crate::streams::Dir;
+
+const STREAMS: usize = 20;
+const PER_STREAM: u64 = 256 * 1024;
+
+fn clean(gso: usize, delay: Duration) -> PairConfig {
+    let link = LinkConfig::with_delay(delay);
+    PairConfig { up: link.clone(), down: link, gso_segments: gso, ..PairConfig::default() }
+}
+
+/// The interop harness's bulk case on a clean path: GSO trains are (nearly) full and the
+/// sender is woken far less than once per datagram.
+#[test]
+fn bulk_transfer_fills_gso_trains() {
+    let o = run_until_done(
+        clean(10, Duration::from_millis(10)),
+        (STREAMS, PER_STREAM),
+        (0, 0),
+        2_000_000,
+    );
+    assert!(
+        o.server_rx.complete(STREAMS, PER_STREAM),
+        "transfer did not finish: {} bytes read, {} steps",
+        o.server_rx.bytes,
+        o.pair.steps
+    );
+    let (datagrams, transmits) = (o.pair.datagrams.0, o.pair.transmits.0);
+    let wakeups = o.pair.wakeups.0;
+    let per_transmit = datagrams as f64 / transmits.max(1) as f64;
+    let wakeups_per_datagram = wakeups as f64 / datagrams.max(1) as f64;
+    println!(
+        "client: {datagrams} datagrams in {transmits} transmits ({per_transmit:.2} per \
+         transmit), {wakeups} timer wakeups ({wakeups_per_datagram:.3} per datagram)"
+    );
+    assert!(datagrams >= STREAMS as u64 * PER_STREAM / 1500, "{datagrams} datagrams");
+    assert!(per_transmit >= 8.0, "{per_transmit:.2} datagrams per transmit");
+    assert!(wakeups_per_datagram < 0.2, "{wakeups_per_datagram:.3} wakeups per datagram");
+}
+
+/// Paced sending over a high-BDP path (100 ms RTT): no instant sends more than the burst,
+/// and over every interval the sender stays within burst + 1.25 · cwnd / srtt · interval.
+//= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
+//= type=test
+//# Senders SHOULD limit bursts to the initial congestion window; see
+//# Section 7.2.
+#[test]
+fn pacing_bounds_bursts_and_rate() {
+    let mut pair = Pair::new(clean(64, Duration::from_millis(50)));
+    assert!(pair.handshake());
+    let mds = pair.client.max_datagram_size() as u64;
+    let mut tx = Sender::new(Dir::Bi, 4, 2 << 20, 16 * 1024);
+    let mut rx = Receiver::default();
+    // (time, datagrams sent at that instant, pacing rate bound in bytes per second then)
+    let mut sends: Vec<(Instant, u64, f64)> = Vec::new();
+    let mut done = false;
+    for _ in 0..2_000_000 {
+        let now = pair.now();
+        let before = pair.datagrams.0;
+        let more = pair.step();
+        let n = pair.datagrams.0 - before;
+        if n > 0 {
+            let st = pair.client.stats();
+            // The pacer uses the smoothed RTT; min RTT bounds it from below.
+            let rtt = st.min_rtt.min(st.smoothed_rtt).as_secs_f64().max(1e-6);
+            let rate = st.cwnd as f64 * PACING_GAIN.0 as f64 / PACING_GAIN.1 as f64 / rtt;
+            sends.push((now, n, rate));
+        }
+        let mut ev = std::mem::take(&mut pair.client_events);
+        dispatch(&mut ev, |e| tx.on_event(e));
+        let mut ev = std::mem::take(&mut pair.server_events);
+        dispatch(&mut ev, |e| rx.on_event(e));
+        tx.pump(&mut pair.client);
+        rx.pump(pair.server());
+        if rx.complete(4, 2 << 20) && tx.all_acked() {
+            done = true;
+            break;
+        }
+        if !more {
+            break;
+        }
+    }
+    assert!(done, "transfer did not finish");
+    let st = pair.client.stats();
+    assert_eq!(st.pto_count, 0, "a clean path needs no probes (they are not paced)");
+    // Bursts: no instant carries more than the bucket (+1 for an ACK-only datagram).
+    let max_burst = sends.iter().map(|s| s.1).max().unwrap_or(0);
+    assert!(max_burst <= PACING_BURST_PACKETS + 1, "burst of {max_burst} datagrams");
+    assert!(max_burst >= 8, "trains are filled: largest burst {max_burst}");
+    // Rate: for every interval [i, j], bytes ≤ burst + rate_max · (t_j − t_i), with the
+    // highest rate the window and RTT allowed over the interval (windows only grow here).
+    let burst = (PACING_BURST_PACKETS + 1) as f64 * mds as f64;
+    let mut checked = 0u64;
+    for i in 0..sends.len() {
+        let mut bytes = 0f64;
+        let mut rate = 0f64;
+        for s in &sends[i..] {
+            bytes += s.1 as f64 * mds as f64;
+            rate = rate.max(s.2);
+            let dt = (s.0 - sends[i].0).as_secs_f64();
+            assert!(
+                bytes <= burst + rate * dt * 1.01 + 1.0,
+                "{bytes} bytes in {dt:.6} s at most {rate:.0} B/s"
+            );
+            checked += 1;
+            if checked > 20_000_000 {
+                break;
+            }
+        }
+    }
+    // Long run: the whole transfer took at least (bytes − burst) / highest rate.
+    let total: u64 = sends.iter().map(|s| s.1).sum();
+    let span = (sends.last().unwrap().0 - sends[0].0).as_secs_f64();
+    let peak = sends.iter().map(|s| s.2).fold(0f64, f64::max);
+    assert!((total * mds) as f64 - burst <= peak * span * 1.01, "{total} datagrams in {span} s");
+}
