@@ -221,3 +221,12 @@ fn perf_rps_mode_reports_latency() {
     let max = v["latency_max_us"].as_u64().unwrap();
     assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{v}");
 }
+
+#[test]
+fn perf_handshakes_mode_json() {
+    let v = perf_json(&["--handshakes", "--duration", "500ms", "--connections", "2"]);
+    let n = v["handshakes"].as_u64().unwrap();
+    assert!(n >= 2, "{v}");
+    let p50 = v["latency_p50_us"].as_u64().unwrap();
+    assert!(p50 > 0 && p50 <= v["latency_max_us"].as_u64().unwrap(), "{v}");
+}

@@ -9,6 +9,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod cpu;
+pub mod handshakes;
 pub mod protocol;
 pub mod rps;
 
@@ -64,6 +65,9 @@ pub struct Args {
     /// --rps: bytes downloaded per request.
     #[arg(long, value_parser = parse_size, default_value = "1K")]
     response_size: u64,
+    /// Handshake mode for --duration: --connections threads connect and close back to back.
+    #[arg(long, conflicts_with_all = ["download", "upload", "rps"])]
+    handshakes: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -128,6 +132,14 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     let tls = certs::client(trust, certs::ALPN_PERF)?;
     let ep = client::client_endpoint(addr, ClientConfig::new(tls))?;
+    if args.handshakes {
+        let ep = Arc::new(ep);
+        let r = handshakes::run(&ep, addr, &name, args.connections, args.duration, args.json);
+        if let Some(s) = local {
+            s.stop(Duration::from_secs(2));
+        }
+        return r;
+    }
     let mut conns = Vec::new();
     for _ in 0..args.connections {
         conns.push(client::connect(&ep, addr, &name, Duration::from_secs(5))?);
