@@ -94,6 +94,9 @@ pub struct TransportConfig {
     pub(crate) streams: StreamsConfig,
     pub(crate) rng_seed: u64,
     pub(crate) ecn: bool,
+    pub(crate) pmtud: bool,
+    pub(crate) pmtud_upper_bound: u16,
+    pub(crate) pmtud_raise_interval: Duration,
 }
 
 impl Default for TransportConfig {
@@ -110,6 +113,9 @@ impl Default for TransportConfig {
             streams: StreamsConfig::default(),
             rng_seed: 0,
             ecn: true,
+            pmtud: false,
+            pmtud_upper_bound: super::mtud::DEFAULT_PMTU_UPPER_BOUND,
+            pmtud_raise_interval: super::mtud::DEFAULT_PMTU_RAISE_INTERVAL,
         }
     }
 }
@@ -127,8 +133,8 @@ impl TransportConfig {
     }
 
     /// Largest UDP payload we build, in bytes. Default 1200 (always safe); up to 1472. Larger
-    /// datagrams cost fewer packets per byte but are lost on paths with a smaller MTU (no path
-    /// MTU discovery yet).
+    /// datagrams cost fewer packets per byte but are lost on paths with a smaller MTU (path
+    /// MTU discovery then falls back to 1200 and searches again).
     pub fn with_max_datagram_size(mut self, size: u16) -> Result<Self, ConfigError> {
         if !(DEFAULT_MAX_DATAGRAM_SIZE..=MAX_DATAGRAM_SIZE_LIMIT).contains(&size) {
             return Err(ConfigError("max_datagram_size must be in 1200..=1472"));
@@ -209,6 +215,40 @@ impl TransportConfig {
         self
     }
 
+    /// Whether to run path MTU discovery (DPLPMTUD, RFC 8899 / RFC 9000 §14.3): after the
+    /// handshake is confirmed, PING + PADDING probes search for the largest datagram the path
+    /// carries, up to [`with_pmtud_upper_bound`](Self::with_pmtud_upper_bound). Default false
+    /// (for now: enabling it by default is pending a full run of the workspace's tests).
+    /// Off: datagrams keep the configured [`with_max_datagram_size`](Self::with_max_datagram_size)
+    /// (falling back to 1200 bytes on a black hole).
+    pub fn with_pmtud(mut self, on: bool) -> Self {
+        self.pmtud = on;
+        self
+    }
+
+    /// Upper bound of the PMTU search in UDP payload bytes: the local and datapath limit
+    /// (the peer's max_udp_payload_size lowers it further). Default
+    /// [`DEFAULT_PMTU_UPPER_BOUND`](super::DEFAULT_PMTU_UPPER_BOUND) (1472, a 1500-byte IPv4
+    /// path); must be in 1200..=1472.
+    pub fn with_pmtud_upper_bound(mut self, size: u16) -> Result<Self, ConfigError> {
+        if !(DEFAULT_MAX_DATAGRAM_SIZE..=MAX_DATAGRAM_SIZE_LIMIT).contains(&size) {
+            return Err(ConfigError("pmtud upper bound must be in 1200..=1472"));
+        }
+        self.pmtud_upper_bound = size;
+        Ok(self)
+    }
+
+    /// How long a completed PMTU search holds before searching again (RFC 8899
+    /// PMTU_RAISE_TIMER). Default [`DEFAULT_PMTU_RAISE_INTERVAL`](super::DEFAULT_PMTU_RAISE_INTERVAL)
+    /// (600 s); at least 1 s.
+    pub fn with_pmtud_raise_interval(mut self, d: Duration) -> Result<Self, ConfigError> {
+        if d < Duration::from_secs(1) {
+            return Err(ConfigError("pmtud raise interval below 1 s"));
+        }
+        self.pmtud_raise_interval = d;
+        Ok(self)
+    }
+
     /// The congestion controller's settings for our datagram size.
     pub(crate) fn congestion_config(&self) -> congestion::Config {
         congestion::Config::default()
@@ -265,6 +305,11 @@ mod tests {
         assert!(c.clone().with_idle_timeout(Some(Duration::ZERO)).is_err());
         assert!(c.clone().with_key_update_interval(Some(3)).is_err());
         assert!(c.clone().with_congestion_by_name("bbr").is_err());
+        assert!(c.clone().with_pmtud_upper_bound(1199).is_err());
+        assert!(c.clone().with_pmtud_upper_bound(1473).is_err());
+        assert_eq!(c.clone().with_pmtud_upper_bound(1400).unwrap().pmtud_upper_bound, 1400);
+        assert!(c.clone().with_pmtud_raise_interval(Duration::from_millis(10)).is_err());
+        assert!(c.clone().with_pmtud(true).pmtud);
         assert_eq!(c.with_congestion_by_name("newreno").unwrap().congestion, Algorithm::NewReno);
         let mut g = RandomCidGenerator::new(8, 1);
         let (a, ta) = g.generate();

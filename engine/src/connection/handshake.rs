@@ -256,6 +256,12 @@ impl Connection {
             peer_ack_delay_exponent: crate::transport_params::DEFAULT_ACK_DELAY_EXPONENT as u8,
             peer_max_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,
             current_mds: cfg.max_datagram_size,
+            mtud: super::mtud::Mtud::new(
+                cfg.pmtud,
+                cfg.max_datagram_size,
+                cfg.pmtud_upper_bound,
+                cfg.pmtud_raise_interval,
+            ),
             app_limited: false,
             rng: p.rng,
             config: cfg,
@@ -409,6 +415,11 @@ impl Connection {
         }
         self.events.push_back(Event::HandshakeConfirmed);
         self.issue_cids();
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-14.3
+        //# Endpoints SHOULD NOT send probe packets until the handshake is confirmed.
+        self.mtud.start(self.peer_max_udp_payload);
+        let mds = self.mtud.current();
+        self.set_plpmtu(mds);
     }
 
     /// Issues connection IDs up to the peer's active_connection_id_limit (capped).

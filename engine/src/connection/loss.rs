@@ -16,18 +16,17 @@ use crate::recovery::{AckInfo, SentPacket, SpaceId};
 const BLACK_HOLE_PTOS: u32 = 3;
 
 impl Connection {
-    /// Large datagrams seem to vanish (persistent congestion, or repeated PTOs): fall back to
-    /// 1200-byte datagrams, which every QUIC path carries. Lost data is resent in the smaller
-    /// packets by the normal loss recovery.
-    // A black-hole detection in the spirit of DPLPMTUD (RFC 8899 §4.3, RFC 9000 §14.3):
-    // without probing, the only safe size to fall back to is QUIC's minimum.
-    fn on_black_hole_suspected(&mut self) {
+    /// Large datagrams seem to vanish (persistent congestion, repeated PTOs, or repeated loss
+    /// of full-size packets): fall back to 1200-byte datagrams, which every QUIC path carries,
+    /// and let PMTU discovery search again. Lost data is resent in the smaller packets by the
+    /// normal loss recovery.
+    // Black-hole detection of DPLPMTUD (RFC 8899 §4.3, RFC 9000 §14.3).
+    fn on_black_hole_suspected(&mut self, now: Instant) {
         const BASE: u16 = crate::packet::MIN_INITIAL_DATAGRAM_SIZE as u16;
         if self.current_mds > BASE {
             tracing::debug!(side = ?self.side, from = self.current_mds, "black hole suspected: 1200-byte datagrams");
-            self.current_mds = BASE;
-            self.cc.set_max_datagram_size(BASE);
-            self.pacer.set_max_datagram_size(BASE);
+            self.mtud.on_black_hole(now);
+            self.set_plpmtu(BASE);
             self.stats.mtu_fallbacks += 1;
         }
     }
@@ -60,7 +59,11 @@ impl Connection {
                 self.confirm_handshake(now);
             }
         }
-        if !out.lost.is_empty() {
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-14.4
+        //# Loss of a QUIC packet that is carried in a PMTU probe is therefore not a
+        //# reliable indication of congestion and SHOULD NOT trigger a congestion
+        //# control reaction; see Item 7 in Section 3 of [DPLPMTUD].
+        if out.lost.iter().any(|p| !p.payload.mtu_probe) {
             self.stats.congestion_events += 1;
         }
         if out.ce_increase > 0 {
@@ -68,13 +71,17 @@ impl Connection {
         }
         if out.persistent_congestion {
             self.stats.persistent_congestion += 1;
-            self.on_black_hole_suspected();
+            self.on_black_hole_suspected(now);
         }
         for p in out.acked.drain(..) {
             self.on_packet_acked(space, p);
         }
+        let mut black_hole = false;
         for p in out.lost.drain(..) {
-            self.on_packet_lost(space, p);
+            black_hole |= self.on_packet_lost(space, p);
+        }
+        if black_hole {
+            self.on_black_hole_suspected(now);
         }
         self.ack_scratch = out;
         Ok(())
@@ -83,18 +90,19 @@ impl Connection {
     /// The loss detection timer fired.
     pub(super) fn on_loss_timeout(&mut self, now: Instant) {
         let out = self.loss.on_timeout(now, &mut *self.cc);
-        if !out.lost.is_empty() {
+        if out.lost.iter().any(|p| !p.payload.mtu_probe) {
             self.stats.congestion_events += 1;
         }
         if out.persistent_congestion {
             self.stats.persistent_congestion += 1;
         }
+        let mut black_hole = false;
         for p in out.lost {
             let space = p.payload.space;
-            self.on_packet_lost(space, p);
+            black_hole |= self.on_packet_lost(space, p);
         }
-        if out.persistent_congestion || self.loss.pto_count() >= BLACK_HOLE_PTOS {
-            self.on_black_hole_suspected();
+        if black_hole || out.persistent_congestion || self.loss.pto_count() >= BLACK_HOLE_PTOS {
+            self.on_black_hole_suspected(now);
         }
         if let Some(probe) = out.probe {
             self.stats.pto_count += 1;
@@ -127,6 +135,15 @@ impl Connection {
 
     /// A packet of `space` was acknowledged: release what it carried.
     fn on_packet_acked(&mut self, space: SpaceId, p: SentPacket<SentFrames>) {
+        if space == SpaceId::Data {
+            if p.payload.mtu_probe {
+                if let Some(size) = self.mtud.on_probe_acked(p.pn) {
+                    self.set_plpmtu(size);
+                }
+            } else {
+                self.mtud.on_packet_acked(p.size, p.time_sent);
+            }
+        }
         let SentFrames { items, ack_largest, .. } = p.payload;
         if let Some(l) = ack_largest {
             self.spaces[space.index()].acks.on_ack_frame_acked(l);
@@ -147,9 +164,18 @@ impl Connection {
         self.retx_pool.put(items);
     }
 
-    /// A packet of `space` was declared lost: queue what it carried again.
-    fn on_packet_lost(&mut self, space: SpaceId, p: SentPacket<SentFrames>) {
+    /// A packet of `space` was declared lost: queue what it carried again. Returns whether the
+    /// loss completes a suspected black hole.
+    fn on_packet_lost(&mut self, space: SpaceId, p: SentPacket<SentFrames>) -> bool {
         self.stats.packets_lost += 1;
+        let mut black_hole = false;
+        if space == SpaceId::Data {
+            if p.payload.mtu_probe {
+                self.mtud.on_probe_lost(p.pn);
+            } else {
+                black_hole = self.mtud.on_packet_lost(p.size, p.time_sent);
+            }
+        }
         let items = p.payload.items;
         for item in &items {
             match *item {
@@ -185,5 +211,6 @@ impl Connection {
             }
         }
         self.retx_pool.put(items);
+        black_hole
     }
 }

@@ -16,12 +16,12 @@
 //! rebinding, RFC 9000 §9.3) and validates the new path.
 //!
 //! Not implemented (yet): 0-RTT, DATAGRAM frames, client-initiated migration and
-//! preferred_address, path MTU probing (only a fall back to 1200 bytes when large datagrams
-//! vanish), resetting the RTT estimator on migration, compatible version negotiation
+//! preferred_address, resetting the RTT estimator on migration, compatible version negotiation
 //! (RFC 9368; a Version Negotiation packet without our version ends the attempt), the spin bit.
 //!
 //! Every entry point takes `now`; nothing reads the clock. The rules live in the submodules:
-//! `handshake` (TLS, keys, transport parameters, Retry, Version Negotiation), `recv` (datagram →
+//! `handshake` (TLS, keys, transport parameters, Retry, Version Negotiation), `mtud` (path MTU
+//! discovery, RFC 8899 / RFC 9000 §14.3), `recv` (datagram →
 //! packets → frames), `send` (packet assembly, coalescing, padding, GSO, congestion and
 //! amplification limits), `close` (explicit close state), `spaces`, `cids`, `timers`.
 
@@ -31,6 +31,7 @@ mod config;
 mod events;
 mod handshake;
 mod loss;
+mod mtud;
 mod recv;
 mod send;
 mod sent;
@@ -49,6 +50,10 @@ pub use config::{
     DEFAULT_MAX_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE_LIMIT, MAX_ISSUED_CIDS,
 };
 pub use events::{ConnectionError, EndpointEvent, Event};
+pub use mtud::{
+    MtudState, BASE_PLPMTU, BLACK_HOLE_THRESHOLD, DEFAULT_PMTU_RAISE_INTERVAL,
+    DEFAULT_PMTU_UPPER_BOUND, MAX_PROBES, PMTU_SEARCH_PRECISION,
+};
 pub use send::Transmit;
 pub use stats::ConnectionStats;
 pub use timers::Timer;
@@ -176,8 +181,11 @@ pub struct Connection {
     crypto_scratch: Vec<u8>,
     peer_ack_delay_exponent: u8,
     peer_max_udp_payload: u64,
-    /// Datagram size in use: the configured one until a black hole is suspected, then 1200.
+    /// Datagram size in use (the PLPMTU): the configured one, raised by PMTU discovery,
+    /// back to 1200 when a black hole is suspected.
     current_mds: u16,
+    /// Path MTU discovery (DPLPMTUD) of the path.
+    mtud: mtud::Mtud,
     app_limited: bool,
     rng: ChaCha8Rng,
 }
@@ -352,6 +360,11 @@ impl Connection {
         self.new_token.as_deref()
     }
 
+    /// Where path MTU discovery of the path stands.
+    pub fn mtud_state(&self) -> MtudState {
+        self.mtud.state()
+    }
+
     /// Where ECN validation of the path stands (RFC 9000 §13.4.2).
     pub fn ecn_state(&self) -> crate::recovery::EcnState {
         self.loss.ecn_state()
@@ -364,6 +377,9 @@ impl Connection {
         s.bytes_in_flight = self.loss.bytes_in_flight();
         s.smoothed_rtt = self.loss.rtt().smoothed();
         s.min_rtt = self.loss.rtt().min();
+        s.pmtu = self.max_datagram_size() as u64;
+        s.pmtu_probes_sent = self.mtud.probes_sent;
+        s.pmtu_probes_lost = self.mtud.probes_lost;
         s
     }
 

@@ -130,6 +130,18 @@ impl Connection {
         if seg < MIN_INITIAL_DATAGRAM_SIZE {
             return None;
         }
+        if let Some(n) = self.poll_mtu_probe(now, out) {
+            self.stats.datagrams_sent += 1;
+            self.stats.bytes_sent += n as u64;
+            self.update_timers(now);
+            return Some(Transmit {
+                dst: self.remote,
+                ecn: Ecn::NotEct,
+                segment_size: None,
+                len: n,
+                datagrams: 1,
+            });
+        }
         let ecn = self.loss.ecn_marking();
         let (mut total, mut count) = (0usize, 0usize);
         while count < max_datagrams.max(1) && total + seg <= out.len() {
@@ -322,7 +334,12 @@ impl Connection {
     }
 
     /// Writes the header of a packet of `space` numbered `pn` at the start of `w`.
-    fn write_header(&self, w: &mut Writer<'_>, space: SpaceId, pn: u64) -> Option<PacketBuilder> {
+    pub(super) fn write_header(
+        &self,
+        w: &mut Writer<'_>,
+        space: SpaceId,
+        pn: u64,
+    ) -> Option<PacketBuilder> {
         let tpn = TruncatedPn::encode(pn, self.loss.largest_acked(space)).ok()?;
         let dst_cid = self.peer_cids.current();
         let r = match space {
@@ -358,7 +375,7 @@ impl Connection {
     }
 
     /// Seals and header-protects the finished packet `pkt` in place.
-    fn seal(
+    pub(super) fn seal(
         &mut self,
         space: SpaceId,
         pn: u64,
@@ -506,10 +523,15 @@ impl Connection {
         }
         let len = layout.len;
         self.spaces[si].next_pn += 1;
-        let sent = SentPacket::new(pn, now, len as u16, SentFrames { space, items, ack_largest })
-            .with_ack_eliciting(summary.ack_eliciting)
-            .with_in_flight(summary.in_flight)
-            .with_ecn(ecn);
+        let sent = SentPacket::new(
+            pn,
+            now,
+            len as u16,
+            SentFrames { space, items, ack_largest, mtu_probe: false },
+        )
+        .with_ack_eliciting(summary.ack_eliciting)
+        .with_in_flight(summary.in_flight)
+        .with_ecn(ecn);
         if let Err(e) = self.loss.on_packet_sent(space, sent, &mut *self.cc) {
             self.close_with_error(now, e);
             return None;

@@ -47,6 +47,8 @@ pub struct SentFrames {
     pub items: Vec<Retx>,
     /// Largest Acknowledged of the ACK frame this packet carried.
     pub ack_largest: Option<u64>,
+    /// The packet is a PMTU probe (PING + PADDING; its loss is no congestion signal).
+    pub mtu_probe: bool,
 }
 
 /// Recycled item vectors.

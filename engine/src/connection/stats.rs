@@ -31,8 +31,15 @@ pub struct ConnectionStats {
     pub persistent_congestion: u64,
     /// PTO expirations.
     pub pto_count: u64,
-    /// Falls back to 1200-byte datagrams after large ones seemed to be dropped.
+    /// Falls back to 1200-byte datagrams after large ones seemed to be dropped (black holes
+    /// detected, RFC 8899 §4.3).
     pub mtu_fallbacks: u64,
+    /// The path MTU in use now: the largest UDP payload we build (PLPMTU).
+    pub pmtu: u64,
+    /// PMTU probe packets sent.
+    pub pmtu_probes_sent: u64,
+    /// PMTU probe packets lost (or unacknowledged after the probe timeout).
+    pub pmtu_probes_lost: u64,
     /// Key updates (either side initiating).
     pub key_updates: u64,
     /// Congestion window now, bytes.

@@ -7,4 +7,5 @@ mod pair;
 mod close;
 mod handshake;
 mod protocol;
+mod mtud;
 mod transfer;
