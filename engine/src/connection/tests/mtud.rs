@@ -6,7 +6,6 @@ use peregrine_datapath::sim::LinkConfig;
 
 use super::app::{dispatch, Receiver, Sender};
 use super::pair::{Pair, PairConfig};
-use super::transfer::run_until_done;
 use crate::connection::{MtudState, TransportConfig};
 use crate::streams::Dir;
 
