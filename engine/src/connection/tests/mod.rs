@@ -6,6 +6,6 @@ mod pair;
 
 mod close;
 mod handshake;
-mod protocol;
 mod mtud;
+mod protocol;
 mod transfer;
