@@ -115,13 +115,18 @@ mod tests {
         let h = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             w2.wake();
-            w2.wake();
         });
         let t = Instant::now();
         poll_with_waker(sock.as_fd(), &w, Some(Duration::from_secs(10)), false).unwrap();
         assert!(t.elapsed() < Duration::from_secs(5));
         h.join().unwrap();
-        // Both wakes were consumed by the one wake-up.
+        // Two wakes before a wait coalesce into one wake-up: the wait after it times out. (Done on
+        // one thread: from another, the waiter may consume the first wake before the second.)
+        w.wake();
+        w.wake();
+        let t = Instant::now();
+        poll_with_waker(sock.as_fd(), &w, Some(Duration::from_secs(10)), false).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
         let t = Instant::now();
         poll_with_waker(sock.as_fd(), &w, Some(Duration::from_millis(20)), false).unwrap();
         assert!(t.elapsed() >= Duration::from_millis(15));
