@@ -293,6 +293,11 @@ impl ConnState {
     fn drain_events(&mut self) -> (bool, Vec<EndpointEvent>, bool) {
         let mut drained = false;
         let mut connected_now = false;
+        // Streams are reaped only after every queued event was handled: one packet can both
+        // acknowledge our FIN (a `WriteComplete`) and carry the peer's RESET_STREAM, and the
+        // stream manager frees the stream at once. Reaping on the first event would forget the
+        // stream before its `Reset` event, and the reader would never learn the code.
+        let mut touched = Vec::new();
         while let Some(ev) = self.conn.poll_event() {
             match ev {
                 Event::Connected => {
@@ -306,9 +311,12 @@ impl ConnState {
                 }
                 Event::HandshakeConfirmed => self.confirmed = true,
                 Event::HandshakeFailed { .. } | Event::ConnectionLost { .. } => self.on_ended(),
-                Event::Stream(se) => self.on_stream_event(se),
+                Event::Stream(se) => touched.extend(self.on_stream_event(se)),
                 Event::Drained => drained = true,
             }
+        }
+        for id in touched {
+            self.reap(id);
         }
         if self.conn.is_closed() {
             self.on_ended();
@@ -335,7 +343,9 @@ impl ConnState {
         }
     }
 
-    fn on_stream_event(&mut self, ev: StreamEvent) {
+    /// Handles one stream event; returns the stream to consider for reaping once every queued
+    /// event has been handled.
+    fn on_stream_event(&mut self, ev: StreamEvent) -> Option<StreamId> {
         let id = match ev {
             StreamEvent::Opened { id }
             | StreamEvent::Readable { id }
@@ -347,9 +357,7 @@ impl ConnState {
             StreamEvent::Available { .. } => None,
         };
         self.on_stream_event_inner(ev);
-        if let Some(id) = id {
-            self.reap(id);
-        }
+        id
     }
 
     fn on_stream_event_inner(&mut self, ev: StreamEvent) {
