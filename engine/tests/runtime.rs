@@ -22,6 +22,8 @@ fn handshake_and_small_streams_both_ways() {
     let conn = client.connect(server.local_addr(), "localhost").unwrap().wait(T).unwrap();
     let sconn = server.accept_blocking(Some(T)).expect("server accepted");
     assert_eq!(conn.remote_address(), server.local_addr());
+    assert_eq!(conn.alpn().as_deref(), Some(support::ALPN), "client sees the negotiated ALPN");
+    assert_eq!(sconn.alpn().as_deref(), Some(support::ALPN), "server sees the negotiated ALPN");
 
     // Client → server bidi, echo back.
     let (send, mut recv) = conn.open_bi_blocking(T).unwrap();

@@ -93,6 +93,12 @@ impl Connection {
         self.shared.mail.with(|m| m.stats)
     }
 
+    /// The application protocol negotiated with ALPN (RFC 7301), once the handshake completed;
+    /// `None` before that (a connection returned by `accept` or `Connecting::wait` has it).
+    pub fn alpn(&self) -> Option<Vec<u8>> {
+        self.shared.mail.with(|m| m.alpn.clone())
+    }
+
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<ConnError> {
         self.shared.mail.with(|m| m.error.clone())

@@ -125,6 +125,8 @@ pub(crate) struct ConnMail {
     pub incoming: [VecDeque<Arc<StreamShared>>; 2],
     /// Counters as of the worker's last look.
     pub stats: ConnectionStats,
+    /// The application protocol TLS negotiated (ALPN), once the handshake completed.
+    pub alpn: Option<Vec<u8>>,
 }
 
 /// One connection as seen from its handles.

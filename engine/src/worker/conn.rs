@@ -303,7 +303,9 @@ impl ConnState {
                 Event::Connected => {
                     connected_now = !self.connected;
                     self.connected = true;
+                    let alpn = self.conn.alpn_protocol().map(<[u8]>::to_vec);
                     self.shared.mail.update(|m| {
+                        m.alpn = alpn;
                         if m.handshake.is_none() {
                             m.handshake = Some(Ok(()));
                         }

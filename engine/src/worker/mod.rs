@@ -210,7 +210,11 @@ pub(crate) fn spawn<Q: Queue + 'static>(
         let cfg = cfg.clone();
         let reset_key = seed.reset_key.clone();
         let cid_format = seed.cid_format;
-        let h = std::thread::Builder::new().name(format!("peregrine-w{i}")).spawn(move || {
+        // Server and client endpoints in one process (perf, tests) get telling names:
+        // `peregrine-s-w0`, `peregrine-c-w0` (Linux keeps the first 15 bytes).
+        let role = if ctx.server.is_some() { 's' } else { 'c' };
+        let name = format!("peregrine-{role}-w{i}");
+        let h = std::thread::Builder::new().name(name).spawn(move || {
             let pinned =
                 core.map(|c| core_affinity::set_for_current(core_affinity::CoreId { id: c }));
             if pinned == Some(false) {
