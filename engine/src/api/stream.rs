@@ -94,6 +94,13 @@ impl SendStream {
         block_on(self.write_all(data), Some(timeout)).map_err(|_| WriteAllError::TimedOut)?
     }
 
+    /// Sets the stream's send priority: among streams with data to send, the connection serves
+    /// higher priorities first and round-robins within one priority (default 0). Takes effect
+    /// for data not yet packetised; a finished or reset stream ignores it.
+    pub fn set_priority(&self, priority: i32) {
+        self.conn.post(ConnOp::Priority { stream: self.stream.id, priority });
+    }
+
     /// Abandons the stream with `code` (RESET_STREAM): unfinished writes are cancelled.
     pub fn reset(&self, code: u64) {
         self.conn.post(ConnOp::Reset { stream: self.stream.id, code });

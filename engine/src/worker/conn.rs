@@ -526,6 +526,10 @@ impl<Q: Queue> Worker<Q> {
                 st.cancel_blocked(Some(stream), CancelReason::Reset(code));
                 let _ = st.conn.reset(stream, code);
             }
+            ConnOp::Priority { stream, priority } => {
+                // A stream that is already gone has nothing left to schedule.
+                let _ = st.conn.streams().set_priority(stream, priority);
+            }
             ConnOp::Stop { stream, code } => {
                 let _ = st.conn.stop_sending(stream, code);
                 st.reap(stream);

@@ -24,6 +24,8 @@ pub(crate) enum ConnOp {
     Reset { stream: StreamId, code: u64 },
     /// STOP_SENDING on the receiving part.
     Stop { stream: StreamId, code: u64 },
+    /// Change the send priority of a stream (higher is served first).
+    Priority { stream: StreamId, priority: i32 },
     /// The application read below the buffer limit: pull more data.
     ReadMore { stream: StreamId },
     /// Close the connection.
