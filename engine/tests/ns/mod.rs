@@ -59,8 +59,8 @@ pub fn require(test: &str, loss: bool) -> bool {
     }
 }
 
-/// Two namespaces joined by a veth pair (side a: 10.203.0.1, side b: 10.203.0.2); removed on
-/// drop.
+/// Two namespaces joined by a veth pair (side a: 10.203.0.1 and fd00:203::1, side b:
+/// 10.203.0.2 and fd00:203::2); removed on drop.
 #[derive(Debug)]
 pub struct NetnsPair {
     pub name: String,
@@ -70,6 +70,8 @@ pub struct NetnsPair {
     pub if_b: String,
     pub ip4_a: IpAddr,
     pub ip4_b: IpAddr,
+    pub ip6_a: IpAddr,
+    pub ip6_b: IpAddr,
 }
 
 impl NetnsPair {
@@ -101,6 +103,8 @@ impl NetnsPair {
             if_b: get("IF_B"),
             ip4_a: get("IP4_A").parse().unwrap(),
             ip4_b: get("IP4_B").parse().unwrap(),
+            ip6_a: get("IP6_A").parse().unwrap(),
+            ip6_b: get("IP6_B").parse().unwrap(),
             name,
         }
     }
