@@ -52,6 +52,9 @@ fn datagram(ip: IpAddr) -> u16 {
     }
 }
 
+/// UMEM frames of the small-rings cases (half receive, half transmit).
+const SMALL_FRAMES: u32 = 64;
+
 /// Which client fetches.
 #[derive(Clone, Copy, Debug)]
 enum Client {
@@ -80,10 +83,16 @@ fn xdp_server(
     mode: XdpMode,
     ip: IpAddr,
     idle: Duration,
+    small_rings: bool,
 ) -> (Endpoint, Arc<Mutex<Published>>) {
     let if_a = net.if_a.clone();
     in_ns(&net.ns_a, move || {
-        let cfg = XdpConfig::new(&if_a, SocketAddr::new(ip, 0)).with_mode(mode);
+        let mut cfg = XdpConfig::new(&if_a, SocketAddr::new(ip, 0)).with_mode(mode);
+        if small_rings {
+            // 32 receive and 32 transmit frames, rings of 64: two 16-segment trains take
+            // every transmit frame.
+            cfg = cfg.with_frame_count(SMALL_FRAMES).unwrap().with_ring_size(64).unwrap();
+        }
         let q = XdpQueue::open(&cfg).unwrap_or_else(|e| panic!("XdpQueue::open ({mode}): {e}"));
         let caps = q.capabilities();
         println!("xdp server: mode {}, caps {caps:?}", q.mode());
@@ -152,14 +161,14 @@ fn final_counters(out: &Mutex<Published>) -> Published {
 }
 
 async fn case(tag: &str, mode: XdpMode, client: Client, loss: u32) {
-    case_on(tag, mode, client, loss, false).await;
+    case_on(tag, mode, client, loss, false, false).await;
 }
 
-async fn case_on(tag: &str, mode: XdpMode, client: Client, loss: u32, ipv6: bool) {
+async fn case_on(tag: &str, mode: XdpMode, client: Client, loss: u32, ipv6: bool, small: bool) {
     let net = NetnsPair::up(tag, loss);
     let ip = if ipv6 { net.ip6_a } else { net.ip4_a };
     let idle = Duration::from_secs(if loss > 0 { 3 } else { 30 });
-    let (server, out) = xdp_server(&net, mode, ip, idle);
+    let (server, out) = xdp_server(&net, mode, ip, idle, small);
     let addr = SocketAddr::new(ip, server.local_addr().port());
     let lim = limit(loss);
     let served = Arc::new(AtomicUsize::new(0));
@@ -291,13 +300,29 @@ async fn xdp_generic_quinn_client_50m_2pct_loss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_generic_peregrine_client_ipv6_50m() {
     if require("xdp_generic_peregrine_client_ipv6_50m", false) {
-        case_on("qg6", XdpMode::Generic, Client::Peregrine, 0, true).await;
+        case_on("qg6", XdpMode::Generic, Client::Peregrine, 0, true, false).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_native_quinn_client_ipv6_50m() {
     if require("xdp_native_quinn_client_ipv6_50m", false) {
-        case_on("qn6", XdpMode::Native, Client::Quinn, 0, true).await;
+        case_on("qn6", XdpMode::Native, Client::Quinn, 0, true, false).await;
+    }
+}
+
+/// The smallest UMEM and rings the queue accepts (32 transmit frames, rings of 64): the
+/// transfer completes; how often a send stopped on back-pressure is printed (`tx_full`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xdp_generic_peregrine_client_small_rings_50m() {
+    if require("xdp_generic_peregrine_client_small_rings_50m", false) {
+        case_on("qgs", XdpMode::Generic, Client::Peregrine, 0, false, true).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xdp_native_quinn_client_small_rings_50m() {
+    if require("xdp_native_quinn_client_small_rings_50m", false) {
+        case_on("qns", XdpMode::Native, Client::Quinn, 0, false, true).await;
     }
 }
