@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Packets/s and CPU per packet of the udp and xdp (generic, native) datapaths on a veth pair
-# between two network namespaces, as one table. Needs root, iproute2 and ethtool.
+# The datapaths side by side on a veth pair between two network namespaces, as one table:
+# udp, uring, xdp generic and xdp native on side a; raw datagrams/s both ways at SIZE bytes,
+# QUIC goodput (Peregrine server on side a, Peregrine client on side b), and side a's calls and
+# CPU time per datagram. Needs root, iproute2 and ethtool.
 #
 #   scripts/bench_datapaths.sh [SECS] [SIZE]     # defaults: 2 seconds per run, 1200 bytes
+#
+# (The raw-only udp vs xdp table with whole-process CPU is still
+#  `cargo run --release -p peregrine-datapath --example bench_datapaths`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "bench_datapaths.sh: must run as root" >&2; exit 1; }
-cargo build --release -q -p peregrine-datapath --example bench_datapaths
-exec target/release/examples/bench_datapaths "${1:-2}" "${2:-1200}"
+cargo build --release -q -p peregrine-benches --example datapath_goodput
+exec target/release/examples/datapath_goodput "${1:-2}" "${2:-1200}"

@@ -11,6 +11,7 @@
 //! - [`uring`]: the same socket driven through io_uring: multishot `recvmsg` on a
 //!   provided-buffer ring (received buffers lent to the engine without a copy), linked
 //!   `sendmsg` / `sendmsg_zc` submissions with `UDP_SEGMENT`.
+//! - [`netns`]: moving a thread into a network namespace (privileged tests and benchmarks).
 //! - [`sim`]: a seeded, deterministic in-memory network on virtual time with delay, jitter, rate,
 //!   loss, reordering, duplication, corruption, MTU, blackholes and address rebinding.
 //! - [`waker`]: an `eventfd` that wakes a worker sleeping in [`Queue::wait_with`].
@@ -34,6 +35,7 @@
 
 pub mod alloc_count;
 pub mod buffer;
+pub mod netns;
 pub mod sim;
 pub mod udp;
 pub mod uring;

@@ -111,6 +111,9 @@ pub struct XdpStats {
     /// no source address of the right family, they exceed the MTU, or a train has more
     /// segments than can be in flight at once.
     pub tx_unroutable: u64,
+    /// Send calls that stopped with buffers left in the batch because every transmit frame
+    /// was in flight or the TX ring was full (back-pressure; the caller waits for room).
+    pub tx_full: u64,
     /// `sendto` wake-ups of the TX ring.
     pub tx_kicks: u64,
     /// `recvfrom` wake-ups of the fill ring.

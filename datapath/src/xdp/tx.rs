@@ -53,6 +53,8 @@ impl XdpQueue {
                 }
                 self.reap_completions();
                 if segs > self.tx_free.len() || self.xsk.tx.free(segs as u32) < segs as u32 {
+                    // Back-pressure: the rest stays in the batch for the next call.
+                    self.xstats.tx_full += 1;
                     break;
                 }
             }

@@ -5,7 +5,6 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -125,19 +124,7 @@ impl Drop for NetnsPair {
 /// Runs `f` on a thread that has entered network namespace `ns` (sockets made there stay
 /// in it when handed back).
 pub fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            // SAFETY: `file` is an open namespace file for the duration of the call; setns
-            // only changes this (dedicated) thread's network namespace.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {ns}: {}", io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("namespace thread panicked")
-    })
+    peregrine_datapath::netns::run_in(ns, f).unwrap_or_else(|e| panic!("enter {ns}: {e}"))
 }
 
 fn checksum(data: &[u8]) -> u16 {
