@@ -2,6 +2,7 @@
 //! for side-by-side runs (scripts/compare_quinn.sh):
 //!
 //! ```sh
+//! quinn_perf gen-cert --cert C.pem --key K.pem
 //! quinn_perf server --listen 127.0.0.1:4433 [--cert C.pem --key K.pem | --cert-out C.pem]
 //! quinn_perf client --server 127.0.0.1:4433 (--ca C.pem | --insecure)
 //!     [--download N] [--upload N] [--duration 5s] [--streams N] [--connections N]
@@ -37,6 +38,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Write a self-signed certificate for "localhost" and 127.0.0.1 and its key, as PEM.
+    GenCert {
+        /// Certificate output file.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Private key output file.
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Serve the perf protocol until SIGINT/SIGTERM.
     Server {
         /// Address to listen on (port 0 picks one; printed on stdout).
@@ -111,6 +121,14 @@ fn main() {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
+        Cmd::GenCert { cert, key } => {
+            let ck =
+                rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                    .map_err(|e| format!("generating a certificate: {e}"))?;
+            std::fs::write(&cert, ck.cert.pem()).map_err(|e| format!("{}: {e}", cert.display()))?;
+            std::fs::write(&key, ck.key_pair.serialize_pem())
+                .map_err(|e| format!("{}: {e}", key.display()))
+        }
         Cmd::Server { listen, cert, key, cert_out, threads } => {
             let c = match (cert, key) {
                 (Some(c), Some(k)) => ServerCert::from_pem_files(&c, &k)?,
