@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use peregrine_benches::quinn_perf::client::{self, ClientConfig, Mode, Summary};
+use peregrine_benches::quinn_perf::client::{self, ClientConfig, Mode, RawAnswer, Summary};
 use peregrine_benches::quinn_perf::server::{Outcome, PerfServer, ServerStats};
 use peregrine_benches::quinn_perf::tls::{ClientTrust, ServerCert};
 
@@ -192,6 +192,31 @@ fn peregrine_perf_handshakes_against_quinn_server() {
     assert_eq!((s.handshakes, s.handshakes_failed, s.streams), (n, 0, 0), "{s:?}");
 }
 
+#[test]
+fn peregrine_perf_fails_with_one_line_when_quinn_answers_short() {
+    let (server, ca) = quinn_server("short");
+    server.set_response_shortfall(100);
+    for args in [
+        &["--download", "1M", "--streams", "2"][..],
+        &["--rps", "--duration", "300ms", "--response-size", "1K"][..],
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["perf", "--server"])
+            .arg(format!("localhost:{}", server.local_addr().port()))
+            .arg("--ca")
+            .arg(&ca)
+            .args(args);
+        let out = run_bounded(cmd);
+        assert!(!out.status.success(), "{args:?} succeeded against a short server");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("peregrine: ") && err.contains("expected"), "{args:?}: {err}");
+    }
+    let s = server.stop(Duration::from_secs(5));
+    assert_eq!(s.streams_failed, 0, "first error: {:?}", s.first_error);
+    assert!(s.log.iter().all(|r| r.sent + 100 == r.requested), "{:?}", s.log);
+}
+
 // ---------------------------------------------------------------------------------------
 // quinn perf client → `peregrine server`
 
@@ -317,4 +342,25 @@ fn quinn_client_duration_rps_and_handshakes_against_peregrine_server() {
     let v = s.to_json();
     assert_eq!(v["mode"], "handshakes");
     assert_eq!(v["handshakes"], s.handshakes);
+}
+
+#[test]
+fn peregrine_server_resets_a_request_without_its_size() {
+    let server = peregrine_server("qbad");
+    let cfg = ClientConfig {
+        server: server.addr,
+        server_name: "localhost".into(),
+        trust: ClientTrust::CaFile(server.ca.clone()),
+        mode: Mode::Sizes { upload: 0, download: 0 },
+        duration: Duration::from_secs(1),
+        connections: 1,
+        streams: 1,
+        threads: 1,
+    };
+    // CODE_BAD_REQUEST of `peregrine server`.
+    assert_eq!(client::raw_request(&cfg, b"abc").unwrap(), RawAnswer::Reset(0x3));
+    // An empty request is as malformed; a size with no upload is answered in full.
+    assert_eq!(client::raw_request(&cfg, b"").unwrap(), RawAnswer::Reset(0x3));
+    let ok = client::raw_request(&cfg, &777u64.to_be_bytes()).unwrap();
+    assert_eq!(ok, RawAnswer::Data(777));
 }

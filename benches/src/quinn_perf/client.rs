@@ -422,3 +422,46 @@ async fn write(send: &mut quinn::SendStream, b: Bytes) -> Result<(), String> {
         Err(_) => Err("request write stalled for the I/O timeout".to_string()),
     }
 }
+
+/// How a server answered a [`raw_request`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawAnswer {
+    /// This many response bytes, then FIN.
+    Data(u64),
+    /// The server reset the response with this code (after this many bytes).
+    Reset(u64),
+}
+
+/// Sends `bytes` then FIN on one new stream of a new connection and reports how the server
+/// answered: for tests of a server's handling of malformed requests.
+pub fn raw_request(cfg: &ClientConfig, bytes: &[u8]) -> Result<RawAnswer, String> {
+    let rt = super::runtime(1, "quinn-perf-raw")?;
+    let client_config = tls::client_config(&cfg.trust)?;
+    rt.block_on(async {
+        let local: SocketAddr = if cfg.server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+            .parse()
+            .map_err(|_| "bad local address".to_string())?;
+        let mut endpoint =
+            quinn::Endpoint::client(local).map_err(|e| format!("bind {local}: {e}"))?;
+        endpoint.set_default_client_config(client_config);
+        let conn = connect(&endpoint, cfg).await?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        write(&mut send, Bytes::copy_from_slice(bytes)).await?;
+        send.finish().map_err(|e| e.to_string())?;
+        let mut n = 0u64;
+        let answer = loop {
+            match timeout(IO_TIMEOUT, recv.read_chunk(usize::MAX, true)).await {
+                Ok(Ok(Some(c))) => n += c.bytes.len() as u64,
+                Ok(Ok(None)) => break RawAnswer::Data(n),
+                Ok(Err(quinn::ReadError::Reset(code))) => {
+                    break RawAnswer::Reset(code.into_inner())
+                }
+                Ok(Err(e)) => return Err(format!("reading the answer: {e}")),
+                Err(_) => return Err("no answer within the I/O timeout".into()),
+            }
+        };
+        conn.close(VarInt::from_u32(0), b"done");
+        let _ = timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+        Ok(answer)
+    })
+}

@@ -110,6 +110,9 @@ struct Shared {
     stats: Mutex<ServerStats>,
     /// Streams being served right now.
     active: AtomicU64,
+    /// Bytes each response falls short of the size asked for (a deliberate protocol
+    /// violation, for tests of a client's error path).
+    shortfall: AtomicU64,
 }
 
 impl Shared {
@@ -139,8 +142,11 @@ impl PerfServer {
             quinn::Endpoint::server(config, listen).map_err(|e| format!("bind {listen}: {e}"))?
         };
         let addr = endpoint.local_addr().map_err(|e| e.to_string())?;
-        let shared =
-            Arc::new(Shared { stats: Mutex::new(ServerStats::default()), active: 0.into() });
+        let shared = Arc::new(Shared {
+            stats: Mutex::new(ServerStats::default()),
+            active: 0.into(),
+            shortfall: 0.into(),
+        });
         rt.spawn(accept_loop(endpoint.clone(), shared.clone()));
         Ok(Self { addr, endpoint, shared, rt: Some(rt) })
     }
@@ -148,6 +154,12 @@ impl PerfServer {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// From now on, answers every request with `bytes` fewer than asked for (then FIN): a
+    /// misbehaving server for tests of a client's error path. 0 (the default) is correct.
+    pub fn set_response_shortfall(&self, bytes: u64) {
+        self.shared.shortfall.store(bytes, Ordering::Relaxed);
     }
 
     /// A snapshot of the counters (streams still being served are not in it yet).
@@ -205,15 +217,20 @@ async fn serve_connection(incoming: quinn::Incoming, shared: Arc<Shared>) {
         shared.update(|s| s.streams += 1);
         let shared = shared.clone();
         tokio::spawn(async move {
-            let r = serve_stream(send, recv).await;
+            let shortfall = shared.shortfall.load(Ordering::Relaxed);
+            let r = serve_stream(send, recv, shortfall).await;
             shared.update(|s| s.record(r));
             shared.active.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }
 
-/// Serves one perf stream.
-async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> StreamRecord {
+/// Serves one perf stream (answering `shortfall` bytes short).
+async fn serve_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    shortfall: u64,
+) -> StreamRecord {
     let mut r = StreamRecord { requested: 0, received: 0, sent: 0, outcome: Outcome::Completed };
     let mut head = [0u8; 8];
     match timeout(IO_TIMEOUT, recv.read_exact(&mut head)).await {
@@ -244,7 +261,7 @@ async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) 
         }
     }
     let p = payload();
-    let mut left = r.requested;
+    let mut left = r.requested.saturating_sub(shortfall);
     while left > 0 {
         let k = left.min(CHUNK as u64) as usize;
         match timeout(IO_TIMEOUT, send.write_chunk(p.slice(..k))).await {
@@ -274,4 +291,64 @@ async fn serve_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) 
         r.outcome = Outcome::Failed(format!("finishing the response: {e}"));
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::quinn_perf::client::{self, ClientConfig, Mode, RawAnswer};
+    use crate::quinn_perf::tls::ClientTrust;
+
+    fn config(server: &PerfServer, mode: Mode) -> ClientConfig {
+        ClientConfig {
+            server: server.local_addr(),
+            server_name: "localhost".into(),
+            trust: ClientTrust::Insecure,
+            mode,
+            duration: Duration::from_millis(300),
+            connections: 1,
+            streams: 3,
+            threads: 1,
+        }
+    }
+
+    fn start() -> PerfServer {
+        let cert = ServerCert::generate().unwrap();
+        PerfServer::start("127.0.0.1:0".parse().unwrap(), cert, 1).unwrap()
+    }
+
+    #[test]
+    fn quinn_client_and_server_agree_on_every_byte() {
+        let server = start();
+        let s = client::run(&config(&server, Mode::Sizes { upload: 70_000, download: 300_000 }))
+            .unwrap();
+        assert_eq!(s.per_stream.len(), 3);
+        assert!(s.per_stream.iter().all(|r| (r.up, r.down, r.complete) == (70_000, 300_000, true)));
+        let st = server.stop(Duration::from_secs(2));
+        assert_eq!((st.streams, st.streams_completed, st.streams_failed), (3, 3, 0));
+        assert_eq!((st.bytes_received, st.bytes_sent), (210_000, 900_000));
+    }
+
+    #[test]
+    fn a_request_without_its_size_is_reset_and_counted_as_failed() {
+        let server = start();
+        let cfg = config(&server, Mode::Duration);
+        let answer = client::raw_request(&cfg, b"abc").unwrap();
+        assert_eq!(answer, RawAnswer::Reset(u64::from(CODE_BAD_REQUEST)));
+        let st = server.stop(Duration::from_secs(2));
+        assert_eq!((st.streams, st.streams_failed), (1, 1), "{st:?}");
+        assert!(st.first_error.unwrap().contains("response size"));
+    }
+
+    #[test]
+    fn a_short_response_fails_the_client_with_the_counts() {
+        let server = start();
+        server.set_response_shortfall(10);
+        let e =
+            client::run(&config(&server, Mode::Sizes { upload: 0, download: 1000 })).unwrap_err();
+        assert!(e.contains("response of 990 bytes, expected 1000"), "{e}");
+        server.stop(Duration::from_secs(2));
+    }
 }
