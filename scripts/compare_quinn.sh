@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Peregrine and quinn side by side, in one run, on loopback: the same perf scenarios
+# (draft-banks-quic-performance) for the same duration, peregrine client -> peregrine server
+# and quinn client -> quinn server (and, unless --no-cross, the two cross pairs), then one
+# table with the ratio peregrine/quinn for throughput, requests/s and handshakes/s.
+#
+#   scripts/compare_quinn.sh [--duration 3s] [--no-cross] [--no-build]
+#
+# Builds `peregrine` and the `quinn_perf` example in release. Servers run as separate
+# processes on 127.0.0.1 (peregrine server with its default workers, quinn_perf server on
+# 2 tokio threads); clients are `peregrine perf --json` and `quinn_perf client --json`. quinn
+# runs with its default transport configuration. Compare figures within one run only.
+set -euo pipefail
+
+duration=3s
+cross=1
+build=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) duration="${2:?--duration needs a value}"; shift 2 ;;
+        --no-cross) cross=0; shift ;;
+        --no-build) build=0; shift ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "compare_quinn.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+peregrine="$target/release/peregrine"
+quinn="$target/release/examples/quinn_perf"
+
+if ! command -v jq >/dev/null; then
+    echo "compare_quinn.sh: needs jq to read the JSON results" >&2
+    exit 1
+fi
+if [ "$build" = 1 ]; then
+    (cd "$root" && cargo build --release -q -p peregrine --bin peregrine \
+        && cargo build --release -q -p peregrine-benches --example quinn_perf)
+fi
+for b in "$peregrine" "$quinn"; do
+    [ -x "$b" ] || { echo "compare_quinn.sh: $b missing (run without --no-build)" >&2; exit 1; }
+done
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$quinn" gen-cert --cert "$work/cert.pem" --key "$work/key.pem"
+mkdir -p "$work/www"
+
+# start_server NAME CMD...: runs CMD in the background and sets PORT_<NAME> from its
+# "listening on ADDR" line.
+start_server() {
+    local name="$1"
+    shift
+    "$@" >"$work/$name.out" 2>"$work/$name.err" &
+    pids+=("$!")
+    local i addr=""
+    for i in $(seq 1 200); do
+        addr="$(sed -n 's/^listening on //p' "$work/$name.out")"
+        [ -n "$addr" ] && break
+        if [ "$i" = 200 ]; then
+            echo "compare_quinn.sh: $name server did not start:" >&2
+            cat "$work/$name.err" >&2
+            exit 1
+        fi
+        sleep 0.05
+    done
+    printf -v "PORT_$name" '%s' "${addr##*:}"
+}
+
+start_server peregrine "$peregrine" server --listen 127.0.0.1:0 \
+    --cert "$work/cert.pem" --key "$work/key.pem" --root "$work/www"
+start_server quinn "$quinn" server --listen 127.0.0.1:0 \
+    --cert "$work/cert.pem" --key "$work/key.pem"
+
+# Scenario name -> client flags, and the JSON key it reports.
+scenarios=(throughput rps handshakes)
+declare -A flags=(
+    [throughput]="--streams 1 --connections 1"
+    [rps]="--rps --streams 4 --connections 1 --request-size 64 --response-size 1K"
+    [handshakes]="--handshakes --connections 2"
+)
+declare -A key=([throughput]=goodput_gbps [rps]=requests_per_s [handshakes]=handshakes_per_s)
+declare -A unit=([throughput]="Gbit/s" [rps]="req/s" [handshakes]="hs/s")
+
+# measure CLIENT SERVER SCENARIO: prints the scenario's figure.
+measure() {
+    local client="$1" server="$2" scenario="$3" port out
+    port="PORT_$server"
+    port="${!port}"
+    local -a cmd
+    if [ "$client" = peregrine ]; then
+        cmd=("$peregrine" perf)
+    else
+        cmd=("$quinn" client)
+    fi
+    # shellcheck disable=SC2206 # the flags are meant to split into words
+    cmd+=(--server "localhost:$port" --ca "$work/cert.pem" --duration "$duration" --json
+        ${flags[$scenario]})
+    if ! out="$(timeout 120 "${cmd[@]}" 2>"$work/client.err")"; then
+        echo "compare_quinn.sh: $client -> $server $scenario failed: $(cat "$work/client.err")" >&2
+        echo "nan"
+        return
+    fi
+    jq -r ".${key[$scenario]}" <<<"$out"
+}
+
+pairs=("peregrine peregrine" "quinn quinn")
+if [ "$cross" = 1 ]; then
+    pairs+=("peregrine quinn" "quinn peregrine")
+fi
+
+declare -A result
+for scenario in "${scenarios[@]}"; do
+    for pair in "${pairs[@]}"; do
+        read -r c s <<<"$pair"
+        echo "running $scenario: $c client -> $s server, $duration" >&2
+        result["$scenario,$c,$s"]="$(measure "$c" "$s" "$scenario")"
+    done
+done
+
+fmt() { awk -v v="$1" 'BEGIN { if (v == "nan") print "n/a"; else if (v < 100) printf "%.3f", v; else printf "%.0f", v }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+echo
+echo "loopback, $duration per run, $(nproc) CPUs; client -> server"
+printf '%-11s %-7s %12s %12s %10s' scenario unit "P -> P" "Q -> Q" "P/Q"
+if [ "$cross" = 1 ]; then
+    printf ' %12s %12s' "P -> Q" "Q -> P"
+fi
+echo
+for scenario in "${scenarios[@]}"; do
+    pp="${result[$scenario,peregrine,peregrine]}"
+    qq="${result[$scenario,quinn,quinn]}"
+    printf '%-11s %-7s %12s %12s %10s' "$scenario" "${unit[$scenario]}" \
+        "$(fmt "$pp")" "$(fmt "$qq")" "$(ratio "$pp" "$qq")"
+    if [ "$cross" = 1 ]; then
+        printf ' %12s %12s' "$(fmt "${result[$scenario,peregrine,quinn]}")" \
+            "$(fmt "${result[$scenario,quinn,peregrine]}")"
+    fi
+    echo
+done
+echo "P = peregrine, Q = quinn; P/Q = (peregrine -> peregrine) / (quinn -> quinn)"
