@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod config_cmd;
 mod datapath_bench;
+mod endpoint;
 mod metrics;
 mod metrics_cmd;
 mod perf;
