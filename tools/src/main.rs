@@ -88,11 +88,18 @@ fn report_clap_error(e: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = e.render().to_string();
-            let line = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
+            let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+            let mut line = lines
+                .next()
                 .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_owned();
+            // "the following required arguments were not provided:" lists them indented below.
+            if line.ends_with(':') {
+                let items: Vec<&str> =
+                    lines.take_while(|l| l.starts_with(' ')).map(str::trim).collect();
+                line = format!("{} {}", line, items.join(", "));
+            }
             eprintln!("peregrine: {line} (see --help)");
             ExitCode::from(2)
         }
