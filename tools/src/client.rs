@@ -102,21 +102,19 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 }
 
 /// A client endpoint on an ephemeral port of `remote`'s family, with the datapath and
-/// transport `settings` ask for (`config.transport` is replaced from them); prints what the
+/// transport `settings` ask for (`config.transport` is replaced from them), with what the
 /// datapath reported at start-up.
 pub fn client_endpoint(
     remote: SocketAddr,
     settings: &Settings,
     usage: Use,
     mut config: ClientConfig,
-) -> Result<Endpoint, String> {
+) -> Result<endpoint::Built, String> {
     let local: SocketAddr = if remote.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
         .parse()
         .map_err(|_| "bad local address".to_string())?;
     config.transport = endpoint::transport(settings)?;
-    let built = endpoint::build(settings, usage, local, EndpointConfig::client(config))?;
-    endpoint::print_notes("client", &built.notes);
-    Ok(built.endpoint)
+    endpoint::build(settings, usage, local, EndpointConfig::client(config))
 }
 
 /// Connects to `addr` as `name`, waiting at most `timeout` for the handshake.
@@ -155,7 +153,9 @@ pub fn run(args: &Args) -> Result<(), String> {
     let tls = certs::client(trust, args.alpn.as_bytes(), endpoint::keylog(&settings))?;
     std::fs::create_dir_all(&args.output)
         .map_err(|e| format!("--output {}: {e}", args.output.display()))?;
-    let ep = client_endpoint(addr, &settings, Use::Client, ClientConfig::new(tls))?;
+    let built = client_endpoint(addr, &settings, Use::Client, ClientConfig::new(tls))?;
+    endpoint::print_notes("client", &built.notes);
+    let ep = built.endpoint;
     let conn = connect(&ep, addr, &host, Duration::from_secs(args.timeout.max(1)))?;
     let mut jobs = Vec::new();
     for url in &urls {

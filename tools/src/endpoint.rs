@@ -330,9 +330,15 @@ fn check_payload<Q: Queue>(s: &Settings, queues: &[Q]) -> Result<(), String> {
     }
 }
 
-/// Prints start-up notes on stderr, one line each.
+/// Prints start-up notes on stdout, one line each, prefixed with `who` (stderr is kept for
+/// the one-line error of a failed command).
 pub fn print_notes(who: &str, notes: &[String]) {
     for n in notes {
-        eprintln!("peregrine: {who}: {n}");
+        println!("{who}: {n}");
     }
+}
+
+/// Notes prefixed with `who`, for a JSON report.
+pub fn labelled(who: &str, notes: &[String]) -> Vec<String> {
+    notes.iter().map(|n| format!("{who}: {n}")).collect()
 }

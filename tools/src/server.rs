@@ -86,7 +86,6 @@ pub fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("installing a signal handler: {e}"))?;
     }
     let server = Server::start(listen, tls, &settings, Some(root))?;
-    endpoint::print_notes("server", &server.notes);
     let metrics = match settings.metrics_addr {
         Some(addr) => Some(server.serve_metrics(addr)?),
         None => None,
@@ -95,6 +94,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     if let Some(m) = &metrics {
         println!("metrics on http://{}/metrics", m.local_addr());
     }
+    endpoint::print_notes("server", &server.notes);
     use std::io::Write;
     let _ = std::io::stdout().flush();
     while !stop.load(Ordering::Relaxed) {

@@ -157,13 +157,20 @@ pub fn run(args: &Args) -> Result<(), String> {
             let tls = certs::server_generated(&g, endpoint::keylog(&settings))?;
             let any = "127.0.0.1:0".parse().map_err(|_| "bad address".to_string())?;
             let server = Server::start(any, tls, &settings, None)?;
-            endpoint::print_notes("perf server", &server.notes);
             (server.local_addr(), "localhost".into(), Trust::Cert(g.cert), Some(server))
         }
     };
     let tls = certs::client(trust, certs::ALPN_PERF, endpoint::keylog(&settings))?;
-    let ep =
-        Arc::new(client::client_endpoint(addr, &settings, client_use, ClientConfig::new(tls))?);
+    let built = client::client_endpoint(addr, &settings, client_use, ClientConfig::new(tls))?;
+    let ep = Arc::new(built.endpoint);
+    let mut notes =
+        local.as_ref().map(|s| endpoint::labelled("server", &s.notes)).unwrap_or_default();
+    notes.extend(endpoint::labelled("client", &built.notes));
+    if !args.json {
+        for n in &notes {
+            println!("{n}");
+        }
+    }
     let metrics = match settings.metrics_addr {
         Some(m) => Some(series::serve_metrics(m, &ep, local.as_ref().map(|s| s.endpoint()))?),
         None => None,
@@ -171,7 +178,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     if let Some(m) = &metrics {
         eprintln!("peregrine: metrics on http://{}/metrics", m.local_addr());
     }
-    let result = run_with(args, &settings, &ep, addr, &name, local);
+    let result = run_with(args, &settings, &ep, addr, &name, local, notes);
     if let Some(m) = metrics {
         m.stop();
     }
@@ -185,6 +192,7 @@ fn run_with(
     addr: std::net::SocketAddr,
     name: &str,
     local: Option<Server>,
+    notes: Vec<String>,
 ) -> Result<(), String> {
     if args.handshakes {
         let r = handshakes::run(ep, addr, name, args.connections, args.duration, args.json);
@@ -302,6 +310,7 @@ fn run_with(
     let report = Report {
         args,
         settings,
+        notes,
         client_workers,
         server_workers,
         elapsed,
@@ -365,6 +374,8 @@ fn sum_stats(it: impl Iterator<Item = ConnectionStats>) -> ConnectionStats {
 struct Report<'a> {
     args: &'a Args,
     settings: &'a Settings,
+    /// What the datapaths reported at start-up.
+    notes: Vec<String>,
     client_workers: usize,
     server_workers: Option<usize>,
     elapsed: Duration,
@@ -408,6 +419,7 @@ impl Report<'_> {
                 "pacing": self.settings.pacing,
                 "client_workers": self.client_workers,
                 "server_workers": self.server_workers,
+                "datapath_notes": self.notes,
                 "connections": self.args.connections,
                 "streams": self.args.streams,
                 "elapsed_s": secs,
