@@ -188,14 +188,14 @@ fn worker_config(s: &Settings, usage: Use) -> WorkerConfig {
 /// The socket part shared by the udp and uring backends.
 fn udp_config(s: &Settings, bind: SocketAddr, n: usize) -> Result<UdpConfig, String> {
     let e = |key: &'static str| move |err: std::io::Error| format!("--{key}: {err}");
-    Ok(UdpConfig::new(bind)
+    UdpConfig::new(bind)
         .with_reuse_port(n > 1)
         .with_gso(s.gso)
         .with_gro(s.gro)
         .with_rx_batch(s.rx_batch as usize)
         .map_err(e("rx-batch"))?
         .with_tx_batch(s.tx_batch as usize)
-        .map_err(e("tx-batch"))?)
+        .map_err(e("tx-batch"))
 }
 
 /// An endpoint and what its start-up should tell the operator.

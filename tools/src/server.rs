@@ -54,7 +54,7 @@ pub struct Args {
     /// Directory served over hq-interop.
     #[arg(long, required_unless_present = "print_config")]
     root: Option<PathBuf>,
-    /// Print the effective settings as TOML (accepted back by --config) and exit.
+    /// Check the effective settings, print them as TOML (accepted back by --config) and exit.
     #[arg(long)]
     print_config: bool,
     /// Endpoint settings (datapath, workers, cores, transport, observability).
@@ -66,6 +66,8 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), String> {
     let settings = args.settings.resolve()?;
     if args.print_config {
+        // Only settings this server could run with are printed.
+        endpoint::check(&settings, Use::Server)?;
         print!("{}", settings.to_toml());
         return Ok(());
     }
