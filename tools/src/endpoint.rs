@@ -342,3 +342,63 @@ pub fn print_notes(who: &str, notes: &[String]) {
 pub fn labelled(who: &str, notes: &[String]) -> Vec<String> {
     notes.iter().map(|n| format!("{who}: {n}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Settings {
+        let mut s = Settings::default();
+        for (k, v) in pairs {
+            s.set(k, v).unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn check_refuses_what_cannot_apply() {
+        assert_eq!(check(&Settings::default(), Use::Server), Ok(()));
+        let cases: &[(&[(&str, &str)], Use, &str)] = &[
+            (&[("datapath", "xdp")], Use::Server, "--interface"),
+            (&[("interface", "eth0")], Use::Server, "--interface"),
+            (&[("datapath", "uring"), ("queues", "0")], Use::Server, "--queues"),
+            (&[("xdp-mode", "native")], Use::Client, "--xdp-mode"),
+            (&[("ring-size", "64")], Use::Server, "--ring-size"),
+            (&[("mtu", "1500")], Use::Server, "--mtu"),
+            (&[("mtu", "1472"), ("initial-window", "2900")], Use::Server, "--initial-window"),
+            (&[("qlog-dir", "q")], Use::PerfClient, "--qlog-dir"),
+            (&[("metrics-addr", "127.0.0.1:1")], Use::Client, "--metrics-addr"),
+            (&[("workers", "3"), ("cores", "0-1")], Use::Server, "--cores"),
+            (&[("cores", "4095")], Use::Server, "core 4095"),
+            (
+                &[("datapath", "xdp"), ("interface", "x"), ("queues", "0-1")],
+                Use::Server,
+                "--queues",
+            ),
+        ];
+        for (pairs, usage, key) in cases {
+            let err = check(&with(pairs), *usage).unwrap_err();
+            assert!(err.contains(key) && !err.contains('\n'), "{pairs:?}: {err}");
+        }
+        // The perf client side leaves workers and cores to the in-process server.
+        assert_eq!(check(&with(&[("workers", "3"), ("cores", "0")]), Use::PerfClient), Ok(()));
+        assert_eq!(
+            check(&with(&[("datapath", "uring"), ("ring-size", "64")]), Use::Server),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn transport_takes_the_knobs() {
+        let s = with(&[("congestion", "newreno"), ("mtu", "1200"), ("initial-window", "2400")]);
+        let t = transport(&s).unwrap();
+        assert_eq!(t.congestion(), peregrine_engine::congestion::Algorithm::NewReno);
+        assert!(transport(&Settings::default()).is_ok());
+        let w =
+            worker_config(&with(&[("gso", "off"), ("tx-batch", "8"), ("cores", "0")]), Use::Server);
+        assert_eq!((w.max_gso_segments, w.max_batch, w.cores.clone()), (1, 8, vec![Some(0)]));
+        assert!(worker_config(&with(&[("cores", "0")]), Use::PerfClient).cores.is_empty());
+        let k = keylog(&with(&[("keylog-file", "/tmp/k")]));
+        assert!(matches!(k, KeyLogTarget::File(p) if p == std::path::Path::new("/tmp/k")));
+    }
+}

@@ -160,8 +160,10 @@ fn perf_knobs_are_in_effect_and_bytes_move() {
     let note = server_note.unwrap_or_else(|| panic!("a server datapath note: {v}"));
     assert!(note.contains("datapath udp") && note.contains("2 queue(s)"), "{note}");
     assert!(note.contains("gso off") && note.contains("gro off"), "{note}");
-    let (d, _) = perf_json(&["--download", "2M"]);
+    assert_eq!(v["workers_pinned"], 0, "no --cores, no pinning: {v}");
+    let (d, _) = perf_json(&["--download", "2M", "--cores", "0", "--busy-poll-us", "200"]);
     assert_eq!(d["congestion"], "cubic", "the default controller: {d}");
+    assert_eq!(d["workers_pinned"], 1, "the server's worker on core 0: {d}");
     assert_eq!(d["bytes_downloaded"].as_u64(), Some(2 << 20));
 }
 

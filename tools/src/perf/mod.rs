@@ -280,6 +280,9 @@ fn run_with(
     let threads = cpu::threads();
     let client_workers = ep.stats().workers.len();
     let server_workers = local.as_ref().map(|s| s.endpoint().stats().workers.len());
+    // Workers the kernel pinned as --cores asked (local server, or the client with --server).
+    let pinned_ep = local.as_ref().map_or(ep, |s| s.endpoint());
+    let pinned = pinned_ep.stats().workers.iter().filter(|w| w.pinned == Some(true)).count();
     let server_stats = local.map(|s| {
         std::thread::sleep(Duration::from_millis(50));
         let st = sum_stats(s.finished_stats().into_iter());
@@ -313,6 +316,7 @@ fn run_with(
         notes,
         client_workers,
         server_workers,
+        pinned,
         elapsed,
         total,
         requests,
@@ -378,6 +382,7 @@ struct Report<'a> {
     notes: Vec<String>,
     client_workers: usize,
     server_workers: Option<usize>,
+    pinned: usize,
     elapsed: Duration,
     total: protocol::Moved,
     requests: u64,
@@ -420,6 +425,7 @@ impl Report<'_> {
                 "client_workers": self.client_workers,
                 "server_workers": self.server_workers,
                 "datapath_notes": self.notes,
+                "workers_pinned": self.pinned,
                 "connections": self.args.connections,
                 "streams": self.args.streams,
                 "elapsed_s": secs,
