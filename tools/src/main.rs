@@ -1,8 +1,8 @@
 //! The `peregrine` command: serve, fetch, benchmark and tune.
 //!
-//! Today it runs the raw datapath benchmark (`datapath-bench`); QUIC `perf`, `server` and
-//! `client` arrive with the runtime. Every user error ends in a one-line message on stderr and
-//! a non-zero exit code, never a panic.
+//! `server`, `client` and `perf` run QUIC endpoints built from the settings (`config/`) by
+//! `endpoint.rs`; `tune`, `config`, `metrics` and `datapath-bench` inspect and measure. Every
+//! user error ends in a one-line message on stderr and a non-zero exit code, never a panic.
 
 #![forbid(unsafe_code)]
 
