@@ -358,7 +358,8 @@ mod tests {
     #[test]
     fn check_refuses_what_cannot_apply() {
         assert_eq!(check(&Settings::default(), Use::Server), Ok(()));
-        let cases: &[(&[(&str, &str)], Use, &str)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Use, &'a str);
+        let cases: &[Case<'_>] = &[
             (&[("datapath", "xdp")], Use::Server, "--interface"),
             (&[("interface", "eth0")], Use::Server, "--interface"),
             (&[("datapath", "uring"), ("queues", "0")], Use::Server, "--queues"),
