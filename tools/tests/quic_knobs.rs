@@ -259,8 +259,21 @@ fn metric_sum(text: &str, family: &str, label: &str) -> f64 {
 #[test]
 fn server_and_client_over_uring_byte_exact() {
     let files = [("a.bin", pattern(3 << 20, 7)), ("b.bin", pattern(1000, 9))];
-    let extra =
-        ["--datapath", "uring", "--workers", "2", "--ring-size", "256", "--metrics", "127.0.0.1:0"];
+    let server_keys =
+        std::env::temp_dir().join(format!("peregrine-knobs-server-{}.keys", std::process::id()));
+    let _ = std::fs::remove_file(&server_keys);
+    let extra = [
+        "--datapath",
+        "uring",
+        "--workers",
+        "2",
+        "--ring-size",
+        "256",
+        "--metrics",
+        "127.0.0.1:0",
+        "--keylog",
+        server_keys.to_str().unwrap(),
+    ];
     let server = match start_server("uring", &files, &extra) {
         Ok(s) => s,
         Err(e) if e.contains("io_uring unavailable") => {
@@ -271,8 +284,11 @@ fn server_and_client_over_uring_byte_exact() {
     };
     let out_dir = server.dir.join("out");
     let port = server.addr.rsplit(':').next().unwrap();
+    let keys = server.dir.join("client-keys.log");
     let mut cmd = Command::new(BIN);
-    cmd.args(["client", "--datapath", "uring", "--ca"])
+    cmd.args(["client", "--datapath", "uring", "--keylog"])
+        .arg(&keys)
+        .arg("--ca")
         .arg(server.dir.join("cert.pem"))
         .arg("--output")
         .arg(&out_dir)
@@ -286,6 +302,21 @@ fn server_and_client_over_uring_byte_exact() {
     for (name, data) in &files {
         assert!(std::fs::read(out_dir.join(name)).unwrap() == *data, "{name} differs");
     }
+    // One connection: the client logged its four traffic secrets under one client random.
+    let text = std::fs::read_to_string(&keys).unwrap();
+    let randoms: std::collections::BTreeSet<&str> =
+        text.lines().filter_map(|l| l.split(' ').nth(1)).collect();
+    assert_eq!(randoms.len(), 1, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("SERVER_TRAFFIC_SECRET_0 ")), "{text}");
+    // The server logged the same connection's secrets.
+    let server_text = std::fs::read_to_string(&server_keys).unwrap();
+    let random = randoms.iter().next().unwrap();
+    assert!(
+        server_text
+            .lines()
+            .any(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ") && l.contains(random)),
+        "{server_text}"
+    );
     let text = scrape(server.metrics.as_deref().unwrap());
     assert!(metric_sum(&text, "peregrine_datapath_rx_datagrams_total", "server") > 0.0, "{text}");
     assert!(text.contains("worker=\"1\""), "two workers: {text}");
