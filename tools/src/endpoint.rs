@@ -232,8 +232,8 @@ pub fn build(
             }
             .map_err(fail)?;
             check_payload(s, &queues)?;
-            let notes = describe(s, &queues, None);
-            Ok(Built { endpoint: Endpoint::with_queues(queues, config).map_err(start)?, notes })
+            let notes = describe(s, usage, &queues, None);
+            started(s, usage, Endpoint::with_queues(queues, config).map_err(start)?, notes)
         }
         Datapath::Uring => {
             let ring = UringConfig::from_udp(udp_config(s, bind, n)?)
@@ -246,8 +246,8 @@ pub fn build(
             }
             .map_err(fail)?;
             check_payload(s, &queues)?;
-            let notes = describe(s, &queues, None);
-            Ok(Built { endpoint: Endpoint::with_queues(queues, config).map_err(start)?, notes })
+            let notes = describe(s, usage, &queues, None);
+            started(s, usage, Endpoint::with_queues(queues, config).map_err(start)?, notes)
         }
         Datapath::Xdp => {
             let interface = s.interface.as_deref().unwrap_or_default();
@@ -273,14 +273,54 @@ pub fn build(
             })?;
             let mode = queues.first().map(|q| format!("{:?}", q.mode()).to_lowercase());
             check_payload(s, &queues)?;
-            let notes = describe(s, &queues, mode);
-            Ok(Built { endpoint: Endpoint::with_queues(queues, config).map_err(start)?, notes })
+            let notes = describe(s, usage, &queues, mode);
+            started(s, usage, Endpoint::with_queues(queues, config).map_err(start)?, notes)
         }
     }
 }
 
+/// Waits (at most a second, on the wall clock: a command, not the sans-IO core) for every worker's first loop and refuses the endpoint when a
+/// worker could not be pinned to its `--cores` entry (e.g. the core is outside this process's
+/// CPU set): pinning that silently did not happen would skew every measurement.
+#[allow(clippy::disallowed_methods)]
+fn started(
+    s: &Settings,
+    usage: Use,
+    endpoint: Endpoint,
+    notes: Vec<String>,
+) -> Result<Built, String> {
+    let asked = if usage == Use::PerfClient { 0 } else { s.cores.len() };
+    let asked = endpoint.stats().workers.len().min(asked);
+    if asked > 0 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let workers = endpoint.stats().workers;
+            if let Some(w) = workers.iter().find(|w| w.pinned == Some(false)) {
+                return Err(format!(
+                    "--cores: worker {} could not be pinned to core {} (outside this process's \
+                     CPU set?)",
+                    w.index, s.cores[w.index]
+                ));
+            }
+            if workers.iter().take(asked).all(|w| w.pinned == Some(true)) {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err("--cores: the workers did not report their pinning within 1 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    Ok(Built { endpoint, notes })
+}
+
 /// Start-up lines: backend, workers and pinning, offloads in effect, and everything missing.
-fn describe<Q: Queue>(s: &Settings, queues: &[Q], xdp_mode: Option<String>) -> Vec<String> {
+fn describe<Q: Queue>(
+    s: &Settings,
+    usage: Use,
+    queues: &[Q],
+    xdp_mode: Option<String>,
+) -> Vec<String> {
     let mut notes = Vec::new();
     let caps: Vec<&Capabilities> = queues.iter().map(|q| q.capabilities()).collect();
     let Some(c) = caps.first() else { return notes };
@@ -300,8 +340,9 @@ fn describe<Q: Queue>(s: &Settings, queues: &[Q], xdp_mode: Option<String>) -> V
         line += &format!(", xdp {mode} mode, {}", if c.zero_copy { "zero-copy" } else { "copy" });
     }
     notes.push(line);
-    if !s.cores.is_empty() {
-        notes.push(format!("workers pinned to cores {}", format_list(&s.cores)));
+    if !s.cores.is_empty() && usage != Use::PerfClient {
+        let used = &s.cores[..s.cores.len().min(queues.len())];
+        notes.push(format!("workers pinned to cores {}", format_list(used)));
     }
     let mut missing: Vec<&String> = caps.iter().flat_map(|c| c.missing.iter()).collect();
     missing.sort();
