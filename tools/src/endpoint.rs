@@ -279,9 +279,10 @@ pub fn build(
     }
 }
 
-/// Waits (at most a second, on the wall clock: a command, not the sans-IO core) for every worker's first loop and refuses the endpoint when a
-/// worker could not be pinned to its `--cores` entry (e.g. the core is outside this process's
-/// CPU set): pinning that silently did not happen would skew every measurement.
+/// Waits (at most a second of wall clock: a command, not the sans-IO core) for every worker's
+/// first report and refuses the endpoint when a worker could not be pinned to its `--cores`
+/// entry (e.g. the core is outside this process's CPU set): pinning that silently did not
+/// happen would skew every measurement.
 #[allow(clippy::disallowed_methods)]
 fn started(
     s: &Settings,
