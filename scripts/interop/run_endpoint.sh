@@ -8,9 +8,9 @@
 # Exit 127 tells the runner a test case is not supported.
 #
 # Uses `peregrine server --listen --cert --key --root` and `peregrine client URL... --output`.
-# Not wired yet (the commands have no such flags today): SSLKEYLOGFILE and QLOGDIR are accepted
-# but nothing is written to them; the client does not verify the server (--insecure), as the
-# runner's certificates are self-signed.
+# Both commands append TLS secrets to $SSLKEYLOGFILE when it is set (NSS key log format).
+# Not wired yet: QLOGDIR is accepted but nothing is written to it (no qlog yet). The client
+# does not verify the server (--insecure), as the runner's certificates are self-signed.
 # For a local run, WWW, DOWNLOADS and CERTS override /www, /downloads and /certs, and
 # PEREGRINE the binary; LISTEN overrides [::]:443.
 #

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use peregrine_engine::crypto::{TlsClientConfig, TlsServerConfig};
+use peregrine_engine::crypto::{KeyLogTarget, TlsClientConfig, TlsServerConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// The ALPN of the file-serving protocol.
@@ -29,17 +29,27 @@ pub fn generate() -> Result<GeneratedCert, String> {
     Ok(GeneratedCert { cert: ck.cert.der().clone(), key })
 }
 
-/// A server TLS configuration offering both ALPNs, from PEM files.
-pub fn server_from_files(cert: &Path, key: &Path) -> Result<Arc<TlsServerConfig>, String> {
+/// A server TLS configuration offering both ALPNs, from PEM files, logging secrets to `keylog`.
+pub fn server_from_files(
+    cert: &Path,
+    key: &Path,
+    keylog: KeyLogTarget,
+) -> Result<Arc<TlsServerConfig>, String> {
     let b = TlsServerConfig::builder_from_pem_files(cert, key).map_err(|e| e.to_string())?;
-    let tls = b.alpn_protocols([ALPN_HQ, ALPN_PERF]).build().map_err(|e| e.to_string())?;
+    let tls =
+        b.alpn_protocols([ALPN_HQ, ALPN_PERF]).keylog(keylog).build().map_err(|e| e.to_string())?;
     Ok(Arc::new(tls))
 }
 
-/// A server TLS configuration offering both ALPNs, with a generated certificate.
-pub fn server_generated(g: &GeneratedCert) -> Result<Arc<TlsServerConfig>, String> {
+/// A server TLS configuration offering both ALPNs, with a generated certificate, logging
+/// secrets to `keylog`.
+pub fn server_generated(
+    g: &GeneratedCert,
+    keylog: KeyLogTarget,
+) -> Result<Arc<TlsServerConfig>, String> {
     let tls = TlsServerConfig::builder(vec![g.cert.clone()], g.key.clone_key())
         .alpn_protocols([ALPN_HQ, ALPN_PERF])
+        .keylog(keylog)
         .build()
         .map_err(|e| e.to_string())?;
     Ok(Arc::new(tls))
@@ -55,14 +65,18 @@ pub enum Trust<'a> {
     Insecure,
 }
 
-/// A client TLS configuration offering `alpn`.
-pub fn client(trust: Trust<'_>, alpn: &[u8]) -> Result<Arc<TlsClientConfig>, String> {
+/// A client TLS configuration offering `alpn`, logging secrets to `keylog`.
+pub fn client(
+    trust: Trust<'_>,
+    alpn: &[u8],
+    keylog: KeyLogTarget,
+) -> Result<Arc<TlsClientConfig>, String> {
     let mut b = TlsClientConfig::builder();
     b = match trust {
         Trust::CaFile(p) => b.add_root_pem_file(p).map_err(|e| e.to_string())?,
         Trust::Cert(c) => b.add_root_certificate(c).map_err(|e| e.to_string())?,
         Trust::Insecure => b.dangerous_skip_verify(),
     };
-    let tls = b.alpn_protocols([alpn]).build().map_err(|e| e.to_string())?;
+    let tls = b.alpn_protocols([alpn]).keylog(keylog).build().map_err(|e| e.to_string())?;
     Ok(Arc::new(tls))
 }

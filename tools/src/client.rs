@@ -10,6 +10,8 @@ use peregrine_engine::connection::ClientConfig;
 use peregrine_engine::VarInt;
 
 use crate::certs::{self, Trust};
+use crate::config::{ConfigArgs, Settings};
+use crate::endpoint::{self, Use};
 use crate::perf::protocol::{self, IO_TIMEOUT};
 
 /// `peregrine client` flags.
@@ -34,6 +36,9 @@ pub struct Args {
     /// Handshake timeout, seconds.
     #[arg(long, default_value_t = 5)]
     timeout: u64,
+    /// Endpoint settings (datapath, transport, key log).
+    #[command(flatten)]
+    settings: Box<ConfigArgs>,
 }
 
 /// A parsed `https://` URL.
@@ -96,12 +101,20 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("resolving {host}: no address"))
 }
 
-/// A client endpoint on an ephemeral port of `remote`'s family.
-pub fn client_endpoint(remote: SocketAddr, config: ClientConfig) -> Result<Endpoint, String> {
+/// A client endpoint on an ephemeral port of `remote`'s family, with the datapath and
+/// transport `settings` ask for (`config.transport` is replaced from them), with what the
+/// datapath reported at start-up.
+pub fn client_endpoint(
+    remote: SocketAddr,
+    settings: &Settings,
+    usage: Use,
+    mut config: ClientConfig,
+) -> Result<endpoint::Built, String> {
     let local: SocketAddr = if remote.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
         .parse()
         .map_err(|_| "bad local address".to_string())?;
-    Endpoint::bind(local, EndpointConfig::client(config)).map_err(|e| format!("binding: {e}"))
+    config.transport = endpoint::transport(settings)?;
+    endpoint::build(settings, usage, local, EndpointConfig::client(config))
 }
 
 /// Connects to `addr` as `name`, waiting at most `timeout` for the handshake.
@@ -123,6 +136,8 @@ pub fn connect(
 /// Fetches every URL; succeeds only if each file arrived whole.
 #[allow(clippy::disallowed_methods)] // A command: bounds its wait for the close with the clock.
 pub fn run(args: &Args) -> Result<(), String> {
+    let settings = args.settings.resolve()?;
+    endpoint::check(&settings, Use::Client)?;
     let urls = args.urls.iter().map(|u| parse_url(u)).collect::<Result<Vec<_>, _>>()?;
     let (host, port) = (urls[0].host.clone(), urls[0].port);
     if let Some(u) = urls.iter().find(|u| u.host != host || u.port != port) {
@@ -136,10 +151,12 @@ pub fn run(args: &Args) -> Result<(), String> {
         Some(p) => Trust::CaFile(p),
         None => Trust::Insecure,
     };
-    let tls = certs::client(trust, args.alpn.as_bytes())?;
+    let tls = certs::client(trust, args.alpn.as_bytes(), endpoint::keylog(&settings))?;
     std::fs::create_dir_all(&args.output)
         .map_err(|e| format!("--output {}: {e}", args.output.display()))?;
-    let ep = client_endpoint(addr, ClientConfig::new(tls))?;
+    let built = client_endpoint(addr, &settings, Use::Client, ClientConfig::new(tls))?;
+    endpoint::print_notes("client", &built.notes);
+    let ep = built.endpoint;
     let conn = connect(&ep, addr, &host, Duration::from_secs(args.timeout.max(1)))?;
     let mut jobs = Vec::new();
     for url in &urls {

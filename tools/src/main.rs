@@ -1,8 +1,8 @@
 //! The `peregrine` command: serve, fetch, benchmark and tune.
 //!
-//! Today it runs the raw datapath benchmark (`datapath-bench`); QUIC `perf`, `server` and
-//! `client` arrive with the runtime. Every user error ends in a one-line message on stderr and
-//! a non-zero exit code, never a panic.
+//! `server`, `client` and `perf` run QUIC endpoints built from the settings (`config/`) by
+//! `endpoint.rs`; `tune`, `config`, `metrics` and `datapath-bench` inspect and measure. Every
+//! user error ends in a one-line message on stderr and a non-zero exit code, never a panic.
 
 #![forbid(unsafe_code)]
 
@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod config_cmd;
 mod datapath_bench;
+mod endpoint;
 mod metrics;
 mod metrics_cmd;
 mod perf;
@@ -87,11 +88,18 @@ fn report_clap_error(e: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = e.render().to_string();
-            let line = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
+            let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+            let mut line = lines
+                .next()
                 .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_owned();
+            // "the following required arguments were not provided:" lists them indented below.
+            if line.ends_with(':') {
+                let items: Vec<&str> =
+                    lines.take_while(|l| l.starts_with(' ')).map(str::trim).collect();
+                line = format!("{} {}", line, items.join(", "));
+            }
             eprintln!("peregrine: {line} (see --help)");
             ExitCode::from(2)
         }

@@ -280,5 +280,7 @@ fn respond(stream: &mut TcpStream, status: &str, body: &str) -> io::Result<()> {
     stream.flush()
 }
 
+pub mod endpoint;
+
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! `peregrine metrics`: serve this process's statistics in the Prometheus format for a while.
 //!
-//! A stand-in until the runtime feeds endpoint, worker and datapath counters to the same server.
+//! Process statistics only; `server --metrics` and `perf --metrics` add the endpoint, worker,
+//! scheduler and datapath counters.
 
 use crate::config::parse_duration;
 use crate::metrics::{process_metrics, Exposition, MetricsServer, Source};

@@ -24,6 +24,10 @@ use peregrine_engine::connection::{ConnectionStats, ServerConfig};
 use peregrine_engine::crypto::TlsServerConfig;
 
 use crate::certs;
+use crate::config::{ConfigArgs, Settings};
+use crate::endpoint::{self, Use};
+use crate::metrics::endpoint::endpoint_metrics;
+use crate::metrics::{process_metrics, Exposition, MetricsServer, Source};
 use crate::perf::protocol::{self, Pipe, IO_TIMEOUT};
 
 /// Stream reset code: the requested file does not exist.
@@ -39,41 +43,67 @@ const MAX_REQUEST: usize = 8 * 1024;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Address to listen on (port 0 picks one; the bound address is printed on stdout).
-    #[arg(long)]
-    listen: SocketAddr,
+    #[arg(long, required_unless_present = "print_config")]
+    listen: Option<SocketAddr>,
     /// Certificate chain, PEM.
-    #[arg(long)]
-    cert: PathBuf,
+    #[arg(long, required_unless_present = "print_config")]
+    cert: Option<PathBuf>,
     /// Private key, PEM.
-    #[arg(long)]
-    key: PathBuf,
+    #[arg(long, required_unless_present = "print_config")]
+    key: Option<PathBuf>,
     /// Directory served over hq-interop.
+    #[arg(long, required_unless_present = "print_config")]
+    root: Option<PathBuf>,
+    /// Check the effective settings, print them as TOML (accepted back by --config) and exit.
     #[arg(long)]
-    root: PathBuf,
-    /// Worker threads (one SO_REUSEPORT socket each).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    workers: u16,
+    print_config: bool,
+    /// Endpoint settings (datapath, workers, cores, transport, observability).
+    #[command(flatten)]
+    settings: Box<ConfigArgs>,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: &Args) -> Result<(), String> {
-    let root =
-        args.root.canonicalize().map_err(|e| format!("--root {}: {e}", args.root.display()))?;
-    if !root.is_dir() {
-        return Err(format!("--root {}: not a directory", args.root.display()));
+    let settings = args.settings.resolve()?;
+    if args.print_config {
+        // Only settings this server could run with are printed.
+        endpoint::check(&settings, Use::Server)?;
+        print!("{}", settings.to_toml());
+        return Ok(());
     }
-    let tls = certs::server_from_files(&args.cert, &args.key)?;
+    let (Some(listen), Some(cert), Some(key), Some(root)) =
+        (args.listen, &args.cert, &args.key, &args.root)
+    else {
+        return Err("--listen, --cert, --key and --root are required".into());
+    };
+    endpoint::check(&settings, Use::Server)?;
+    let root = root.canonicalize().map_err(|e| format!("--root {}: {e}", root.display()))?;
+    if !root.is_dir() {
+        return Err(format!("--root {}: not a directory", root.display()));
+    }
+    let tls = certs::server_from_files(cert, key, endpoint::keylog(&settings))?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| format!("installing a signal handler: {e}"))?;
     }
-    let server = Server::start(args.listen, tls, usize::from(args.workers), Some(root))?;
+    let server = Server::start(listen, tls, &settings, Some(root))?;
+    let metrics = match settings.metrics_addr {
+        Some(addr) => Some(server.serve_metrics(addr)?),
+        None => None,
+    };
     println!("listening on {}", server.local_addr());
+    if let Some(m) = &metrics {
+        println!("metrics on http://{}/metrics", m.local_addr());
+    }
+    endpoint::print_notes("server", &server.notes);
     use std::io::Write;
     let _ = std::io::stdout().flush();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some(m) = metrics {
+        m.stop();
     }
     let report = server.stop(Duration::from_secs(3));
     eprintln!("peregrine: shut down ({report})");
@@ -93,27 +123,47 @@ pub struct Server {
     ep: Arc<Endpoint>,
     ctx: Arc<Ctx>,
     acceptor: JoinHandle<()>,
+    /// What the datapath reported at start-up (print them).
+    pub notes: Vec<String>,
 }
 
 impl Server {
-    /// Binds `addr` and starts accepting; `root` is the directory served over hq-interop.
+    /// Binds `addr` with the datapath and transport `settings` ask for and starts accepting;
+    /// `root` is the directory served over hq-interop.
     pub fn start(
         addr: SocketAddr,
         tls: Arc<TlsServerConfig>,
-        workers: usize,
+        settings: &Settings,
         root: Option<PathBuf>,
     ) -> Result<Self, String> {
-        let mut config = EndpointConfig::server(ServerConfig::new(tls));
-        config.workers = workers;
-        let ep =
-            Arc::new(Endpoint::bind(addr, config).map_err(|e| format!("binding {addr}: {e}"))?);
+        let mut server = ServerConfig::new(tls);
+        server.transport = endpoint::transport(settings)?;
+        let built = endpoint::build(settings, Use::Server, addr, EndpointConfig::server(server))?;
+        let ep = Arc::new(built.endpoint);
         let ctx = Arc::new(Ctx { root, stop: AtomicBool::new(false), finished: Mutex::default() });
         let (ep2, ctx2) = (ep.clone(), ctx.clone());
         let acceptor = std::thread::Builder::new()
             .name("server-accept".into())
             .spawn(move || accept_loop(&ep2, &ctx2))
             .map_err(|e| format!("spawning a thread: {e}"))?;
-        Ok(Self { ep, ctx, acceptor })
+        Ok(Self { ep, ctx, acceptor, notes: built.notes })
+    }
+
+    /// The endpoint (for its counters).
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.ep
+    }
+
+    /// Serves the endpoint's counters and the process's in the Prometheus format on `addr`.
+    pub fn serve_metrics(&self, addr: SocketAddr) -> Result<MetricsServer, String> {
+        let ep = self.ep.clone();
+        let source: Source = Arc::new(move || {
+            let mut e = Exposition::new();
+            endpoint_metrics(&mut e, "server", &ep.stats());
+            process_metrics(&mut e);
+            e.render()
+        });
+        MetricsServer::start(addr, source).map_err(|e| format!("--metrics-addr {addr}: {e}"))
     }
 
     /// The bound address.

@@ -203,10 +203,11 @@ fn tune_on_loopback_and_unknown_interface() {
     assert_eq!(j["driver"], serde_json::Value::Null);
     assert!(!j["plan"].as_array().unwrap().is_empty(), "{j}");
     assert!(j["command"].as_str().unwrap().contains("--workers"));
-    // The recommended command line is valid for the config parser.
+    // The recommended command line's settings are valid for the server.
     let cmd = j["command"].as_str().unwrap().to_owned();
     let words: Vec<&str> = cmd.split_whitespace().collect();
-    let mut cfg = vec!["config"];
+    assert!(words.starts_with(&["peregrine", "server"]), "{cmd}");
+    let mut cfg = vec!["server", "--print-config"];
     let mut i = 0;
     while i < words.len() {
         if ["--datapath", "--workers", "--cores", "--queues", "--mtu", "--gso", "--gro"]

@@ -374,6 +374,7 @@ impl Connection {
     pub fn stats(&self) -> ConnectionStats {
         let mut s = self.stats;
         s.cwnd = self.cc.window();
+        s.congestion = self.cc.name();
         s.bytes_in_flight = self.loss.bytes_in_flight();
         s.smoothed_rtt = self.loss.rtt().smoothed();
         s.min_rtt = self.loss.rtt().min();

@@ -242,7 +242,8 @@ impl Connection {
         let probing = self.spaces.iter().any(|s| s.probes > 0 || s.ping_pending);
         let cwnd = self.cc.window();
         let mut allow = self.loss.bytes_in_flight() + limit as u64 <= cwnd;
-        if allow && !probing {
+        // Pacing can be turned off by configuration (`TransportConfig::with_pacing`).
+        if allow && !probing && self.config.pacing {
             //= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
             //# A sender SHOULD pace sending of all in-flight packets based on input
             //# from the congestion controller.

@@ -50,4 +50,7 @@ pub struct ConnectionStats {
     pub smoothed_rtt: Duration,
     /// Minimum RTT seen.
     pub min_rtt: Duration,
+    /// Name of the congestion controller in use ("newreno", "cubic"; empty in a default
+    /// value that no connection filled).
+    pub congestion: &'static str,
 }

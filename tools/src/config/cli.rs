@@ -75,14 +75,25 @@ pub struct ConfigArgs {
     /// XDP attach mode: auto, native or generic [default: auto].
     #[arg(long = "xdp-mode", value_name = "MODE", allow_hyphen_values = true)]
     pub xdp_mode: Option<String>,
-    /// Write TLS secrets to FILE (NSS key log format).
-    #[arg(long = "keylog-file", value_name = "FILE", allow_hyphen_values = true)]
+    /// Append TLS secrets to FILE (NSS key log format, for Wireshark) [default: the
+    /// SSLKEYLOGFILE environment variable if set, else none].
+    #[arg(
+        long = "keylog-file",
+        visible_alias = "keylog",
+        value_name = "FILE",
+        allow_hyphen_values = true
+    )]
     pub keylog_file: Option<String>,
-    /// Write qlog files to DIR.
+    /// Write qlog files to DIR (not implemented yet: refused by server, client and perf).
     #[arg(long = "qlog-dir", value_name = "DIR", allow_hyphen_values = true)]
     pub qlog_dir: Option<String>,
-    /// Serve Prometheus metrics on ADDR, e.g. 127.0.0.1:9100.
-    #[arg(long = "metrics-addr", value_name = "ADDR", allow_hyphen_values = true)]
+    /// Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (server, perf).
+    #[arg(
+        long = "metrics-addr",
+        visible_alias = "metrics",
+        value_name = "ADDR",
+        allow_hyphen_values = true
+    )]
     pub metrics_addr: Option<String>,
 }
 

@@ -4,6 +4,12 @@
 //!
 //! Modes: duration (default: each stream downloads for `--duration`), or sizes (`--download`
 //! and/or `--upload` bytes per stream, once). Prints goodput, packets/s, losses and CPU time.
+//!
+//! Settings (`--config FILE` and the per-key flags): the transport and datapath keys apply to
+//! both the client endpoint and the in-process server. `workers` and `cores` size and pin the
+//! in-process server; the client endpoint then has one unpinned worker. With `--server` there
+//! is no local server, and `workers` / `cores` apply to the client endpoint. `--metrics-addr`
+//! serves the counters of both endpoints (labelled `endpoint="server"` / `"client"`).
 
 // A command, not the sans-IO core: it reads the wall clock for deadlines and rates.
 #![allow(clippy::disallowed_methods)]
@@ -12,6 +18,7 @@ pub mod cpu;
 pub mod handshakes;
 pub mod protocol;
 pub mod rps;
+pub mod series;
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +28,12 @@ use std::time::{Duration, Instant};
 use peregrine_engine::connection::{ClientConfig, ConnectionStats};
 use peregrine_engine::VarInt;
 
+use peregrine_engine::api::Endpoint;
+
 use crate::certs::{self, Trust};
 use crate::client;
+use crate::config::{ConfigArgs, Datapath, Settings};
+use crate::endpoint::{self, Use};
 use crate::server::Server;
 
 /// `peregrine perf` flags.
@@ -52,9 +63,6 @@ pub struct Args {
     /// Connections.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     connections: u32,
-    /// Worker threads of the in-process server.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    server_workers: u16,
     /// Request/response mode for --duration: each stream slot runs requests back to back,
     /// with latency percentiles.
     #[arg(long, conflicts_with_all = ["download", "upload"])]
@@ -71,6 +79,13 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Write throughput over time (and, with --rps, the latency distribution) to FILE.svg or
+    /// FILE.html.
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
+    /// Endpoint settings; see the command's description for which endpoint each applies to.
+    #[command(flatten)]
+    settings: Box<ConfigArgs>,
 }
 
 /// Parses `123`, `64K`, `10M`, `1G` (powers of 1024).
@@ -109,6 +124,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs the benchmark and prints its results.
 pub fn run(args: &Args) -> Result<(), String> {
+    let settings = args.settings.resolve()?;
+    if let Some(path) = &args.report {
+        series::check_report_path(path)?;
+        if args.handshakes {
+            return Err("--report: not available with --handshakes".into());
+        }
+    }
+    let client_use = if args.server.is_some() { Use::Server } else { Use::PerfClient };
+    endpoint::check(&settings, client_use)?;
     let (addr, name, trust, local) = match &args.server {
         Some(s) => {
             let (host, port) = s
@@ -123,18 +147,55 @@ pub fn run(args: &Args) -> Result<(), String> {
             (client::resolve(host, port)?, host.to_owned(), trust, None)
         }
         None => {
+            if settings.datapath == Datapath::Xdp {
+                return Err("--datapath xdp: the in-process server listens on 127.0.0.1, which \
+                            AF_XDP cannot serve; run `peregrine server` on the interface and \
+                            give --server"
+                    .into());
+            }
             let g = certs::generate()?;
-            let tls = certs::server_generated(&g)?;
+            let tls = certs::server_generated(&g, endpoint::keylog(&settings))?;
             let any = "127.0.0.1:0".parse().map_err(|_| "bad address".to_string())?;
-            let server = Server::start(any, tls, usize::from(args.server_workers), None)?;
+            let server = Server::start(any, tls, &settings, None)?;
             (server.local_addr(), "localhost".into(), Trust::Cert(g.cert), Some(server))
         }
     };
-    let tls = certs::client(trust, certs::ALPN_PERF)?;
-    let ep = client::client_endpoint(addr, ClientConfig::new(tls))?;
+    let tls = certs::client(trust, certs::ALPN_PERF, endpoint::keylog(&settings))?;
+    let built = client::client_endpoint(addr, &settings, client_use, ClientConfig::new(tls))?;
+    let ep = Arc::new(built.endpoint);
+    let mut notes =
+        local.as_ref().map(|s| endpoint::labelled("server", &s.notes)).unwrap_or_default();
+    notes.extend(endpoint::labelled("client", &built.notes));
+    if !args.json {
+        for n in &notes {
+            println!("{n}");
+        }
+    }
+    let metrics = match settings.metrics_addr {
+        Some(m) => Some(series::serve_metrics(m, &ep, local.as_ref().map(|s| s.endpoint()))?),
+        None => None,
+    };
+    if let Some(m) = &metrics {
+        eprintln!("peregrine: metrics on http://{}/metrics", m.local_addr());
+    }
+    let result = run_with(args, &settings, &ep, addr, &name, local, notes);
+    if let Some(m) = metrics {
+        m.stop();
+    }
+    result
+}
+
+fn run_with(
+    args: &Args,
+    settings: &Settings,
+    ep: &Arc<Endpoint>,
+    addr: std::net::SocketAddr,
+    name: &str,
+    local: Option<Server>,
+    notes: Vec<String>,
+) -> Result<(), String> {
     if args.handshakes {
-        let ep = Arc::new(ep);
-        let r = handshakes::run(&ep, addr, &name, args.connections, args.duration, args.json);
+        let r = handshakes::run(ep, addr, name, args.connections, args.duration, args.json);
         if let Some(s) = local {
             s.stop(Duration::from_secs(2));
         }
@@ -142,7 +203,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let mut conns = Vec::new();
     for _ in 0..args.connections {
-        conns.push(client::connect(&ep, addr, &name, Duration::from_secs(5))?);
+        conns.push(client::connect(ep, addr, name, Duration::from_secs(5))?);
     }
     let (up, down, deadline_after) = match (args.upload, args.download) {
         (None, None) => (0, 1u64 << 50, Some(args.duration)),
@@ -174,8 +235,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let live = std::io::stderr().is_terminal() && !args.json;
     let mut last = (Instant::now(), 0u64);
+    let mut recorder = series::Recorder::new(start);
     while !jobs.iter().all(|j| j.is_finished()) {
         std::thread::sleep(Duration::from_millis(50));
+        recorder.poll(&received, &conns);
         if live && last.0.elapsed() >= Duration::from_secs(1) {
             let now = received.load(Ordering::Relaxed);
             let rate = (now - last.1) as f64 * 8.0 / last.0.elapsed().as_secs_f64() / 1e9;
@@ -183,6 +246,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             last = (Instant::now(), now);
         }
     }
+    recorder.finish(&received, &conns);
     if live {
         eprintln!();
     }
@@ -214,6 +278,11 @@ pub fn run(args: &Args) -> Result<(), String> {
         c.wait_drained(Duration::from_secs(1));
     }
     let threads = cpu::threads();
+    let client_workers = ep.stats().workers.len();
+    let server_workers = local.as_ref().map(|s| s.endpoint().stats().workers.len());
+    // Workers the kernel pinned as --cores asked (local server, or the client with --server).
+    let pinned_ep = local.as_ref().map_or(ep, |s| s.endpoint());
+    let pinned = pinned_ep.stats().workers.iter().filter(|w| w.pinned == Some(true)).count();
     let server_stats = local.map(|s| {
         std::thread::sleep(Duration::from_millis(50));
         let st = sum_stats(s.finished_stats().into_iter());
@@ -237,8 +306,17 @@ pub fn run(args: &Args) -> Result<(), String> {
             down * u64::from(args.streams * args.connections)
         ));
     }
+    if let Some(path) = &args.report {
+        let lat = args.rps.then_some(&latency);
+        series::write_report(path, &recorder, lat, &settings_note(args, settings))?;
+    }
     let report = Report {
         args,
+        settings,
+        notes,
+        client_workers,
+        server_workers,
+        pinned,
         elapsed,
         total,
         requests,
@@ -252,9 +330,38 @@ pub fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// One line naming the run's knobs, for the report's notes.
+fn settings_note(args: &Args, s: &Settings) -> String {
+    format!(
+        "{} connection(s) x {} stream(s); datapath {}, {} worker(s), congestion {}, pacing {}, \
+         gso {}, gro {}, mtu {}, stream window {}",
+        args.connections,
+        args.streams,
+        datapath_name(s.datapath),
+        s.workers,
+        s.congestion.name(),
+        if s.pacing { "on" } else { "off" },
+        if s.gso { "on" } else { "off" },
+        if s.gro { "on" } else { "off" },
+        s.mtu,
+        crate::config::format_size(s.stream_window)
+    )
+}
+
+fn datapath_name(d: Datapath) -> &'static str {
+    match d {
+        Datapath::Udp => "udp",
+        Datapath::Uring => "uring",
+        Datapath::Xdp => "xdp",
+    }
+}
+
 fn sum_stats(it: impl Iterator<Item = ConnectionStats>) -> ConnectionStats {
     let mut t = ConnectionStats::default();
     for s in it {
+        if t.congestion.is_empty() {
+            t.congestion = s.congestion;
+        }
         t.packets_sent += s.packets_sent;
         t.packets_received += s.packets_received;
         t.packets_lost += s.packets_lost;
@@ -270,6 +377,12 @@ fn sum_stats(it: impl Iterator<Item = ConnectionStats>) -> ConnectionStats {
 /// The numbers of one run.
 struct Report<'a> {
     args: &'a Args,
+    settings: &'a Settings,
+    /// What the datapaths reported at start-up.
+    notes: Vec<String>,
+    client_workers: usize,
+    server_workers: Option<usize>,
+    pinned: usize,
     elapsed: Duration,
     total: protocol::Moved,
     requests: u64,
@@ -305,6 +418,14 @@ impl Report<'_> {
                 .collect();
             let mut v = serde_json::json!({
                 "mode": self.mode(),
+                "datapath": datapath_name(self.settings.datapath),
+                "congestion": c.congestion,
+                "server_congestion": self.server.map(|s| s.congestion),
+                "pacing": self.settings.pacing,
+                "client_workers": self.client_workers,
+                "server_workers": self.server_workers,
+                "datapath_notes": self.notes,
+                "workers_pinned": self.pinned,
                 "connections": self.args.connections,
                 "streams": self.args.streams,
                 "elapsed_s": secs,
@@ -337,6 +458,14 @@ impl Report<'_> {
         println!(
             "perf: {} connection(s) x {} stream(s), {:.2} s",
             self.args.connections, self.args.streams, secs
+        );
+        println!(
+            "  setup     datapath {}, congestion {}, pacing {}, client workers {}{}",
+            datapath_name(self.settings.datapath),
+            c.congestion,
+            if self.settings.pacing { "on" } else { "off" },
+            self.client_workers,
+            self.server_workers.map(|n| format!(", server workers {n}")).unwrap_or_default()
         );
         println!(
             "  moved     {} bytes (up {}, down {})  goodput {:.3} Gbit/s",

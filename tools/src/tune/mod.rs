@@ -270,7 +270,8 @@ pub fn inspect(iface: &str) -> Result<Report, String> {
 
 /// The `peregrine server` invocation that applies the plan (knob names from `config`).
 fn command_line(r: &Report) -> String {
-    let mut c = String::from("peregrine server --listen [::]:443 --cert cert.pem --key key.pem");
+    let mut c =
+        String::from("peregrine server --listen [::]:443 --cert cert.pem --key key.pem --root www");
     if r.native_xdp {
         c += &format!(" --datapath xdp --xdp-mode native --interface {}", r.interface);
     } else {
@@ -288,8 +289,9 @@ fn command_line(r: &Report) -> String {
         c += &format!(" --cores {}", format_list(&cores));
     }
     if let Some(mtu) = r.mtu {
-        // IPv6 (40) + UDP (8) headers; the config range is 1200..=65527.
-        let payload = mtu.saturating_sub(48).clamp(1200, 65_527);
+        // IPv6 (40) + UDP (8) headers, at most the largest datagram the engine builds.
+        let limit = u32::from(peregrine_engine::connection::MAX_DATAGRAM_SIZE_LIMIT);
+        let payload = mtu.saturating_sub(48).clamp(1200, limit);
         c += &format!(" --mtu {payload}");
     }
     for (key, feature) in [("gso", OFFLOADS[0]), ("gro", OFFLOADS[1])] {

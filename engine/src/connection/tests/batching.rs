@@ -124,3 +124,37 @@ fn pacing_bounds_bursts_and_rate() {
     let peak = sends.iter().map(|s| s.2).fold(0f64, f64::max);
     assert!((total * mds) as f64 - burst <= peak * span * 1.01, "{total} datagrams in {span} s");
 }
+
+/// With pacing off (`TransportConfig::with_pacing(false)`) the same path sends the window in
+/// bursts larger than the pacer's bucket: the switch really bypasses the pacer.
+#[test]
+fn pacing_off_sends_bursts_beyond_the_bucket() {
+    let mut cfg = clean(64, Duration::from_millis(50));
+    cfg.client = cfg.client.clone().with_pacing(false);
+    let mut pair = Pair::new(cfg);
+    assert!(pair.handshake());
+    let mut tx = Sender::new(Dir::Bi, 4, 2 << 20, 16 * 1024);
+    let mut rx = Receiver::default();
+    let mut max_burst = 0;
+    let mut done = false;
+    for _ in 0..2_000_000 {
+        let before = pair.datagrams.0;
+        let more = pair.step();
+        max_burst = max_burst.max(pair.datagrams.0 - before);
+        let mut ev = std::mem::take(&mut pair.client_events);
+        dispatch(&mut ev, |e| tx.on_event(e));
+        let mut ev = std::mem::take(&mut pair.server_events);
+        dispatch(&mut ev, |e| rx.on_event(e));
+        tx.pump(&mut pair.client);
+        rx.pump(pair.server());
+        if rx.complete(4, 2 << 20) && tx.all_acked() {
+            done = true;
+            break;
+        }
+        if !more {
+            break;
+        }
+    }
+    assert!(done, "transfer did not finish");
+    assert!(max_burst > PACING_BURST_PACKETS + 1, "largest burst {max_burst} datagrams");
+}

@@ -1,0 +1,447 @@
+//! Builds a QUIC [`Endpoint`] from the effective [`Settings`]: the only place the CLI turns
+//! settings into transport, worker, TLS key-log and datapath configuration.
+//!
+//! Every setting is either applied or refused with a one-line error naming it; nothing is
+//! dropped silently. What the datapath could not do (its `Capabilities::missing`, the XDP mode
+//! in effect, copy or zero-copy) comes back as start-up notes the commands print on stderr.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use peregrine_datapath::udp::{UdpConfig, UdpQueue};
+use peregrine_datapath::uring::{UringConfig, UringQueue};
+use peregrine_datapath::xdp::{XdpConfig, XdpMode as DpXdpMode, XdpQueue};
+use peregrine_datapath::{Capabilities, Queue};
+use peregrine_engine::api::{Endpoint, EndpointConfig};
+use peregrine_engine::connection::{TransportConfig, MAX_DATAGRAM_SIZE_LIMIT};
+use peregrine_engine::crypto::KeyLogTarget;
+use peregrine_engine::streams::{Dir, StreamsConfig};
+use peregrine_engine::worker::WorkerConfig;
+
+use crate::config::{format_list, Datapath, Settings, XdpMode, DEFAULT_RING_SIZE, DEFAULT_WORKERS};
+
+/// Which endpoint of a command the settings are for, so that keys that make no sense there
+/// are refused rather than ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// `server`, or perf's in-process server: every key applies.
+    Server,
+    /// `client`: `metrics-addr` does not apply.
+    Client,
+    /// perf's client side next to its in-process server: `workers` and `cores` belong to
+    /// the server; the client endpoint has one unpinned worker.
+    PerfClient,
+}
+
+/// Refuses settings that cannot apply to `datapath`/`use`, before anything is opened.
+pub fn check(s: &Settings, usage: Use) -> Result<(), String> {
+    if s.qlog_dir.is_some() {
+        return Err("--qlog-dir: qlog output is not implemented yet".into());
+    }
+    if usage == Use::Client && s.metrics_addr.is_some() {
+        return Err("--metrics-addr: only server and perf serve metrics".into());
+    }
+    if u32::from(MAX_DATAGRAM_SIZE_LIMIT) < s.mtu {
+        return Err(format!(
+            "--mtu: {} is above {MAX_DATAGRAM_SIZE_LIMIT}, the largest UDP payload the engine \
+             builds",
+            s.mtu
+        ));
+    }
+    if s.initial_window < 2 * u64::from(s.mtu) {
+        return Err(format!(
+            "--initial-window: {} is below two datagrams of --mtu {} ({})",
+            s.initial_window,
+            s.mtu,
+            2 * s.mtu
+        ));
+    }
+    let name = datapath_name(s.datapath);
+    if s.datapath != Datapath::Xdp {
+        if s.interface.is_some() {
+            return Err(format!("--interface: applies to --datapath xdp only (not {name})"));
+        }
+        if !s.queues.is_empty() {
+            return Err(format!("--queues: applies to --datapath xdp only (not {name})"));
+        }
+        if s.xdp_mode != XdpMode::Auto {
+            return Err(format!("--xdp-mode: applies to --datapath xdp only (not {name})"));
+        }
+    }
+    if s.datapath == Datapath::Udp && s.ring_size != DEFAULT_RING_SIZE {
+        return Err("--ring-size: applies to --datapath uring and xdp only (not udp)".into());
+    }
+    if s.datapath == Datapath::Xdp {
+        if s.interface.is_none() {
+            return Err("--datapath xdp needs --interface IF".into());
+        }
+        if !s.queues.is_empty() && s.queues.len() != workers(s, usage) {
+            return Err(format!(
+                "--queues: {} lists {} queue(s) for {} worker(s) (one worker per queue)",
+                format_list(&s.queues),
+                s.queues.len(),
+                workers(s, usage)
+            ));
+        }
+    }
+    if usage == Use::PerfClient {
+        return Ok(());
+    }
+    if !s.cores.is_empty() {
+        if s.cores.len() < s.workers as usize {
+            return Err(format!(
+                "--cores: {} lists {} core(s) for {} worker(s)",
+                format_list(&s.cores),
+                s.cores.len(),
+                s.workers
+            ));
+        }
+        let online = online_cores()?;
+        if let Some(c) = s.cores.iter().find(|c| !online.contains(c)) {
+            return Err(format!(
+                "--cores: core {c} does not exist or is offline (online: {})",
+                format_list(&online)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The CPU cores the kernel has online (`/sys/devices/system/cpu/online`).
+fn online_cores() -> Result<Vec<u32>, String> {
+    let path = "/sys/devices/system/cpu/online";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--cores: cannot read {path} to check the cores: {e}"))?;
+    crate::config::parse_list(text.trim(), u32::MAX)
+        .map_err(|e| format!("--cores: cannot parse {path}: {e}"))
+}
+
+fn datapath_name(d: Datapath) -> &'static str {
+    match d {
+        Datapath::Udp => "udp",
+        Datapath::Uring => "uring",
+        Datapath::Xdp => "xdp",
+    }
+}
+
+fn workers(s: &Settings, usage: Use) -> usize {
+    match usage {
+        Use::PerfClient => DEFAULT_WORKERS as usize,
+        _ => s.workers as usize,
+    }
+}
+
+/// The transport settings: congestion controller, initial window, pacing, datagram size,
+/// windows (the window is also the auto-tuning ceiling: memory per stream / connection is at
+/// most the setting), stream limits and idle timeout.
+pub fn transport(s: &Settings) -> Result<TransportConfig, String> {
+    let e = |key: &'static str| move |err: &dyn std::fmt::Display| format!("--{key}: {err}");
+    let mtu = u16::try_from(s.mtu).map_err(|_| format!("--mtu: {} is too large", s.mtu))?;
+    let streams = StreamsConfig::default()
+        .with_stream_receive_window(s.stream_window)
+        .and_then(|c| c.with_max_stream_receive_window(s.stream_window))
+        .map_err(|x| e("stream-window")(&x))?
+        .with_receive_window(s.connection_window)
+        .and_then(|c| c.with_max_receive_window(s.connection_window))
+        .map_err(|x| e("connection-window")(&x))?
+        .with_max_concurrent_streams(Dir::Bi, s.max_bidi_streams)
+        .map_err(|x| e("max-bidi-streams")(&x))?
+        .with_max_concurrent_streams(Dir::Uni, s.max_uni_streams)
+        .map_err(|x| e("max-uni-streams")(&x))?;
+    TransportConfig::default()
+        .with_max_datagram_size(mtu)
+        .map_err(|x| e("mtu")(&x))?
+        .with_initial_window(Some(s.initial_window))
+        .map_err(|x| e("initial-window")(&x))?
+        .with_idle_timeout(Some(s.idle_timeout))
+        .map_err(|x| e("idle-timeout")(&x))
+        .map(|t| t.with_congestion(s.congestion).with_pacing(s.pacing).with_streams(streams))
+}
+
+/// Where TLS secrets go: `--keylog-file`, else the `SSLKEYLOGFILE` environment variable, else
+/// nowhere.
+pub fn keylog(s: &Settings) -> KeyLogTarget {
+    match &s.keylog_file {
+        Some(p) => KeyLogTarget::File(p.clone()),
+        None if std::env::var_os("SSLKEYLOGFILE").is_some_and(|v| !v.is_empty()) => {
+            KeyLogTarget::FromEnv
+        }
+        None => KeyLogTarget::Disabled,
+    }
+}
+
+/// Worker threads: pinning, busy-poll, batch sizes, GSO train length.
+fn worker_config(s: &Settings, usage: Use) -> WorkerConfig {
+    let mut w = WorkerConfig::default();
+    if usage != Use::PerfClient {
+        w.cores = s.cores.iter().take(s.workers as usize).map(|&c| Some(c as usize)).collect();
+    }
+    w.busy_poll = Duration::from_micros(s.busy_poll_us);
+    w.rx_batch = s.rx_batch as usize;
+    w.max_batch = s.tx_batch as usize;
+    if !s.gso {
+        w.max_gso_segments = 1;
+    }
+    w
+}
+
+/// The socket part shared by the udp and uring backends.
+fn udp_config(s: &Settings, bind: SocketAddr, n: usize) -> Result<UdpConfig, String> {
+    let e = |key: &'static str| move |err: std::io::Error| format!("--{key}: {err}");
+    UdpConfig::new(bind)
+        .with_reuse_port(n > 1)
+        .with_gso(s.gso)
+        .with_gro(s.gro)
+        .with_rx_batch(s.rx_batch as usize)
+        .map_err(e("rx-batch"))?
+        .with_tx_batch(s.tx_batch as usize)
+        .map_err(e("tx-batch"))
+}
+
+/// An endpoint and what its start-up should tell the operator.
+pub struct Built {
+    /// The running endpoint.
+    pub endpoint: Endpoint,
+    /// One line per fact about the datapath (backend, offloads, what is missing).
+    pub notes: Vec<String>,
+}
+
+/// Opens the datapath `s` asks for on `bind` and starts an endpoint over it. `config` carries
+/// the server and/or client side (their transport settings from [`transport`] and TLS); its
+/// worker settings are replaced from `s`.
+pub fn build(
+    s: &Settings,
+    usage: Use,
+    bind: SocketAddr,
+    mut config: EndpointConfig,
+) -> Result<Built, String> {
+    check(s, usage)?;
+    let n = workers(s, usage);
+    config.worker = worker_config(s, usage);
+    config.workers = n;
+    let name = datapath_name(s.datapath);
+    let fail = |e: std::io::Error| format!("--datapath {name} on {bind}: {e}");
+    let start = |e: std::io::Error| format!("starting the endpoint: {e}");
+    match s.datapath {
+        Datapath::Udp => {
+            let udp = udp_config(s, bind, n)?;
+            let queues = if n > 1 {
+                UdpQueue::open_group(&udp, n)
+            } else {
+                UdpQueue::open(&udp).map(|q| vec![q])
+            }
+            .map_err(fail)?;
+            check_payload(s, &queues)?;
+            let notes = describe(s, usage, &queues, None);
+            started(s, usage, Endpoint::with_queues(queues, config).map_err(start)?, notes)
+        }
+        Datapath::Uring => {
+            let ring = UringConfig::from_udp(udp_config(s, bind, n)?)
+                .with_ring_entries(s.ring_size)
+                .map_err(|e| format!("--ring-size: {e}"))?;
+            let queues = if n > 1 {
+                UringQueue::open_group(&ring, n)
+            } else {
+                UringQueue::open(&ring).map(|q| vec![q])
+            }
+            .map_err(fail)?;
+            check_payload(s, &queues)?;
+            let notes = describe(s, usage, &queues, None);
+            started(s, usage, Endpoint::with_queues(queues, config).map_err(start)?, notes)
+        }
+        Datapath::Xdp => {
+            let interface = s.interface.as_deref().unwrap_or_default();
+            let e = |key: &'static str| move |err: std::io::Error| format!("--{key}: {err}");
+            let mode = match s.xdp_mode {
+                XdpMode::Auto => DpXdpMode::Auto,
+                XdpMode::Native => DpXdpMode::Native,
+                XdpMode::Generic => DpXdpMode::Generic,
+            };
+            let xdp = XdpConfig::new(interface, bind)
+                .with_mode(mode)
+                .with_ring_size(s.ring_size)
+                .map_err(e("ring-size"))?
+                .with_rx_batch(s.rx_batch as usize)
+                .map_err(e("rx-batch"))?
+                .with_tx_batch(s.tx_batch as usize)
+                .map_err(e("tx-batch"))?;
+            let xdp = if s.gso { xdp } else { xdp.with_gso_segments(1).map_err(e("gso"))? };
+            let ids: Vec<u32> =
+                if s.queues.is_empty() { (0..n as u32).collect() } else { s.queues.clone() };
+            let queues = XdpQueue::open_group(&xdp, &ids).map_err(|err| {
+                format!("--datapath xdp on {interface} queues {}: {err}", format_list(&ids))
+            })?;
+            let mode = queues.first().map(|q| format!("{:?}", q.mode()).to_lowercase());
+            check_payload(s, &queues)?;
+            let notes = describe(s, usage, &queues, mode);
+            started(s, usage, Endpoint::with_queues(queues, config).map_err(start)?, notes)
+        }
+    }
+}
+
+/// Waits (at most a second of wall clock: a command, not the sans-IO core) for every worker's
+/// first report and refuses the endpoint when a worker could not be pinned to its `--cores`
+/// entry (e.g. the core is outside this process's CPU set): pinning that silently did not
+/// happen would skew every measurement.
+#[allow(clippy::disallowed_methods)]
+fn started(
+    s: &Settings,
+    usage: Use,
+    endpoint: Endpoint,
+    notes: Vec<String>,
+) -> Result<Built, String> {
+    let asked = if usage == Use::PerfClient { 0 } else { s.cores.len() };
+    let asked = endpoint.stats().workers.len().min(asked);
+    if asked > 0 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let workers = endpoint.stats().workers;
+            if let Some(w) = workers.iter().find(|w| w.pinned == Some(false)) {
+                return Err(format!(
+                    "--cores: worker {} could not be pinned to core {} (outside this process's \
+                     CPU set?)",
+                    w.index, s.cores[w.index]
+                ));
+            }
+            if workers.iter().take(asked).all(|w| w.pinned == Some(true)) {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err("--cores: the workers did not report their pinning within 1 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    Ok(Built { endpoint, notes })
+}
+
+/// Start-up lines: backend, workers and pinning, offloads in effect, and everything missing.
+fn describe<Q: Queue>(
+    s: &Settings,
+    usage: Use,
+    queues: &[Q],
+    xdp_mode: Option<String>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let caps: Vec<&Capabilities> = queues.iter().map(|q| q.capabilities()).collect();
+    let Some(c) = caps.first() else { return notes };
+    let on = |b: bool| if b { "on" } else { "off" };
+    let mut line = format!(
+        "datapath {} on {}: {} queue(s), gso {} ({} segments), gro {}, ecn {}, max payload {}",
+        datapath_name(s.datapath),
+        queues[0].local_addr(),
+        queues.len(),
+        on(c.gso && s.gso),
+        if s.gso { c.max_gso_segments } else { 1 },
+        on(c.gro && s.gro),
+        on(c.ecn),
+        c.max_udp_payload
+    );
+    if let Some(mode) = xdp_mode {
+        line += &format!(", xdp {mode} mode, {}", if c.zero_copy { "zero-copy" } else { "copy" });
+    }
+    notes.push(line);
+    if !s.cores.is_empty() && usage != Use::PerfClient {
+        let used = &s.cores[..s.cores.len().min(queues.len())];
+        notes.push(format!("workers pinned to cores {}", format_list(used)));
+    }
+    let mut missing: Vec<&String> = caps.iter().flat_map(|c| c.missing.iter()).collect();
+    missing.sort();
+    missing.dedup();
+    for m in missing {
+        notes.push(format!("datapath missing: {m}"));
+    }
+    if s.gso && !c.gso {
+        notes.push("gso requested but unavailable: one datagram per send".into());
+    }
+    if s.gro && !c.gro && s.datapath != Datapath::Xdp {
+        notes.push("gro requested but unavailable: one datagram per receive".into());
+    }
+    notes
+}
+
+/// Refuses an `mtu` the opened datapath cannot carry.
+fn check_payload<Q: Queue>(s: &Settings, queues: &[Q]) -> Result<(), String> {
+    match queues.iter().map(|q| q.capabilities().max_udp_payload).min() {
+        Some(max) if (s.mtu as usize) > max => Err(format!(
+            "--mtu: {} is above the {max}-byte UDP payload the {} datapath carries here",
+            s.mtu,
+            datapath_name(s.datapath)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Prints start-up notes on stdout, one line each, prefixed with `who` (stderr is kept for
+/// the one-line error of a failed command).
+pub fn print_notes(who: &str, notes: &[String]) {
+    for n in notes {
+        println!("{who}: {n}");
+    }
+}
+
+/// Notes prefixed with `who`, for a JSON report.
+pub fn labelled(who: &str, notes: &[String]) -> Vec<String> {
+    notes.iter().map(|n| format!("{who}: {n}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Settings {
+        let mut s = Settings::default();
+        for (k, v) in pairs {
+            s.set(k, v).unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn check_refuses_what_cannot_apply() {
+        assert_eq!(check(&Settings::default(), Use::Server), Ok(()));
+        type Case<'a> = (&'a [(&'a str, &'a str)], Use, &'a str);
+        let cases: &[Case<'_>] = &[
+            (&[("datapath", "xdp")], Use::Server, "--interface"),
+            (&[("interface", "eth0")], Use::Server, "--interface"),
+            (&[("datapath", "uring"), ("queues", "0")], Use::Server, "--queues"),
+            (&[("xdp-mode", "native")], Use::Client, "--xdp-mode"),
+            (&[("ring-size", "64")], Use::Server, "--ring-size"),
+            (&[("mtu", "1500")], Use::Server, "--mtu"),
+            (&[("mtu", "1472"), ("initial-window", "2900")], Use::Server, "--initial-window"),
+            (&[("qlog-dir", "q")], Use::PerfClient, "--qlog-dir"),
+            (&[("metrics-addr", "127.0.0.1:1")], Use::Client, "--metrics-addr"),
+            (&[("workers", "3"), ("cores", "0-1")], Use::Server, "--cores"),
+            (&[("cores", "4095")], Use::Server, "core 4095"),
+            (
+                &[("datapath", "xdp"), ("interface", "x"), ("queues", "0-1")],
+                Use::Server,
+                "--queues",
+            ),
+        ];
+        for (pairs, usage, key) in cases {
+            let err = check(&with(pairs), *usage).unwrap_err();
+            assert!(err.contains(key) && !err.contains('\n'), "{pairs:?}: {err}");
+        }
+        // The perf client side leaves workers and cores to the in-process server.
+        assert_eq!(check(&with(&[("workers", "3"), ("cores", "0")]), Use::PerfClient), Ok(()));
+        assert_eq!(
+            check(&with(&[("datapath", "uring"), ("ring-size", "64")]), Use::Server),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn transport_takes_the_knobs() {
+        let s = with(&[("congestion", "newreno"), ("mtu", "1200"), ("initial-window", "2400")]);
+        let t = transport(&s).unwrap();
+        assert_eq!(t.congestion(), peregrine_engine::congestion::Algorithm::NewReno);
+        assert!(transport(&Settings::default()).is_ok());
+        let w =
+            worker_config(&with(&[("gso", "off"), ("tx-batch", "8"), ("cores", "0")]), Use::Server);
+        assert_eq!((w.max_gso_segments, w.max_batch, w.cores.clone()), (1, 8, vec![Some(0)]));
+        assert!(worker_config(&with(&[("cores", "0")]), Use::PerfClient).cores.is_empty());
+        let k = keylog(&with(&[("keylog-file", "/tmp/k")]));
+        assert!(matches!(k, KeyLogTarget::File(p) if p == std::path::Path::new("/tmp/k")));
+    }
+}
