@@ -18,9 +18,9 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), String> {
     let settings = args.settings.resolve()?;
     if args.print {
-        print!("{}", settings.to_toml());
+        out!("{}", settings.to_toml());
     } else {
-        println!("peregrine: settings are valid (use --print to see them)");
+        outln!("peregrine: settings are valid (use --print to see them)");
     }
     Ok(())
 }

@@ -78,7 +78,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         .parse()
         .map_err(|_| format!("--backend must be udp, uring or uring-zc, got '{}'", args.backend))?;
     if !args.json {
-        println!(
+        outln!(
             "peregrine datapath-bench: {} backend, {} B UDP payloads over {}, up to {} datagrams or {:.1} s per case",
             backend.name(),
             args.payload,
@@ -102,7 +102,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         };
         let r = udp_loopback_throughput(&cfg).map_err(|e| format!("case {name}: {e}"))?;
         if args.json {
-            println!("{}", to_json(name, &r));
+            outln!("{}", to_json(name, &r));
         } else {
             print_case(name, &r);
         }
@@ -112,7 +112,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         let base = results.last().map(|(_, r)| r.gbit_per_sec).unwrap_or(0.0);
         if base > 0.0 {
             for (name, r) in &results[..results.len() - 1] {
-                println!("  {name:>8} / none: {:.2}x", r.gbit_per_sec / base);
+                outln!("  {name:>8} / none: {:.2}x", r.gbit_per_sec / base);
             }
         }
     }
@@ -166,14 +166,14 @@ fn write_report(
     };
     write_file(path, &report)?;
     if !args.json {
-        print!("{}", summary(&report));
-        println!("report written to {}", path.display());
+        out!("{}", summary(&report));
+        outln!("report written to {}", path.display());
     }
     Ok(())
 }
 
 fn print_case(name: &str, r: &LoopbackBenchResult) {
-    println!(
+    outln!(
         "  {name:>8}: {:>6.2} Gbit/s  {:>9.0} datagrams/s  sent {} received {} lost {} corrupt {}  \
          {:.1} datagrams per rx buffer  syscalls tx {} rx {}",
         r.gbit_per_sec,
@@ -188,7 +188,7 @@ fn print_case(name: &str, r: &LoopbackBenchResult) {
     );
     for (side, caps) in [("tx", &r.tx_caps), ("rx", &r.rx_caps)] {
         for m in &caps.missing {
-            println!("            {side} capability missing: {m}");
+            outln!("            {side} capability missing: {m}");
         }
     }
 }

@@ -6,6 +6,18 @@
 
 #![forbid(unsafe_code)]
 
+/// `println!` for command output: a closed stdout (`peregrine perf | head`) ends the process
+/// quietly instead of panicking, as `println!` would.
+macro_rules! outln {
+    () => { $crate::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+/// `print!` with the same closed-stdout rule as `outln!`.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::write_stdout(format_args!($($t)*)) };
+}
+
 mod certs;
 mod client;
 mod config;
@@ -47,6 +59,21 @@ enum Command {
     Client(client::Args),
     /// QUIC throughput benchmark (perf protocol), in-process or against --server.
     Perf(perf::Args),
+}
+
+/// Writes command output to stdout. When the reader went away (EPIPE: `| head` has what it
+/// wanted) the process exits with status 0 at once; any other write error is a one-line
+/// message and status 1.
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("peregrine: writing to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn main() -> ExitCode {

@@ -38,7 +38,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         e.render()
     });
     let server = MetricsServer::start(addr, source).map_err(|e| format!("--listen {addr}: {e}"))?;
-    println!("serving http://{}/metrics for {}", server.local_addr(), args.duration);
+    outln!("serving http://{}/metrics for {}", server.local_addr(), args.duration);
     let _ = std::io::stdout().flush();
     std::thread::sleep(d);
     server.stop();

@@ -68,7 +68,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     if args.print_config {
         // Only settings this server could run with are printed.
         endpoint::check(&settings, Use::Server)?;
-        print!("{}", settings.to_toml());
+        out!("{}", settings.to_toml());
         return Ok(());
     }
     let (Some(listen), Some(cert), Some(key), Some(root)) =
@@ -92,9 +92,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         Some(addr) => Some(server.serve_metrics(addr)?),
         None => None,
     };
-    println!("listening on {}", server.local_addr());
+    outln!("listening on {}", server.local_addr());
     if let Some(m) = &metrics {
-        println!("metrics on http://{}/metrics", m.local_addr());
+        outln!("metrics on http://{}/metrics", m.local_addr());
     }
     endpoint::print_notes("server", &server.notes);
     use std::io::Write;

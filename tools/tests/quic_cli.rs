@@ -230,3 +230,16 @@ fn perf_handshakes_mode_json() {
     let p50 = v["latency_p50_us"].as_u64().unwrap();
     assert!(p50 > 0 && p50 <= v["latency_max_us"].as_u64().unwrap(), "{v}");
 }
+
+/// `peregrine perf | head -n 1`: the reader leaves after the first line; the later output
+/// meets a closed pipe, and the command ends quietly with status 0 instead of panicking.
+#[test]
+fn closed_stdout_ends_quietly() {
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", &format!("set -o pipefail; '{BIN}' perf --duration 1s | head -n 1")]);
+    let out = run_bounded(cmd, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "status {:?}, stderr: {stderr}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}

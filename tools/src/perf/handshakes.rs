@@ -59,11 +59,11 @@ pub fn run(
         for (k, us) in p {
             v[format!("latency_{k}_us")] = us.into();
         }
-        println!("{v}");
+        outln!("{v}");
     } else {
         let p: Vec<String> = p.iter().map(|(k, us)| format!("{k} {us} us")).collect();
-        println!("perf: handshakes, {threads} in parallel, {secs:.2} s");
-        println!("  handshakes {n} ({:.0}/s)  {}", n as f64 / secs, p.join(", "));
+        outln!("perf: handshakes, {threads} in parallel, {secs:.2} s");
+        outln!("  handshakes {n} ({:.0}/s)  {}", n as f64 / secs, p.join(", "));
     }
     Ok(())
 }

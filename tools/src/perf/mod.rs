@@ -168,7 +168,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     notes.extend(endpoint::labelled("client", &built.notes));
     if !args.json {
         for n in &notes {
-            println!("{n}");
+            outln!("{n}");
         }
     }
     let metrics = match settings.metrics_addr {
@@ -452,14 +452,16 @@ impl Report<'_> {
                     v[format!("latency_{k}_us")] = us.into();
                 }
             }
-            println!("{v}");
+            outln!("{v}");
             return;
         }
-        println!(
+        outln!(
             "perf: {} connection(s) x {} stream(s), {:.2} s",
-            self.args.connections, self.args.streams, secs
+            self.args.connections,
+            self.args.streams,
+            secs
         );
-        println!(
+        outln!(
             "  setup     datapath {}, congestion {}, pacing {}, client workers {}{}",
             datapath_name(self.settings.datapath),
             c.congestion,
@@ -467,37 +469,44 @@ impl Report<'_> {
             self.client_workers,
             self.server_workers.map(|n| format!(", server workers {n}")).unwrap_or_default()
         );
-        println!(
+        outln!(
             "  moved     {} bytes (up {}, down {})  goodput {:.3} Gbit/s",
-            bytes, self.total.up, self.total.down, gbps
+            bytes,
+            self.total.up,
+            self.total.down,
+            gbps
         );
         if let Some(h) = &self.latency {
             let p: Vec<String> =
                 rps::percentiles(h).iter().map(|(k, us)| format!("{k} {us} us")).collect();
-            println!(
+            outln!(
                 "  requests  {} ({:.0}/s)  {}",
                 self.requests,
                 self.requests as f64 / secs,
                 p.join(", ")
             );
         }
-        println!(
+        outln!(
             "  client    rx {rx_pps:.0} pkt/s, tx {tx_pps:.0} pkt/s, lost {}, retransmitted {} B",
-            c.packets_lost, c.stream_bytes_retransmitted
+            c.packets_lost,
+            c.stream_bytes_retransmitted
         );
         if self.server.is_some() {
-            println!(
+            outln!(
                 "  server    sent {} pkts, lost {}, retransmitted {} B, PTOs {}",
-                s.packets_sent, s.packets_lost, s.stream_bytes_retransmitted, s.pto_count
+                s.packets_sent,
+                s.packets_lost,
+                s.stream_bytes_retransmitted,
+                s.pto_count
             );
         }
-        println!(
+        outln!(
             "  cpu       {:.2} s process ({:.0}% of wall)",
             self.cpu.as_secs_f64(),
             self.cpu.as_secs_f64() / secs * 100.0
         );
         for t in self.threads.iter().filter(|t| t.cpu >= Duration::from_millis(10)).take(8) {
-            println!("    {:<16} {:.2} s", t.name, t.cpu.as_secs_f64());
+            outln!("    {:<16} {:.2} s", t.name, t.cpu.as_secs_f64());
         }
     }
 }

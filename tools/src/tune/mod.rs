@@ -109,7 +109,7 @@ const OFFLOADS: [&str; 4] = [
 pub fn run(args: &Args) -> Result<(), String> {
     let r = inspect(&args.interface)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?);
+        outln!("{}", serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?);
     } else {
         print_text(&r);
     }
@@ -304,47 +304,50 @@ fn command_line(r: &Report) -> String {
 
 fn print_text(r: &Report) {
     let or = |o: Option<String>| o.unwrap_or_else(|| "unknown".into());
-    println!("peregrine tune: {}", r.interface);
-    println!("  driver        {}", or(r.driver.clone()));
-    println!("  mtu           {}", or(r.mtu.map(|m| m.to_string())));
-    println!("  numa node     {}", or(r.numa_node.map(|n| n.to_string())));
-    println!("  rx queues     {} ({})", r.rx_queues.len(), format_list(&r.rx_queues));
+    outln!("peregrine tune: {}", r.interface);
+    outln!("  driver        {}", or(r.driver.clone()));
+    outln!("  mtu           {}", or(r.mtu.map(|m| m.to_string())));
+    outln!("  numa node     {}", or(r.numa_node.map(|n| n.to_string())));
+    outln!("  rx queues     {} ({})", r.rx_queues.len(), format_list(&r.rx_queues));
     if let Some(ch) = &r.channels {
-        println!(
+        outln!(
             "  channels      rx {} tx {} combined {} (max combined {})",
-            ch.rx, ch.tx, ch.combined, ch.max_combined
+            ch.rx,
+            ch.tx,
+            ch.combined,
+            ch.max_combined
         );
     }
     if let Some(rss) = &r.rss {
         let spread: Vec<String> = rss.per_queue.iter().map(|(q, n)| format!("q{q}:{n}")).collect();
-        println!("  rss           {} entries, {}", rss.entries, spread.join(" "));
+        outln!("  rss           {} entries, {}", rss.entries, spread.join(" "));
     }
     for (k, on) in &r.offloads {
-        println!("  offload       {k}: {}", if *on { "on" } else { "off" });
+        outln!("  offload       {k}: {}", if *on { "on" } else { "off" });
     }
     for (irq, aff) in &r.irqs {
-        println!("  irq {:<9} {} -> cores {}", irq.irq, irq.name, format_list(aff));
+        outln!("  irq {:<9} {} -> cores {}", irq.irq, irq.name, format_list(aff));
     }
-    println!(
+    outln!(
         "  xdp           native driver support: {}; attached program: {}",
         if r.native_xdp { "yes" } else { "no (generic mode only)" },
         r.xdp_program.as_deref().unwrap_or("none")
     );
-    println!(
+    outln!(
         "  cpus          online {} ; numa-local {}",
         format_list(&r.online_cores),
         if r.numa_cores.is_empty() { "unknown".into() } else { format_list(&r.numa_cores) }
     );
-    println!("recommended map (one worker per RX queue):");
+    outln!("recommended map (one worker per RX queue):");
     for a in &r.plan {
         let note = a.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default();
-        println!("  worker {:<3} queue {:<3} core {}{note}", a.worker, a.queue, a.core);
+        outln!("  worker {:<3} queue {:<3} core {}{note}", a.worker, a.queue, a.core);
     }
-    println!("command:\n  {}", r.command);
+    outln!("command:\n  {}", r.command);
     if !r.unavailable.is_empty() {
-        println!("could not read:");
+        outln!("could not read:");
         for u in &r.unavailable {
-            println!("  {u}");
+            outln!("  {u}");
         }
     }
 }
