@@ -376,7 +376,7 @@ fn check_payload<Q: Queue>(s: &Settings, queues: &[Q]) -> Result<(), String> {
 /// the one-line error of a failed command).
 pub fn print_notes(who: &str, notes: &[String]) {
     for n in notes {
-        outln!("{who}: {n}");
+        noteln!("{who}: {n}");
     }
 }
 

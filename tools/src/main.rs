@@ -13,6 +13,16 @@ macro_rules! outln {
     ($($t:tt)*) => { $crate::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
 }
 
+/// A best-effort line on stdout for long-running commands: a closed stdout is ignored, so a
+/// server keeps serving when whoever read its `listening on` line went away.
+macro_rules! noteln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($t)*).and_then(|()| out.flush());
+    }};
+}
+
 /// `print!` with the same closed-stdout rule as `outln!`.
 macro_rules! out {
     ($($t:tt)*) => { $crate::write_stdout(format_args!($($t)*)) };

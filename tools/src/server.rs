@@ -1,10 +1,9 @@
 //! `peregrine server`: serves files over ALPN `hq-interop` and the perf protocol over ALPN
 //! `perf` on the same endpoint until SIGINT or SIGTERM, then shuts down gracefully.
 //!
-//! The runtime API does not tell which ALPN a connection negotiated, so each stream's
-//! protocol is recognised by its first bytes: `GET ` starts an hq-interop request; a perf
-//! request starts with an 8-byte size, which never begins with those bytes (it would be
-//! over 2^62). One thread per connection and one per stream (blocking API).
+//! Each connection's protocol is the ALPN it negotiated (`Connection::alpn`): on `hq-interop`
+//! a stream carries `GET /path` and is answered with the file; on `perf` it starts with the
+//! 8-byte response size. One thread per connection and one per stream (blocking API).
 
 // A command, not the sans-IO core: it reads the wall clock for deadlines and rates.
 #![allow(clippy::disallowed_methods)]
@@ -92,9 +91,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         Some(addr) => Some(server.serve_metrics(addr)?),
         None => None,
     };
-    outln!("listening on {}", server.local_addr());
+    noteln!("listening on {}", server.local_addr());
     if let Some(m) = &metrics {
-        outln!("metrics on http://{}/metrics", m.local_addr());
+        noteln!("metrics on http://{}/metrics", m.local_addr());
     }
     endpoint::print_notes("server", &server.notes);
     use std::io::Write;
@@ -221,7 +220,23 @@ fn accept_loop(ep: &Endpoint, ctx: &Arc<Ctx>) {
     join_bounded(conns, Duration::from_secs(3));
 }
 
+/// The application protocol of a connection, from its ALPN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Hq,
+    Perf,
+}
+
 fn serve_connection(conn: Connection, ctx: &Arc<Ctx>) {
+    let proto = match conn.alpn().as_deref() {
+        Some(a) if a == certs::ALPN_HQ => Proto::Hq,
+        Some(a) if a == certs::ALPN_PERF => Proto::Perf,
+        // TLS only completes a handshake on an offered ALPN; anything else is a bug here.
+        _ => {
+            conn.close(peregrine_engine::VarInt::from_u32(0x3), b"unknown application protocol");
+            return;
+        }
+    };
     let mut streams: Vec<JoinHandle<()>> = Vec::new();
     loop {
         match conn.accept_bi_blocking(Duration::from_millis(200)) {
@@ -229,7 +244,7 @@ fn serve_connection(conn: Connection, ctx: &Arc<Ctx>) {
                 let ctx = ctx.clone();
                 if let Ok(h) = std::thread::Builder::new()
                     .name("server-stream".into())
-                    .spawn(move || serve_stream(send, recv, &ctx))
+                    .spawn(move || serve_stream(proto, send, recv, &ctx))
                 {
                     streams.push(h);
                 }
@@ -245,11 +260,15 @@ fn serve_connection(conn: Connection, ctx: &Arc<Ctx>) {
     }
 }
 
-/// Reads the start of a stream and hands it to its protocol.
-fn serve_stream(send: SendStream, mut recv: RecvStream, ctx: &Ctx) {
+/// Reads the start of a stream and hands it to the connection's protocol.
+fn serve_stream(proto: Proto, send: SendStream, mut recv: RecvStream, ctx: &Ctx) {
+    let need = match proto {
+        Proto::Hq => 4,
+        Proto::Perf => 8,
+    };
     let mut head = Vec::new();
     let mut fin = false;
-    while head.len() < 8 {
+    while head.len() < need {
         match protocol::read_chunk(&mut recv, IO_TIMEOUT) {
             Ok(Some(b)) => head.extend_from_slice(&b),
             Ok(None) => {
@@ -259,21 +278,23 @@ fn serve_stream(send: SendStream, mut recv: RecvStream, ctx: &Ctx) {
             Err(_) => return,
         }
     }
-    if head.starts_with(b"GET ") {
-        serve_hq(&send, &mut recv, head, fin, ctx.root.as_deref());
-    } else if head.len() >= 8 {
-        let mut size = [0u8; 8];
-        size.copy_from_slice(&head[..8]);
-        if head.len() > 8 || !fin {
-            // The rest of the first chunk is upload: drained with the rest.
-            let _ = protocol::serve_stream(send, recv, u64::from_be_bytes(size));
-        } else {
-            let mut pipe = Pipe::new(&send);
-            let _ = protocol::send_bytes(&mut pipe, u64::from_be_bytes(size), || false)
-                .and_then(|_| pipe.finish());
+    match proto {
+        Proto::Hq if head.starts_with(b"GET ") => {
+            serve_hq(&send, &mut recv, head, fin, ctx.root.as_deref())
         }
-    } else {
-        send.reset(CODE_BAD_REQUEST);
+        Proto::Perf if head.len() >= 8 => {
+            let mut size = [0u8; 8];
+            size.copy_from_slice(&head[..8]);
+            if head.len() > 8 || !fin {
+                // The rest of the first chunk is upload: drained with the rest.
+                let _ = protocol::serve_stream(send, recv, u64::from_be_bytes(size));
+            } else {
+                let mut pipe = Pipe::new(&send);
+                let _ = protocol::send_bytes(&mut pipe, u64::from_be_bytes(size), || false)
+                    .and_then(|_| pipe.finish());
+            }
+        }
+        _ => send.reset(CODE_BAD_REQUEST),
     }
 }
 
