@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,8 @@ struct Shared {
     delay_line_drops: AtomicU64,
     idle_outstanding: AtomicUsize,
     waits: AtomicU64,
+    stalled: AtomicBool,
+    stalled_sends: AtomicU64,
     trackers: [PoolTracker; 2],
 }
 
@@ -106,6 +108,18 @@ impl FaultHandle {
     pub fn idle_outstanding(&self) -> Option<(usize, u64)> {
         let waits = self.shared.waits.load(Ordering::Acquire);
         (waits > 0).then(|| (self.shared.idle_outstanding.load(Ordering::Relaxed), waits))
+    }
+
+    /// Stalls the transmit side (`true`) as a backend that never drains would: `send` takes
+    /// nothing (buffers stay in the caller's batch), the delay line stops, and a wait for
+    /// writability only ends by timeout, wake-up or a received datagram. `false` resumes.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.shared.stalled.store(stalled, Ordering::Release);
+    }
+
+    /// Transmit calls that took nothing because the queue was stalled.
+    pub fn stalled_sends(&self) -> u64 {
+        self.shared.stalled_sends.load(Ordering::Relaxed)
     }
 
     /// Buffers of the queue's two pools in existence now: 0 once the queue and everything
@@ -151,6 +165,8 @@ impl<Q: Queue> FaultQueue<Q> {
             delay_line_drops: AtomicU64::new(0),
             idle_outstanding: AtomicUsize::new(0),
             waits: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
+            stalled_sends: AtomicU64::new(0),
             trackers: [tx_pool.tracker(), rx_pool.tracker()],
         });
         let stream = u64::from(inner.local_addr().port());
@@ -223,8 +239,15 @@ impl<Q: Queue> FaultQueue<Q> {
         }
     }
 
+    fn stalled(&self) -> bool {
+        self.shared.stalled.load(Ordering::Acquire)
+    }
+
     /// Moves every datagram whose arrival instant has come to the inner queue and transmits.
     fn release(&mut self, now: Instant) -> io::Result<()> {
+        if self.stalled() {
+            return Ok(());
+        }
         while self.held.peek().is_some_and(|Reverse(h)| h.at <= now) {
             let Some(mut buf) = self.inner.alloc_tx() else { break };
             let Some(Reverse(h)) = self.held.pop() else { break };
@@ -278,6 +301,9 @@ impl<Q: Queue> FaultQueue<Q> {
         if !self.pending_rx.is_empty() {
             return None;
         }
+        if self.stalled() {
+            return Some(timeout); // Nothing will drain: only a timeout or a wake ends it.
+        }
         if !self.inner_tx.is_empty() {
             return Some(timeout); // Waiting for the inner queue to become writable.
         }
@@ -291,6 +317,13 @@ impl<Q: Queue> FaultQueue<Q> {
             }
             None => Some(timeout),
         }
+    }
+}
+
+impl<Q: Queue> FaultQueue<Q> {
+    /// Whether a wait should end when the inner queue can take more: never while stalled.
+    fn wants_writable(&self, writable: bool) -> bool {
+        !self.stalled() && (writable || !self.inner_tx.is_empty())
     }
 }
 
@@ -320,6 +353,10 @@ impl<Q: Queue> Queue for FaultQueue<Q> {
             return Ok(0);
         }
         self.stats.tx_calls += 1;
+        if self.stalled() {
+            self.shared.stalled_sends.fetch_add(1, Ordering::Relaxed);
+            return Ok(0);
+        }
         let now = Instant::now();
         let mut n = 0;
         while let Some(buf) = batch.items.pop_front() {
@@ -375,7 +412,7 @@ impl<Q: Queue> Queue for FaultQueue<Q> {
     fn wait(&mut self, timeout: Option<Duration>, writable: bool) -> io::Result<()> {
         match self.wait_plan(timeout) {
             None => Ok(()),
-            Some(t) => self.inner.wait(t, writable || !self.inner_tx.is_empty()),
+            Some(t) => self.inner.wait(t, self.wants_writable(writable)),
         }
     }
 
@@ -387,7 +424,7 @@ impl<Q: Queue> Queue for FaultQueue<Q> {
     ) -> io::Result<()> {
         match self.wait_plan(timeout) {
             None => Ok(()),
-            Some(t) => self.inner.wait_with(t, writable || !self.inner_tx.is_empty(), waker),
+            Some(t) => self.inner.wait_with(t, self.wants_writable(writable), waker),
         }
     }
 

@@ -80,6 +80,27 @@ fn stress_with_faults_holds_every_invariant() {
 }
 
 #[test]
+fn shutdowns_return_while_the_client_transmit_is_stalled() {
+    let out = stress(&[
+        "--duration",
+        "2s",
+        "--seed",
+        "3",
+        "--loss",
+        "0.02",
+        "--stall-at-shutdown",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}\nstdout: {stdout}");
+    let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(v["ok"], Value::Bool(true), "{v}");
+    assert!(num(&v, &["faults", "stalled_sends"]) > 0, "the stall really blocked sends: {v}");
+    assert!(num(&v, &["endpoints", "client", "opened"]) > 0, "{v}");
+}
+
+#[test]
 fn stress_rejects_bad_fault_flags_in_one_line() {
     let out = stress(&["--loss", "1.5", "--duration", "1s"]);
     assert!(!out.status.success());

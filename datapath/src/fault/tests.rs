@@ -154,3 +154,25 @@ fn invalid_link_is_refused() {
     let e = FaultQueue::new(a, LinkConfig { loss: 1.5, ..LinkConfig::default() }, 0).unwrap_err();
     assert!(e.to_string().contains("loss"), "{e}");
 }
+
+#[test]
+fn a_stalled_queue_takes_nothing_until_resumed() {
+    let (mut a, mut b) = pair(LinkConfig::default(), 1);
+    let h = a.handle();
+    h.set_stalled(true);
+    let mut batch = TxBatch::new();
+    let mut t = a.alloc_tx().unwrap();
+    t.extend_from_slice(b"x");
+    t.meta = TxMeta::to(b.local_addr());
+    batch.push(t);
+    assert_eq!(a.send(&mut batch).unwrap(), 0);
+    assert_eq!(batch.len(), 1, "the buffer stays with the caller");
+    assert_eq!(h.stalled_sends(), 1);
+    let start = Instant::now();
+    a.wait(Some(Duration::from_millis(20)), true).unwrap();
+    assert!(recv_all(&mut b).is_empty());
+    h.set_stalled(false);
+    assert_eq!(a.send(&mut batch).unwrap(), 1);
+    assert_eq!(recv_all(&mut b), vec![b"x".to_vec()]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}

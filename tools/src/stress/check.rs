@@ -171,7 +171,8 @@ mod tests {
 
     #[test]
     fn each_invariant_is_checked() {
-        let cases: Vec<(fn(&mut Report), &str)> = vec![
+        type Forge = fn(&mut Report);
+        let cases: Vec<(Forge, &str)> = vec![
             (|r| r.endpoints[0].stats.drained_signals = 2, "client: drained signalled 2 times"),
             (|r| r.endpoints[0].stats.drained_signals = 0, "client: drained signalled 0 times"),
             (|r| r.endpoints[0].stats.accounting_underflows = 1, "client: 1 accounting underflows"),

@@ -6,7 +6,9 @@
 //! read the real clock, so they cannot run on the virtual-time `SimQueue`). Client and server
 //! threads ([`ops`]) connect, accept, open and accept streams, write with completions, finish,
 //! reset, stop, read, close connections with random codes, drop handles and sleep, until the
-//! duration or an operation budget ends. Then both endpoints shut down and [`check`] verifies:
+//! duration or an operation budget ends. Both endpoints shut down at the end of the duration, from
+//! two threads at once, while the application threads go on calling for a little longer; then
+//! [`check`] verifies:
 //! every write completed exactly once and the counts agree, no duplicate completion or
 //! accounting underflow, "drained" signalled exactly once, no live connection, every thread
 //! finished in time, no blocking call overstayed its timeout, and every buffer was handed back
@@ -38,6 +40,8 @@ use crate::perf::parse_duration;
 use check::{AppWrites, EndpointReport, Report};
 use ops::{Rng, Side, Tally, World, LATE, OP_NAMES};
 
+/// How long the application threads go on calling after the shutdowns began.
+const SHUTDOWN_OVERLAP: Duration = Duration::from_millis(500);
 /// How long after the deadline the application threads have to finish.
 const JOIN_GRACE: Duration = Duration::from_secs(10);
 /// Timeout given to each endpoint's graceful shutdown.
@@ -84,6 +88,10 @@ pub struct Args {
     /// One-way delay added to every datagram (e.g. 5ms; 0 for none).
     #[arg(long, value_parser = parse_delay, default_value = "0")]
     delay: Duration,
+    /// Stall the client's transmit (a backend that never drains) from the moment the
+    /// shutdowns begin until they returned: they must still return within their timeout.
+    #[arg(long)]
+    stall_at_shutdown: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -210,7 +218,8 @@ fn idle_buffers(h: &FaultHandle) -> Option<usize> {
 }
 
 /// Shuts an endpoint down (twice: the second must be a no-op), timing the first call.
-fn shutdown(side: &Side, violations: &mut Vec<String>) -> Result<(), String> {
+/// `Ok(true)` when the graceful period ran out and connections were dropped.
+fn shutdown(side: &Side, violations: &mut Vec<String>) -> Result<bool, String> {
     let start = Instant::now();
     let r = side.ep.shutdown(SHUTDOWN_TIMEOUT);
     let took = start.elapsed();
@@ -221,7 +230,7 @@ fn shutdown(side: &Side, violations: &mut Vec<String>) -> Result<(), String> {
     if r.is_ok() && again.is_err() {
         violations.push(format!("{}: a second shutdown failed: {again:?}", side.name));
     }
-    r.map(|_| ()).map_err(|e| e.to_string())
+    r.map(|rep| rep.forced).map_err(|e| e.to_string())
 }
 
 /// Drops the side's handles and its endpoint; buffers of its queue still existing after.
@@ -272,16 +281,31 @@ pub fn run(args: &Args) -> Result<(), String> {
     let client = side("client", cep, saddr, args.connections as usize);
 
     let start = Instant::now();
-    let deadline = start + args.duration;
+    let shutdown_at = start + args.duration;
+    // The threads keep calling for a while after both shutdowns began: API calls race them.
+    let deadline = shutdown_at + SHUTDOWN_OVERLAP;
     let server_threads = (args.threads / 2).max(1);
     let mut threads = spawn(&client, args.threads, args.seed, deadline, args.max_ops);
     threads.extend(spawn(&server, server_threads, !args.seed, deadline, args.max_ops));
+    std::thread::sleep(shutdown_at.saturating_duration_since(Instant::now()));
+    let mut post = Vec::new();
+    let (mut post_server, mut post_client) = (Vec::new(), Vec::new());
+    // Both endpoints shut down at once, each from its own thread.
+    if args.stall_at_shutdown {
+        ch.set_stalled(true);
+    }
+    let (shut_client, shut_server) = std::thread::scope(|sc| {
+        let s = sc.spawn(|| shutdown(&server, &mut post_server));
+        let c = shutdown(&client, &mut post_client);
+        (c, s.join().unwrap_or_else(|_| Err("shutdown thread panicked".into())))
+    });
+    ch.set_stalled(false);
+    let forced = [&shut_client, &shut_server].map(|r| r.as_ref().is_ok_and(|f| *f));
+    let (shut_client, shut_server) = (shut_client.map(|_| ()), shut_server.map(|_| ()));
+    post.extend(post_client);
+    post.extend(post_server);
     let (mut tally, hung_threads) = join(threads, deadline + JOIN_GRACE);
     let ran = start.elapsed();
-
-    let mut post = Vec::new();
-    let shut_client = shutdown(&client, &mut post);
-    let shut_server = shutdown(&server, &mut post);
     let until = Instant::now() + COMPLETION_WAIT;
     let unresolved =
         drain_pending(&client, &mut tally, until) + drain_pending(&server, &mut tally, until);
@@ -327,7 +351,12 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut faults = ch.link_stats();
     faults.add(&sh.link_stats());
     let drops = ch.delay_line_drops() + sh.delay_line_drops();
-    let summary = summary(args, &tally, &report, &faults, drops, ran, &violations);
+    let stalled_sends = ch.stalled_sends() + sh.stalled_sends();
+    let mut summary = summary(args, &tally, &report, &faults, drops, ran, &violations);
+    for (e, f) in ["client", "server"].iter().zip(forced) {
+        summary["endpoints"][e]["shutdown_forced"] = Value::Bool(f);
+    }
+    summary["faults"]["stalled_sends"] = stalled_sends.into();
     if args.json {
         println!("{summary}");
     } else {
