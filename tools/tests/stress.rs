@@ -52,7 +52,7 @@ fn stress_with_faults_holds_every_invariant() {
     assert_eq!(v["violations"].as_array().map(Vec::len), Some(0), "{v}");
 
     // Not trivial: thousands of operations of every kind that matters.
-    assert!(num(&v, &["ops_total"]) >= 1000, "{v}");
+    assert!(num(&v, &["ops_before_shutdown"]) >= 1000, "{v}");
     for op in ["connect.ok", "open_bi.ok", "open_uni.ok", "accept_bi.ok", "read.data", "reset"] {
         assert!(num(&v, &["ops", op]) > 0, "no {op}: {v}");
     }

@@ -218,8 +218,9 @@ fn idle_buffers(h: &FaultHandle) -> Option<usize> {
 }
 
 /// Shuts an endpoint down (twice: the second must be a no-op), timing the first call.
-/// `Ok(true)` when the graceful period ran out and connections were dropped.
-fn shutdown(side: &Side, violations: &mut Vec<String>) -> Result<bool, String> {
+/// `Ok((true, _))` when the graceful period ran out and connections were dropped; with the
+/// time the first call took.
+fn shutdown(side: &Side, violations: &mut Vec<String>) -> Result<(bool, Duration), String> {
     let start = Instant::now();
     let r = side.ep.shutdown(SHUTDOWN_TIMEOUT);
     let took = start.elapsed();
@@ -230,7 +231,7 @@ fn shutdown(side: &Side, violations: &mut Vec<String>) -> Result<bool, String> {
     if r.is_ok() && again.is_err() {
         violations.push(format!("{}: a second shutdown failed: {again:?}", side.name));
     }
-    r.map(|rep| rep.forced).map_err(|e| e.to_string())
+    r.map(|rep| (rep.forced, took)).map_err(|e| e.to_string())
 }
 
 /// Drops the side's handles and its endpoint; buffers of its queue still existing after.
@@ -266,6 +267,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let (sep, sh) = endpoint(EndpointConfig::server(sc), &link, args.seed)?;
     let (cep, ch) = endpoint(EndpointConfig::client(cc), &link, args.seed ^ 0x5eed_5eed)?;
     let during = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let shutdown_at = start + args.duration;
     let side = |name, ep: Endpoint, peer, max_conns| {
         Arc::new(Side {
             name,
@@ -274,14 +277,13 @@ pub fn run(args: &Args) -> Result<(), String> {
             max_conns,
             world: Mutex::new(World::default()),
             violations: during.clone(),
+            shutdown_at,
         })
     };
     let (saddr, caddr) = (sep.local_addr(), cep.local_addr());
     let server = side("server", sep, caddr, usize::MAX);
     let client = side("client", cep, saddr, args.connections as usize);
 
-    let start = Instant::now();
-    let shutdown_at = start + args.duration;
     // The threads keep calling for a while after both shutdowns began: API calls race them.
     let deadline = shutdown_at + SHUTDOWN_OVERLAP;
     let server_threads = (args.threads / 2).max(1);
@@ -300,7 +302,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         (c, s.join().unwrap_or_else(|_| Err("shutdown thread panicked".into())))
     });
     ch.set_stalled(false);
-    let forced = [&shut_client, &shut_server].map(|r| r.as_ref().is_ok_and(|f| *f));
+    let shut = [&shut_client, &shut_server].map(|r| r.as_ref().ok().copied());
     let (shut_client, shut_server) = (shut_client.map(|_| ()), shut_server.map(|_| ()));
     post.extend(post_client);
     post.extend(post_server);
@@ -353,8 +355,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     let drops = ch.delay_line_drops() + sh.delay_line_drops();
     let stalled_sends = ch.stalled_sends() + sh.stalled_sends();
     let mut summary = summary(args, &tally, &report, &faults, drops, ran, &violations);
-    for (e, f) in ["client", "server"].iter().zip(forced) {
-        summary["endpoints"][e]["shutdown_forced"] = Value::Bool(f);
+    for (e, f) in ["client", "server"].iter().zip(shut) {
+        let (forced, took) = f.unwrap_or_default();
+        summary["endpoints"][e]["shutdown_forced"] = Value::Bool(forced);
+        summary["endpoints"][e]["shutdown_s"] = took.as_secs_f64().into();
     }
     summary["faults"]["stalled_sends"] = stalled_sends.into();
     if args.json {
@@ -404,6 +408,7 @@ fn summary(
         "threads": { "client": args.threads, "server": (args.threads / 2).max(1) },
         "connections": args.connections,
         "ops_total": total_ops,
+        "ops_before_shutdown": tally.get("ops_before_shutdown").copied().unwrap_or(0),
         "ops": ops,
         "completions": completions,
         "writes": { "issued": r.app.issued, "unresolved": r.app.unresolved },
@@ -425,11 +430,12 @@ fn print_text(s: &Value) {
             .unwrap_or_default()
     };
     println!(
-        "stress: {:.1} s, seed {}, threads {}, {} operations",
+        "stress: {:.1} s, seed {}, threads {}, {} operations ({} before the shutdowns)",
         s["ran_s"].as_f64().unwrap_or(0.0),
         s["seed"],
         line(&s["threads"]),
-        s["ops_total"]
+        s["ops_total"],
+        s["ops_before_shutdown"]
     );
     println!("ops: {}", line(&s["ops"]));
     println!("completions: {}", line(&s["completions"]));

@@ -85,6 +85,8 @@ pub struct Side {
     pub world: Mutex<World>,
     /// Violations seen while running.
     pub violations: Arc<Mutex<Vec<String>>>,
+    /// When the endpoints' shutdowns begin (operations before it are counted apart).
+    pub shutdown_at: Instant,
 }
 
 impl Side {
@@ -197,6 +199,9 @@ pub fn run_thread(
         let op = pick(&mut rng, side.is_client());
         doing.store(op, Ordering::Relaxed);
         count(&mut t, OP_NAMES[op]);
+        if Instant::now() < side.shutdown_at {
+            count(&mut t, "ops_before_shutdown");
+        }
         match op {
             0 => connect(side, &mut t),
             1 => {
