@@ -2,6 +2,10 @@
 //! plus buffer and handle release), on plain numbers so a forged report proves they bite.
 
 use peregrine_engine::api::EndpointStats;
+use peregrine_engine::scheduler::DEFAULT_MAX_BATCH;
+
+/// Transmit buffers per flush of the workers (their default configuration).
+const MAX_BATCH: u64 = DEFAULT_MAX_BATCH as u64;
 
 /// What one endpoint reported after its shutdown.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +91,17 @@ pub fn violations(r: &Report) -> Vec<String> {
         }
         if s.opened != s.closed {
             v.push(format!("{n}: {} connections opened but {} closed", s.opened, s.closed));
+        }
+        // DESIGN.md invariant 1: the flush loop is bounded (ready connections + one batch),
+        // also while closes are emitted; a loop spinning on an emitted close breaks it.
+        let bound = s.opened + MAX_BATCH;
+        for w in &s.workers {
+            if w.scheduler.max_turns_per_flush > bound {
+                v.push(format!(
+                    "{n}: worker {} took {} turns in one flush (bound {bound})",
+                    w.index, w.scheduler.max_turns_per_flush
+                ));
+            }
         }
         match e.idle_buffers {
             Some(0) => {}
@@ -185,6 +200,14 @@ mod tests {
             (|r| r.endpoints[1].buffers_after_drop = None, "server: endpoint could not be dropped"),
             (|r| r.endpoints[0].shutdown = Err("timed out".into()), "client: shutdown failed"),
             (|r| r.app.unresolved = 1, "1 writes never completed"),
+            (
+                |r| {
+                    let mut w = peregrine_engine::worker::WorkerStats::default();
+                    w.scheduler.max_turns_per_flush = 70;
+                    r.endpoints[0].stats.workers.push(w);
+                },
+                "client: worker 0 took 70 turns in one flush (bound 69)",
+            ),
             (|r| r.app.issued = 21, "application issued 21 writes, endpoints counted 20"),
             (|r| r.hung_threads.push("client-2 in open_bi".into()), "thread did not finish"),
             (|r| r.during_run.push("open_bi waited 9 s".into()), "open_bi waited 9 s"),

@@ -376,13 +376,17 @@ pub fn run(args: &Args) -> Result<(), String> {
 }
 
 fn stats_json(s: &EndpointStats) -> Value {
+    let sched = s.workers.iter().map(|w| &w.scheduler);
+    let close_packets: u64 = sched.clone().map(|x| x.close_packets.iter().sum::<u64>()).sum();
+    let close_skips: u64 = sched.clone().map(|x| x.close_skips).sum();
+    let max_turns = sched.map(|x| x.max_turns_per_flush).max().unwrap_or(0);
     json!({
         "opened": s.opened, "closed": s.closed, "live_connections": s.live_connections,
         "drained_signals": s.drained_signals, "accounting_underflows": s.accounting_underflows,
         "writes": s.writes, "completions": s.completions,
         "duplicate_completions": s.duplicate_completions, "delivered": s.delivered,
-        "cancelled": s.cancelled, "refused": s.refused,
-        "close_packets": s.workers.iter().map(|w| w.scheduler.close_packets.iter().sum::<u64>()).sum::<u64>(),
+        "cancelled": s.cancelled, "refused": s.refused, "close_packets": close_packets,
+        "close_skips": close_skips, "max_turns_per_flush": max_turns,
     })
 }
 
