@@ -370,6 +370,12 @@ impl BufferPool {
         self.live.load(Ordering::Relaxed).saturating_sub(self.free.len())
     }
 
+    /// A handle that counts this pool's buffers still in existence from any thread, also
+    /// after the pool is gone (see [`PoolTracker`]).
+    pub fn tracker(&self) -> PoolTracker {
+        PoolTracker { live: Arc::clone(&self.live) }
+    }
+
     /// Lends a buffer, allocating only while fewer than `limit` exist.
     pub fn take(&mut self) -> Option<PoolBuf> {
         let data = match self.free.pop() {
@@ -400,6 +406,28 @@ impl BufferPool {
     /// Lends a receive buffer wrapped for a batch (length and metadata filled in by the backend).
     pub(crate) fn take_rx(&mut self, meta: RxMeta) -> Option<RxDatagram> {
         self.take().map(|buf| RxDatagram { buf, len: 0, meta })
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        // The free buffers go with the pool: only lent-out buffers still exist.
+        self.live.fetch_sub(self.free.len(), Ordering::Relaxed);
+    }
+}
+
+/// Counts the buffers of one [`BufferPool`] that still exist: free or lent out while the pool
+/// lives, and only the lent-out ones once it is dropped. After a pool and everything that
+/// borrowed from it are gone the count is 0; anything else is a leaked buffer.
+#[derive(Clone, Debug)]
+pub struct PoolTracker {
+    live: Arc<AtomicUsize>,
+}
+
+impl PoolTracker {
+    /// Buffers of the pool in existence now.
+    pub fn existing(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
     }
 }
 
@@ -441,6 +469,20 @@ mod tests {
         assert_eq!(other.outstanding(), 0, "a foreign buffer handed to the wrong pool is freed");
         assert_eq!(pool.outstanding(), 0);
         assert!(pool.take().is_some() && pool.take().is_some());
+    }
+
+    #[test]
+    fn tracker_sees_leaks_past_the_pool() {
+        let mut pool = BufferPool::new(8, 4);
+        let tracker = pool.tracker();
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        pool.put(a);
+        assert_eq!(tracker.existing(), 2, "one free, one lent");
+        drop(pool);
+        assert_eq!(tracker.existing(), 1, "the free one went with the pool, the lent one lives");
+        drop(b);
+        assert_eq!(tracker.existing(), 0, "nothing leaked");
     }
 
     #[test]

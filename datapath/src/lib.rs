@@ -14,6 +14,8 @@
 //! - [`netns`]: moving a thread into a network namespace (privileged tests and benchmarks).
 //! - [`sim`]: a seeded, deterministic in-memory network on virtual time with delay, jitter, rate,
 //!   loss, reordering, duplication, corruption, MTU, blackholes and address rebinding.
+//! - [`fault`]: [`fault::FaultQueue`] wraps any queue and applies the simulated network's seeded
+//!   link model (loss, reordering, duplication, corruption, delay) to its datagrams in real time.
 //! - [`waker`]: an `eventfd` that wakes a worker sleeping in [`Queue::wait_with`].
 //! - [`wire`]: stateless Ethernet/IPv4/IPv6/UDP header encode/decode and checksums (for AF_XDP).
 //! - [`xdp`]: AF_XDP kernel bypass: UMEM and rings, a hand-assembled XDP program steering our UDP
@@ -35,6 +37,7 @@
 
 pub mod alloc_count;
 pub mod buffer;
+pub mod fault;
 pub mod netns;
 pub mod sim;
 pub mod udp;
@@ -44,7 +47,7 @@ pub mod wire;
 pub mod xdp;
 
 pub use buffer::{
-    BufferPool, Ecn, PoolBuf, RxBatch, RxDatagram, RxMeta, TxBatch, TxBuffer, TxMeta,
+    BufferPool, Ecn, PoolBuf, PoolTracker, RxBatch, RxDatagram, RxMeta, TxBatch, TxBuffer, TxMeta,
 };
 pub use waker::Waker;
 

@@ -39,6 +39,7 @@ mod metrics_cmd;
 mod perf;
 mod report;
 mod server;
+mod stress;
 mod tune;
 
 use clap::{Parser, Subcommand};
@@ -69,6 +70,9 @@ enum Command {
     Client(client::Args),
     /// QUIC throughput benchmark (perf protocol), in-process or against --server.
     Perf(perf::Args),
+    /// Random API calls from several threads against an in-process server over a faulty
+    /// loopback link, then the invariant, handle and buffer checks.
+    Stress(stress::Args),
 }
 
 /// Writes command output to stdout. When the reader went away (EPIPE: `| head` has what it
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server::run(&args),
         Command::Client(args) => client::run(&args),
         Command::Perf(args) => perf::run(&args),
+        Command::Stress(args) => stress::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -55,6 +55,7 @@ pub use config::{
     DEFAULT_MAX_GSO_SEGMENTS, DEFAULT_POOL_BUFFERS, DEFAULT_QUEUE_BYTES, DEFAULT_REORDER_DELAY,
     IPV4_UDP_OVERHEAD, IPV6_UDP_OVERHEAD, MAX_UDP_PAYLOAD, MIN_MTU,
 };
+pub(crate) use link::Link;
 pub use link::{DropReason, LinkStats};
 pub use network::SimNetwork;
 pub use queue::SimQueue;

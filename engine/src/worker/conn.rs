@@ -504,10 +504,11 @@ impl<Q: Queue> Worker<Q> {
 
     fn conn_op(&mut self, now: Instant, id: u64, op: ConnOp) {
         let Some(st) = self.conns.get_mut(id) else {
-            // Gone already: complete what needs completing.
+            // Gone already: complete what needs completing. A write never reached the
+            // connection: nothing was queued, so it is refused, not accepted-then-cancelled.
             match op {
                 ConnOp::Write { done, .. } => {
-                    done.complete(WriteStatus::Cancelled(CancelReason::ConnectionClosed))
+                    done.complete(WriteStatus::Refused(WriteError::Closed))
                 }
                 ConnOp::Open { slot, .. } => slot.update(|s| {
                     if s.result.is_none() {
