@@ -32,6 +32,7 @@ use peregrine_datapath::sim::{LinkConfig, LinkStats};
 use peregrine_datapath::udp::{UdpConfig, UdpQueue};
 use peregrine_engine::api::{Endpoint, EndpointConfig, EndpointStats};
 use peregrine_engine::connection::{ClientConfig, ServerConfig, TransportConfig};
+use peregrine_engine::crypto::KeyLogTarget;
 use peregrine_engine::streams::{Dir, StreamsConfig};
 use serde_json::{json, Value};
 
@@ -260,9 +261,13 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     link.validate().map_err(|e| format!("fault flags: {e}"))?;
     let cert = certs::generate()?;
-    let mut sc = ServerConfig::new(certs::server_generated(&cert)?);
+    let mut sc = ServerConfig::new(certs::server_generated(&cert, KeyLogTarget::Disabled)?);
     sc.transport = transport()?;
-    let mut cc = ClientConfig::new(certs::client(Trust::Cert(cert.cert.clone()), certs::ALPN_HQ)?);
+    let mut cc = ClientConfig::new(certs::client(
+        Trust::Cert(cert.cert.clone()),
+        certs::ALPN_HQ,
+        KeyLogTarget::Disabled,
+    )?);
     cc.transport = transport()?;
     let (sep, sh) = endpoint(EndpointConfig::server(sc), &link, args.seed)?;
     let (cep, ch) = endpoint(EndpointConfig::client(cc), &link, args.seed ^ 0x5eed_5eed)?;
@@ -362,7 +367,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     summary["faults"]["stalled_sends"] = stalled_sends.into();
     if args.json {
-        println!("{summary}");
+        outln!("{summary}");
     } else {
         print_text(&summary);
     }
@@ -433,7 +438,7 @@ fn print_text(s: &Value) {
             .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))
             .unwrap_or_default()
     };
-    println!(
+    outln!(
         "stress: {:.1} s, seed {}, threads {}, {} operations ({} before the shutdowns)",
         s["ran_s"].as_f64().unwrap_or(0.0),
         s["seed"],
@@ -441,18 +446,18 @@ fn print_text(s: &Value) {
         s["ops_total"],
         s["ops_before_shutdown"]
     );
-    println!("ops: {}", line(&s["ops"]));
-    println!("completions: {}", line(&s["completions"]));
-    println!("faults: {}", line(&s["faults"]));
+    outln!("ops: {}", line(&s["ops"]));
+    outln!("completions: {}", line(&s["completions"]));
+    outln!("faults: {}", line(&s["faults"]));
     for (name, e) in s["endpoints"].as_object().into_iter().flatten() {
-        println!("{name}: {}", line(e));
+        outln!("{name}: {}", line(e));
     }
     match s["violations"].as_array() {
         Some(v) if !v.is_empty() => {
             for x in v {
-                println!("VIOLATION: {}", x.as_str().unwrap_or_default());
+                outln!("VIOLATION: {}", x.as_str().unwrap_or_default());
             }
         }
-        _ => println!("invariants: all held"),
+        _ => outln!("invariants: all held"),
     }
 }
