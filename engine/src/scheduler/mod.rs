@@ -15,7 +15,7 @@ pub use close::CloseFlag;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use peregrine_datapath::{Queue, TxBatch, TxMeta};
+use peregrine_datapath::{Queue, TxBatch, TxBuffer, TxMeta};
 
 use crate::connection::Connection;
 use crate::recovery::SpaceId;
@@ -75,6 +75,10 @@ pub struct Scheduler {
     max_segments: usize,
     max_batch: usize,
     stats: SchedulerStats,
+    /// A transmit buffer taken from the queue but not filled (the last connection polled had
+    /// nothing to send), kept for the next turn: dropping it would free it, and the pool
+    /// would allocate and zero a new one (a whole GSO train's worth) on the next flush.
+    spare: Option<TxBuffer>,
 }
 
 impl Scheduler {
@@ -87,6 +91,7 @@ impl Scheduler {
             max_segments: max_segments.max(1),
             max_batch: max_batch.max(1),
             stats: SchedulerStats::default(),
+            spare: None,
         }
     }
 
@@ -179,7 +184,7 @@ impl Scheduler {
                 //# attributes to the connection.
                 flag.rearm();
             }
-            let Some(mut buf) = queue.alloc_tx() else {
+            let Some(mut buf) = self.spare.take().or_else(|| queue.alloc_tx()) else {
                 self.stats.pool_exhausted += 1;
                 self.ready.push_front(key);
                 break;
@@ -192,6 +197,8 @@ impl Scheduler {
                 served.push(key);
             }
             let Some(t) = polled else {
+                // Nothing was committed to the buffer (its length is still 0): keep it.
+                self.spare = Some(buf);
                 self.stats.limited += 1;
                 self.interests.remove(&key);
                 if closing {
