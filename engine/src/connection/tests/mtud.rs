@@ -90,7 +90,7 @@ fn converges_to_1472_on_1500_mtu() {
 //# maximum datagram size without fragmentation.
 #[test]
 fn default_config_reaches_path_mtu_and_bulk_transfer_completes() {
-    assert!(crate::connection::DEFAULT_PMTUD);
+    assert!(TransportConfig::default().pmtud, "DPLPMTUD is on by default");
     let link = LinkConfig { mtu: Some(1500), ..LinkConfig::with_delay(Duration::from_millis(10)) };
     let cfg = PairConfig { up: link.clone(), down: link, ..PairConfig::default() };
     let (up, down) = ((20, 256 * 1024), (4, 512 * 1024));
