@@ -8,7 +8,10 @@ use super::INITIAL_MAX_DATAGRAM_SIZE;
 /// pacing alone never keeps a sender below its window (quinn and Linux use similar gains).
 pub const PACING_GAIN: (u64, u64) = (5, 4);
 
-/// Bucket capacity in max-size datagrams: up to this many may leave back to back.
+/// Smallest bucket capacity in max-size datagrams (the initial window): at least this many
+/// may leave back to back. The bucket grows past it only where 2 ms of the window is more
+/// ([`PACING_BURST_INTERVAL`]), a deliberate departure from the SHOULD below on short, fast
+/// paths, as quinn and Linux make.
 //= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
 //# Senders SHOULD limit bursts to the initial congestion window; see
 //# Section 7.2.
