@@ -37,8 +37,11 @@ fn any() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// Peregrine → Peregrine: seconds to move `total` bytes.
+/// Peregrine → Peregrine: seconds to move `total` bytes. `PEREGRINE_GSO_SEGMENTS` in the
+/// environment overrides the workers' most datagrams per GSO train (for A/B runs).
 fn peregrine(total: usize, chunk: &Bytes) -> f64 {
+    let gso: Option<usize> =
+        std::env::var("PEREGRINE_GSO_SEGMENTS").ok().and_then(|v| v.parse().ok());
     let (c, k) = cert();
     let transport = || TransportConfig::default().with_max_datagram_size(1472).unwrap();
     let mut sc = ServerConfig::new(Arc::new(
@@ -54,8 +57,13 @@ fn peregrine(total: usize, chunk: &Bytes) -> f64 {
             .unwrap(),
     ));
     cc.transport = transport();
-    let server = Endpoint::bind(any(), EndpointConfig::server(sc)).unwrap();
-    let client = Endpoint::bind(any(), EndpointConfig::client(cc)).unwrap();
+    let (mut se, mut ce) = (EndpointConfig::server(sc), EndpointConfig::client(cc));
+    if let Some(n) = gso {
+        se.worker.max_gso_segments = n;
+        ce.worker.max_gso_segments = n;
+    }
+    let server = Endpoint::bind(any(), se).unwrap();
+    let client = Endpoint::bind(any(), ce).unwrap();
     let conn = client.connect(server.local_addr(), "localhost").unwrap().wait(LIMIT).unwrap();
     let sconn = server.accept_blocking(Some(LIMIT)).expect("accepted");
     let chunk = chunk.clone();
@@ -96,7 +104,13 @@ fn peregrine(total: usize, chunk: &Bytes) -> f64 {
     .unwrap();
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(got, total);
-    let _sconn = sender.join().unwrap();
+    let sconn = sender.join().unwrap();
+    let st = sconn.stats();
+    println!(
+        "  peregrine sender: {} datagrams, {} lost, {} congestion events, pmtu {}, cwnd {}, \
+         srtt {:?}",
+        st.datagrams_sent, st.packets_lost, st.congestion_events, st.pmtu, st.cwnd, st.smoothed_rtt
+    );
     conn.close(0u32.into(), b"");
     conn.wait_drained(Duration::from_secs(2));
     secs

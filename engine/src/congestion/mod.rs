@@ -24,7 +24,9 @@ use std::time::Instant;
 
 pub use cubic::{Cubic, CUBIC_BETA, CUBIC_C};
 pub use new_reno::{NewReno, LOSS_REDUCTION_FACTOR};
-pub use pacer::{Pacer, PACING_BURST_PACKETS, PACING_GAIN};
+pub use pacer::{
+    Pacer, MAX_PACING_BURST_PACKETS, PACING_BURST_INTERVAL, PACING_BURST_PACKETS, PACING_GAIN,
+};
 
 use crate::recovery::RttEstimator;
 

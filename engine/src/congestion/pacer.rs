@@ -8,14 +8,29 @@ use super::INITIAL_MAX_DATAGRAM_SIZE;
 /// pacing alone never keeps a sender below its window (quinn and Linux use similar gains).
 pub const PACING_GAIN: (u64, u64) = (5, 4);
 
-/// Bucket capacity in max-size datagrams: up to this many may leave back to back.
+/// Smallest bucket capacity in max-size datagrams (the initial window): at least this many
+/// may leave back to back. The bucket grows past it only where 2 ms of the window is more
+/// ([`PACING_BURST_INTERVAL`]), a deliberate departure from the SHOULD below on short, fast
+/// paths, as quinn and Linux make.
 //= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
 //# Senders SHOULD limit bursts to the initial congestion window; see
 //# Section 7.2.
 pub const PACING_BURST_PACKETS: u64 = 10;
 
+/// Most max-size datagrams a bucket ever holds, however large the window.
+pub const MAX_PACING_BURST_PACKETS: u64 = 256;
+
+/// The bucket holds the window's worth of this much of an RTT (quinn and Linux TCP's TSO
+/// autosizing size bursts by time the same way): on a short, fast path (loopback, a LAN) a
+/// burst of only [`PACING_BURST_PACKETS`] datagrams would cap every GSO train at that and cost
+/// a pacing wakeup per train, with no queue to protect. On paths where 2 ms of the window is
+/// less than the initial window (most WAN paths) the burst stays at the initial window.
+pub const PACING_BURST_INTERVAL: Duration = Duration::from_millis(2);
+
 /// Token bucket pacer. Tokens are kept as time credit: the bucket fills at wall-clock speed
-/// up to the time it takes to send [`PACING_BURST_PACKETS`] at the pacing rate, and sending
+/// up to the time it takes to send a burst ([`Pacer::burst_bytes`]: the window's worth of
+/// [`PACING_BURST_INTERVAL`] of the RTT, between [`PACING_BURST_PACKETS`] and
+/// [`MAX_PACING_BURST_PACKETS`] datagrams) at the pacing rate, and sending
 /// `n` bytes spends `n / rate`. The rate follows the window and RTT passed with each call.
 ///
 /// Sans-IO: the caller asks [`release_time`](Self::release_time) and arms a timer when it is
@@ -62,8 +77,18 @@ impl Pacer {
         Some(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
     }
 
+    /// Bytes the bucket holds when full: `window · PACING_BURST_INTERVAL / srtt`, at least
+    /// [`PACING_BURST_PACKETS`] and at most [`MAX_PACING_BURST_PACKETS`] max-size datagrams.
+    pub fn burst_bytes(&self, window: u64, srtt: Duration) -> u64 {
+        let mds = u64::from(self.mds);
+        let (lo, hi) = (mds * PACING_BURST_PACKETS, mds * MAX_PACING_BURST_PACKETS);
+        let rtt = srtt.as_nanos().max(1);
+        let by_time = u128::from(window) * PACING_BURST_INTERVAL.as_nanos() / rtt;
+        u64::try_from(by_time).unwrap_or(u64::MAX).clamp(lo, hi)
+    }
+
     fn burst_time(&self, window: u64, srtt: Duration) -> Option<Duration> {
-        Self::cost(u64::from(self.mds), window, srtt).map(|c| c * PACING_BURST_PACKETS as u32)
+        Self::cost(self.burst_bytes(window, srtt), window, srtt)
     }
 
     fn credit_at(&self, now: Instant, burst: Duration) -> Duration {
@@ -146,14 +171,17 @@ mod tests {
         #[allow(clippy::disallowed_methods)]
         let t0 = Instant::now();
         let mut p = Pacer::new(MDS as u16);
-        for window in [12_000, 120_000, 1_200_000] {
+        // 2 ms of a 100 ms RTT: 10 datagrams up to a 600 kB window, then 2 % of the window,
+        // at most 256 datagrams.
+        for (window, burst) in [(12_000, 10), (120_000, 10), (1_200_000, 20), (60_000_000, 256)] {
             let mut p2 = Pacer::new(MDS as u16);
+            assert_eq!(p2.burst_bytes(window, ms(100)), burst * MDS, "window {window}");
             let mut sent = 0;
             while p2.release_time(t0, MDS, window, ms(100)) <= t0 && sent < 1000 {
                 p2.on_packet_sent(t0, MDS, window, ms(100));
                 sent += 1;
             }
-            assert_eq!(sent, PACING_BURST_PACKETS, "window {window}");
+            assert_eq!(sent, burst, "window {window}");
         }
         // After a long pause the bucket is full again, but never more than full.
         let w = 120_000;
@@ -229,8 +257,10 @@ mod tests {
             p.on_packet_sent(now, MDS, w, rtt);
             bytes += MDS;
         }
-        // 1.25 * 300000 / 0.04 s = 9.375 MB/s over 10 s, plus the initial burst.
-        let expected = 9_375_000 * 10 + PACING_BURST_PACKETS * MDS;
+        // 1.25 * 300000 / 0.04 s = 9.375 MB/s over 10 s, plus the initial burst (15 kB:
+        // 2 ms of 300 kB per 40 ms).
+        assert_eq!(p.burst_bytes(w, rtt), 15_000);
+        let expected = 9_375_000 * 10 + 15_000;
         let err = (bytes as f64 - expected as f64).abs() / expected as f64;
         assert!(err < 0.001, "sent {bytes}, expected {expected}");
         assert!(bytes <= expected + MDS, "never faster than the rate");

@@ -115,7 +115,7 @@ impl Default for TransportConfig {
             streams: StreamsConfig::default(),
             rng_seed: 0,
             ecn: true,
-            pmtud: false,
+            pmtud: super::mtud::DEFAULT_PMTUD,
             pmtud_upper_bound: super::mtud::DEFAULT_PMTU_UPPER_BOUND,
             pmtud_raise_interval: super::mtud::DEFAULT_PMTU_RAISE_INTERVAL,
             initial_window: None,
@@ -224,9 +224,9 @@ impl TransportConfig {
 
     /// Whether to run path MTU discovery (DPLPMTUD, RFC 8899 / RFC 9000 §14.3): after the
     /// handshake is confirmed, PING + PADDING probes search for the largest datagram the path
-    /// carries, up to [`with_pmtud_upper_bound`](Self::with_pmtud_upper_bound). Default false
-    /// (for now: enabling it by default is pending a full run of the workspace's tests).
-    /// Off: datagrams keep the configured [`with_max_datagram_size`](Self::with_max_datagram_size)
+    /// carries, up to [`with_pmtud_upper_bound`](Self::with_pmtud_upper_bound). Default true
+    /// ([`DEFAULT_PMTUD`](super::mtud::DEFAULT_PMTUD)): probes cost one small datagram per
+    /// search step, outside the congestion window's accounting. Off: datagrams keep the configured [`with_max_datagram_size`](Self::with_max_datagram_size)
     /// (falling back to 1200 bytes on a black hole).
     pub fn with_pmtud(mut self, on: bool) -> Self {
         self.pmtud = on;

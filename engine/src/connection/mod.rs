@@ -51,7 +51,7 @@ pub use config::{
 };
 pub use events::{ConnectionError, EndpointEvent, Event};
 pub use mtud::{
-    MtudState, BASE_PLPMTU, BLACK_HOLE_THRESHOLD, DEFAULT_PMTU_RAISE_INTERVAL,
+    MtudState, BASE_PLPMTU, BLACK_HOLE_THRESHOLD, DEFAULT_PMTUD, DEFAULT_PMTU_RAISE_INTERVAL,
     DEFAULT_PMTU_UPPER_BOUND, MAX_PROBES, PMTU_SEARCH_PRECISION,
 };
 pub use send::Transmit;

@@ -29,6 +29,13 @@ use crate::recovery::{SentPacket, SpaceId};
 //# [DPLPMTUD]) to be consistent with QUIC's smallest allowed maximum
 //# datagram size.
 pub const BASE_PLPMTU: u16 = 1200;
+/// Whether DPLPMTUD runs by default: QUIC endpoints probe from the 1200-byte base up to the
+/// path MTU (RFC 9000 §14.3) rather than stay at 1200 bytes on every path.
+//= https://www.rfc-editor.org/rfc/rfc9000#section-14.2
+//# An endpoint SHOULD use DPLPMTUD (Section 14.3) or PMTUD (Section 14.2.1)
+//# to determine whether the path to a destination will support a desired
+//# maximum datagram size without fragmentation.
+pub const DEFAULT_PMTUD: bool = true;
 /// Probes of one size before the size is taken as too large (RFC 8899 §5.1.2 MAX_PROBES).
 pub const MAX_PROBES: u8 = 3;
 /// Default interval after which a completed search is run again (RFC 8899 §5.1.1

@@ -34,15 +34,18 @@ pub fn ecn_ce_marking<C: Peer, S: Peer>(build: impl Build<C, S>) {
     assert_eq!(p.tap.last_ecn(), (Ecn::Ect0, Ecn::Ect0), "both still send ECT(0) at the end");
 }
 
-/// The client's NAT mapping changes mid-connection and the old one expires: the server must
+/// The client's NAT mapping changes mid-transfer and the old one expires: the server must
 /// notice the new address, validate it (PATH_CHALLENGE / PATH_RESPONSE, RFC 9000 §9.3) and
-/// send there, or the transfer stalls.
+/// send there, or the transfer stalls. The change comes while the server's data and the
+/// client's ACKs are in flight, so the server certainly sends to the old mapping first
+/// (whatever the peers' ACK and pacing timing).
 pub fn nat_rebinding<C: Peer, S: Peer>(build: impl Build<C, S>) {
     let (mut p, _) = build(&Setup::new(32));
     scenarios::handshake(&mut p);
     scenarios::transfer(&mut p, 2, 32 * 1024, Budget::new(50_000, 60));
-    p.rebind_client("10.0.0.1:50001".parse().expect("address"));
-    scenarios::transfer(&mut p, 4, 64 * 1024, Budget::new(100_000, 60));
+    let new_addr = "10.0.0.1:50001".parse().expect("address");
+    let budget = Budget::new(200_000, 60);
+    scenarios::transfer_rebinding(&mut p, 4, 256 * 1024, budget, Some((128 * 1024, new_addr)));
     if let Some(f) = p.server.quinn_frames_rx() {
         assert!(f.path_response > 0, "the client answered the server's PATH_CHALLENGE: {f:?}");
     }

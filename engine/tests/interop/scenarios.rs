@@ -2,6 +2,7 @@
 //! ways): each drives a [`Pair`] and asserts what each side saw of the other.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use crate::app::{Ended, Peer};
 use crate::certs::ALPN;
@@ -88,31 +89,61 @@ pub fn transfer<C: Peer, S: Peer>(
     size: usize,
     budget: Budget,
 ) {
+    transfer_rebinding(pair, streams, size, budget, None);
+}
+
+/// [`transfer`], and once the client has received `rebind.0` bytes (mid-transfer, with the
+/// server's data and the client's ACKs in flight) the client's NAT mapping changes to
+/// `rebind.1` and the old one expires.
+pub fn transfer_rebinding<C: Peer, S: Peer>(
+    pair: &mut Pair<C, S>,
+    streams: u64,
+    size: usize,
+    budget: Budget,
+    mut rebind: Option<(usize, SocketAddr)>,
+) {
     let mut client: BTreeMap<u64, Half> = BTreeMap::new();
     let mut server: BTreeMap<u64, Half> = BTreeMap::new();
     let mut opened = 0u64;
-    let r = pair.run_until(budget, |c, s, _| {
-        while opened < streams {
-            let Some(id) = c.open_bi() else { break };
-            client.insert(id, Half { out: payload(id / 4, 0, size), ..Half::default() });
-            opened += 1;
+    let mut finished = false;
+    let (wanted, mut rebound) = (rebind.is_some(), false);
+    // At most two runs: up to the rebinding, then to the end.
+    let mut r = Ok(());
+    for _ in 0..2 {
+        let at = rebind.map(|(bytes, _)| bytes);
+        r = pair.run_until(budget, |c, s, _| {
+            while opened < streams {
+                let Some(id) = c.open_bi() else { break };
+                client.insert(id, Half { out: payload(id / 4, 0, size), ..Half::default() });
+                opened += 1;
+            }
+            while let Some(id) = s.accept_bi() {
+                // Client-initiated bidirectional stream `id` is the (id / 4)th one opened;
+                // both sides derive the payloads from that index.
+                server.insert(id, Half { out: payload(id / 4, 1, size), ..Half::default() });
+            }
+            for (&id, half) in client.iter_mut() {
+                half.pump(c, id);
+            }
+            for (&id, half) in server.iter_mut() {
+                half.pump(s, id);
+            }
+            finished = opened == streams
+                && server.len() as u64 == streams
+                && client.values().all(Half::done)
+                && server.values().all(Half::done);
+            let got: usize = client.values().map(|h| h.got.len()).sum();
+            finished || at.is_some_and(|a| got >= a)
+        });
+        match rebind.take() {
+            Some((_, addr)) if r.is_ok() && !finished => {
+                pair.rebind_client(addr);
+                rebound = true;
+            }
+            _ => break,
         }
-        while let Some(id) = s.accept_bi() {
-            // Client-initiated bidirectional stream `id` is the (id / 4)th one opened; both
-            // sides derive the payloads from that index.
-            server.insert(id, Half { out: payload(id / 4, 1, size), ..Half::default() });
-        }
-        for (&id, half) in client.iter_mut() {
-            half.pump(c, id);
-        }
-        for (&id, half) in server.iter_mut() {
-            half.pump(s, id);
-        }
-        opened == streams
-            && server.len() as u64 == streams
-            && client.values().all(Half::done)
-            && server.values().all(Half::done)
-    });
+    }
+    assert!(!wanted || rebound || r.is_err(), "the transfer ended before the rebinding");
     let (c, s) = (&pair.client, &pair.server);
     if let Err(e) = r {
         let got_c: usize = client.values().map(|h| h.got.len()).sum();

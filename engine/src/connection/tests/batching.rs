@@ -8,7 +8,7 @@ use peregrine_datapath::sim::LinkConfig;
 use super::app::{dispatch, Receiver, Sender};
 use super::pair::{Pair, PairConfig};
 use super::transfer::run_until_done;
-use crate::congestion::{PACING_BURST_PACKETS, PACING_GAIN};
+use crate::congestion::{Pacer, PACING_BURST_PACKETS, PACING_GAIN};
 use crate::streams::Dir;
 
 const STREAMS: usize = 20;
@@ -48,8 +48,9 @@ fn bulk_transfer_fills_gso_trains() {
     assert!(wakeups_per_datagram < 0.2, "{wakeups_per_datagram:.3} wakeups per datagram");
 }
 
-/// Paced sending over a high-BDP path (100 ms RTT): no instant sends more than the burst,
-/// and over every interval the sender stays within burst + 1.25 · cwnd / srtt · interval.
+/// Paced sending over a high-BDP path (100 ms RTT): no instant sends more than the burst
+/// (the pacer's bucket: the initial window, or 2 ms of the window once that is more), and
+/// over every interval the sender stays within burst + 1.25 · cwnd / srtt · interval.
 //= https://www.rfc-editor.org/rfc/rfc9002#section-7.7
 //= type=test
 //# Senders SHOULD limit bursts to the initial congestion window; see
@@ -61,8 +62,10 @@ fn pacing_bounds_bursts_and_rate() {
     let mds = pair.client.max_datagram_size() as u64;
     let mut tx = Sender::new(Dir::Bi, 4, 2 << 20, 16 * 1024);
     let mut rx = Receiver::default();
-    // (time, datagrams sent at that instant, pacing rate bound in bytes per second then)
-    let mut sends: Vec<(Instant, u64, f64)> = Vec::new();
+    // (time, datagrams sent at that instant, pacing rate bound in bytes per second then,
+    // bucket size bound in bytes then)
+    let mut sends: Vec<(Instant, u64, f64, f64)> = Vec::new();
+    let pacer = Pacer::new(mds as u16);
     let mut done = false;
     for _ in 0..2_000_000 {
         let now = pair.now();
@@ -72,9 +75,11 @@ fn pacing_bounds_bursts_and_rate() {
         if n > 0 {
             let st = pair.client.stats();
             // The pacer uses the smoothed RTT; min RTT bounds it from below.
-            let rtt = st.min_rtt.min(st.smoothed_rtt).as_secs_f64().max(1e-6);
+            let rtt = st.min_rtt.min(st.smoothed_rtt);
+            let bucket = pacer.burst_bytes(st.cwnd, rtt) as f64;
+            let rtt = rtt.as_secs_f64().max(1e-6);
             let rate = st.cwnd as f64 * PACING_GAIN.0 as f64 / PACING_GAIN.1 as f64 / rtt;
-            sends.push((now, n, rate));
+            sends.push((now, n, rate, bucket));
         }
         let mut ev = std::mem::take(&mut pair.client_events);
         dispatch(&mut ev, |e| tx.on_event(e));
@@ -94,19 +99,24 @@ fn pacing_bounds_bursts_and_rate() {
     let st = pair.client.stats();
     assert_eq!(st.pto_count, 0, "a clean path needs no probes (they are not paced)");
     // Bursts: no instant carries more than the bucket (+1 for an ACK-only datagram).
+    for s in &sends {
+        assert!(s.1 as f64 * mds as f64 <= s.3 + mds as f64, "burst of {} datagrams", s.1);
+    }
     let max_burst = sends.iter().map(|s| s.1).max().unwrap_or(0);
-    assert!(max_burst <= PACING_BURST_PACKETS + 1, "burst of {max_burst} datagrams");
     assert!(max_burst >= 8, "trains are filled: largest burst {max_burst}");
+    println!("largest burst {max_burst} datagrams (initial window {PACING_BURST_PACKETS})");
     // Rate: for every interval [i, j], bytes ≤ burst + rate_max · (t_j − t_i), with the
-    // highest rate the window and RTT allowed over the interval (windows only grow here).
-    let burst = (PACING_BURST_PACKETS + 1) as f64 * mds as f64;
+    // highest rate and bucket the window and RTT allowed over the interval (windows only
+    // grow here).
     let mut checked = 0u64;
     for i in 0..sends.len() {
         let mut bytes = 0f64;
         let mut rate = 0f64;
+        let mut burst = 0f64;
         for s in &sends[i..] {
             bytes += s.1 as f64 * mds as f64;
             rate = rate.max(s.2);
+            burst = burst.max(s.3 + mds as f64);
             let dt = (s.0 - sends[i].0).as_secs_f64();
             assert!(
                 bytes <= burst + rate * dt * 1.01 + 1.0,
@@ -122,6 +132,7 @@ fn pacing_bounds_bursts_and_rate() {
     let total: u64 = sends.iter().map(|s| s.1).sum();
     let span = (sends.last().unwrap().0 - sends[0].0).as_secs_f64();
     let peak = sends.iter().map(|s| s.2).fold(0f64, f64::max);
+    let burst = sends.iter().map(|s| s.3).fold(0f64, f64::max) + mds as f64;
     assert!((total * mds) as f64 - burst <= peak * span * 1.01, "{total} datagrams in {span} s");
 }
 

@@ -80,6 +80,41 @@ fn converges_to_1472_on_1500_mtu() {
     assert!(avg > 1400, "average datagram {avg} bytes: {s:?}");
 }
 
+/// With the default configuration (no PMTU setting touched) the connection reaches the path
+/// MTU of a 1500-byte path, and a bulk transfer of many streams in both directions completes
+/// byte-exact at that size.
+//= https://www.rfc-editor.org/rfc/rfc9000#section-14.2
+//= type=test
+//# An endpoint SHOULD use DPLPMTUD (Section 14.3) or PMTUD (Section 14.2.1)
+//# to determine whether the path to a destination will support a desired
+//# maximum datagram size without fragmentation.
+#[test]
+fn default_config_reaches_path_mtu_and_bulk_transfer_completes() {
+    assert!(TransportConfig::default().pmtud, "DPLPMTUD is on by default");
+    let link = LinkConfig { mtu: Some(1500), ..LinkConfig::with_delay(Duration::from_millis(10)) };
+    let cfg = PairConfig { up: link.clone(), down: link, ..PairConfig::default() };
+    let (up, down) = ((20, 256 * 1024), (4, 512 * 1024));
+    let o = super::transfer::run_until_done(cfg, up, down, 2_000_000);
+    let (c, s) = (o.pair.client.stats(), o.pair.server.as_ref().unwrap().stats());
+    println!("client {c:?}\nserver {s:?}");
+    assert!(o.done, "transfer did not finish after {} steps: {c:?}", o.pair.steps);
+    assert_eq!(o.server_rx.mismatches + o.client_rx.mismatches, 0);
+    assert_eq!(o.server_rx.bytes, up.0 as u64 * up.1);
+    assert_eq!(o.client_rx.bytes, down.0 as u64 * down.1);
+    for (who, st, conn) in
+        [("client", c, &o.pair.client), ("server", s, o.pair.server.as_ref().unwrap())]
+    {
+        assert_eq!(st.pmtu, 1472, "{who}: {st:?}");
+        assert_eq!(conn.mtud_state(), MtudState::SearchComplete, "{who}");
+        assert!(st.pmtu_probes_sent >= 1 && st.pmtu_probes_lost == 0, "{who}: {st:?}");
+    }
+    // The bulk of the data went in full-size datagrams.
+    let avg = c.bytes_sent / c.datagrams_sent;
+    assert!(avg > 1400, "client's average datagram {avg} bytes: {c:?}");
+    let link = o.pair.net.link_stats(o.pair.client_addr, o.pair.server_addr);
+    assert_eq!(link.dropped_mtu, 0, "nothing above the path MTU was sent as data: {link:?}");
+}
+
 /// On a 1280-byte path (IPv4 + UDP: 1252-byte payloads) probes above it are lost; the PMTU stays
 /// at most 1252, no data is lost, and the lost probes are no congestion signal.
 //= https://www.rfc-editor.org/rfc/rfc9000#section-14.4
@@ -103,8 +138,12 @@ fn stays_below_1280_mtu_and_lost_probes_are_no_congestion() {
 /// Discovery off: every datagram stays at 1200 bytes.
 #[test]
 fn disabled_keeps_1200() {
-    let (pair, done, bad) =
-        upload(pair_cfg(Some(1500), TransportConfig::default()), 1, 500_000, None);
+    let (pair, done, bad) = upload(
+        pair_cfg(Some(1500), TransportConfig::default().with_pmtud(false)),
+        1,
+        500_000,
+        None,
+    );
     assert!(done && bad == 0);
     let s = pair.client.stats();
     assert_eq!(s.pmtu, 1200);
