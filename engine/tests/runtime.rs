@@ -265,3 +265,46 @@ fn datagrams_for_another_worker_are_forwarded_to_the_owner() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     h.join().unwrap();
 }
+
+/// The runtime fits every connection to its queue's datagram limit
+/// (`Capabilities::max_udp_payload`): a server whose queue carries at most 1300-byte payloads
+/// never sends more, advertises that limit as max_udp_payload_size, so the client's PMTU search
+/// (up to 1472 otherwise) stops under it too, and a transfer both ways still completes.
+#[test]
+fn connections_fit_the_datapath_datagram_limit() {
+    use peregrine_engine::api::{Endpoint, EndpointConfig};
+    use support::tapq::{Tap, TapQueue};
+    const LIMIT: usize = 1300;
+    let transport = || TransportConfig::default().with_max_datagram_size(1472).unwrap();
+    let (stap, ctap) = (Tap::new(), Tap::new());
+    let server = Endpoint::with_queues(
+        vec![TapQueue::open(stap.clone()).with_max_udp_payload(LIMIT)],
+        EndpointConfig::server(support::server_config(transport())),
+    )
+    .unwrap();
+    let client = Endpoint::with_queues(
+        vec![TapQueue::open(ctap.clone())],
+        EndpointConfig::client(support::client_config(transport())),
+    )
+    .unwrap();
+    let conn = client.connect(server.local_addr(), "localhost").unwrap().wait(T).unwrap();
+    let sconn = server.accept_blocking(Some(T)).unwrap();
+    let size = 2 << 20;
+    let (send, mut recv) = conn.open_bi_blocking(T).unwrap();
+    let writer = std::thread::spawn(move || {
+        send.write_all_blocking(pattern(size, 5), T).unwrap();
+        assert_eq!(send.finish().wait(T).unwrap(), WriteStatus::Delivered);
+    });
+    let (ssend, mut srecv) = sconn.accept_bi_blocking(T).unwrap();
+    assert!(srecv.read_to_end_blocking(size + 1, T).unwrap() == pattern(size, 5));
+    writer.join().unwrap();
+    let reader = std::thread::spawn(move || recv.read_to_end_blocking(size + 1, T).unwrap());
+    ssend.write_all_blocking(pattern(size, 6), T).unwrap();
+    assert_eq!(ssend.finish().wait(T).unwrap(), WriteStatus::Delivered);
+    assert!(reader.join().unwrap() == pattern(size, 6));
+    let largest = |t: &Tap| t.sent.lock().unwrap().iter().map(Vec::len).max().unwrap();
+    let (s_max, c_max) = (largest(&stap), largest(&ctap));
+    assert!(s_max <= LIMIT, "server sent a {s_max}-byte datagram over a {LIMIT}-byte queue");
+    assert!(c_max <= LIMIT, "client sent {c_max} bytes past the server's advertised limit");
+    assert!(c_max > 1200, "the client's PMTU search still probes up to the limit ({c_max})");
+}

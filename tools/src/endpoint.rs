@@ -150,6 +150,7 @@ pub fn transport(s: &Settings) -> Result<TransportConfig, String> {
         .map_err(|x| e("max-uni-streams")(&x))?;
     TransportConfig::default()
         .with_max_datagram_size(mtu)
+        .and_then(|t| t.with_pmtud_upper_bound(mtu))
         .map_err(|x| e("mtu")(&x))?
         .with_initial_window(Some(s.initial_window))
         .map_err(|x| e("initial-window")(&x))?

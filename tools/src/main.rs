@@ -90,7 +90,20 @@ fn write_stdout(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Structured logs on stderr, filtered by `RUST_LOG` (e.g. `RUST_LOG=peregrine_engine=debug`);
+/// nothing is logged without it, so a command's one-line error stays one line.
+fn init_logging() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else { return };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_thread_names(true)
+        .try_init();
+}
+
 fn main() -> ExitCode {
+    init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return report_clap_error(e),

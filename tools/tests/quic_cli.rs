@@ -243,3 +243,20 @@ fn closed_stdout_ends_quietly() {
     assert!(out.status.success(), "status {:?}, stderr: {stderr}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+/// `RUST_LOG` turns on structured logs on stderr (here the PMTU search's debug events, named
+/// by thread); without it a successful run prints nothing on stderr.
+#[test]
+fn rust_log_enables_structured_logs() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["perf", "--duration", "1s"]).env("RUST_LOG", "peregrine_engine=debug");
+    let out = run_bounded(cmd, Duration::from_secs(30));
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().any(|l| l.contains("DEBUG") && l.contains("peregrine-")), "{stderr}");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["perf", "--duration", "1s"]).env_remove("RUST_LOG");
+    let out = run_bounded(cmd, Duration::from_secs(30));
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -99,6 +99,8 @@ pub struct TransportConfig {
     pub(crate) pmtud_raise_interval: Duration,
     pub(crate) initial_window: Option<u64>,
     pub(crate) pacing: bool,
+    /// Largest UDP payload we can receive (advertised as max_udp_payload_size).
+    pub(crate) max_recv_udp_payload: u64,
 }
 
 impl Default for TransportConfig {
@@ -120,11 +122,29 @@ impl Default for TransportConfig {
             pmtud_raise_interval: super::mtud::DEFAULT_PMTU_RAISE_INTERVAL,
             initial_window: None,
             pacing: true,
+            max_recv_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,
         }
     }
 }
 
 impl TransportConfig {
+    /// Fits the datagram sizes to what the datapath queue carries (`Capabilities::
+    /// max_udp_payload`): the size we start with and the PMTU search's upper bound are
+    /// lowered to it, and it becomes the max_udp_payload_size we advertise, so the peer never
+    /// sends datagrams the queue would drop (an AF_XDP frame is smaller than 64 KiB). Never
+    /// below QUIC's 1200-byte minimum. The runtime applies it to every connection.
+    pub fn fit_datapath(mut self, max_udp_payload: usize) -> Self {
+        let cap = u16::try_from(max_udp_payload).unwrap_or(u16::MAX).max(DEFAULT_MAX_DATAGRAM_SIZE);
+        self.max_datagram_size = self.max_datagram_size.min(cap);
+        self.pmtud_upper_bound = self.pmtud_upper_bound.min(cap);
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-18.2
+        //# This limit does act as an additional constraint on datagram size in
+        //# the same way as the path MTU, but it is a property of the endpoint
+        //# and not the path; see Section 14.
+        self.max_recv_udp_payload = self.max_recv_udp_payload.min(u64::from(cap));
+        self
+    }
+
     /// The idle timeout we advertise (`None` disables ours; the peer's may still apply).
     /// Default 30 s. The effective timeout is the smaller of both sides', and never below
     /// 3 PTO. Must fit the transport parameter (under 2^62 ms).

@@ -61,6 +61,7 @@ fn local_params(
         ack_delay_exponent: varint(u64::from(cfg.ack_delay_exponent)),
         max_ack_delay: varint(cfg.max_ack_delay.as_millis() as u64),
         active_connection_id_limit: varint(cfg.active_cid_limit),
+        max_udp_payload_size: varint(cfg.max_recv_udp_payload),
         initial_source_connection_id: Some(scid),
         ..TransportParameters::default()
     };

@@ -633,6 +633,14 @@ impl<Q: Queue> Worker<Q> {
     /// Drops connection `key` from every table; accounts for it exactly once.
     pub(super) fn remove_connection(&mut self, key: u64, reason: Option<ConnError>) {
         let Some(mut st) = self.conns.remove(key) else { return };
+        tracing::debug!(
+            worker = self.index,
+            conn = key,
+            remote = %st.shared.remote,
+            reason = ?reason,
+            stats = ?st.conn.stats(),
+            "connection removed"
+        );
         st.finish(reason);
         self.router.remove_connection(st.handle);
         self.by_handle.remove(&st.handle);

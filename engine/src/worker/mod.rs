@@ -220,6 +220,13 @@ pub(crate) fn spawn<Q: Queue + 'static>(
             if pinned == Some(false) {
                 tracing::warn!(worker = i, core = ?core, "could not pin worker to its core");
             }
+            tracing::debug!(
+                worker = i,
+                core = ?core,
+                pinned = ?pinned,
+                local = %queue.local_addr(),
+                "worker started"
+            );
             let now = clock::now();
             let router = Router::new(rc, now, clock::unix_secs());
             let mut w = Worker::new(i, queue, router, reset_key, cid_format, ctx, cfg);

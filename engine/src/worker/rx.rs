@@ -127,7 +127,10 @@ impl<Q: Queue> Worker<Q> {
             seed,
         );
         let mut cfg = (*server).clone();
-        cfg.transport = cfg.transport.with_rng_seed(seed);
+        cfg.transport = cfg
+            .transport
+            .with_rng_seed(seed)
+            .fit_datapath(self.queue.capabilities().max_udp_payload);
         let conn = match Connection::server(&cfg, now, incoming.remote, ci, Box::new(cids)) {
             Ok(c) => c,
             Err(e) => {
@@ -181,7 +184,10 @@ impl<Q: Queue> Worker<Q> {
             seed,
         );
         let mut cfg = client;
-        cfg.transport = cfg.transport.with_rng_seed(seed);
+        cfg.transport = cfg
+            .transport
+            .with_rng_seed(seed)
+            .fit_datapath(self.queue.capabilities().max_udp_payload);
         let conn = match Connection::client(&cfg, now, shared.remote, server_name, Box::new(cids)) {
             Ok(c) => c,
             Err(e) => {

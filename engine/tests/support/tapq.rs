@@ -67,19 +67,30 @@ impl Tap {
 pub struct TapQueue {
     inner: UdpQueue,
     tap: Arc<Tap>,
+    /// Capabilities reported instead of the inner queue's (a smaller datagram limit).
+    caps: Option<Capabilities>,
 }
 
 impl TapQueue {
     /// A loopback queue on an ephemeral port.
     pub fn open(tap: Arc<Tap>) -> Self {
         let cfg = UdpConfig::new("127.0.0.1:0".parse().unwrap()).with_gso(false).with_gro(false);
-        Self { inner: UdpQueue::open(&cfg).unwrap(), tap }
+        Self { inner: UdpQueue::open(&cfg).unwrap(), tap, caps: None }
+    }
+
+    /// Reports `max` as the largest UDP payload the queue carries, like a datapath whose
+    /// frames are small (AF_XDP).
+    pub fn with_max_udp_payload(mut self, max: usize) -> Self {
+        let mut caps = self.inner.capabilities().clone();
+        caps.max_udp_payload = max;
+        self.caps = Some(caps);
+        self
     }
 }
 
 impl Queue for TapQueue {
     fn capabilities(&self) -> &Capabilities {
-        self.inner.capabilities()
+        self.caps.as_ref().unwrap_or_else(|| self.inner.capabilities())
     }
     fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr()
