@@ -40,6 +40,7 @@ mod perf;
 mod report;
 mod server;
 mod stress;
+mod threads;
 mod tune;
 
 use clap::{Parser, Subcommand};

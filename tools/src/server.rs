@@ -28,6 +28,7 @@ use crate::endpoint::{self, Use};
 use crate::metrics::endpoint::endpoint_metrics;
 use crate::metrics::{process_metrics, Exposition, MetricsServer, Source};
 use crate::perf::protocol::{self, Pipe, IO_TIMEOUT};
+use crate::threads::ThreadCache;
 
 /// Stream reset code: the requested file does not exist.
 pub const CODE_NOT_FOUND: u64 = 0x1;
@@ -112,6 +113,8 @@ pub fn run(args: &Args) -> Result<(), String> {
 /// What the serving threads share.
 struct Ctx {
     root: Option<PathBuf>,
+    /// Threads serving connections and streams, reused across them.
+    threads: ThreadCache,
     stop: AtomicBool,
     /// Stats of every connection that ended.
     finished: Mutex<Vec<ConnectionStats>>,
@@ -139,7 +142,12 @@ impl Server {
         server.transport = endpoint::transport(settings)?;
         let built = endpoint::build(settings, Use::Server, addr, EndpointConfig::server(server))?;
         let ep = Arc::new(built.endpoint);
-        let ctx = Arc::new(Ctx { root, stop: AtomicBool::new(false), finished: Mutex::default() });
+        let ctx = Arc::new(Ctx {
+            root,
+            threads: ThreadCache::new("server-stream"),
+            stop: AtomicBool::new(false),
+            finished: Mutex::default(),
+        });
         let (ep2, ctx2) = (ep.clone(), ctx.clone());
         let acceptor = std::thread::Builder::new()
             .name("server-accept".into())
@@ -156,9 +164,14 @@ impl Server {
     /// Serves the endpoint's counters and the process's in the Prometheus format on `addr`.
     pub fn serve_metrics(&self, addr: SocketAddr) -> Result<MetricsServer, String> {
         let ep = self.ep.clone();
+        let threads = self.ctx.threads.clone();
         let source: Source = Arc::new(move || {
             let mut e = Exposition::new();
             endpoint_metrics(&mut e, "server", &ep.stats());
+            let (live, idle) = (threads.threads() as f64, threads.idle() as f64);
+            let help = "Application threads serving connections and streams.";
+            e.gauge("peregrine_server_app_threads", help, &[("state", "all")], live);
+            e.gauge("peregrine_server_app_threads", help, &[("state", "idle")], idle);
             process_metrics(&mut e);
             e.render()
         });
@@ -237,24 +250,28 @@ fn serve_connection(conn: Connection, ctx: &Arc<Ctx>) {
             return;
         }
     };
-    let mut streams: Vec<JoinHandle<()>> = Vec::new();
+    // Each stream job holds a clone of `active`: the connection is done when only ours is left.
+    let active = Arc::new(());
     loop {
         match conn.accept_bi_blocking(Duration::from_millis(200)) {
             Ok((send, recv)) => {
-                let ctx = ctx.clone();
-                if let Ok(h) = std::thread::Builder::new()
-                    .name("server-stream".into())
-                    .spawn(move || serve_stream(proto, send, recv, &ctx))
-                {
-                    streams.push(h);
+                let (c, token) = (ctx.clone(), active.clone());
+                let job = Box::new(move || {
+                    serve_stream(proto, send, recv, &c);
+                    drop(token);
+                });
+                if let Err(e) = ctx.threads.spawn(job) {
+                    tracing::warn!(%e, "no thread for a stream");
                 }
-                streams.retain(|h| !h.is_finished());
             }
             Err(ConnError::TimedOut) => continue,
             Err(_) => break,
         }
     }
-    join_bounded(streams, Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Arc::strong_count(&active) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     if let Ok(mut f) = ctx.finished.lock() {
         f.push(conn.stats());
     }

@@ -320,6 +320,8 @@ fn server_and_client_over_uring_byte_exact() {
     let text = scrape(server.metrics.as_deref().unwrap());
     assert!(metric_sum(&text, "peregrine_datapath_rx_datagrams_total", "server") > 0.0, "{text}");
     assert!(text.contains("worker=\"1\""), "two workers: {text}");
+    // The file requests ran on the server's thread cache; its threads are a gauge.
+    assert!(text.contains("peregrine_server_app_threads{state=\"all\"}"), "{text}");
 }
 
 #[test]
