@@ -35,8 +35,11 @@ pub enum Use {
 
 /// Refuses settings that cannot apply to `datapath`/`use`, before anything is opened.
 pub fn check(s: &Settings, usage: Use) -> Result<(), String> {
-    if s.qlog_dir.is_some() {
-        return Err("--qlog-dir: qlog output is not implemented yet".into());
+    if let Some(dir) = &s.qlog_dir {
+        // Created here, before anything is opened, so a bad path is one line at start-up
+        // rather than a warning per connection.
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--qlog-dir: cannot create {}: {e}", dir.display()))?;
     }
     if usage == Use::Client && s.metrics_addr.is_some() {
         return Err("--metrics-addr: only server and perf serve metrics".into());
@@ -179,6 +182,7 @@ fn worker_config(s: &Settings, usage: Use) -> WorkerConfig {
     w.busy_poll = Duration::from_micros(s.busy_poll_us);
     w.rx_batch = s.rx_batch as usize;
     w.max_batch = s.tx_batch as usize;
+    w.qlog_dir = s.qlog_dir.clone();
     if !s.gso {
         w.max_gso_segments = 1;
     }
@@ -409,7 +413,7 @@ mod tests {
             (&[("ring-size", "64")], Use::Server, "--ring-size"),
             (&[("mtu", "1500")], Use::Server, "--mtu"),
             (&[("mtu", "1472"), ("initial-window", "2900")], Use::Server, "--initial-window"),
-            (&[("qlog-dir", "q")], Use::PerfClient, "--qlog-dir"),
+            (&[("qlog-dir", "/dev/null/q")], Use::PerfClient, "--qlog-dir"),
             (&[("metrics-addr", "127.0.0.1:1")], Use::Client, "--metrics-addr"),
             (&[("workers", "3"), ("cores", "0-1")], Use::Server, "--cores"),
             (&[("cores", "4095")], Use::Server, "core 4095"),
