@@ -168,10 +168,10 @@ pub fn header(side: Side, odcid: &[u8], reference_unix_ms: f64) -> Vec<u8> {
          \"type\":\"{vp}\"}},\"common_fields\":{{\"ODCID\":\""
     );
     hex(&mut out, odcid);
-    let _ = write!(
+    let _ = writeln!(
         out,
         "\",\"time_format\":\"relative\",\"reference_time\":{reference_unix_ms:.3},\
-         \"protocol_type\":[\"QUIC\"]}}}}}}\n"
+         \"protocol_type\":[\"QUIC\"]}}}}}}"
     );
     out
 }

@@ -33,6 +33,7 @@ fn header_has_the_fields_qvis_reads() {
 
 #[test]
 fn packet_frames_and_events_serialize() {
+    #[allow(clippy::disallowed_methods)] // a test's arbitrary origin, not the core's clock
     let t0 = Instant::now();
     let mut q = Qlog::new(t0);
     let mut buf = [0u8; 256];
