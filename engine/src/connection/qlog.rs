@@ -1,5 +1,7 @@
 //! The connection's qlog hooks: one `if let Some(..)` branch at each point that logs, so a
-//! connection without qlog (the default) pays a single predictable branch per event site.
+//! connection without qlog (the default) pays a single predictable branch per event site. The
+//! hooks are `#[cold]` and never inlined, so they do not change the code of the hot send and
+//! receive paths they are called from.
 
 use std::time::Instant;
 
@@ -55,6 +57,8 @@ impl Connection {
 
     /// Logs a packet we sealed or opened: `pkt` is its plaintext, `header_len` the header
     /// (packet number included), `tag_len` the AEAD tag at the end (0 for received payloads).
+    #[cold]
+    #[inline(never)]
     pub(super) fn qlog_packet(
         &mut self,
         now: Instant,
@@ -71,6 +75,8 @@ impl Connection {
     }
 
     /// Logs `recovery:metrics_updated` when congestion or RTT state changed.
+    #[cold]
+    #[inline(never)]
     pub(super) fn qlog_metrics(&mut self, now: Instant) {
         let Some(q) = self.qlog.as_deref_mut() else { return };
         let rtt = self.loss.rtt();
@@ -98,6 +104,8 @@ impl Connection {
 
     /// Logs `recovery:packet_lost` (`trigger`: "time_threshold" for the loss timer; `None`
     /// when an ACK revealed it, by either threshold).
+    #[cold]
+    #[inline(never)]
     pub(super) fn qlog_lost(
         &mut self,
         now: Instant,
@@ -111,6 +119,8 @@ impl Connection {
     }
 
     /// Logs `connectivity:connection_closed` for a close we start (`frame`).
+    #[cold]
+    #[inline(never)]
     pub(super) fn qlog_local_close(&mut self, now: Instant, frame: &CloseFrame) {
         let Some(q) = self.qlog.as_deref_mut() else { return };
         let (application, code, reason) = match frame {
@@ -125,6 +135,8 @@ impl Connection {
     }
 
     /// Logs `connectivity:connection_closed` for any other end (peer close, idle, reset).
+    #[cold]
+    #[inline(never)]
     pub(super) fn qlog_closed(&mut self, now: Instant, trigger: CloseTrigger) {
         if let Some(q) = self.qlog.as_deref_mut() {
             q.connection_closed(now, &trigger);
@@ -132,6 +144,8 @@ impl Connection {
     }
 
     /// Logs the remote transport parameters once validated.
+    #[cold]
+    #[inline(never)]
     pub(super) fn qlog_peer_params(&mut self, now: Instant) {
         if let (Some(q), Some(p)) = (self.qlog.as_deref_mut(), self.peer_params.as_ref()) {
             q.parameters_set(now, Owner::Remote, p);
@@ -139,6 +153,8 @@ impl Connection {
     }
 
     /// Logs `security:key_updated` for a 1-RTT key update.
+    #[cold]
+    #[inline(never)]
     pub(super) fn qlog_key_update(&mut self, now: Instant, local: bool) {
         let side = self.side;
         let generation = self.key_generation().unwrap_or(0);
