@@ -445,6 +445,10 @@ mod tests {
             worker_config(&with(&[("gso", "off"), ("tx-batch", "8"), ("cores", "0")]), Use::Server);
         assert_eq!((w.max_gso_segments, w.max_batch, w.cores.clone()), (1, 8, vec![Some(0)]));
         assert!(worker_config(&with(&[("cores", "0")]), Use::PerfClient).cores.is_empty());
+        // qlog goes to both perf endpoints (the file names tell the sides apart).
+        let q = worker_config(&with(&[("qlog-dir", "/tmp/q")]), Use::PerfClient).qlog_dir;
+        assert_eq!(q.as_deref(), Some(std::path::Path::new("/tmp/q")));
+        assert_eq!(worker_config(&Settings::default(), Use::Server).qlog_dir, None);
         let k = keylog(&with(&[("keylog-file", "/tmp/k")]));
         assert!(matches!(k, KeyLogTarget::File(p) if p == std::path::Path::new("/tmp/k")));
     }
