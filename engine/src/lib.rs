@@ -40,6 +40,7 @@ pub mod error;
 pub mod frame;
 pub mod fuzz;
 pub mod packet;
+pub mod qlog;
 pub mod recovery;
 pub mod scheduler;
 pub mod streams;

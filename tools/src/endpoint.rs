@@ -35,8 +35,11 @@ pub enum Use {
 
 /// Refuses settings that cannot apply to `datapath`/`use`, before anything is opened.
 pub fn check(s: &Settings, usage: Use) -> Result<(), String> {
-    if s.qlog_dir.is_some() {
-        return Err("--qlog-dir: qlog output is not implemented yet".into());
+    if let Some(dir) = &s.qlog_dir {
+        // Created here, before anything is opened, so a bad path is one line at start-up
+        // rather than a warning per connection.
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--qlog-dir: cannot create {}: {e}", dir.display()))?;
     }
     if usage == Use::Client && s.metrics_addr.is_some() {
         return Err("--metrics-addr: only server and perf serve metrics".into());
@@ -180,6 +183,7 @@ fn worker_config(s: &Settings, usage: Use) -> WorkerConfig {
     w.busy_poll = Duration::from_micros(s.busy_poll_us);
     w.rx_batch = s.rx_batch as usize;
     w.max_batch = s.tx_batch as usize;
+    w.qlog_dir = s.qlog_dir.clone();
     if !s.gso {
         w.max_gso_segments = 1;
     }
@@ -410,7 +414,7 @@ mod tests {
             (&[("ring-size", "64")], Use::Server, "--ring-size"),
             (&[("mtu", "1500")], Use::Server, "--mtu"),
             (&[("mtu", "1472"), ("initial-window", "2900")], Use::Server, "--initial-window"),
-            (&[("qlog-dir", "q")], Use::PerfClient, "--qlog-dir"),
+            (&[("qlog-dir", "/dev/null/q")], Use::PerfClient, "--qlog-dir"),
             (&[("metrics-addr", "127.0.0.1:1")], Use::Client, "--metrics-addr"),
             (&[("workers", "3"), ("cores", "0-1")], Use::Server, "--cores"),
             (&[("cores", "4095")], Use::Server, "core 4095"),
@@ -442,6 +446,10 @@ mod tests {
             worker_config(&with(&[("gso", "off"), ("tx-batch", "8"), ("cores", "0")]), Use::Server);
         assert_eq!((w.max_gso_segments, w.max_batch, w.cores.clone()), (1, 8, vec![Some(0)]));
         assert!(worker_config(&with(&[("cores", "0")]), Use::PerfClient).cores.is_empty());
+        // qlog goes to both perf endpoints (the file names tell the sides apart).
+        let q = worker_config(&with(&[("qlog-dir", "/tmp/q")]), Use::PerfClient).qlog_dir;
+        assert_eq!(q.as_deref(), Some(std::path::Path::new("/tmp/q")));
+        assert_eq!(worker_config(&Settings::default(), Use::Server).qlog_dir, None);
         let k = keylog(&with(&[("keylog-file", "/tmp/k")]));
         assert!(matches!(k, KeyLogTarget::File(p) if p == std::path::Path::new("/tmp/k")));
     }

@@ -72,7 +72,7 @@ fn settings_that_cannot_apply_fail_with_one_line_naming_the_key() {
         (&["--ring-size", "256"], "--ring-size"),
         (&["--mtu", "9000"], "--mtu"),
         (&["--initial-window", "2500"], "--initial-window"),
-        (&["--qlog-dir", "/tmp/q"], "--qlog-dir"),
+        (&["--qlog-dir", "/dev/null/q"], "--qlog-dir"),
         (&["--datapath", "xdp", "--interface", "lo", "--queues", "0-1"], "--queues"),
         (&["--workers", "0"], "--workers"),
         (&["--congestion", "bbr"], "--congestion"),

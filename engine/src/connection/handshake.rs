@@ -44,7 +44,7 @@ fn varint(v: u64) -> VarInt {
 }
 
 /// Our transport parameters.
-fn local_params(
+pub(super) fn local_params(
     cfg: &TransportConfig,
     scid: ConnectionId,
     server: Option<(ConnectionId, Option<ConnectionId>, ResetToken)>,
@@ -265,6 +265,7 @@ impl Connection {
             ),
             app_limited: false,
             rng: p.rng,
+            qlog: None,
             config: cfg,
         }
     }
@@ -396,6 +397,7 @@ impl Connection {
             self.peer_cids.set_initial_token(token);
         }
         self.peer_params = Some(params);
+        self.qlog_peer_params(now);
         Ok(())
     }
 

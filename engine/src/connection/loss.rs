@@ -78,12 +78,14 @@ impl Connection {
         }
         let mut black_hole = false;
         for p in out.lost.drain(..) {
+            self.qlog_lost(now, space, p.pn, None);
             black_hole |= self.on_packet_lost(space, p);
         }
         if black_hole {
             self.on_black_hole_suspected(now);
         }
         self.ack_scratch = out;
+        self.qlog_metrics(now);
         Ok(())
     }
 
@@ -99,6 +101,7 @@ impl Connection {
         let mut black_hole = false;
         for p in out.lost {
             let space = p.payload.space;
+            self.qlog_lost(now, space, p.pn, Some("time_threshold"));
             black_hole |= self.on_packet_lost(space, p);
         }
         if black_hole || out.persistent_congestion || self.loss.pto_count() >= BLACK_HOLE_PTOS {

@@ -32,6 +32,7 @@ mod events;
 mod handshake;
 mod loss;
 mod mtud;
+mod qlog;
 mod recv;
 mod send;
 mod sent;
@@ -188,6 +189,8 @@ pub struct Connection {
     mtud: mtud::Mtud,
     app_limited: bool,
     rng: ChaCha8Rng,
+    /// qlog event buffer; `None` (the default) records nothing.
+    qlog: Option<Box<crate::qlog::Qlog>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -231,6 +234,7 @@ impl Connection {
             //# than the minimum of the max_idle_timeout value advertised by both
             //# endpoints.
             if self.close.is_open() {
+                self.qlog_closed(now, crate::qlog::CloseTrigger::IdleTimeout);
                 self.report_lost(ConnectionError::TimedOut);
                 self.streams.cancel_all(CancelReason::IdleTimeout);
             }
@@ -498,6 +502,7 @@ impl Connection {
         //# properly discarded.  These states SHOULD persist for at least three
         //# times the current PTO interval as defined in [QUIC-RECOVERY].
         let deadline = now + self.loss.pto_period(SpaceId::Data) * 3;
+        self.qlog_local_close(now, &frame);
         self.close = CloseState::closing(frame, spaces, deadline);
         self.streams.cancel_all(CancelReason::ConnectionClosed);
         self.timers.clear();

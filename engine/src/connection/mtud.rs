@@ -329,6 +329,10 @@ impl Connection {
             return None;
         }
         let pkt = &mut w.written_mut()[layout.range()];
+        if self.qlog.is_some() {
+            let payload = &pkt[layout.header_len..layout.len - layout.tag_len];
+            self.qlog_packet(now, true, space, pn, layout.len, payload);
+        }
         if let Err(e) = self.seal(space, pn, pkt, layout.header_len, layout.pn_offset) {
             self.close_with_error(now, e);
             return None;

@@ -83,6 +83,7 @@ impl Connection {
             //# a stateless reset token, the endpoint MUST enter the draining
             //# period and not send any further packets on this connection.
             if self.peer_cids.is_stateless_reset(&probe) {
+                self.qlog_closed(now, crate::qlog::CloseTrigger::StatelessReset);
                 self.report_lost(ConnectionError::Reset);
                 self.start_draining(now);
             }
@@ -180,6 +181,7 @@ impl Connection {
         if slot == Some(KeySlot::Next) {
             self.stats.key_updates += 1;
             self.arm_key_discard(now);
+            self.qlog_key_update(now, false);
         }
         if let Err(e) = hdr.check_reserved_bits() {
             self.close_with_error(now, e);
@@ -196,6 +198,9 @@ impl Connection {
         }
         self.on_authenticated(now, space, scid);
         let payload = &bytes[hdr.header_len..hdr.header_len + len];
+        if self.qlog.is_some() {
+            self.qlog_packet(now, false, space, pn, bytes.len(), payload);
+        }
         let mut summary = PacketSummary::default();
         for frame in Frames::for_packet(payload, kind) {
             let r = match frame {
@@ -461,6 +466,15 @@ impl Connection {
                 ConnectionError::ApplicationClosed { code: c.error_code.into_inner(), reason }
             }
         };
+        if self.qlog.is_some() {
+            let trigger = crate::qlog::CloseTrigger::Frame {
+                owner: crate::qlog::Owner::Remote,
+                application: c.kind == CloseKind::Application,
+                code: c.error_code.into_inner(),
+                reason: String::from_utf8_lossy(c.reason).into_owned(),
+            };
+            self.qlog_closed(now, trigger);
+        }
         self.report_lost(err);
         //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.2
         //# The draining state is entered once an endpoint receives a

@@ -161,6 +161,9 @@ impl Connection {
         if total == 0 || count == 0 {
             return None;
         }
+        if self.qlog.is_some() {
+            self.qlog_metrics(now);
+        }
         self.stats.datagrams_sent += count as u64;
         self.stats.bytes_sent += total as u64;
         Some(Transmit {
@@ -325,6 +328,7 @@ impl Connection {
             self.key_update_requested = false;
             self.stats.key_updates += 1;
             self.arm_key_discard(now);
+            self.qlog_key_update(now, true);
         }
     }
 
@@ -518,6 +522,10 @@ impl Connection {
             }
         };
         let pkt = &mut w.written_mut()[layout.range()];
+        if self.qlog.is_some() {
+            let payload = &pkt[layout.header_len..layout.len - layout.tag_len];
+            self.qlog_packet(now, true, space, pn, layout.len, payload);
+        }
         if let Err(e) = self.seal(space, pn, pkt, layout.header_len, layout.pn_offset) {
             self.close_with_error(now, e);
             return None;
@@ -715,6 +723,10 @@ impl Connection {
             }
             let Ok(layout) = builder.finish(&mut w, TAG_LEN) else { continue };
             let pkt = &mut w.written_mut()[layout.range()];
+            if self.qlog.is_some() {
+                let payload = &pkt[layout.header_len..layout.len - layout.tag_len];
+                self.qlog_packet(now, true, space, pn, layout.len, payload);
+            }
             if self.seal(space, pn, pkt, layout.header_len, layout.pn_offset).is_err() {
                 continue;
             }

@@ -52,6 +52,8 @@ pub(crate) struct ConnState {
     pub connected: bool,
     /// The handshake was confirmed and the router not told yet.
     pub confirmed: bool,
+    /// The connection's qlog file, when the worker writes qlog.
+    pub qlog: Option<super::qlog::QlogFile>,
 }
 
 impl ConnState {
@@ -70,6 +72,16 @@ impl ConnState {
             ended: false,
             connected: false,
             confirmed: false,
+            qlog: None,
+        }
+    }
+
+    /// Appends the connection's new qlog records to its file (a no-op without qlog).
+    pub(crate) fn write_qlog(&mut self) {
+        if let Some(f) = self.qlog.as_mut() {
+            if !f.write(&mut self.conn) {
+                self.qlog = None;
+            }
         }
     }
 
@@ -408,6 +420,9 @@ impl ConnState {
             });
         }
         self.on_ended();
+        if let Some(f) = self.qlog.take() {
+            f.finish(&mut self.conn);
+        }
         let cancel = match self.conn.error() {
             Some(crate::connection::ConnectionError::TimedOut) => CancelReason::IdleTimeout,
             _ => CancelReason::ConnectionClosed,
@@ -570,6 +585,7 @@ impl<Q: Queue> Worker<Q> {
     /// Re-arms the timer of `key` when its deadline moved.
     pub(super) fn refresh_timer(&mut self, key: u64) {
         let Some(st) = self.conns.get_mut(key) else { return };
+        st.write_qlog();
         let t = st.conn.poll_timeout();
         if t != st.timer_at {
             st.timer_at = t;

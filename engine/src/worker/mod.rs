@@ -21,6 +21,7 @@ pub mod clock;
 mod conn;
 pub(crate) use conn::STREAM_RESUME_BELOW;
 pub(crate) mod inbox;
+mod qlog;
 mod rx;
 mod timers;
 
@@ -67,6 +68,12 @@ pub struct WorkerConfig {
     pub max_batch: usize,
     /// Receive batch size. Default [`DEFAULT_RX_BATCH`].
     pub rx_batch: usize,
+    /// Write a qlog trace (JSON-SEQ, qlog 0.3) of every connection to this directory, one
+    /// file `{odcid-hex}_{client|server}.sqlog` each. Default `None`: no qlog, and the
+    /// connection core records nothing (one branch per event site). With qlog on, each
+    /// connection keeps a 64 KiB write buffer and every packet costs a JSON record; a file
+    /// that cannot be written turns qlog off for its connection with one warning.
+    pub qlog_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for WorkerConfig {
@@ -77,6 +84,7 @@ impl Default for WorkerConfig {
             max_gso_segments: DEFAULT_MAX_GSO_SEGMENTS,
             max_batch: DEFAULT_MAX_BATCH,
             rx_batch: DEFAULT_RX_BATCH,
+            qlog_dir: None,
         }
     }
 }

@@ -143,6 +143,7 @@ impl<Q: Queue> Worker<Q> {
         let id = self.ctx.next_conn_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shared = Arc::new(ConnShared::new(id, self.index, incoming.remote));
         let mut st = ConnState::new(conn, shared, accepted.handle);
+        self.attach_qlog(&mut st, now);
         st.conn.handle_datagram(now, incoming.remote, incoming.ecn, data);
         self.by_handle.insert(accepted.handle, id);
         self.conns.insert(id, st);
@@ -197,10 +198,18 @@ impl<Q: Queue> Worker<Q> {
             }
         };
         let id = shared.id;
-        let st = ConnState::new(conn, shared, reg.handle);
+        let mut st = ConnState::new(conn, shared, reg.handle);
+        self.attach_qlog(&mut st, now);
         self.by_handle.insert(reg.handle, id);
         self.conns.insert(id, st);
         self.scheduler.schedule(id, Interest::Data);
         self.mark_dirty(id);
+    }
+
+    /// Opens the connection's qlog file when the endpoint writes qlog.
+    fn attach_qlog(&mut self, st: &mut ConnState, now: Instant) {
+        if let Some(dir) = self.cfg.qlog_dir.as_deref() {
+            st.qlog = super::qlog::QlogFile::open(dir, &mut st.conn, now);
+        }
     }
 }

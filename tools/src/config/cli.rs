@@ -84,7 +84,8 @@ pub struct ConfigArgs {
         allow_hyphen_values = true
     )]
     pub keylog_file: Option<String>,
-    /// Write qlog files to DIR (not implemented yet: refused by server, client and perf).
+    /// Write a qlog trace (JSON-SEQ, qlog 0.3, opens in qvis) of every connection to DIR,
+    /// one `{odcid}_{client|server}.sqlog` file each; DIR is created if missing.
     #[arg(long = "qlog-dir", value_name = "DIR", allow_hyphen_values = true)]
     pub qlog_dir: Option<String>,
     /// Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (server, perf).

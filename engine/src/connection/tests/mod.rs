@@ -8,4 +8,5 @@ mod close;
 mod handshake;
 mod mtud;
 mod protocol;
+mod qlog;
 mod transfer;
