@@ -114,6 +114,12 @@ impl Scheduler {
         }
     }
 
+    /// Gives back the transmit buffer kept for the next turn (a worker with no connection
+    /// left holds no buffer while it sleeps).
+    pub fn release_spare(&mut self) {
+        self.spare = None;
+    }
+
     /// Connections on the ready list.
     pub fn ready_len(&self) -> usize {
         self.ready.len()

@@ -366,6 +366,10 @@ impl<Q: Queue> Worker<Q> {
         if !self.inbox.prepare_sleep() {
             return;
         }
+        if self.conns.len() == 0 {
+            // Nothing left to send for: the kept transmit buffer goes back to the pool.
+            self.scheduler.release_spare();
+        }
         let r = self.queue.wait_with(Some(timeout), tx_blocked, self.inbox.waker());
         self.inbox.woke();
         if let Err(e) = r {
