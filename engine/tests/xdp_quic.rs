@@ -229,7 +229,13 @@ async fn case_on(tag: &str, mode: XdpMode, client: Client, loss: u32, ipv6: bool
     assert_eq!(x.tx_unroutable, 0);
     assert!(x.tx_unresolved <= 1, "at most the first datagram waits for the neighbour");
     assert_eq!(x.xsk.rx_invalid_descs + x.xsk.tx_invalid_descs, 0, "{:?}", x.xsk);
-    assert_eq!(x.xsk.rx_dropped, 0, "{:?}", x.xsk);
+    if small {
+        // With 32 receive frames the fill ring can run dry under load: the kernel then drops
+        // the frame (counted), and QUIC recovers it. Every drop must be explained by that.
+        assert!(x.xsk.rx_dropped <= x.xsk.rx_fill_ring_empty_descs, "{:?}", x.xsk);
+    } else {
+        assert_eq!(x.xsk.rx_dropped, 0, "{:?}", x.xsk);
+    }
     if let Some(rx) = client_rx {
         // What the client received came from the XSK (less what the loss rules, or a full
         // receive buffer, dropped): at least the body's worth of datagrams.
