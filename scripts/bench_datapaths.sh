@@ -5,9 +5,6 @@
 # CPU time per datagram. Needs root, iproute2 and ethtool.
 #
 #   scripts/bench_datapaths.sh [SECS] [SIZE]     # defaults: 2 seconds per run, 1200 bytes
-#
-# (The raw-only udp vs xdp table with whole-process CPU is still
-#  `cargo run --release -p peregrine-datapath --example bench_datapaths`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $(id -u) -eq 0 ]] || { echo "bench_datapaths.sh: must run as root" >&2; exit 1; }
