@@ -260,3 +260,28 @@ fn rust_log_enables_structured_logs() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// On a terminal perf shows a live progress line (carriage-return updated Gbit/s); piped, it
+/// does not (`rust_log_enables_structured_logs` checks stderr stays empty then). The terminal is
+/// a pseudo-terminal from util-linux `script`.
+#[test]
+fn perf_progress_line_only_on_a_terminal() {
+    if !Command::new("sh").args(["-c", "command -v script"]).status().unwrap().success() {
+        println!("SKIP: util-linux `script` is not installed (needed for a pseudo-terminal)");
+        return;
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &format!("'{BIN}' perf --duration 3s"), "/dev/null"]);
+    let out = run_bounded(cmd, Duration::from_secs(30));
+    assert!(out.status.success(), "{out:?}");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains("\r  ") && tty.contains("Gbit/s") && tty.contains("MiB received"),
+        "{tty}"
+    );
+    let mut cmd = Command::new(BIN);
+    cmd.args(["perf", "--duration", "1s"]);
+    let out = run_bounded(cmd, Duration::from_secs(30));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("MiB received"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("MiB received"));
+}
