@@ -1,12 +1,15 @@
 //! Single-connection goodput over loopback UDP, Peregrine server → Peregrine client against
 //! quinn server → quinn client, in the same run with the same payload.
 //!
-//! `cargo run --release -p peregrine-benches --example goodput_vs_quinn [MiB] [rounds]`
-//! (default 500 MiB, 1 round). The server sends the payload on one unidirectional stream
+//! `cargo run --release -p peregrine-benches --example goodput_vs_quinn [MiB] [rounds] [only]`
+//! (default 500 MiB, 1 round; `only` = `peregrine` or `quinn` runs just that stack, for
+//! profiling one of them). The server sends the payload on one unidirectional stream
 //! (1 MiB shared chunks); the client counts bytes until FIN. Goodput = payload bits / time from
 //! the stream opening to the client's FIN. Peregrine runs its UDP datapath (GSO/GRO where the
-//! kernel has them) with 1472-byte datagrams; quinn runs out of the box on tokio (GSO/GRO
-//! through quinn-udp, MTU discovery on). Prints Gbit/s for each and the ratio.
+//! kernel has them) with 1472-byte datagrams, one worker per endpoint, the server's pinned to
+//! core 0 and the client's to core 1 ("one core each side"); quinn runs out of the box on a
+//! two-thread tokio runtime (GSO/GRO through quinn-udp, MTU discovery on). Prints Gbit/s for
+//! each and the ratio.
 
 // A benchmark measures wall-clock time: it reads the clock itself.
 #![allow(clippy::disallowed_methods)]
@@ -37,13 +40,22 @@ fn any() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// Peregrine → Peregrine: seconds to move `total` bytes. `PEREGRINE_GSO_SEGMENTS` in the
-/// environment overrides the workers' most datagrams per GSO train (for A/B runs).
+/// Peregrine → Peregrine: seconds to move `total` bytes. For A/B runs, the environment may
+/// override the workers' most datagrams per GSO train (`PEREGRINE_GSO_SEGMENTS`), the
+/// per-stream send buffer in bytes (`PEREGRINE_SEND_BUFFER`) and pinning (`PEREGRINE_PIN=0`).
 fn peregrine(total: usize, chunk: &Bytes) -> f64 {
     let gso: Option<usize> =
         std::env::var("PEREGRINE_GSO_SEGMENTS").ok().and_then(|v| v.parse().ok());
     let (c, k) = cert();
-    let transport = || TransportConfig::default().with_max_datagram_size(1472).unwrap();
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let transport = || {
+        let mut t = TransportConfig::default().with_max_datagram_size(1472).unwrap();
+        if let Some(b) = env("PEREGRINE_SEND_BUFFER") {
+            let streams = peregrine_engine::streams::StreamsConfig::default();
+            t = t.with_streams(streams.with_send_buffer(b).unwrap());
+        }
+        t
+    };
     let mut sc = ServerConfig::new(Arc::new(
         TlsServerConfig::builder(vec![c.clone()], k).alpn_protocols([ALPN]).build().unwrap(),
     ));
@@ -58,6 +70,14 @@ fn peregrine(total: usize, chunk: &Bytes) -> f64 {
     ));
     cc.transport = transport();
     let (mut se, mut ce) = (EndpointConfig::server(sc), EndpointConfig::client(cc));
+    // One core each side: the server's worker on core 0, the client's on core 1 (the
+    // application threads float). `PEREGRINE_PIN=0` leaves the workers unpinned.
+    if env("PEREGRINE_PIN") != Some(0)
+        && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+    {
+        se.worker.cores = vec![Some(0)];
+        ce.worker.cores = vec![Some(1)];
+    }
     if let Some(n) = gso {
         se.worker.max_gso_segments = n;
         ce.worker.max_gso_segments = n;
@@ -180,11 +200,30 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(500);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let only = args.next();
+    let (run_p, run_q) = match only.as_deref() {
+        None => (true, true),
+        Some("peregrine") => (true, false),
+        Some("quinn") => (false, true),
+        Some(other) => {
+            eprintln!("goodput_vs_quinn: unknown stack {other:?} (peregrine or quinn)");
+            std::process::exit(2);
+        }
+    };
     let total = mib << 20;
     let chunk = Bytes::from((0..CHUNK).map(|i| (i * 7) as u8).collect::<Vec<u8>>());
     let gbps = |secs: f64| total as f64 * 8.0 / secs / 1e9;
     println!("payload {mib} MiB on one stream, one connection, loopback UDP");
     for round in 1..=rounds {
+        if !(run_p && run_q) {
+            let (name, secs) = if run_p {
+                ("peregrine", peregrine(total, &chunk))
+            } else {
+                ("quinn", quinn_run(total, &chunk))
+            };
+            println!("round {round}: {name} {:.2} Gbit/s", gbps(secs));
+            continue;
+        }
         let p = gbps(peregrine(total, &chunk));
         let q = gbps(quinn_run(total, &chunk));
         println!(
