@@ -131,6 +131,22 @@ fn peregrine(total: usize, chunk: &Bytes) -> f64 {
          srtt {:?}",
         st.datagrams_sent, st.packets_lost, st.congestion_events, st.pmtu, st.cwnd, st.smoothed_rtt
     );
+    for (side, ep) in [("server", &server), ("client", &client)] {
+        for w in ep.stats().workers {
+            let q = &w.queue;
+            println!(
+                "  {side} worker {}: {} iterations, rx {} datagrams in {} calls, tx {} datagrams \
+                 in {} calls ({} buffers)",
+                w.index,
+                w.iterations,
+                q.rx_datagrams,
+                q.rx_calls,
+                q.tx_datagrams,
+                q.tx_calls,
+                w.scheduler.transmits
+            );
+        }
+    }
     conn.close(0u32.into(), b"");
     conn.wait_drained(Duration::from_secs(2));
     secs
