@@ -33,8 +33,10 @@ impl Padding {
     pub(super) fn decode_run(r: &mut Reader<'_>) -> Self {
         let rest = r.peek_rest();
         // Eight bytes at a time first: a run can fill most of a packet.
-        let (words, _) = rest.as_chunks::<8>();
-        let zero_words = words.iter().take_while(|w| u64::from_ne_bytes(**w) == 0).count();
+        let zero_words = rest
+            .chunks_exact(8)
+            .take_while(|w| <[u8; 8]>::try_from(*w).is_ok_and(|w| u64::from_ne_bytes(w) == 0))
+            .count();
         let extra = zero_words * 8 + rest[zero_words * 8..].iter().take_while(|b| **b == 0).count();
         // `extra` bytes are known to be there.
         let _ = r.skip(extra);
