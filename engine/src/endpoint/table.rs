@@ -1,5 +1,6 @@
 //! The routing table: connection IDs, client-chosen Initial IDs and peer reset tokens to handles.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -35,6 +36,11 @@ pub(super) struct Table {
     by_initial: HashMap<(ConnectionId, SocketAddr), ConnectionHandle>,
     peer_resets: HashMap<SocketAddr, Vec<(ResetToken, ConnectionHandle)>>,
     handshakes: usize,
+    /// The last connection ID found in `by_cid` and its handle: a busy connection's
+    /// datagrams all carry the same ID, so most lookups skip hashing. `by_cid` keeps its
+    /// keyed (SipHash) hasher for the IDs peers choose. Cleared whenever an ID leaves
+    /// `by_cid` (retired, or its connection removed), so a hit is always in `by_cid`.
+    last_cid: Cell<Option<(ConnectionId, ConnectionHandle)>>,
 }
 
 impl Table {
@@ -55,7 +61,14 @@ impl Table {
 
     pub(super) fn get_cid(&self, cid: &[u8]) -> Option<ConnectionHandle> {
         let cid = ConnectionId::new(cid).ok()?;
-        self.by_cid.get(&cid).copied()
+        if let Some((last, h)) = self.last_cid.get() {
+            if last == cid {
+                return Some(h);
+            }
+        }
+        let h = self.by_cid.get(&cid).copied()?;
+        self.last_cid.set(Some((cid, h)));
+        Some(h)
     }
 
     pub(super) fn get_initial(
@@ -86,6 +99,7 @@ impl Table {
             return false;
         }
         self.by_cid.remove(cid);
+        self.last_cid.set(None);
         meta.cids.retain(|c| c != cid);
         true
     }
@@ -181,6 +195,7 @@ impl Table {
     /// Removes `h` and every entry routing to it; false when it was not registered.
     pub(super) fn remove(&mut self, h: ConnectionHandle) -> bool {
         let Some(meta) = self.conns.remove(&h) else { return false };
+        self.last_cid.set(None);
         for cid in &meta.cids {
             self.by_cid.remove(cid);
         }

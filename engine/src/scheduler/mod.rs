@@ -12,7 +12,7 @@ mod close;
 
 pub use close::CloseFlag;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use peregrine_datapath::{Queue, TxBatch, TxBuffer, TxMeta};
@@ -74,7 +74,8 @@ pub struct SchedulerStats {
 #[derive(Debug)]
 pub struct Scheduler {
     ready: VecDeque<u64>,
-    interests: HashMap<u64, u8>,
+    /// By connection key: keys are assigned locally, so the fast unkeyed hasher is safe.
+    interests: rustc_hash::FxHashMap<u64, u8>,
     max_segments: usize,
     max_batch: usize,
     stats: SchedulerStats,
@@ -90,7 +91,7 @@ impl Scheduler {
     pub fn new(max_segments: usize, max_batch: usize) -> Self {
         Self {
             ready: VecDeque::new(),
-            interests: HashMap::new(),
+            interests: rustc_hash::FxHashMap::default(),
             max_segments: max_segments.max(1),
             max_batch: max_batch.max(1),
             stats: SchedulerStats::default(),

@@ -315,6 +315,49 @@ impl Streams {
         r
     }
 
+    /// Takes in-order pieces of `id` into `out` as repeated [`read_chunk`](Self::read_chunk)
+    /// calls of at most `max_chunk` bytes would, while `room` (decreased by what is taken)
+    /// lasts; the stream's bookkeeping (credit release, MAX_STREAM_DATA, freeing) runs once.
+    /// Returns whether the end of the stream was reached; `Ok(false)` when nothing more is
+    /// available now or `room` ran out. Errors as [`read_chunk`](Self::read_chunk), except
+    /// that `Blocked` is `Ok(false)`.
+    pub fn read_chunks(
+        &mut self,
+        id: StreamId,
+        room: &mut usize,
+        max_chunk: usize,
+        out: &mut Vec<Bytes>,
+    ) -> Result<bool, ReadError> {
+        if *room == 0 {
+            return Ok(false);
+        }
+        let recv = self.recv_mut(id)?;
+        let mut result = Ok(false);
+        while *room > 0 {
+            match recv.read_chunk((*room).min(max_chunk)) {
+                Ok(c) => {
+                    *room = room.saturating_sub(c.data.len());
+                    if c.fin {
+                        out.extend((!c.data.is_empty()).then_some(c.data));
+                        result = Ok(true);
+                        break;
+                    }
+                    if c.data.is_empty() {
+                        break;
+                    }
+                    out.push(c.data);
+                }
+                Err(ReadError::Blocked) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.after_read(id);
+        result
+    }
+
     /// Takes the next in-order piece of `id` (at most `max` bytes) without copying.
     pub fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<RecvChunk, ReadError> {
         let recv = self.recv_mut(id)?;

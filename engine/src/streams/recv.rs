@@ -1,6 +1,6 @@
 //! The receiving part of a stream (RFC 9000 §3.2): reassembly, final size, in-order reads, STOP_SENDING.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -55,6 +55,15 @@ pub struct RecvChunk {
     pub fin: bool,
 }
 
+fn changed_data() -> Error {
+    //= https://www.rfc-editor.org/rfc/rfc9000#section-2.2
+    //# The data at a given offset MUST NOT change if it is sent
+    //# multiple times; an endpoint MAY treat receipt of different data at
+    //# the same offset within a stream as a connection error of type
+    //# PROTOCOL_VIOLATION.
+    Error::protocol_violation("stream data changed on retransmission")
+}
+
 fn final_size_error(reason: &'static str) -> Error {
     Error::new(TransportErrorCode::FINAL_SIZE_ERROR, reason)
 }
@@ -81,7 +90,13 @@ pub struct RecvStream {
     /// Highest offset received: the stream's flow-control credit used.
     highest: u64,
     final_size: Option<u64>,
-    /// Disjoint pieces at or above `read_offset`, by offset.
+    /// In-order pieces: contiguous bytes from `read_offset` to `ready_end`, oldest first.
+    /// In-order data (the common case) goes here without touching `segments`.
+    ready: VecDeque<Bytes>,
+    /// End of the contiguous bytes in `ready` (equals `read_offset` when it is empty).
+    ready_end: u64,
+    /// Disjoint out-of-order pieces, by offset, each starting beyond `ready_end` (a piece
+    /// that becomes contiguous moves to `ready`).
     segments: BTreeMap<u64, Bytes>,
     buffered: u64,
     flow: RecvFlow,
@@ -100,6 +115,8 @@ impl RecvStream {
             read_offset: 0,
             highest: 0,
             final_size: None,
+            ready: VecDeque::new(),
+            ready_end: 0,
             segments: BTreeMap::new(),
             buffered: 0,
             flow: RecvFlow::new(window, max_window),
@@ -156,10 +173,7 @@ impl RecvStream {
         match self.state {
             RecvState::ResetRecvd => true,
             RecvState::DataRead | RecvState::ResetRead => false,
-            _ => {
-                self.segments.first_key_value().is_some_and(|(&o, _)| o == self.read_offset)
-                    || self.final_size == Some(self.read_offset)
-            }
+            _ => !self.ready.is_empty() || self.final_size == Some(self.read_offset),
         }
     }
 
@@ -172,6 +186,7 @@ impl RecvStream {
         if offset > self.read_offset {
             let n = offset - self.read_offset;
             self.read_offset = offset;
+            self.ready_end = self.ready_end.max(offset);
             self.flow.on_consumed(n);
             self.unreleased += n;
         }
@@ -248,6 +263,75 @@ impl RecvStream {
     fn insert(&mut self, offset: u64, data: Bytes) -> Result<(), Error> {
         let end = offset + data.len() as u64;
         let mut pos = offset.max(self.read_offset);
+        if pos >= end {
+            // Everything here was already read.
+            return Ok(());
+        }
+        if pos < self.ready_end {
+            // Overlaps in-order data still held: the bytes must be the same.
+            let stop = self.ready_end.min(end);
+            self.compare_ready(pos, &data[(pos - offset) as usize..(stop - offset) as usize])?;
+            pos = stop;
+        }
+        if pos >= end {
+            return Ok(());
+        }
+        if pos == self.ready_end && self.segments.first_key_value().is_none_or(|(&s, _)| s >= end) {
+            // In order, and nothing buffered beyond overlaps it: no map work.
+            self.push_ready(pos, data.slice((pos - offset) as usize..));
+        } else {
+            self.insert_segments(pos, offset, &data)?;
+        }
+        // Out-of-order pieces that are now contiguous become ready.
+        while let Some(entry) = self.segments.first_entry() {
+            if *entry.key() != self.ready_end {
+                break;
+            }
+            self.ready_end += entry.get().len() as u64;
+            self.ready.push_back(entry.remove());
+        }
+        Ok(())
+    }
+
+    /// Appends an in-order piece starting at `pos == ready_end`.
+    fn push_ready(&mut self, pos: u64, mut piece: Bytes) {
+        if pos > self.read_offset && piece.len() < SMALL_SEGMENT {
+            piece = Bytes::copy_from_slice(&piece);
+        }
+        self.buffered += piece.len() as u64;
+        self.ready_end += piece.len() as u64;
+        self.ready.push_back(piece);
+    }
+
+    /// Compares `theirs` (at stream offset `pos`, inside `read_offset..ready_end`) with the
+    /// in-order bytes held there.
+    fn compare_ready(&self, pos: u64, theirs: &[u8]) -> Result<(), Error> {
+        let mut at = self.read_offset;
+        let mut theirs = theirs;
+        let mut pos = pos;
+        for seg in &self.ready {
+            if theirs.is_empty() {
+                break;
+            }
+            let seg_end = at + seg.len() as u64;
+            if seg_end > pos {
+                let n = ((seg_end - pos) as usize).min(theirs.len());
+                let ours = &seg[(pos - at) as usize..(pos - at) as usize + n];
+                if ours != &theirs[..n] {
+                    return Err(changed_data());
+                }
+                theirs = &theirs[n..];
+                pos += n as u64;
+            }
+            at = seg_end;
+        }
+        Ok(())
+    }
+
+    /// Adds the parts of `data` (at `offset`) from `pos` (at or beyond `ready_end`) on that
+    /// the out-of-order map does not hold yet, comparing overlaps.
+    fn insert_segments(&mut self, mut pos: u64, offset: u64, data: &Bytes) -> Result<(), Error> {
+        let end = offset + data.len() as u64;
         while pos < end {
             if let Some((&s, seg)) = self.segments.range(..=pos).next_back() {
                 let seg_end = s + seg.len() as u64;
@@ -256,15 +340,8 @@ impl RecvStream {
                     let stop = seg_end.min(end);
                     let ours = &seg[(pos - s) as usize..(stop - s) as usize];
                     let theirs = &data[(pos - offset) as usize..(stop - offset) as usize];
-                    //= https://www.rfc-editor.org/rfc/rfc9000#section-2.2
-                    //# The data at a given offset MUST NOT change if it is sent
-                    //# multiple times; an endpoint MAY treat receipt of different data at
-                    //# the same offset within a stream as a connection error of type
-                    //# PROTOCOL_VIOLATION.
                     if ours != theirs {
-                        return Err(Error::protocol_violation(
-                            "stream data changed on retransmission",
-                        ));
+                        return Err(changed_data());
                     }
                     pos = stop;
                     continue;
@@ -306,8 +383,7 @@ impl RecvStream {
         self.highest = final_size;
         self.flow.on_received(final_size)?;
         self.final_size = Some(final_size);
-        self.segments.clear();
-        self.buffered = 0;
+        self.clear_buffers();
         //= https://www.rfc-editor.org/rfc/rfc9000#section-4.5
         //# The receiver MUST use the final size of the stream to
         //# account for all bytes sent on the stream in its connection-level flow
@@ -326,20 +402,14 @@ impl RecvStream {
         self.check_readable()?;
         let mut n = 0;
         while n < buf.len() {
-            let Some(mut entry) = self.segments.first_entry() else { break };
-            if *entry.key() != self.read_offset {
-                break;
-            }
-            let seg = entry.get_mut();
+            let Some(seg) = self.ready.front_mut() else { break };
             let take = seg.len().min(buf.len() - n);
             buf[n..n + take].copy_from_slice(&seg[..take]);
             n += take;
             if take == seg.len() {
-                entry.remove();
+                self.ready.pop_front();
             } else {
-                let rest = seg.split_off(take);
-                entry.remove();
-                self.segments.insert(self.read_offset + take as u64, rest);
+                bytes::Buf::advance(seg, take);
             }
             self.buffered -= take as u64;
             self.release_to(self.read_offset + take as u64);
@@ -352,20 +422,24 @@ impl RecvStream {
         self.check_readable()?;
         let offset = self.read_offset;
         let mut data = Bytes::new();
-        if let Some(mut entry) = self.segments.first_entry().filter(|e| *e.key() == offset) {
-            let seg = entry.get_mut();
-            if seg.len() <= max {
-                data = entry.remove();
+        if let Some(seg) = self.ready.front_mut() {
+            data = if seg.len() <= max {
+                self.ready.pop_front().unwrap_or_default()
             } else {
-                let rest = seg.split_off(max);
-                data = entry.remove();
-                self.segments.insert(offset + max as u64, rest);
-            }
+                seg.split_to(max)
+            };
             self.buffered -= data.len() as u64;
             self.release_to(offset + data.len() as u64);
         }
         let (_, fin) = self.finish_read(data.len())?;
         Ok(RecvChunk { offset, data, fin })
+    }
+
+    /// Drops every buffered byte (reset or stop); the caller releases the credit.
+    fn clear_buffers(&mut self) {
+        self.ready.clear();
+        self.segments.clear();
+        self.buffered = 0;
     }
 
     fn check_readable(&mut self) -> Result<(), ReadError> {
@@ -404,8 +478,7 @@ impl RecvStream {
         }
         self.stopped = true;
         self.stop = Some(code);
-        self.segments.clear();
-        self.buffered = 0;
+        self.clear_buffers();
         self.release_to(self.highest.max(self.final_size.unwrap_or(0)));
         self.flow.cancel_update();
         //= https://www.rfc-editor.org/rfc/rfc9000#section-3.5

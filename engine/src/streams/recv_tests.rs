@@ -219,3 +219,109 @@ proptest! {
         prop_assert_eq!(r.take_released(), len as u64);
     }
 }
+
+/// One step against the byte-level model: a frame (start, length, byte to corrupt), a copying
+/// read or a chunk read of at most n bytes.
+#[derive(Clone, Debug)]
+enum Step {
+    Data(usize, usize, Option<usize>),
+    Read(usize),
+    Chunk(usize),
+}
+
+fn steps() -> impl Strategy<Value = (Vec<u8>, Vec<Step>)> {
+    (1usize..300).prop_flat_map(|len| {
+        let step = prop_oneof![
+            6 => (0..len, 1usize..80, proptest::option::weighted(0.05, 0usize..80))
+                .prop_map(|(s, n, c)| Step::Data(s, n, c)),
+            2 => (1usize..100).prop_map(Step::Read),
+            2 => (1usize..100).prop_map(Step::Chunk),
+        ];
+        (proptest::collection::vec(any::<u8>(), len), proptest::collection::vec(step, 1..80))
+    })
+}
+
+proptest! {
+    /// The in-order queue plus out-of-order map behave exactly like a byte-by-byte model of
+    /// reassembly: same bytes read, same readability and buffering, and a changed
+    /// retransmission of bytes still held (in order or not) is a PROTOCOL_VIOLATION exactly
+    /// when the model holds a different byte.
+    #[test]
+    fn reassembly_matches_byte_model((data, steps) in steps()) {
+        let len = data.len();
+        let mut r = RecvStream::new(len as u64, len as u64);
+        let mut held: Vec<Option<u8>> = vec![None; len];
+        let mut read_offset = 0usize;
+        let mut fin_known = false;
+        for step in steps {
+            match step {
+                Step::Data(start, n, corrupt) => {
+                    let end = (start + n).min(len);
+                    let mut frame = data[start..end].to_vec();
+                    if let Some(c) = corrupt.filter(|&c| c < frame.len()) {
+                        frame[c] ^= 0x5a;
+                    }
+                    let fin = end == len;
+                    // Once all data is here ("Data Recvd") frames are no longer compared.
+                    let all_here = fin_known && held[read_offset..].iter().all(|b| b.is_some());
+                    let conflict = !all_here && (start.max(read_offset)..end)
+                        .any(|i| held[i].is_some_and(|v| v != frame[i - start]));
+                    let res = r.on_data(start as u64, Bytes::from(frame.clone()), fin);
+                    if conflict {
+                        prop_assert_eq!(res.map_err(code), Err(TransportErrorCode::PROTOCOL_VIOLATION));
+                        return Ok(());
+                    }
+                    prop_assert!(res.is_ok(), "{res:?}");
+                    for i in start.max(read_offset)..end {
+                        held[i].get_or_insert(frame[i - start]);
+                    }
+                    fin_known |= fin;
+                }
+                Step::Read(n) => {
+                    let avail = held[read_offset..].iter().take_while(|b| b.is_some()).count();
+                    let k = avail.min(n);
+                    let mut buf = vec![0u8; n];
+                    let res = r.read(&mut buf);
+                    let fin = fin_known && read_offset + k == len;
+                    if k == 0 && !fin {
+                        prop_assert_eq!(res, Err(ReadError::Blocked));
+                    } else {
+                        prop_assert_eq!(res, Ok((k, fin)));
+                        let want: Vec<u8> =
+                            held[read_offset..read_offset + k].iter().map(|b| b.unwrap()).collect();
+                        prop_assert_eq!(&buf[..k], &want[..]);
+                        read_offset += k;
+                    }
+                }
+                Step::Chunk(n) => {
+                    let avail = held[read_offset..].iter().take_while(|b| b.is_some()).count();
+                    match r.read_chunk(n) {
+                        Ok(c) => {
+                            let k = c.data.len();
+                            prop_assert_eq!(c.offset as usize, read_offset);
+                            prop_assert!(k <= n.min(avail));
+                            prop_assert!(k > 0 || avail == 0);
+                            let want: Vec<u8> =
+                                held[read_offset..read_offset + k].iter().map(|b| b.unwrap()).collect();
+                            prop_assert_eq!(&c.data[..], &want[..]);
+                            read_offset += k;
+                            prop_assert_eq!(c.fin, fin_known && read_offset == len);
+                        }
+                        Err(e) => {
+                            prop_assert_eq!(e, ReadError::Blocked);
+                            prop_assert!(avail == 0 && !(fin_known && read_offset == len));
+                        }
+                    }
+                }
+            }
+            let buffered = held[read_offset..].iter().filter(|b| b.is_some()).count();
+            prop_assert_eq!(r.buffered(), buffered as u64);
+            let readable = held.get(read_offset).is_some_and(|b| b.is_some())
+                || (fin_known && read_offset == len && r.state() != RecvState::DataRead);
+            prop_assert_eq!(r.is_readable(), readable);
+            if r.state() == RecvState::DataRead {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -54,6 +54,8 @@ pub(crate) struct ConnState {
     pub confirmed: bool,
     /// The connection's qlog file, when the worker writes qlog.
     pub qlog: Option<super::qlog::QlogFile>,
+    /// Scratch list for [`Self::pull`], kept to save an allocation per pull.
+    chunks: Vec<Bytes>,
 }
 
 impl ConnState {
@@ -73,6 +75,7 @@ impl ConnState {
             connected: false,
             confirmed: false,
             qlog: None,
+            chunks: Vec::new(),
         }
     }
 
@@ -110,41 +113,18 @@ impl ConnState {
         let s = self.stream(id);
         let have = s.mail.with(|m| m.buffered);
         let mut room = STREAM_RECV_BUFFER.saturating_sub(have);
-        let mut chunks = Vec::new();
-        let (mut fin, mut reset, mut closed, mut paused) = (false, None, false, false);
-        loop {
-            if room == 0 {
-                paused = true;
-                break;
-            }
-            match self.conn.streams().read_chunk(id, room.min(READ_CHUNK)) {
-                Ok(c) => {
-                    room = room.saturating_sub(c.data.len());
-                    let empty = c.data.is_empty();
-                    if !empty {
-                        chunks.push(c.data);
-                    }
-                    if c.fin {
-                        fin = true;
-                        break;
-                    }
-                    if empty {
-                        break;
-                    }
-                }
-                Err(crate::streams::ReadError::Blocked) => break,
-                Err(crate::streams::ReadError::Reset(code)) => {
-                    reset = Some(code);
-                    break;
-                }
-                Err(crate::streams::ReadError::Closed) => {
-                    closed = true;
-                    break;
-                }
-            }
+        let mut chunks = std::mem::take(&mut self.chunks);
+        let (mut fin, mut reset, mut closed) = (false, None, false);
+        match self.conn.streams().read_chunks(id, &mut room, READ_CHUNK, &mut chunks) {
+            Ok(f) => fin = f,
+            Err(crate::streams::ReadError::Blocked) => {}
+            Err(crate::streams::ReadError::Reset(code)) => reset = Some(code),
+            Err(crate::streams::ReadError::Closed) => closed = true,
         }
+        // Paused: out of room with the end of the stream not reached.
+        let paused = room == 0 && !fin;
         s.mail.update(|m| {
-            for c in chunks {
+            for c in chunks.drain(..) {
                 m.buffered += c.len();
                 m.chunks.push_back(c);
             }
@@ -157,6 +137,7 @@ impl ConnState {
             }
             m.paused = paused;
         });
+        self.chunks = chunks;
     }
 
     /// Tries a write now, or queues it behind earlier blocked writes of the stream.
@@ -449,9 +430,10 @@ fn cancel_reason(e: &ConnError) -> CancelReason {
     }
 }
 
-/// The worker's connections by key.
+/// The worker's connections by key. Keys are assigned locally (a counter), never by a peer,
+/// so the fast unkeyed hasher is safe here.
 #[derive(Default)]
-pub(crate) struct Conns(HashMap<u64, ConnState>);
+pub(crate) struct Conns(rustc_hash::FxHashMap<u64, ConnState>);
 
 impl Conns {
     pub(crate) fn get_mut(&mut self, key: u64) -> Option<&mut ConnState> {

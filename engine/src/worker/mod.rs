@@ -25,13 +25,14 @@ mod qlog;
 mod rx;
 mod timers;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peregrine_datapath::{Queue, QueueStats, RxBatch, TxBatch};
 use rand::RngCore;
+use rustc_hash::FxHashMap;
 
 use crate::api::shared::{ConnShared, Counters};
 use crate::api::sync::Mailbox;
@@ -159,7 +160,9 @@ pub(crate) struct Worker<Q: Queue> {
     reset_key: ResetKey,
     cid_format: CidFormat,
     conns: Conns,
-    by_handle: HashMap<ConnectionHandle, u64>,
+    /// Router handles to connection keys. Both are assigned locally (never by a peer), so
+    /// the fast unkeyed hasher is safe here.
+    by_handle: FxHashMap<ConnectionHandle, u64>,
     scheduler: Scheduler,
     timers: TimerHeap,
     /// Connections touched this iteration (events to hand out, timers to refresh).
@@ -268,7 +271,7 @@ impl<Q: Queue> Worker<Q> {
             reset_key,
             cid_format,
             conns: Conns::default(),
-            by_handle: HashMap::new(),
+            by_handle: FxHashMap::default(),
             scheduler: Scheduler::new(cfg.max_gso_segments, cfg.max_batch),
             timers: TimerHeap::default(),
             dirty: Vec::new(),

@@ -56,6 +56,52 @@ fn known_cids_route_and_retired_stop() {
     assert_eq!(r.local_cids(a.handle), &[second]);
 }
 
+/// The last-routed-ID cache never outlives the route: retiring the ID just routed, or
+/// removing its connection, stops routing at once (and a new connection using a fresh ID
+/// is not confused with the old one).
+#[test]
+fn last_routed_cid_is_forgotten_on_retire_and_remove() {
+    let now = t0();
+    let mut r = server(now, RetryPolicy::Never);
+    let a = accepted(&mut r, now, &cid(&[1; 8]), &cid(&[0xc1; 4]));
+    let short = short_packet(&a.local_cid, 60);
+    for _ in 0..2 {
+        assert_eq!(
+            r.handle(now, client_addr(), None, Ecn::NotEct, &short),
+            DatagramEvent::Known(a.handle)
+        );
+    }
+    assert!(r.retire_cid(a.handle, &a.local_cid));
+    assert!(!matches!(
+        r.handle(now, client_addr(), None, Ecn::NotEct, &short),
+        DatagramEvent::Known(_)
+    ));
+
+    let b = accepted(&mut r, now, &cid(&[2; 8]), &cid(&[0xc2; 4]));
+    let short_b = short_packet(&b.local_cid, 60);
+    assert_eq!(
+        r.handle(now, client_addr(), None, Ecn::NotEct, &short_b),
+        DatagramEvent::Known(b.handle)
+    );
+    assert!(r.remove_connection(b.handle));
+    assert!(!matches!(
+        r.handle(now, client_addr(), None, Ecn::NotEct, &short_b),
+        DatagramEvent::Known(_)
+    ));
+    // Two connections alternating: each datagram still goes to its own.
+    let c = accepted(&mut r, now, &cid(&[3; 8]), &cid(&[0xc3; 4]));
+    let d = accepted(&mut r, now, &cid(&[4; 8]), &cid(&[0xc4; 4]));
+    for _ in 0..3 {
+        for x in [&c, &d] {
+            let p = short_packet(&x.local_cid, 60);
+            assert_eq!(
+                r.handle(now, client_addr(), None, Ecn::NotEct, &p),
+                DatagramEvent::Known(x.handle)
+            );
+        }
+    }
+}
+
 #[test]
 fn client_chosen_dcid_routes_initial_and_zero_rtt_until_handshake_done() {
     let now = t0();

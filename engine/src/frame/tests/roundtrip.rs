@@ -177,3 +177,18 @@ proptest! {
         let _ = fuzz_round_trip(&payload);
     }
 }
+
+/// A PADDING run of every length around the eight-byte scanning step, alone and followed by
+/// a PING, decodes as one run of exactly its length.
+#[test]
+fn padding_runs_of_every_length_around_the_word_step() {
+    for len in 1..=40 {
+        let alone = vec![0u8; len];
+        let frames: Vec<Frame<'_>> = Frames::new(&alone).collect::<Result<_, _>>().unwrap();
+        assert_eq!(frames, [Frame::Padding(Padding { len })], "len {len}");
+        let mut then_ping = vec![0u8; len];
+        then_ping.push(0x01);
+        let frames: Vec<Frame<'_>> = Frames::new(&then_ping).collect::<Result<_, _>>().unwrap();
+        assert_eq!(frames, [Frame::Padding(Padding { len }), Frame::Ping(Ping)], "len {len}");
+    }
+}

@@ -214,3 +214,32 @@ fn lossy_transfer_delivers_everything() {
     p.settle();
     assert!(p.client.is_empty() && p.server.is_empty());
 }
+
+/// `read_chunks` takes what repeated `read_chunk` calls would: pieces of at most the chunk
+/// size, no more than the room, the end of the stream once, then the stream is freed.
+#[test]
+fn read_chunks_takes_in_order_pieces_within_room() {
+    let mut p = Pair::new(StreamsConfig::default(), StreamsConfig::default());
+    let id = p.client.open(Dir::Uni).unwrap();
+    let data: Vec<u8> = (0..9000u32).map(|i| (i * 13 + i / 251) as u8).collect();
+    for piece in data.chunks(3000) {
+        p.client.write(id, Bytes::copy_from_slice(piece), false).unwrap();
+    }
+    p.client.write(id, Bytes::new(), true).unwrap();
+    p.settle();
+    let mut out = Vec::new();
+    let mut room = 0;
+    assert_eq!(p.server.read_chunks(id, &mut room, 1000, &mut out), Ok(false));
+    assert!(out.is_empty(), "no room: nothing taken");
+    room = 2500;
+    assert_eq!(p.server.read_chunks(id, &mut room, 1000, &mut out), Ok(false));
+    assert_eq!(room, 0);
+    assert_eq!(out.iter().map(Bytes::len).sum::<usize>(), 2500);
+    assert!(out.iter().all(|c| !c.is_empty() && c.len() <= 1000));
+    room = 1 << 20;
+    assert_eq!(p.server.read_chunks(id, &mut room, 1000, &mut out), Ok(true));
+    assert_eq!(room, (1 << 20) - 6500);
+    assert_eq!(out.concat(), data);
+    assert!(p.server.is_empty(), "fully read uni stream is freed");
+    assert_eq!(p.server.read_chunks(id, &mut room, 1000, &mut out), Err(ReadError::Closed));
+}
