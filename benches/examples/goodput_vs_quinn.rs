@@ -42,7 +42,8 @@ fn any() -> SocketAddr {
 
 /// Peregrine → Peregrine: seconds to move `total` bytes. For A/B runs, the environment may
 /// override the workers' most datagrams per GSO train (`PEREGRINE_GSO_SEGMENTS`), the
-/// per-stream send buffer in bytes (`PEREGRINE_SEND_BUFFER`) and pinning (`PEREGRINE_PIN=0`).
+/// per-stream send buffer in bytes (`PEREGRINE_SEND_BUFFER`), the receive batch
+/// (`PEREGRINE_RX_BATCH`) and pinning (`PEREGRINE_PIN=0`).
 fn peregrine(total: usize, chunk: &Bytes) -> f64 {
     let gso: Option<usize> =
         std::env::var("PEREGRINE_GSO_SEGMENTS").ok().and_then(|v| v.parse().ok());
@@ -77,6 +78,10 @@ fn peregrine(total: usize, chunk: &Bytes) -> f64 {
     {
         se.worker.cores = vec![Some(0)];
         ce.worker.cores = vec![Some(1)];
+    }
+    if let Some(n) = env("PEREGRINE_RX_BATCH") {
+        se.worker.rx_batch = n as usize;
+        ce.worker.rx_batch = n as usize;
     }
     if let Some(n) = gso {
         se.worker.max_gso_segments = n;
@@ -131,6 +136,22 @@ fn peregrine(total: usize, chunk: &Bytes) -> f64 {
          srtt {:?}",
         st.datagrams_sent, st.packets_lost, st.congestion_events, st.pmtu, st.cwnd, st.smoothed_rtt
     );
+    for (side, ep) in [("server", &server), ("client", &client)] {
+        for w in ep.stats().workers {
+            let q = &w.queue;
+            println!(
+                "  {side} worker {}: {} iterations, rx {} datagrams in {} calls, tx {} datagrams \
+                 in {} calls ({} buffers)",
+                w.index,
+                w.iterations,
+                q.rx_datagrams,
+                q.rx_calls,
+                q.tx_datagrams,
+                q.tx_calls,
+                w.scheduler.transmits
+            );
+        }
+    }
     conn.close(0u32.into(), b"");
     conn.wait_drained(Duration::from_secs(2));
     secs

@@ -10,10 +10,9 @@
 // A test driver: it reads the wall clock for its bounds.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,28 +20,15 @@ use peregrine_benches::quinn_perf::client::{self, ClientConfig, Mode, RawAnswer,
 use peregrine_benches::quinn_perf::server::{Outcome, PerfServer, ServerStats};
 use peregrine_benches::quinn_perf::tls::{ClientTrust, ServerCert};
 
-const BIN: &str = env!("CARGO_BIN_EXE_peregrine");
+mod support;
+
+use support::{temp_dir, ServerProc, BIN};
+
 /// Bound on any one process or client run.
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("peregrine-perfq-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run_bounded(mut cmd: Command) -> std::process::Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + LIMIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("command did not finish within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+fn run_bounded(cmd: Command) -> std::process::Output {
+    support::run_bounded(cmd, LIMIT)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -220,47 +206,13 @@ fn peregrine_perf_fails_with_one_line_when_quinn_answers_short() {
 // ---------------------------------------------------------------------------------------
 // quinn perf client → `peregrine server`
 
-/// A running `peregrine server`; killed on drop.
-struct ServerProc {
-    child: Child,
-    addr: SocketAddr,
-    ca: PathBuf,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn peregrine_server(tag: &str) -> ServerProc {
-    let dir = temp_dir(tag);
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
-    std::fs::create_dir_all(dir.join("www")).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--cert"])
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .arg("--root")
-        .arg(dir.join("www"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(10)).expect("server printed its address");
-    let addr = line.trim().strip_prefix("listening on ").expect("listening line").parse().unwrap();
-    ServerProc { child, addr, ca: dir.join("cert.pem") }
+    support::start_server(tag, &[], &[]).unwrap_or_else(|e| panic!("server refused: {e}"))
+}
+
+/// The server's address as a socket address.
+fn addr(server: &ServerProc) -> SocketAddr {
+    server.addr.parse().unwrap()
 }
 
 /// Runs the quinn client against `server` in a thread, bounded by [`LIMIT`].
@@ -272,7 +224,7 @@ fn quinn_client(
     streams: u32,
 ) -> Summary {
     let cfg = ClientConfig {
-        server: server.addr,
+        server: addr(server),
         server_name: "localhost".into(),
         trust,
         mode,
@@ -304,7 +256,7 @@ fn quinn_client_sizes_against_peregrine_server() {
         (256 << 10, 1 << 20, 8, 2),
     ];
     for (up, down, streams, conns) in cases {
-        let trust = ClientTrust::CaFile(server.ca.clone());
+        let trust = ClientTrust::CaFile(server.cert());
         let s = quinn_client(
             &server,
             trust,
@@ -330,7 +282,7 @@ fn quinn_client_duration_rps_and_handshakes_against_peregrine_server() {
     assert!(s.per_stream.iter().all(|r| r.down > 0 && !r.complete), "{:?}", s.per_stream);
     assert_eq!(s.bytes_downloaded, s.per_stream.iter().map(|r| r.down).sum::<u64>());
 
-    let trust = ClientTrust::CaFile(server.ca.clone());
+    let trust = ClientTrust::CaFile(server.cert());
     let rps = Mode::Rps { request: 300, response: 5000 };
     let s = quinn_client(&server, trust.clone(), rps, 1, 4);
     assert!(s.requests > 0);
@@ -348,9 +300,9 @@ fn quinn_client_duration_rps_and_handshakes_against_peregrine_server() {
 fn peregrine_server_resets_a_request_without_its_size() {
     let server = peregrine_server("qbad");
     let cfg = ClientConfig {
-        server: server.addr,
+        server: addr(&server),
         server_name: "localhost".into(),
-        trust: ClientTrust::CaFile(server.ca.clone()),
+        trust: ClientTrust::CaFile(server.cert()),
         mode: Mode::Sizes { upload: 0, download: 0 },
         duration: Duration::from_secs(1),
         connections: 1,

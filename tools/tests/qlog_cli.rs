@@ -4,32 +4,11 @@
 // A command, not the sans-IO core: it reads the wall clock for its deadline.
 #![allow(clippy::disallowed_methods)]
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_peregrine");
+mod support;
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("peregrine-qlogcli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-/// Runs `peregrine` with `args`, killed after `limit`.
-fn run_bounded(args: &[&str], limit: Duration) -> std::process::Output {
-    let mut child =
-        Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
+use support::{peregrine as run_bounded, temp_dir};
 
 #[test]
 fn perf_writes_a_qlog_trace_per_side_that_parses() {

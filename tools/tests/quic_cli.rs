@@ -4,74 +4,20 @@
 // A command, not the sans-IO core: it reads the wall clock for deadlines and rates.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_peregrine");
+mod support;
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("peregrine-quic-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed ^ (i >> 9) as u8)).collect()
-}
-
-/// A running `peregrine server` with its address; killed on drop.
-struct ServerProc {
-    child: Child,
-    addr: String,
-    dir: PathBuf,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{one_error_line, pattern, run_bounded, temp_dir, ServerProc, BIN};
 
 fn start_server(tag: &str, files: &[(&str, Vec<u8>)]) -> ServerProc {
-    let dir = temp_dir(tag);
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
-    let root = dir.join("www");
-    std::fs::create_dir_all(&root).unwrap();
-    for (name, data) in files {
-        std::fs::write(root.join(name), data).unwrap();
-    }
-    let mut child = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--cert"])
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .arg("--root")
-        .arg(&root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(10)).expect("server printed its address");
-    let addr = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
-    ServerProc { child, addr, dir }
+    support::start_server(tag, files, &[]).unwrap_or_else(|e| panic!("server refused: {e}"))
 }
 
 fn client(server: &ServerProc, paths: &[&str], out: &Path) -> std::process::Output {
-    let port = server.addr.rsplit(':').next().unwrap();
+    let port = server.port();
     let mut cmd = Command::new(BIN);
     cmd.arg("client");
     for p in paths {
@@ -79,28 +25,6 @@ fn client(server: &ServerProc, paths: &[&str], out: &Path) -> std::process::Outp
     }
     cmd.arg("--output").arg(out).arg("--ca").arg(server.dir.join("cert.pem"));
     run_bounded(cmd, Duration::from_secs(30))
-}
-
-fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("command did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn one_error_line(out: &std::process::Output) -> String {
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "stderr: {err}");
-    assert!(lines[0].starts_with("peregrine: "), "{err}");
-    err
 }
 
 #[test]

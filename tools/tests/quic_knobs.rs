@@ -6,46 +6,21 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_peregrine");
+mod support;
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("peregrine-knobs-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("command did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
+use support::{pattern, run_bounded, start_server, temp_dir, BIN};
 
 fn peregrine(args: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args);
-    run_bounded(cmd, Duration::from_secs(30))
+    support::peregrine(args, Duration::from_secs(30))
 }
 
+/// `peregrine ARGS` must fail with one line; that line.
 fn one_error_line(args: &[&str]) -> String {
-    let out = peregrine(args);
-    assert!(!out.status.success(), "{args:?} must fail");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
-    assert!(err.starts_with("peregrine: ") && !err.contains("panicked"), "{args:?}: {err}");
-    err
+    support::one_error_line(&peregrine(args))
 }
 
 /// Runs `perf --json` with `args`; the JSON object and stderr.
@@ -167,77 +142,6 @@ fn perf_knobs_are_in_effect_and_bytes_move() {
     assert_eq!(d["bytes_downloaded"].as_u64(), Some(2 << 20));
 }
 
-struct ServerProc {
-    child: Child,
-    addr: String,
-    metrics: Option<String>,
-    dir: PathBuf,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed ^ (i >> 10) as u8)).collect()
-}
-
-/// Starts a server with `extra` flags; `None` with the one-line error when it refuses.
-fn start_server(
-    tag: &str,
-    files: &[(&str, Vec<u8>)],
-    extra: &[&str],
-) -> Result<ServerProc, String> {
-    let dir = temp_dir(tag);
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
-    let root = dir.join("www");
-    std::fs::create_dir_all(&root).unwrap();
-    for (name, data) in files {
-        std::fs::write(root.join(name), data).unwrap();
-    }
-    let mut child = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--cert"])
-        .arg(dir.join("cert.pem"))
-        .arg("--key")
-        .arg(dir.join("key.pem"))
-        .arg("--root")
-        .arg(&root)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) else {
-        let _ = child.wait();
-        let mut err = String::new();
-        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-        return Err(err);
-    };
-    let addr = line.strip_prefix("listening on ").expect("listening line").to_owned();
-    let metrics = if extra.contains(&"--metrics") {
-        let l = rx.recv_timeout(Duration::from_secs(5)).expect("metrics line");
-        Some(l.split("http://").nth(1).unwrap().trim_end_matches("/metrics").to_owned())
-    } else {
-        None
-    };
-    Ok(ServerProc { child, addr, metrics, dir })
-}
-
 fn scrape(addr: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -283,7 +187,7 @@ fn server_and_client_over_uring_byte_exact() {
         Err(e) => panic!("server failed: {e}"),
     };
     let out_dir = server.dir.join("out");
-    let port = server.addr.rsplit(':').next().unwrap();
+    let port = server.port();
     let keys = server.dir.join("client-keys.log");
     let mut cmd = Command::new(BIN);
     cmd.args(["client", "--datapath", "uring", "--keylog"])

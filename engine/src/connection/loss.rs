@@ -74,6 +74,8 @@ impl Connection {
             self.ack_scratch = out;
             return Err(e);
         }
+        // The window may have moved: streams may buffer twice of it (send-buffer auto-tuning).
+        self.streams.set_send_buffer_floor(self.cc.window().saturating_mul(2));
         if space == SpaceId::Data {
             if let Some(k) = self.one_rtt.as_mut() {
                 k.on_packet_acked(ack.largest());

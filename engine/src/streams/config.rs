@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_CONCURRENT_BIDI: u64 = 100;
 pub const DEFAULT_MAX_CONCURRENT_UNI: u64 = 100;
 /// Default per-stream send buffer: 1 MiB of unacknowledged data.
 pub const DEFAULT_SEND_BUFFER: u64 = 1 << 20;
+/// Most a stream's send buffer grows to by auto-tuning (twice the congestion window); a
+/// larger configured [`StreamsConfig::with_send_buffer`] still applies.
+pub const MAX_AUTO_SEND_BUFFER: u64 = 64 << 20;
 
 /// A configuration value outside its allowed range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -103,8 +106,9 @@ impl StreamsConfig {
     }
 
     /// Unacknowledged bytes a stream buffers before writes return `Blocked`, in bytes.
-    /// Default 1 MiB. A single larger write is still accepted into an empty buffer. Should
-    /// cover a bandwidth-delay product for one stream to reach full speed.
+    /// Default 1 MiB. A single larger write is still accepted into an empty buffer. This is
+    /// the floor: the connection raises it to twice its congestion window (up to
+    /// [`MAX_AUTO_SEND_BUFFER`]) so one stream can fill the path.
     pub fn with_send_buffer(mut self, bytes: u64) -> Result<Self, ConfigError> {
         if bytes == 0 {
             return Err(ConfigError("send buffer of zero bytes"));

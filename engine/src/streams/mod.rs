@@ -34,6 +34,7 @@ pub use config::{
     ConfigError, PeerLimits, StreamsConfig, DEFAULT_MAX_CONCURRENT_BIDI,
     DEFAULT_MAX_CONCURRENT_UNI, DEFAULT_MAX_RECEIVE_WINDOW, DEFAULT_MAX_STREAM_RECEIVE_WINDOW,
     DEFAULT_RECEIVE_WINDOW, DEFAULT_SEND_BUFFER, DEFAULT_STREAM_RECEIVE_WINDOW,
+    MAX_AUTO_SEND_BUFFER,
 };
 pub use events::{ControlFrame, StreamEvent, StreamFrame};
 pub use flow::{RecvFlow, SendFlow};
@@ -100,6 +101,9 @@ pub struct Streams {
     events: VecDeque<StreamEvent>,
     next_write: u64,
     closed: Option<CancelReason>,
+    /// Every sending part's buffer limit: the configured send buffer, raised to follow the
+    /// congestion window (see [`Self::set_send_buffer_floor`]).
+    send_buffer: u64,
 }
 
 impl Streams {
@@ -108,6 +112,7 @@ impl Streams {
     pub fn new(role: Role, config: StreamsConfig) -> Self {
         let max_remote =
             [config.max_concurrent_streams(Dir::Bi), config.max_concurrent_streams(Dir::Uni)];
+        let send_buffer = config.send_buffer();
         Self {
             role,
             conn_recv: RecvFlow::new(config.receive_window(), config.max_receive_window()),
@@ -129,6 +134,7 @@ impl Streams {
             events: VecDeque::new(),
             next_write: 0,
             closed: None,
+            send_buffer,
         }
     }
 
@@ -220,7 +226,7 @@ impl Streams {
     fn new_entry(&self, id: StreamId) -> Entry {
         let send = id
             .can_send(self.role)
-            .then(|| SendStream::new(self.initial_send_window(id), self.config.send_buffer()));
+            .then(|| SendStream::new(self.initial_send_window(id), self.send_buffer));
         let recv = id.can_recv(self.role).then(|| {
             RecvStream::new(
                 self.config.stream_receive_window(),
@@ -228,6 +234,44 @@ impl Streams {
             )
         });
         Entry { send, recv, priority: 0, queued: false, conn_blocked: false }
+    }
+
+    /// Send-buffer auto-tuning: every stream may buffer at least `floor` unacknowledged
+    /// bytes (the connection passes twice its congestion window, as Linux sizes a TCP
+    /// socket's send buffer), never less than the configured
+    /// [`StreamsConfig::send_buffer`] and never more than [`MAX_AUTO_SEND_BUFFER`] above it.
+    /// A buffer smaller than the window caps a stream below what the path carries: the
+    /// sender runs dry while acknowledgments are in flight. The limit moves in powers of two
+    /// (grows at once, shrinks only to a quarter) so streams are revisited rarely; writes
+    /// blocked under a smaller limit become [`StreamEvent::Writable`].
+    pub fn set_send_buffer_floor(&mut self, floor: u64) {
+        let base = self.config.send_buffer();
+        let want = floor.min(MAX_AUTO_SEND_BUFFER).max(base);
+        let grow = want > self.send_buffer;
+        let shrink = want.saturating_mul(4) <= self.send_buffer;
+        if !grow && !shrink {
+            return;
+        }
+        self.send_buffer = if want == base {
+            base
+        } else {
+            want.checked_next_power_of_two().unwrap_or(want).min(MAX_AUTO_SEND_BUFFER).max(base)
+        };
+        let limit = self.send_buffer;
+        let mut freed = Vec::new();
+        for (id, e) in self.streams.iter_mut() {
+            if e.send.as_mut().is_some_and(|s| s.set_buffer_limit(limit)) {
+                freed.push(*id);
+            }
+        }
+        for id in freed {
+            self.after_send_change(id);
+        }
+    }
+
+    /// The current per-stream send buffer limit (see [`Self::set_send_buffer_floor`]).
+    pub fn send_buffer(&self) -> u64 {
+        self.send_buffer
     }
 
     /// Writes `data` (and FIN when `fin`) on `id`. On success the returned [`WriteId`] gets

@@ -531,6 +531,23 @@ impl SendStream {
         self.completions.pop_front()
     }
 
+    /// The most unacknowledged bytes buffered before writes return `Blocked`.
+    pub fn buffer_limit(&self) -> u64 {
+        self.buffer_limit
+    }
+
+    /// Changes the buffer limit; a write blocked under the old limit is reported writable
+    /// (once) when the buffer is below the new one. Returns whether that happened.
+    pub fn set_buffer_limit(&mut self, limit: u64) -> bool {
+        self.buffer_limit = limit.max(1);
+        if self.write_blocked && self.buffered() < self.buffer_limit {
+            self.write_blocked = false;
+            self.writable = true;
+            return true;
+        }
+        false
+    }
+
     /// Whether a blocked write may now succeed (reported once per blocked write).
     pub fn take_writable(&mut self) -> bool {
         std::mem::take(&mut self.writable)

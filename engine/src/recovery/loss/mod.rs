@@ -88,6 +88,9 @@ pub struct LossDetector<T> {
     /// only records it, and the timer is computed once when read or before any other change
     /// (the value is the same as re-arming after every packet, at one computation per burst).
     timer_due: Option<Instant>,
+    /// The most bytes in flight after any send since the last ACK was processed: how much of
+    /// the congestion window the sender actually used (see [`Self::window_used`]).
+    peak_in_flight: u64,
 }
 
 impl<T> LossDetector<T> {
@@ -109,7 +112,20 @@ impl<T> LossDetector<T> {
             amplification_limited: false,
             timer: None,
             timer_due: None,
+            peak_in_flight: 0,
         }
+    }
+
+    /// Whether the sender used enough of a congestion window of `window` bytes since the last
+    /// ACK for that window to grow: bytes in flight reached half of it. A window the sender
+    /// does not fill — because the application, flow control, the send buffer or the CPU
+    /// cannot keep up — must not grow on acknowledgments (RFC 9002 §7.8): it would grow
+    /// without bound while nothing tests it, the pacer (which paces at a multiple of
+    /// `window / srtt`) would stop pacing, and the first real burst would overrun the path.
+    /// Half, as Linux TCP judges slow start (`tcp_is_cwnd_limited`), because a window is only
+    /// ever filled in bursts between ACKs, and in slow start an ACK may arrive before it is.
+    pub fn window_used(&self, window: u64) -> bool {
+        self.peak_in_flight.saturating_mul(2) >= window
     }
 
     /// Records a sent packet (sent at `packet.time_sent`) and re-arms the timer. Packet numbers
@@ -140,6 +156,7 @@ impl<T> LossDetector<T> {
             if ack_eliciting {
                 sp.last_ack_eliciting = Some(now);
             }
+            self.peak_in_flight = self.peak_in_flight.max(before + u64::from(size));
             cc.on_packet_sent(now, u64::from(size), before);
             //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
             //# A sender SHOULD restart its PTO timer every time an ack-eliciting
@@ -279,9 +296,17 @@ impl<T> LossDetector<T> {
         out.lost.extend(lost);
         out.persistent_congestion = pc;
 
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-7.8
+        //# When bytes in flight is smaller than the congestion window and
+        //# sending is not pacing limited, the congestion window is
+        //# underutilized.
+        // Pacing is judged through bytes in flight too: a sender held back only by the pacer
+        // still has at least half the window in flight whenever the window is the limit.
+        let app_limited = app_limited || !self.window_used(cc.window());
         for p in out.acked.iter().filter(|p| p.in_flight) {
             cc.on_ack(now, p.time_sent, u64::from(p.size), app_limited, &self.rtt);
         }
+        self.peak_in_flight = self.bytes_in_flight();
 
         //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
         //# The PTO backoff factor is reset when an acknowledgment is received,

@@ -174,3 +174,48 @@ fn auto_tuning_grows_windows_only_when_consumption_is_fast() {
     let slow = tune(Duration::from_millis(100), 8);
     assert_eq!(slow, vec![10_000; 8]);
 }
+
+/// Send-buffer auto-tuning: the floor the connection passes (twice its congestion window)
+/// raises every stream's buffer, in powers of two, never below the configured size nor above
+/// `MAX_AUTO_SEND_BUFFER`; a write blocked under the old limit becomes writable; the limit
+/// shrinks only when the floor falls to a quarter of it.
+#[test]
+fn send_buffer_follows_the_floor() {
+    let cfg = StreamsConfig::default().with_send_buffer(1000).unwrap();
+    let mut p = super::Pair::new(cfg.clone(), cfg);
+    let id = p.client.open(Dir::Uni).unwrap();
+    p.client.write(id, Bytes::from(vec![1u8; 800]), false).unwrap();
+    assert_eq!(
+        p.client.write(id, Bytes::from(vec![2u8; 800]), false),
+        Err(WriteError::Blocked),
+        "1600 bytes exceed the 1000-byte buffer"
+    );
+    let _ = super::events(&mut p.client);
+    // Below the configured size: nothing changes.
+    p.client.set_send_buffer_floor(500);
+    assert_eq!(p.client.send_buffer(), 1000);
+    assert!(super::events(&mut p.client).is_empty());
+    // Above it: rounded up to a power of two, and the blocked write is told.
+    p.client.set_send_buffer_floor(3000);
+    assert_eq!(p.client.send_buffer(), 4096);
+    assert_eq!(super::events(&mut p.client), [StreamEvent::Writable { id }]);
+    p.client.write(id, Bytes::from(vec![2u8; 800]), false).unwrap();
+    // New streams get the current limit too.
+    let id2 = p.client.open(Dir::Uni).unwrap();
+    p.client.write(id2, Bytes::from(vec![3u8; 3000]), false).unwrap();
+    p.client.write(id2, Bytes::from(vec![3u8; 1000]), false).unwrap();
+    // Hysteresis: a smaller floor above a quarter of the limit keeps it...
+    p.client.set_send_buffer_floor(1500);
+    assert_eq!(p.client.send_buffer(), 4096);
+    // ...a floor at a quarter or less brings it down (never under the configured size).
+    p.client.set_send_buffer_floor(900);
+    assert_eq!(p.client.send_buffer(), 1000);
+    assert_eq!(p.client.write(id2, Bytes::from(vec![3u8; 10]), false), Err(WriteError::Blocked));
+    // The ceiling.
+    p.client.set_send_buffer_floor(u64::MAX);
+    assert_eq!(p.client.send_buffer(), MAX_AUTO_SEND_BUFFER);
+    // Everything written still arrives.
+    p.settle();
+    assert_eq!(p.read_all(Role::Server, id).0.len(), 1600);
+    assert_eq!(p.read_all(Role::Server, id2).0.len(), 4000);
+}

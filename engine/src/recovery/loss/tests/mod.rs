@@ -17,10 +17,13 @@ enum Ev {
     Persistent,
 }
 
-/// A controller that records what the detector tells it.
+/// A controller that records what the detector tells it. Its window is `window` (0 by
+/// default: any bytes in flight fill it, so acknowledgments are never judged
+/// window-underused unless a test sets a window).
 #[derive(Debug, Default)]
 struct Recorder {
     ev: Vec<Ev>,
+    window: u64,
 }
 
 impl Recorder {
@@ -34,7 +37,7 @@ impl Controller for Recorder {
         "recorder"
     }
     fn window(&self) -> u64 {
-        u64::MAX
+        self.window
     }
     fn ssthresh(&self) -> u64 {
         u64::MAX
@@ -461,4 +464,50 @@ fn timer_rearm_deferred_by_sends_matches_eager() {
     assert_eq!(early.probe, None, "before the timer: nothing");
     let out = h.timeout(ms(1034));
     assert_eq!(out.probe, Some(Probe { space: SpaceId::Data, packets: 2, anti_deadlock: false }));
+}
+
+/// RFC 9002 §7.8: acknowledgments of a window the sender did not fill (less than half of it
+/// in flight since the previous ACK) reach the controller as application-limited even when
+/// the connection had data to send (it was held back by its send buffer, flow control or
+/// CPU, not by the window); once the sender fills half the window they count again.
+#[test]
+fn acks_of_an_underused_window_are_app_limited() {
+    let mut h = Harness::new(false, true);
+    h.cc.window = 10_000;
+    // Four 1000-byte packets: 4000 in flight, under half of the window.
+    for pn in 0..4 {
+        h.send(SpaceId::Data, pn, ms(0));
+    }
+    assert!(!h.d.window_used(10_000));
+    h.cc.take();
+    h.ack(SpaceId::Data, ms(50), &[0..=3]);
+    let acked: Vec<bool> =
+        h.cc.take()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Acked { app_limited, .. } => Some(app_limited),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(acked, [true; 4]);
+    // Now five in flight at once: half the window is used.
+    for pn in 4..9 {
+        h.send(SpaceId::Data, pn, ms(60));
+    }
+    assert!(h.d.window_used(10_000));
+    h.cc.take();
+    h.ack(SpaceId::Data, ms(110), &[4..=8]);
+    let acked: Vec<bool> =
+        h.cc.take()
+            .into_iter()
+            .filter_map(|e| match e {
+                Ev::Acked { app_limited, .. } => Some(app_limited),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(acked, [false; 5]);
+    // The peak restarts from what is in flight after each ACK (nothing now).
+    assert!(!h.d.window_used(10_000));
+    h.send(SpaceId::Data, 9, ms(120));
+    assert!(!h.d.window_used(10_000));
 }
