@@ -154,9 +154,14 @@ pub fn encode_with_size(v: u64, n: usize, buf: &mut [u8]) -> Option<usize> {
         return None;
     }
     let out = buf.get_mut(..n)?;
-    let be = v.to_be_bytes();
-    out.copy_from_slice(&be[8 - n..]);
-    out[0] |= tag << 6;
+    let tag = u64::from(tag) << (8 * n - 2);
+    // One fixed-size store per size: a `copy_from_slice` of `n` bytes is a memcpy call.
+    match out {
+        [b] => *b = (v | tag) as u8,
+        [_, _] => out.copy_from_slice(&((v | tag) as u16).to_be_bytes()),
+        [_, _, _, _] => out.copy_from_slice(&((v | tag) as u32).to_be_bytes()),
+        _ => out.copy_from_slice(&(v | tag).to_be_bytes()),
+    }
     Some(n)
 }
 

@@ -1,5 +1,6 @@
 //! A token-bucket pacer spreading a congestion window over the RTT (RFC 9002 §7.7).
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::INITIAL_MAX_DATAGRAM_SIZE;
@@ -41,9 +42,21 @@ pub const PACING_BURST_INTERVAL: Duration = Duration::from_millis(2);
 #[derive(Clone, Debug)]
 pub struct Pacer {
     mds: u16,
-    /// Time credit, or `None` for a full bucket.
-    credit: Option<Duration>,
+    /// Time credit in nanoseconds, or `None` for a full bucket.
+    credit: Option<u64>,
     last: Option<Instant>,
+    /// The full bucket's time for the last `(window, srtt)` asked: it is needed for every
+    /// packet and only changes when the window or the RTT estimate does.
+    burst: Cell<Option<BurstCache>>,
+}
+
+/// [`Pacer::burst_time`] memoised for one `(window, srtt)` (and the current MDS).
+#[derive(Clone, Copy, Debug)]
+struct BurstCache {
+    window: u64,
+    srtt: Duration,
+    /// Nanoseconds, `None`: pacing is off for this window and RTT.
+    burst_ns: Option<u64>,
 }
 
 impl Default for Pacer {
@@ -52,29 +65,44 @@ impl Default for Pacer {
     }
 }
 
+/// `a * b / c` rounded up (`c > 0`), saturating; plain `u64` arithmetic unless it overflows.
+fn mul_div_ceil(a: u64, b: u64, c: u64) -> u64 {
+    match a.checked_mul(b) {
+        Some(p) => p.div_ceil(c),
+        None => {
+            let q = (u128::from(a) * u128::from(b)).div_ceil(u128::from(c));
+            u64::try_from(q).unwrap_or(u64::MAX)
+        }
+    }
+}
+
+/// Nanoseconds of `d`, saturating at `u64::MAX` (584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl Pacer {
     /// A pacer with a full bucket.
     pub fn new(max_datagram_size: u16) -> Self {
-        Self { mds: max_datagram_size, credit: None, last: None }
+        Self { mds: max_datagram_size, credit: None, last: None, burst: Cell::new(None) }
     }
 
     /// Follows a max_datagram_size change (the burst is counted in datagrams).
     pub fn set_max_datagram_size(&mut self, max_datagram_size: u16) {
         self.mds = max_datagram_size;
+        self.burst.set(None);
     }
 
-    /// Time to send `bytes` at the pacing rate for `window` and `srtt`, rounded up; `None`
-    /// when pacing is off (zero window or RTT).
-    fn cost(bytes: u64, window: u64, srtt: Duration) -> Option<Duration> {
-        let rtt = srtt.as_nanos();
+    /// Nanoseconds to send `bytes` at the pacing rate for `window` and `srtt`, rounded up;
+    /// `None` when pacing is off (zero window or RTT).
+    fn cost(bytes: u64, window: u64, srtt: Duration) -> Option<u64> {
+        let rtt = nanos(srtt);
         if window == 0 || rtt == 0 {
             return None;
         }
         // bytes / (gain * window / srtt) = bytes * srtt * den / (num * window)
-        let num = u128::from(bytes) * rtt * u128::from(PACING_GAIN.1);
-        let den = u128::from(PACING_GAIN.0) * u128::from(window);
-        let ns = num.div_ceil(den);
-        Some(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
+        let den = PACING_GAIN.0.saturating_mul(window);
+        Some(mul_div_ceil(bytes.saturating_mul(PACING_GAIN.1), rtt, den))
     }
 
     /// Bytes the bucket holds when full: `window · PACING_BURST_INTERVAL / srtt`, at least
@@ -82,21 +110,48 @@ impl Pacer {
     pub fn burst_bytes(&self, window: u64, srtt: Duration) -> u64 {
         let mds = u64::from(self.mds);
         let (lo, hi) = (mds * PACING_BURST_PACKETS, mds * MAX_PACING_BURST_PACKETS);
-        let rtt = srtt.as_nanos().max(1);
-        let by_time = u128::from(window) * PACING_BURST_INTERVAL.as_nanos() / rtt;
-        u64::try_from(by_time).unwrap_or(u64::MAX).clamp(lo, hi)
+        let rtt = nanos(srtt).max(1);
+        let interval = nanos(PACING_BURST_INTERVAL);
+        let by_time = match window.checked_mul(interval) {
+            Some(p) => p / rtt,
+            None => {
+                let q = u128::from(window) * u128::from(interval) / u128::from(rtt);
+                u64::try_from(q).unwrap_or(u64::MAX)
+            }
+        };
+        by_time.clamp(lo, hi)
     }
 
-    fn burst_time(&self, window: u64, srtt: Duration) -> Option<Duration> {
-        Self::cost(self.burst_bytes(window, srtt), window, srtt)
+    /// Nanoseconds a full bucket takes to fill, memoised per `(window, srtt)`.
+    fn burst_time(&self, window: u64, srtt: Duration) -> Option<u64> {
+        if let Some(c) = self.burst.get() {
+            if c.window == window && c.srtt == srtt {
+                return c.burst_ns;
+            }
+        }
+        let burst_ns = Self::cost(self.burst_bytes(window, srtt), window, srtt);
+        self.burst.set(Some(BurstCache { window, srtt, burst_ns }));
+        burst_ns
     }
 
-    fn credit_at(&self, now: Instant, burst: Duration) -> Duration {
+    fn credit_at(&self, now: Instant, burst: u64) -> u64 {
         match (self.credit, self.last) {
+            // Packets of one train share `now`: no time has passed.
+            (Some(c), Some(last)) if last == now => c.min(burst),
             (Some(c), Some(last)) => {
-                c.saturating_add(now.saturating_duration_since(last)).min(burst)
+                c.saturating_add(nanos(now.saturating_duration_since(last))).min(burst)
             }
             _ => burst,
+        }
+    }
+
+    /// `now` when `need` nanoseconds of credit are there, else when they will be.
+    fn when(&self, now: Instant, need: u64, burst: u64) -> Instant {
+        let credit = self.credit_at(now, burst);
+        if credit >= need {
+            now
+        } else {
+            now + Duration::from_nanos(need - credit)
         }
     }
 
@@ -107,12 +162,7 @@ impl Pacer {
         else {
             return now;
         };
-        let credit = self.credit_at(now, burst);
-        if credit >= cost {
-            now
-        } else {
-            now + (cost - credit)
-        }
+        self.when(now, cost, burst)
     }
 
     /// When the bucket will hold credit for `bytes` (capped at a full bucket, the burst):
@@ -131,13 +181,7 @@ impl Pacer {
         else {
             return now;
         };
-        let need = cost.min(burst);
-        let credit = self.credit_at(now, burst);
-        if credit >= need {
-            now
-        } else {
-            now + (need - credit)
-        }
+        self.when(now, cost.min(burst), burst)
     }
 
     /// Spends the credit of a paced packet of `bytes` sent at `now`.
@@ -264,5 +308,29 @@ mod tests {
         let err = (bytes as f64 - expected as f64).abs() / expected as f64;
         assert!(err < 0.001, "sent {bytes}, expected {expected}");
         assert!(bytes <= expected + MDS, "never faster than the rate");
+    }
+
+    /// The memoised burst follows the window, the RTT and the datagram size.
+    #[test]
+    fn burst_follows_window_rtt_and_mds() {
+        #[allow(clippy::disallowed_methods)]
+        let t0 = Instant::now();
+        let p = Pacer::new(MDS as u16);
+        let full_burst = |p: &Pacer, w: u64, rtt: Duration| {
+            let mut q = p.clone();
+            let mut sent = 0;
+            while q.release_time(t0, MDS, w, rtt) <= t0 && sent < 1000 {
+                q.on_packet_sent(t0, MDS, w, rtt);
+                sent += 1;
+            }
+            sent
+        };
+        assert_eq!(full_burst(&p, 1_200_000, ms(100)), 20);
+        assert_eq!(full_burst(&p, 2_400_000, ms(100)), 40, "window doubled");
+        assert_eq!(full_burst(&p, 2_400_000, ms(200)), 20, "RTT doubled");
+        let mut p = p;
+        p.set_max_datagram_size(600);
+        // 10 datagrams of 600 bytes at least: 6000 bytes, 5 of 1200.
+        assert_eq!(full_burst(&p, 120_000, ms(100)), 5, "smaller datagrams, smaller floor");
     }
 }

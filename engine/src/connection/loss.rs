@@ -10,6 +10,32 @@ use crate::crypto::Side;
 use crate::error::Error;
 use crate::frame::Ack;
 use crate::recovery::{AckInfo, SentPacket, SpaceId};
+use crate::streams::StreamId;
+
+/// Acknowledged STREAM data of one stream gathered across the packets of one ACK frame:
+/// packets sent in order carry adjacent ranges, and one call into the stream for the run
+/// does what a call per packet would (same bytes acknowledged, same completions in the
+/// same order) at a fraction of the cost.
+#[derive(Clone, Copy, Debug)]
+struct AckedRun {
+    id: StreamId,
+    offset: u64,
+    end: u64,
+    fin: bool,
+}
+
+impl AckedRun {
+    /// Extends the run with `offset..offset + len` of `id` when it is adjacent (and the run
+    /// has not ended with a FIN); returns whether it did.
+    fn extend(&mut self, id: StreamId, offset: u64, len: u64, fin: bool) -> bool {
+        if self.id != id || self.end != offset || self.fin {
+            return false;
+        }
+        self.end = offset.saturating_add(len);
+        self.fin = fin;
+        true
+    }
+}
 
 /// Consecutive PTOs after which datagrams larger than 1200 bytes are suspected of being
 /// dropped by the path.
@@ -75,9 +101,11 @@ impl Connection {
             self.stats.persistent_congestion += 1;
             self.on_black_hole_suspected(now);
         }
+        let mut run = None;
         for p in out.acked.drain(..) {
-            self.on_packet_acked(space, p);
+            self.on_packet_acked(space, p, &mut run);
         }
+        self.flush_acked_run(&mut run);
         let mut black_hole = false;
         for p in out.lost.drain(..) {
             self.qlog_lost(now, space, p.pn, None);
@@ -138,8 +166,21 @@ impl Connection {
         }
     }
 
-    /// A packet of `space` was acknowledged: release what it carried.
-    fn on_packet_acked(&mut self, space: SpaceId, p: SentPacket<SentFrames>) {
+    /// Passes the gathered run of acknowledged stream data to its stream.
+    fn flush_acked_run(&mut self, run: &mut Option<AckedRun>) {
+        if let Some(r) = run.take() {
+            self.streams.on_stream_data_acked(r.id, r.offset, r.end - r.offset, r.fin);
+        }
+    }
+
+    /// A packet of `space` was acknowledged: release what it carried. Its STREAM data joins
+    /// `run` when adjacent to it; the caller flushes the run after the last packet.
+    fn on_packet_acked(
+        &mut self,
+        space: SpaceId,
+        p: SentPacket<SentFrames>,
+        run: &mut Option<AckedRun>,
+    ) {
         if space == SpaceId::Data {
             if p.payload.mtu_probe {
                 if let Some(size) = self.mtud.on_probe_acked(p.pn) {
@@ -156,9 +197,17 @@ impl Connection {
         for item in &items {
             match *item {
                 Retx::Stream { id, offset, len, fin } => {
-                    self.streams.on_stream_data_acked(id, offset, len, fin)
+                    if !run.as_mut().is_some_and(|r| r.extend(id, offset, len, fin)) {
+                        self.flush_acked_run(run);
+                        let end = offset.saturating_add(len);
+                        *run = Some(AckedRun { id, offset, end, fin });
+                    }
                 }
-                Retx::Control(c) => self.streams.on_control_acked(&c),
+                Retx::Control(c) => {
+                    // Stream state changes stay in packet order.
+                    self.flush_acked_run(run);
+                    self.streams.on_control_acked(&c)
+                }
                 Retx::Crypto { .. }
                 | Retx::HandshakeDone
                 | Retx::NewCid(_)
@@ -217,5 +266,31 @@ impl Connection {
         }
         self.retx_pool.put(items);
         black_hole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AckedRun;
+    use crate::streams::{Dir, Role, StreamId};
+
+    fn sid(i: u64) -> StreamId {
+        StreamId::new(Role::Server, Dir::Uni, i).unwrap()
+    }
+
+    #[test]
+    fn acked_run_joins_adjacent_ranges_of_one_stream_only() {
+        let mut r = AckedRun { id: sid(0), offset: 0, end: 1000, fin: false };
+        assert!(r.extend(sid(0), 1000, 500, false));
+        assert_eq!((r.offset, r.end), (0, 1500));
+        // A gap, an overlap (a retransmission), another stream: not joined.
+        assert!(!r.extend(sid(0), 1600, 10, false));
+        assert!(!r.extend(sid(0), 1000, 10, false));
+        assert!(!r.extend(sid(1), 1500, 10, false));
+        // The FIN ends the run.
+        assert!(r.extend(sid(0), 1500, 0, true));
+        assert!(r.fin);
+        assert!(!r.extend(sid(0), 1500, 0, false));
+        assert_eq!((r.offset, r.end), (0, 1500));
     }
 }

@@ -74,7 +74,13 @@ impl TruncatedPn {
     /// Writes the packet number field (big-endian, `len` bytes).
     pub fn write(self, w: &mut Writer<'_>) -> Result<(), BufferFull> {
         let be = self.value.to_be_bytes();
-        w.put_slice(&be[4 - self.len()..])
+        // Fixed-size copies: a `put_slice` of a variable length is a memcpy call.
+        match self.len {
+            1 => w.put_u8(be[3]),
+            2 => w.put_slice(&[be[2], be[3]]),
+            3 => w.put_slice(&[be[1], be[2], be[3]]),
+            _ => w.put_slice(&be),
+        }
     }
 
     /// Reads a `len`-byte packet number field (`len` 1 to 4, clamped).

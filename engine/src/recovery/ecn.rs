@@ -120,9 +120,9 @@ impl EcnValidator {
         }
     }
 
-    /// Records a packet sent with `ecn`; `pto` is the current PTO period (for the three-PTO
-    /// testing limit).
-    pub fn on_packet_sent(&mut self, now: Instant, ecn: Ecn, pto: Duration) {
+    /// Records a packet sent with `ecn`; `pto` gives the current PTO period (for the
+    /// three-PTO testing limit), asked only during testing.
+    pub fn on_packet_sent(&mut self, now: Instant, ecn: Ecn, pto: impl FnOnce() -> Duration) {
         if ecn != Ecn::NotEct {
             self.marked_outstanding += 1;
         }
@@ -132,7 +132,7 @@ impl EcnValidator {
         let start = *self.testing_start.get_or_insert(now);
         self.testing_sent += 1;
         let expired = start
-            .checked_add(pto.saturating_mul(ECN_TESTING_PTOS))
+            .checked_add(pto().saturating_mul(ECN_TESTING_PTOS))
             .is_some_and(|deadline| now >= deadline);
         if self.testing_sent >= ECN_TESTING_PACKETS || expired {
             self.state = EcnState::Unknown;
@@ -261,7 +261,7 @@ mod tests {
         for i in 0..ECN_TESTING_PACKETS {
             assert_eq!(v.state(), EcnState::Testing, "packet {i}");
             assert_eq!(v.marking(), Ecn::Ect0);
-            v.on_packet_sent(t0, v.marking(), pto);
+            v.on_packet_sent(t0, v.marking(), || pto);
         }
         assert_eq!(v.state(), EcnState::Unknown);
         assert_eq!(v.marking(), Ecn::NotEct);
@@ -280,10 +280,10 @@ mod tests {
         let t0 = Instant::now();
         let mut v = EcnValidator::new(true);
         let pto = Duration::from_millis(100);
-        v.on_packet_sent(t0, Ecn::Ect0, pto);
-        v.on_packet_sent(t0 + Duration::from_millis(299), Ecn::Ect0, pto);
+        v.on_packet_sent(t0, Ecn::Ect0, || pto);
+        v.on_packet_sent(t0 + Duration::from_millis(299), Ecn::Ect0, || pto);
         assert_eq!(v.state(), EcnState::Testing);
-        v.on_packet_sent(t0 + Duration::from_millis(300), Ecn::Ect0, pto);
+        v.on_packet_sent(t0 + Duration::from_millis(300), Ecn::Ect0, || pto);
         assert_eq!(v.state(), EcnState::Unknown);
     }
 
@@ -298,7 +298,7 @@ mod tests {
         let t0 = Instant::now();
         let mut v = EcnValidator::new(true);
         for _ in 0..ECN_TESTING_PACKETS {
-            v.on_packet_sent(t0, Ecn::Ect0, Duration::from_secs(1));
+            v.on_packet_sent(t0, Ecn::Ect0, || Duration::from_secs(1));
         }
         v.on_marked_lost(9);
         assert_eq!(v.state(), EcnState::Unknown);

@@ -1,7 +1,6 @@
 //! Send scheduling: strict priority levels (higher first), round-robin within a level.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::id::StreamId;
 
@@ -9,7 +8,10 @@ use super::id::StreamId;
 /// one place (it tracks a `queued` flag per stream).
 #[derive(Debug, Default)]
 pub(crate) struct Scheduler {
-    levels: BTreeMap<Reverse<i32>, VecDeque<StreamId>>,
+    /// One queue per priority in use, highest priority first. A sorted vector rather than a
+    /// tree: each STREAM frame pops its stream and pushes it back, and with the few levels in
+    /// use a binary search and a scan for the first non-empty level cost less than a tree.
+    levels: Vec<(i32, VecDeque<StreamId>)>,
     len: usize,
 }
 
@@ -24,15 +26,29 @@ impl Scheduler {
         self.len == 0
     }
 
+    /// Index of `priority`'s level (levels are sorted highest first), or where it goes.
+    fn find(&self, priority: i32) -> Result<usize, usize> {
+        self.levels.binary_search_by(|(p, _)| priority.cmp(p))
+    }
+
+    /// The queue of `priority`, created in order if missing.
+    fn level(&mut self, priority: i32) -> &mut VecDeque<StreamId> {
+        let i = self.find(priority).unwrap_or_else(|i| {
+            self.levels.insert(i, (priority, VecDeque::new()));
+            i
+        });
+        &mut self.levels[i].1
+    }
+
     /// Queues `id` behind the other streams of its level.
     pub(crate) fn push_back(&mut self, id: StreamId, priority: i32) {
-        self.levels.entry(Reverse(priority)).or_default().push_back(id);
+        self.level(priority).push_back(id);
         self.len += 1;
     }
 
     /// Puts `id` back at the head of its level (it could not use its turn).
     pub(crate) fn push_front(&mut self, id: StreamId, priority: i32) {
-        self.levels.entry(Reverse(priority)).or_default().push_front(id);
+        self.level(priority).push_front(id);
         self.len += 1;
     }
 
@@ -43,7 +59,7 @@ impl Scheduler {
         for (prio, q) in self.levels.iter_mut() {
             if let Some(id) = q.pop_front() {
                 self.len -= 1;
-                return Some((id, prio.0));
+                return Some((id, *prio));
             }
         }
         None
@@ -51,7 +67,8 @@ impl Scheduler {
 
     /// Removes `id` queued at `priority`; returns whether it was there.
     pub(crate) fn remove(&mut self, id: StreamId, priority: i32) -> bool {
-        let Some(q) = self.levels.get_mut(&Reverse(priority)) else { return false };
+        let Ok(i) = self.find(priority) else { return false };
+        let q = &mut self.levels[i].1;
         let Some(pos) = q.iter().position(|&x| x == id) else { return false };
         q.remove(pos);
         self.len -= 1;

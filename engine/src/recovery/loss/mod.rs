@@ -84,6 +84,10 @@ pub struct LossDetector<T> {
     handshake_ack_received: bool,
     amplification_limited: bool,
     timer: Option<Instant>,
+    /// A re-arm of [`timer`](Self::timer) due since a packet was sent at this time: sending
+    /// only records it, and the timer is computed once when read or before any other change
+    /// (the value is the same as re-arming after every packet, at one computation per burst).
+    timer_due: Option<Instant>,
     /// The most bytes in flight after any send since the last ACK was processed: how much of
     /// the congestion window the sender actually used (see [`Self::window_used`]).
     peak_in_flight: u64,
@@ -107,6 +111,7 @@ impl<T> LossDetector<T> {
             handshake_ack_received: false,
             amplification_limited: false,
             timer: None,
+            timer_due: None,
             peak_in_flight: 0,
         }
     }
@@ -136,7 +141,6 @@ impl<T> LossDetector<T> {
         let (in_flight, ack_eliciting, size, ecn) =
             (packet.in_flight, packet.ack_eliciting, packet.size, packet.ecn);
         let before = self.bytes_in_flight();
-        let pto = self.pto_period(space);
         let sp = &mut self.spaces[space.index()];
         if sp.discarded {
             return Err(Error::internal("packet sent in a discarded packet number space"));
@@ -146,7 +150,8 @@ impl<T> LossDetector<T> {
         //# number space in one connection.
         sp.sent.push(packet).map_err(|_| Error::internal("packet number reused"))?;
         sp.ecn_sent.add(ecn);
-        self.ecn.on_packet_sent(now, ecn, pto);
+        let (rtt, max_ack_delay) = (&self.rtt, self.config.max_ack_delay);
+        self.ecn.on_packet_sent(now, ecn, || pto_period(rtt, max_ack_delay, space));
         if in_flight {
             if ack_eliciting {
                 sp.last_ack_eliciting = Some(now);
@@ -157,7 +162,8 @@ impl<T> LossDetector<T> {
             //# A sender SHOULD restart its PTO timer every time an ack-eliciting
             //# packet is sent or acknowledged, or when Initial or Handshake keys are
             //# discarded (Section 4.9 of [QUIC-TLS]).
-            self.set_timer(now);
+            // Re-armed lazily: see `timer_due`.
+            self.timer_due = Some(now);
         }
         Ok(())
     }
@@ -196,6 +202,7 @@ impl<T> LossDetector<T> {
     where
         R: IntoIterator<Item = RangeInclusive<u64>>,
     {
+        self.settle_timer();
         out.acked.clear();
         out.lost.clear();
         out.persistent_congestion = false;
@@ -315,6 +322,7 @@ impl<T> LossDetector<T> {
     /// Runs the loss detection timer if it expired at `now` (RFC 9002 Appendix A.9). Does
     /// nothing before [`timer`](Self::timer).
     pub fn on_timeout(&mut self, now: Instant, cc: &mut dyn Controller) -> TimeoutOutcome<T> {
+        self.settle_timer();
         let mut out = TimeoutOutcome::default();
         if self.timer.is_none_or(|t| t > now) {
             return out;
@@ -367,6 +375,7 @@ impl<T> LossDetector<T> {
     //# progress and the loss detection timer might have been set for a now-
     //# discarded packet number space.
     pub fn discard_space(&mut self, now: Instant, space: SpaceId) -> Vec<SentPacket<T>> {
+        self.settle_timer();
         let dropped = self.drain_where(now, space, |_| true);
         let sp = &mut self.spaces[space.index()];
         sp.discarded = true;
@@ -386,6 +395,7 @@ impl<T> LossDetector<T> {
         space: SpaceId,
         pred: impl FnMut(&SentPacket<T>) -> bool,
     ) -> Vec<SentPacket<T>> {
+        self.settle_timer();
         let dropped = self.spaces[space.index()].sent.drain_where(pred);
         let marked = dropped.iter().filter(|p| p.ecn != Ecn::NotEct).count() as u64;
         self.ecn.on_marked_lost(marked);
@@ -407,18 +417,21 @@ impl<T> LossDetector<T> {
         }
         self.pto_count = 0;
         self.timer = None;
+        self.timer_due = None;
         all
     }
 
     /// The handshake is confirmed (RFC 9001 §4.1.2): max_ack_delay applies, the application
     /// data PTO may be armed.
     pub fn on_handshake_confirmed(&mut self, now: Instant) {
+        self.settle_timer();
         self.handshake_confirmed = true;
         self.set_timer(now);
     }
 
     /// Handshake keys are available (the anti-deadlock probe becomes a Handshake packet).
     pub fn on_handshake_keys(&mut self, now: Instant) {
+        self.settle_timer();
         self.has_handshake_keys = true;
         self.set_timer(now);
     }
@@ -432,19 +445,24 @@ impl<T> LossDetector<T> {
     //# armed until datagrams have been received from the client because
     //# packets sent on PTO count against the anti-amplification limit.
     pub fn set_amplification_limited(&mut self, now: Instant, limited: bool) {
+        self.settle_timer();
         self.amplification_limited = limited && self.config.is_server;
         self.set_timer(now);
     }
 
     /// Sets the peer's max_ack_delay (from its transport parameters).
     pub fn set_peer_max_ack_delay(&mut self, now: Instant, max_ack_delay: Duration) {
+        self.settle_timer();
         self.config.max_ack_delay = max_ack_delay;
         self.set_timer(now);
     }
 
     /// When [`on_timeout`](Self::on_timeout) must run next.
     pub fn timer(&self) -> Option<Instant> {
-        self.timer
+        match self.timer_due {
+            Some(at) => self.compute_timer(at),
+            None => self.timer,
+        }
     }
 
     /// The RTT estimator.
@@ -469,8 +487,7 @@ impl<T> LossDetector<T> {
         //# the max_ack_delay in the PTO period computation is set to 0, since
         //# the peer is expected to not delay these packets intentionally; see
         //# Section 13.2.1 of [QUIC-TRANSPORT].
-        let mad = if space == SpaceId::Data { self.config.max_ack_delay } else { Duration::ZERO };
-        self.rtt.pto_base().saturating_add(mad)
+        pto_period(&self.rtt, self.config.max_ack_delay, space)
     }
 
     /// The ECN codepoint to send the next packet with.
@@ -511,6 +528,12 @@ impl<T> LossDetector<T> {
     fn any_ack_eliciting_in_flight(&self) -> bool {
         self.spaces.iter().any(|s| s.sent.ack_eliciting_in_flight() > 0)
     }
+}
+
+/// [`LossDetector::pto_period`] from its parts (for borrows disjoint from the detector).
+fn pto_period(rtt: &RttEstimator, max_ack_delay: Duration, space: SpaceId) -> Duration {
+    let mad = if space == SpaceId::Data { max_ack_delay } else { Duration::ZERO };
+    rtt.pto_base().saturating_add(mad)
 }
 
 #[cfg(test)]

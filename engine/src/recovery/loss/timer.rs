@@ -55,16 +55,27 @@ impl<T> LossDetector<T> {
 
     /// SetLossDetectionTimer (RFC 9002 Appendix A.8).
     pub(super) fn set_timer(&mut self, now: Instant) {
+        self.timer_due = None;
+        self.timer = self.compute_timer(now);
+    }
+
+    /// Applies a re-arm deferred by `on_packet_sent` before the state it depends on changes.
+    pub(super) fn settle_timer(&mut self) {
+        if let Some(at) = self.timer_due.take() {
+            self.timer = self.compute_timer(at);
+        }
+    }
+
+    /// What SetLossDetectionTimer at `now` sets the timer to.
+    pub(super) fn compute_timer(&self, now: Instant) -> Option<Instant> {
         //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
         //# The PTO timer MUST NOT be set if a timer is set for time threshold
         //# loss detection; see Section 6.1.2.
         if let Some((t, _)) = self.loss_time_and_space() {
-            self.timer = Some(t);
-            return;
+            return Some(t);
         }
         if self.amplification_limited {
-            self.timer = None;
-            return;
+            return None;
         }
         //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.2.1
         //# That is,
@@ -73,9 +84,8 @@ impl<T> LossDetector<T> {
         //# not confirmed (see Section 4.1.2 of [QUIC-TLS]), even if there are no
         //# packets in flight.
         if !self.any_ack_eliciting_in_flight() && self.peer_completed_address_validation() {
-            self.timer = None;
-            return;
+            return None;
         }
-        self.timer = self.pto_time_and_space(now).map(|(t, _)| t);
+        self.pto_time_and_space(now).map(|(t, _)| t)
     }
 }

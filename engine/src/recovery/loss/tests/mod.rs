@@ -446,6 +446,26 @@ fn app_limited_passed_to_controller_and_retry_resets() {
     assert_eq!(h.cc.take(), [Ev::Sent { bytes: 1000, in_flight_before: 0 }]);
 }
 
+/// Sending only records that the timer is due for a re-arm; reading it, timing out, or an
+/// ACK that changes nothing sees the same timer as re-arming after every packet would.
+#[test]
+fn timer_rearm_deferred_by_sends_matches_eager() {
+    let mut h = Harness::new(true, true);
+    h.d.discard_space(h.t0, SpaceId::Initial);
+    h.send(SpaceId::Data, 0, ms(0));
+    h.send(SpaceId::Data, 1, ms(10));
+    // The last ack-eliciting packet's PTO: 10 + 1024 ms.
+    assert_eq!(h.d.timer(), Some(h.at(ms(1034))));
+    // An ACK in a discarded space returns early; the deferred re-arm still took effect.
+    let out = h.ack(SpaceId::Initial, ms(20), &[0..=0]);
+    assert!(out.acked.is_empty());
+    assert_eq!(h.d.timer(), Some(h.at(ms(1034))));
+    let early = h.timeout(ms(1033));
+    assert_eq!(early.probe, None, "before the timer: nothing");
+    let out = h.timeout(ms(1034));
+    assert_eq!(out.probe, Some(Probe { space: SpaceId::Data, packets: 2, anti_deadlock: false }));
+}
+
 /// RFC 9002 §7.8: acknowledgments of a window the sender did not fill (less than half of it
 /// in flight since the previous ACK) reach the controller as application-limited even when
 /// the connection had data to send (it was held back by its send buffer, flow control or
