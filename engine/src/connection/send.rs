@@ -31,8 +31,9 @@ use crate::varint::VarInt;
 const MIN_PACKET_ROOM: usize = 48;
 /// Bytes kept free at the end of a packet: the AEAD tag and the header-protection sample pad.
 const TRAILER: usize = TAG_LEN + 4;
-/// Most bytes a STREAM frame header takes (type, stream ID, offset, length).
-const MAX_STREAM_HEADER: usize = 25;
+/// Fewest bytes worth a STREAM frame: a smallest header (type, one-byte stream ID, length)
+/// and one data byte.
+const MIN_STREAM_FRAME: usize = 4;
 /// Most bytes a stream-manager control frame takes (type and three varints).
 const MAX_CONTROL_FRAME: usize = 25;
 
@@ -57,6 +58,11 @@ fn vi(v: u64) -> VarInt {
 
 fn room(w: &Writer<'_>) -> usize {
     w.remaining().saturating_sub(TRAILER)
+}
+
+/// Bytes a STREAM frame may take: everything but the AEAD tag (see `write_data_frames`).
+fn stream_room(w: &Writer<'_>) -> usize {
+    w.remaining().saturating_sub(TAG_LEN)
 }
 
 fn frame_dir(d: Dir) -> StreamDir {
@@ -659,8 +665,10 @@ impl Connection {
                 }
             }
         }
-        while room(w) > MAX_STREAM_HEADER {
-            let Some(f) = self.streams.poll_stream_data(room(w) - MAX_STREAM_HEADER) else {
+        // A STREAM frame is at least 4 bytes with the packet number's at least 1, so the
+        // header-protection sample is covered and only the tag stays free: no trailer.
+        while stream_room(w) > MIN_STREAM_FRAME {
+            let Some(f) = self.streams.poll_stream_data(stream_room(w)) else {
                 break;
             };
             let frame = Stream {

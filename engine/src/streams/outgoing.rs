@@ -95,10 +95,14 @@ impl Streams {
         None
     }
 
-    /// The next STREAM frame, with at most `max_len` bytes of data (the caller subtracts the
-    /// frame header: type, stream ID, offset and length, at most 25 bytes). Streams are
-    /// served by priority, round-robin within a priority, one frame per turn.
-    pub fn poll_stream_data(&mut self, max_len: usize) -> Option<StreamFrame> {
+    /// The next STREAM frame that, encoded with a length field, takes at most `room` bytes
+    /// (type, stream ID, offset, length and data). Streams are served by priority,
+    /// round-robin within a priority, one frame per turn.
+    ///
+    /// The header is sized for the chosen stream (its ID, its highest offset, the length
+    /// field `room` needs), not for the largest possible header: a full packet carries its
+    /// room's worth of data instead of ~17 bytes of padding.
+    pub fn poll_stream_data(&mut self, room: usize) -> Option<StreamFrame> {
         if self.closed.is_some() {
             return None;
         }
@@ -108,6 +112,11 @@ impl Streams {
             let Some(e) = self.streams.get_mut(&id) else { continue };
             e.queued = false;
             let Some(send) = e.send.as_mut() else { continue };
+            let header = 1
+                + crate::varint::size(id.into_inner())
+                + crate::varint::size(send.end_offset())
+                + crate::varint::size(room as u64);
+            let max_len = room.saturating_sub(header);
             //= https://www.rfc-editor.org/rfc/rfc9000#section-2.2
             //# An endpoint MUST NOT send data on any stream without ensuring that it
             //# is within the flow control limits set by its peer.

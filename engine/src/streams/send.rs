@@ -187,6 +187,12 @@ impl SendStream {
         &mut self.flow
     }
 
+    /// The offset after the last byte written: every STREAM frame of this stream starts at
+    /// or below it.
+    pub fn end_offset(&self) -> u64 {
+        self.write_offset
+    }
+
     /// Bytes written and not yet acknowledged in order.
     pub fn buffered(&self) -> u64 {
         self.write_offset - self.chunks.front().map_or(self.write_offset, |c| c.offset)

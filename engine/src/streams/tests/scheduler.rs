@@ -15,8 +15,29 @@ fn client() -> Streams {
     c
 }
 
-fn order(c: &mut Streams, max_len: usize) -> Vec<StreamId> {
-    std::iter::from_fn(|| c.poll_stream_data(max_len)).map(|f| f.id).collect()
+/// Frame room that leaves exactly 100 data bytes on these streams: type 1, stream ID 1,
+/// offset 2 (offsets below 16384), length 2.
+const ROOM_100: usize = 106;
+
+fn order(c: &mut Streams, room: usize) -> Vec<StreamId> {
+    std::iter::from_fn(|| c.poll_stream_data(room)).map(|f| f.id).collect()
+}
+
+/// The room a frame needs is sized to its stream: the header is counted exactly, so 100
+/// data bytes fit in 106 bytes, not in 125 (a worst-case 25-byte header).
+#[test]
+fn frame_room_counts_the_exact_header() {
+    let mut c = client();
+    let id = c.open(Dir::Uni).unwrap();
+    c.write(id, Bytes::from(vec![0; 1000]), false).unwrap();
+    let f = c.poll_stream_data(ROOM_100).unwrap();
+    assert_eq!(f.data.len(), 100);
+    // One byte less of room is one byte less of data.
+    assert_eq!(c.poll_stream_data(ROOM_100 - 1).unwrap().data.len(), 99);
+    // Too small for a header (a one-byte length now) and a byte: nothing, and the stream
+    // keeps its turn.
+    assert!(c.poll_stream_data(5).is_none());
+    assert_eq!(c.poll_stream_data(6).unwrap().data.len(), 1);
 }
 
 #[test]
@@ -26,7 +47,7 @@ fn round_robin_within_a_priority() {
     for &id in &ids {
         c.write(id, Bytes::from(vec![0; 1000]), true).unwrap();
     }
-    let got = order(&mut c, 100);
+    let got = order(&mut c, ROOM_100);
     assert_eq!(got.len(), 30);
     for (i, id) in got.iter().enumerate() {
         assert_eq!(*id, ids[i % 3], "turn {i}");
@@ -45,16 +66,16 @@ fn higher_priority_first_and_changes_take_effect() {
     for id in [low, a, b, high] {
         c.write(id, Bytes::from(vec![0; 300]), false).unwrap();
     }
-    let got = order(&mut c, 100);
+    let got = order(&mut c, ROOM_100);
     assert_eq!(got, vec![high, high, high, a, b, a, b, a, b, low, low, low]);
 
     // Raising a queued stream moves it ahead at once.
     for id in [low, a, b] {
         c.write(id, Bytes::from(vec![0; 200]), false).unwrap();
     }
-    assert_eq!(c.poll_stream_data(100).unwrap().id, a);
+    assert_eq!(c.poll_stream_data(ROOM_100).unwrap().id, a);
     c.set_priority(low, 10).unwrap();
-    assert_eq!(order(&mut c, 100), vec![low, low, b, a, b]);
+    assert_eq!(order(&mut c, ROOM_100), vec![low, low, b, a, b]);
 }
 
 #[test]
@@ -64,12 +85,12 @@ fn retransmissions_take_a_turn_and_small_budgets_keep_the_place() {
     let b = c.open(Dir::Uni).unwrap();
     c.write(a, Bytes::from(vec![0; 200]), false).unwrap();
     c.write(b, Bytes::from(vec![0; 200]), false).unwrap();
-    let f1 = c.poll_stream_data(100).unwrap();
+    let f1 = c.poll_stream_data(ROOM_100).unwrap();
     assert_eq!(f1.id, a);
     assert!(c.poll_stream_data(0).is_none(), "no room for a byte");
-    assert_eq!(c.poll_stream_data(100).unwrap().id, b, "b kept its turn");
+    assert_eq!(c.poll_stream_data(ROOM_100).unwrap().id, b, "b kept its turn");
     c.on_stream_data_lost(a, f1.offset, f1.data.len() as u64, false);
     let got: Vec<_> =
-        std::iter::from_fn(|| c.poll_stream_data(100)).map(|f| (f.id, f.offset)).collect();
+        std::iter::from_fn(|| c.poll_stream_data(ROOM_100)).map(|f| (f.id, f.offset)).collect();
     assert_eq!(got, vec![(a, 0), (b, 100), (a, 100)]);
 }
