@@ -6,10 +6,8 @@
 // A test driver: it reads the wall clock for its bounds.
 #![allow(clippy::disallowed_methods)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 mod support;
@@ -112,16 +110,7 @@ fn server_over_xdp_serves_a_kernel_udp_client_byte_exact() {
             .spawn()
             .unwrap(),
     );
-    let stdout = server.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = support::lines(server.0.stdout.take().unwrap());
     let first = rx.recv_timeout(Duration::from_secs(20)).expect("server printed its address");
     let addr = first.strip_prefix("listening on ").expect("listening line").to_owned();
     let note = rx.recv_timeout(Duration::from_secs(5)).expect("datapath note");

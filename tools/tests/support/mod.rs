@@ -94,6 +94,21 @@ impl Drop for ServerProc {
     }
 }
 
+/// The lines of a child's `stdout`, read by a thread until EOF or until the receiver is
+/// dropped (the child never blocks on a full pipe while the receiver lives).
+pub fn lines(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Starts `peregrine server` on 127.0.0.1 serving `files` with a fresh self-signed
 /// certificate and `extra` flags; `Err` with its stderr when it refuses to start.
 pub fn start_server(
@@ -122,16 +137,7 @@ pub fn start_server(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines(child.stdout.take().unwrap());
     // stderr is drained too (a server that logs a lot must never block on a full pipe); all
     // of it arrives when the server exits.
     let mut stderr = child.stderr.take().unwrap();

@@ -466,6 +466,17 @@ fn timer_rearm_deferred_by_sends_matches_eager() {
     assert_eq!(out.probe, Some(Probe { space: SpaceId::Data, packets: 2, anti_deadlock: false }));
 }
 
+/// The `app_limited` flag of each acknowledgment the controller was told about.
+fn acked_app_limited(cc: &mut Recorder) -> Vec<bool> {
+    cc.take()
+        .into_iter()
+        .filter_map(|e| match e {
+            Ev::Acked { app_limited, .. } => Some(app_limited),
+            _ => None,
+        })
+        .collect()
+}
+
 /// RFC 9002 §7.8: acknowledgments of a window the sender did not fill (less than half of it
 /// in flight since the previous ACK) reach the controller as application-limited even when
 /// the connection had data to send (it was held back by its send buffer, flow control or
@@ -481,15 +492,7 @@ fn acks_of_an_underused_window_are_app_limited() {
     assert!(!h.d.window_used(10_000));
     h.cc.take();
     h.ack(SpaceId::Data, ms(50), &[0..=3]);
-    let acked: Vec<bool> =
-        h.cc.take()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Acked { app_limited, .. } => Some(app_limited),
-                _ => None,
-            })
-            .collect();
-    assert_eq!(acked, [true; 4]);
+    assert_eq!(acked_app_limited(&mut h.cc), [true; 4]);
     // Now five in flight at once: half the window is used.
     for pn in 4..9 {
         h.send(SpaceId::Data, pn, ms(60));
@@ -497,15 +500,7 @@ fn acks_of_an_underused_window_are_app_limited() {
     assert!(h.d.window_used(10_000));
     h.cc.take();
     h.ack(SpaceId::Data, ms(110), &[4..=8]);
-    let acked: Vec<bool> =
-        h.cc.take()
-            .into_iter()
-            .filter_map(|e| match e {
-                Ev::Acked { app_limited, .. } => Some(app_limited),
-                _ => None,
-            })
-            .collect();
-    assert_eq!(acked, [false; 5]);
+    assert_eq!(acked_app_limited(&mut h.cc), [false; 5]);
     // The peak restarts from what is in flight after each ACK (nothing now).
     assert!(!h.d.window_used(10_000));
     h.send(SpaceId::Data, 9, ms(120));
