@@ -665,8 +665,9 @@ impl Connection {
                 }
             }
         }
-        // A STREAM frame is at least 4 bytes with the packet number's at least 1, so the
-        // header-protection sample is covered and only the tag stays free: no trailer.
+        // A STREAM frame is at least 3 bytes (type, ID, length) and the packet number at
+        // least 1: together the 4 bytes the header-protection sample needs before it, so no
+        // trailer is kept for `PacketBuilder::finish`'s sample padding; only the tag.
         while stream_room(w) > MIN_STREAM_FRAME {
             let Some(f) = self.streams.poll_stream_data(stream_room(w)) else {
                 break;

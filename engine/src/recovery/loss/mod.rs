@@ -85,8 +85,9 @@ pub struct LossDetector<T> {
     amplification_limited: bool,
     timer: Option<Instant>,
     /// A re-arm of [`timer`](Self::timer) due since a packet was sent at this time: sending
-    /// only records it, and the timer is computed once when read or before any other change
-    /// (the value is the same as re-arming after every packet, at one computation per burst).
+    /// only records it; [`timer`](Self::timer) computes the value on each read without
+    /// storing it, and any other change stores it first (the value is the same as re-arming
+    /// after every packet, at one computation per read instead of one per packet).
     timer_due: Option<Instant>,
     /// The most bytes in flight after any send since the last ACK was processed: how much of
     /// the congestion window the sender actually used (see [`Self::window_used`]).
