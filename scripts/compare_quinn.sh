@@ -91,7 +91,10 @@ declare -A flags=(
     [rps]="--rps --streams 4 --connections 1 --request-size 64 --response-size 1K"
     [handshakes]="--handshakes --connections 2"
 )
+# quinn_perf prints flat keys; peregrine perf prints iperf3-like start/intervals/end.
 declare -A key=([throughput]=goodput_gbps [rps]=requests_per_s [handshakes]=handshakes_per_s)
+declare -A pkey=([throughput]='end.sum.bits_per_second / 1e9' [rps]=end.sum.requests_per_second
+    [handshakes]=end.sum.handshakes_per_second)
 declare -A unit=([throughput]="Gbit/s" [rps]="req/s" [handshakes]="hs/s")
 
 # measure CLIENT SERVER SCENARIO: prints the scenario's figure.
@@ -113,7 +116,11 @@ measure() {
         echo "nan"
         return
     fi
-    jq -r ".${key[$scenario]}" <<<"$out"
+    if [ "$client" = peregrine ]; then
+        jq -r ".${pkey[$scenario]}" <<<"$out"
+    else
+        jq -r ".${key[$scenario]}" <<<"$out"
+    fi
 }
 
 pairs=("peregrine peregrine" "quinn quinn")

@@ -16,13 +16,20 @@
 //!   validation (RFC 9002 §5-6); NewReno, CUBIC with HyStart++, and pacing (RFC 9002 §7).
 //! - [`connection`]: the connection state machine (RFC 9000/9001/9002) tying them together,
 //!   sans-IO and quinn-proto shaped: `handle_datagram`, `poll_transmit`, timers, events.
-//! - [`endpoint`]: the per-worker packet router: QUIC-LB connection IDs, routing to connection
-//!   handles, Version Negotiation, Retry and address validation tokens, stateless resets.
+//! - [`endpoint`]: one worker's sans-IO `Endpoint`, owning its connections (one identity each,
+//!   the `ConnectionHandle`), their timers and interests, and the packet router inside it:
+//!   QUIC-LB connection IDs, Version Negotiation, Retry and address validation tokens,
+//!   stateless resets.
 //! - [`scheduler`]: the per-worker send scheduler (fair round-robin GSO batches) and the
 //!   atomic close flag.
-//! - [`worker`]: pinned worker threads owning a datapath queue, a router and their connections;
-//!   the only module that reads the clock.
-//! - [`api`]: `Endpoint`, `Connection`, `SendStream`, `RecvStream` handles, async and blocking.
+//! - [`worker`]: pinned worker threads (or [`worker::Driver`]s stepped on virtual time) owning a
+//!   datapath queue and an `Endpoint`, running their connections' applications; the only
+//!   module that reads the clock.
+//! - [`app`]: applications that run on the worker owning their connection: a `Service` per
+//!   worker hands out a `ConnectionHandler` per connection, called with a `ConnCtx`.
+//! - [`api`]: `Endpoint`, `Connection`, `SendStream`, `RecvStream` handles for applications
+//!   with their own threads, async and blocking, layered on the same workers.
+//! - [`sim`]: whole endpoints on the simulated network, stepped on virtual time.
 //!
 //! The core is sans-IO: it never reads the clock or touches a socket; time comes in as an argument.
 
@@ -30,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod app;
 pub mod cid;
 pub mod coding;
 pub mod congestion;
@@ -39,10 +47,12 @@ pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod fuzz;
+pub(crate) mod handoff;
 pub mod packet;
 pub mod qlog;
 pub mod recovery;
 pub mod scheduler;
+pub mod sim;
 pub mod streams;
 pub mod transport_params;
 pub mod varint;

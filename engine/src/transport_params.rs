@@ -64,11 +64,14 @@ pub mod id {
     pub const MAX_DATAGRAM_FRAME_SIZE: u64 = 0x20;
     /// grease_quic_bit (RFC 9287, zero-length value).
     pub const GREASE_QUIC_BIT: u64 = 0x2ab2;
+    /// min_ack_delay, in microseconds (draft-ietf-quic-ack-frequency): the sender accepts
+    /// ACK_FREQUENCY and IMMEDIATE_ACK frames.
+    pub const MIN_ACK_DELAY: u64 = 0xff04de1b;
 
     /// Every identifier above, in the order they are encoded.
-    pub const ALL: [u64; 20] = [
+    pub const ALL: [u64; 21] = [
         0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
-        0x0f, 0x10, 0x11, 0x20, 0x2ab2,
+        0x0f, 0x10, 0x11, 0x20, 0x2ab2, 0xff04de1b,
     ];
 
     /// True for the reserved identifiers 31 * N + 27 (RFC 9000 §18.1).
@@ -137,6 +140,10 @@ pub struct TransportParameters {
     pub version_information: Option<VersionInformation>,
     /// The sender accepts packets with the QUIC bit set to 0 (RFC 9287).
     pub grease_quic_bit: bool,
+    /// The shortest delay, in microseconds, the sender is willing to acknowledge with;
+    /// present when it accepts ACK_FREQUENCY and IMMEDIATE_ACK frames
+    /// (draft-ietf-quic-ack-frequency).
+    pub min_ack_delay: Option<VarInt>,
 }
 
 impl Default for TransportParameters {
@@ -162,6 +169,7 @@ impl Default for TransportParameters {
             max_datagram_frame_size: None,
             version_information: None,
             grease_quic_bit: false,
+            min_ack_delay: None,
         }
     }
 }
@@ -294,6 +302,7 @@ impl TransportParameters {
             }
             id::MAX_DATAGRAM_FRAME_SIZE => self.max_datagram_frame_size = Some(int(value)?),
             id::GREASE_QUIC_BIT => self.grease_quic_bit = flag(value)?,
+            id::MIN_ACK_DELAY => self.min_ack_delay = Some(int(value)?),
             _ => {}
         }
         Ok(())
@@ -317,6 +326,16 @@ impl TransportParameters {
         //# Values of 2^14 or greater are invalid.
         if self.max_ack_delay.into_inner() >= MAX_ACK_DELAY_LIMIT_MS {
             return Err(tpe("max_ack_delay of 2^14 or more"));
+        }
+        //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-3
+        //# Endpoints that support this extension MUST treat receipt of a min_ack_delay that
+        //# is greater than the max_ack_delay as a connection error of type
+        //# TRANSPORT_PARAMETER_ERROR.
+        if self
+            .min_ack_delay
+            .is_some_and(|m| m.into_inner() > self.max_ack_delay.into_inner() * 1000)
+        {
+            return Err(tpe("min_ack_delay greater than max_ack_delay"));
         }
         //= https://www.rfc-editor.org/rfc/rfc9000#section-18.2
         //# The value of the

@@ -76,13 +76,21 @@ struct Trace {
 fn check_trace(path: &Path, vantage: &str, odcid: &str) -> Trace {
     let recs = records(path);
     let h = &recs[0];
-    assert_eq!(h["qlog_format"], "JSON-SEQ");
-    assert_eq!(h["qlog_version"], "0.3");
+    // The header and every event are what the qlog crate (main schema draft 13, QUIC
+    // events draft 12) reads: its types reject a missing field or an unknown name.
+    let seq: qlog::QlogSeq = serde_json::from_value(h.clone()).expect("a qlog 0.18 header");
+    assert_eq!(seq.file_schema, qlog::QLOGFILESEQ_URI);
+    assert_eq!(seq.trace.event_schemas, [qlog::events::QUIC_URI]);
     assert_eq!(h["trace"]["vantage_point"]["type"], vantage);
     let cf = &h["trace"]["common_fields"];
-    assert_eq!(cf["ODCID"], odcid);
-    assert_eq!(cf["time_format"], "relative");
-    assert!(cf["reference_time"].as_f64().unwrap() > 1.6e12, "reference_time is Unix ms");
+    assert_eq!(cf["group_id"], odcid);
+    assert_eq!(cf["time_format"], "relative_to_epoch");
+    assert_eq!(cf["reference_time"]["clock_type"], "monotonic");
+    assert!(cf["reference_time"]["wall_clock_time"].as_str().unwrap().ends_with('Z'));
+    for r in &recs[1..] {
+        let _: qlog::events::Event =
+            serde_json::from_value(r.clone()).unwrap_or_else(|e| panic!("{vantage}: {e}: {r}"));
+    }
     let events = recs[1..].to_vec();
     let mut last_time = 0.0;
     let mut sent: HashMap<String, BTreeSet<u64>> = HashMap::new();
@@ -92,7 +100,7 @@ fn check_trace(path: &Path, vantage: &str, odcid: &str) -> Trace {
         assert!(t >= last_time, "{vantage}: time goes back: {t} after {last_time}");
         last_time = t;
         assert!(e["name"].as_str().is_some_and(|n| n.contains(':')), "{e}");
-        if e["name"] == "transport:packet_sent" {
+        if e["name"] == "quic:packet_sent" {
             let ty = e["data"]["header"]["packet_type"].as_str().unwrap().to_string();
             let pn = e["data"]["header"]["packet_number"].as_u64().unwrap();
             if let Some(prev) = last_pn.insert(ty.clone(), pn) {
@@ -104,22 +112,22 @@ fn check_trace(path: &Path, vantage: &str, odcid: &str) -> Trace {
     }
     let names: BTreeSet<&str> = events.iter().filter_map(|e| e["name"].as_str()).collect();
     for n in [
-        "transport:parameters_set",
-        "transport:packet_sent",
-        "transport:packet_received",
-        "recovery:metrics_updated",
-        "connectivity:connection_closed",
+        "quic:parameters_set",
+        "quic:packet_sent",
+        "quic:packet_received",
+        "quic:recovery_metrics_updated",
+        "quic:connection_closed",
     ] {
         assert!(names.contains(n), "{vantage}: no {n} event (have {names:?})");
     }
     let owners: BTreeSet<&str> = events
         .iter()
-        .filter(|e| e["name"] == "transport:parameters_set")
-        .filter_map(|e| e["data"]["owner"].as_str())
+        .filter(|e| e["name"] == "quic:parameters_set")
+        .filter_map(|e| e["data"]["initiator"].as_str())
         .collect();
     assert_eq!(owners, BTreeSet::from(["local", "remote"]), "{vantage}: parameters_set owners");
     assert!(
-        events.iter().any(|e| e["name"] == "recovery:metrics_updated"
+        events.iter().any(|e| e["name"] == "quic:recovery_metrics_updated"
             && e["data"]["congestion_window"].as_u64().unwrap() > 0),
         "{vantage}: a metrics_updated with cwnd > 0"
     );
@@ -161,7 +169,7 @@ fn stream_coverage(t: &Trace, name: &str) -> (u64, Option<u64>) {
         for f in e["data"]["frames"].as_array().unwrap() {
             if f["frame_type"] == "stream" && f["stream_id"] == 0 {
                 let off = f["offset"].as_u64().unwrap();
-                let len = f["length"].as_u64().unwrap();
+                let len = f["raw"]["payload_length"].as_u64().unwrap();
                 let end = ranges.entry(off).or_insert(off);
                 *end = (*end).max(off + len);
                 if f["fin"] == true {
@@ -185,7 +193,7 @@ fn close_event<'a>(t: &'a Trace, who: &str) -> &'a Value {
     let i = t
         .events
         .iter()
-        .position(|e| e["name"] == "connectivity:connection_closed")
+        .position(|e| e["name"] == "quic:connection_closed")
         .unwrap_or_else(|| panic!("{who}: no connection_closed"));
     let later_stream = t.events[i..].iter().any(|e| {
         e["data"]["frames"]
@@ -216,21 +224,22 @@ fn transfer_writes_a_qlog_trace_per_side() {
     let s = check_trace(&dir.join(&files[1]), "server", &odcid);
 
     // ACKs a side received cover its own sent packets; ACKs it sent cover the peer's.
-    check_acks(&c, "transport:packet_received", &c, "server acking the client (client trace)");
-    check_acks(&s, "transport:packet_sent", &c, "server acking the client (server trace)");
-    check_acks(&s, "transport:packet_received", &s, "client acking the server (server trace)");
-    check_acks(&c, "transport:packet_sent", &s, "client acking the server (client trace)");
+    check_acks(&c, "quic:packet_received", &c, "server acking the client (client trace)");
+    check_acks(&s, "quic:packet_sent", &c, "server acking the client (server trace)");
+    check_acks(&s, "quic:packet_received", &s, "client acking the server (server trace)");
+    check_acks(&c, "quic:packet_sent", &s, "client acking the server (client trace)");
 
     let size = SIZE as u64;
-    assert_eq!(stream_coverage(&c, "transport:packet_sent"), (size, Some(size)));
-    assert_eq!(stream_coverage(&s, "transport:packet_received"), (size, Some(size)));
+    assert_eq!(stream_coverage(&c, "quic:packet_sent"), (size, Some(size)));
+    assert_eq!(stream_coverage(&s, "quic:packet_received"), (size, Some(size)));
 
     let cc = close_event(&c, "client");
-    assert_eq!(cc["data"]["owner"], "local");
-    assert_eq!(cc["data"]["application_code"], CLOSE_CODE);
+    assert_eq!(cc["data"]["initiator"], "local");
+    assert_eq!(cc["data"]["error_code"], CLOSE_CODE);
+    assert_eq!(cc["data"]["trigger"], "application");
     let sc = close_event(&s, "server");
-    assert_eq!(sc["data"]["owner"], "remote");
-    assert_eq!(sc["data"]["application_code"], CLOSE_CODE);
+    assert_eq!(sc["data"]["initiator"], "remote");
+    assert_eq!(sc["data"]["error_code"], CLOSE_CODE);
     // The CONNECTION_CLOSE frame itself, as sent and as received.
     let close_frame = |t: &Trace, name: &str| {
         t.events.iter().filter(|e| e["name"] == name).any(|e| {
@@ -241,8 +250,8 @@ fn transfer_writes_a_qlog_trace_per_side() {
             })
         })
     };
-    assert!(close_frame(&c, "transport:packet_sent"), "client sent CONNECTION_CLOSE");
-    assert!(close_frame(&s, "transport:packet_received"), "server received CONNECTION_CLOSE");
+    assert!(close_frame(&c, "quic:packet_sent"), "client sent CONNECTION_CLOSE");
+    assert!(close_frame(&s, "quic:packet_received"), "server received CONNECTION_CLOSE");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -30,15 +30,21 @@ pub struct Args {
     /// Do not authenticate the server.
     #[arg(long)]
     insecure: bool,
-    /// ALPN to offer.
+    /// ALPN to offer. The client speaks hq-interop (`GET /path`); `perf` is refused (use
+    /// `peregrine perf --server`).
     #[arg(long, default_value = "hq-interop")]
     alpn: String,
-    /// Handshake timeout, seconds.
-    #[arg(long, default_value_t = 5)]
-    timeout: u64,
+    /// Handshake timeout: 1ms..=1h, e.g. 5s or 500ms.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    timeout: Duration,
     /// Endpoint settings (datapath, transport, key log).
     #[command(flatten)]
     settings: Box<ConfigArgs>,
+}
+
+/// Parses `--timeout`: the one duration syntax, 1ms..=1h.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration_in(s, Duration::from_millis(1), Duration::from_secs(3600))
 }
 
 /// A parsed `https://` URL.
@@ -127,7 +133,8 @@ pub fn connect(
     let connecting = ep.connect(addr, name).map_err(|e| format!("connecting to {addr}: {e}"))?;
     connecting.wait(timeout).map_err(|e| match e {
         peregrine_engine::api::ConnError::TimedOut => {
-            format!("connecting to {addr}: no handshake within {} s", timeout.as_secs_f64())
+            let t = crate::config::format_duration(timeout);
+            format!("connecting to {addr}: no handshake within {t}")
         }
         e => format!("connecting to {addr}: {e}"),
     })
@@ -137,6 +144,12 @@ pub fn connect(
 #[allow(clippy::disallowed_methods)] // A command: bounds its wait for the close with the clock.
 pub fn run(args: &Args) -> Result<(), String> {
     let settings = args.settings.resolve()?;
+    if args.alpn.as_bytes() == certs::ALPN_PERF {
+        return Err("--alpn perf: the client fetches files over hq-interop; a perf server \
+                    answers a request with the byte count it names, so use `peregrine perf \
+                    --server HOST:PORT` for perf"
+            .into());
+    }
     endpoint::check(&settings, Use::Client)?;
     let urls = args.urls.iter().map(|u| parse_url(u)).collect::<Result<Vec<_>, _>>()?;
     let (host, port) = (urls[0].host.clone(), urls[0].port);
@@ -157,7 +170,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let built = client_endpoint(addr, &settings, Use::Client, ClientConfig::new(tls))?;
     endpoint::print_notes("client", &built.notes);
     let ep = built.endpoint;
-    let conn = connect(&ep, addr, &host, Duration::from_secs(args.timeout.max(1)))?;
+    let conn = connect(&ep, addr, &host, args.timeout)
+        .map_err(|e| certs::explain(e, args.ca.as_deref(), &host))?;
     let mut jobs = Vec::new();
     for url in &urls {
         let (send, recv) = conn
@@ -194,6 +208,20 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
 }
 
+/// What `peregrine server`'s stream reset codes mean, for a reset read error.
+fn describe_reset(e: String) -> String {
+    let Some(code) = e.strip_prefix("stream reset by peer with code ") else { return e };
+    let what = match code.trim().parse::<u64>() {
+        Ok(crate::server::CODE_NOT_FOUND) => "not found: the server has no such file",
+        Ok(crate::server::CODE_FORBIDDEN) => "forbidden: the path leaves the served directory",
+        Ok(crate::server::CODE_BAD_REQUEST) => {
+            "bad request: malformed, or the server serves no directory (--root)"
+        }
+        _ => return format!("{e} (an application error code of the server)"),
+    };
+    format!("{what} (the server reset the stream with code {code})")
+}
+
 /// Reads `recv` to FIN into `dest`; removes the partial file on failure.
 fn save(mut recv: peregrine_engine::api::RecvStream, dest: &Path) -> Result<(), String> {
     use std::io::Write;
@@ -207,7 +235,7 @@ fn save(mut recv: peregrine_engine::api::RecvStream, dest: &Path) -> Result<(), 
                 }
             }
             Ok(None) => break out.flush().map_err(|e| format!("{}: {e}", dest.display())),
-            Err(e) => break Err(e),
+            Err(e) => break Err(describe_reset(e)),
         }
     };
     if result.is_err() {

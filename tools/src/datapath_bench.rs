@@ -1,6 +1,8 @@
 //! `peregrine datapath-bench`: raw UDP loopback throughput through the datapath, GSO/GRO on/off.
 
-use crate::report::{summary, write_file, Report, Sample, Series};
+use crate::report::{
+    series_summary, summary, write_file, Chart, Distribution, Report, Sample, Series,
+};
 use peregrine_benches::{
     udp_loopback_throughput, Backend, LoopbackBenchConfig, LoopbackBenchResult,
 };
@@ -15,9 +17,9 @@ pub struct Args {
     /// Datagrams per case (the case also stops after --duration).
     #[arg(long, default_value_t = 400_000)]
     datagrams: u64,
-    /// Longest time per case, in seconds (0.1..=600).
-    #[arg(long, default_value_t = 3.0)]
-    duration: f64,
+    /// Longest time per case: 100ms..=10m, e.g. 3s or 500ms.
+    #[arg(long, default_value = "3s", value_parser = parse_case_duration)]
+    duration: Duration,
     /// Which cases to run: all, gso-gro, gso, none.
     #[arg(long, default_value = "all")]
     mode: String,
@@ -42,6 +44,11 @@ pub struct Args {
     slices: u32,
 }
 
+/// Parses `--duration`: the one duration syntax, 100ms..=10m.
+fn parse_case_duration(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration_in(s, Duration::from_millis(100), Duration::from_secs(600))
+}
+
 /// Runs the selected cases and prints one line (or JSON object) per case.
 pub fn run(args: &Args) -> Result<(), String> {
     if args.payload == 0 || args.payload > peregrine_datapath::udp::MAX_UDP_PAYLOAD {
@@ -50,9 +57,6 @@ pub fn run(args: &Args) -> Result<(), String> {
             peregrine_datapath::udp::MAX_UDP_PAYLOAD,
             args.payload
         ));
-    }
-    if !(0.1..=600.0).contains(&args.duration) {
-        return Err(format!("--duration must be 0.1..=600 seconds, got {}", args.duration));
     }
     if args.datagrams == 0 {
         return Err("--datagrams must be at least 1".into());
@@ -84,7 +88,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             args.payload,
             if args.ipv6 { "::1" } else { "127.0.0.1" },
             args.datagrams,
-            args.duration
+            args.duration.as_secs_f64()
         );
     }
     let mut results = Vec::new();
@@ -94,7 +98,7 @@ pub fn run(args: &Args) -> Result<(), String> {
             gso,
             gro,
             datagrams: args.datagrams,
-            duration: Duration::from_secs_f64(args.duration),
+            duration: args.duration,
             ipv6: args.ipv6,
             tx_backend: backend,
             rx_backend: backend,
@@ -136,7 +140,7 @@ fn write_report(
     for (name, full) in results {
         let mut cfg = full.config.clone();
         cfg.datagrams = (args.datagrams / u64::from(args.slices)).max(1);
-        cfg.duration = Duration::from_secs_f64(args.duration / f64::from(args.slices));
+        cfg.duration = args.duration / args.slices;
         let mut t = 0.0;
         let mut samples = Vec::new();
         for i in 0..args.slices {
@@ -155,13 +159,19 @@ fn write_report(
             args.payload,
             args.slices
         ),
-        series,
-        latency: Err("datapath-bench measures throughput only, no per-datagram latency".into()),
+        charts: vec![Chart::throughput(&series)],
+        summary: series_summary(&series),
+        latency: Some(Distribution {
+            title: "datagram latency".into(),
+            histogram: Err(
+                "datapath-bench measures throughput only, no per-datagram latency".into()
+            ),
+        }),
         notes: vec![format!(
             "each point is one separate run of {} datagrams (or {:.2} s) with fresh sockets; \
              setup between runs is not on the time axis",
             (args.datagrams / u64::from(args.slices)).max(1),
-            args.duration / f64::from(args.slices)
+            (args.duration / args.slices).as_secs_f64()
         )],
     };
     write_file(path, &report)?;

@@ -33,7 +33,8 @@ pub enum Use {
     PerfClient,
 }
 
-/// Refuses settings that cannot apply to `datapath`/`use`, before anything is opened.
+/// Refuses settings that cannot apply to `datapath`/`use`, before anything is opened, and
+/// creates the qlog directory.
 pub fn check(s: &Settings, usage: Use) -> Result<(), String> {
     if let Some(dir) = &s.qlog_dir {
         // Created here, before anything is opened, so a bad path is one line at start-up
@@ -41,6 +42,18 @@ pub fn check(s: &Settings, usage: Use) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("--qlog-dir: cannot create {}: {e}", dir.display()))?;
     }
+    validate(s, usage)
+}
+
+/// Whether `interface` is a loopback device (sysfs `type` 772, `ARPHRD_LOOPBACK`).
+fn is_loopback(interface: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{interface}/type"))
+        .is_ok_and(|t| t.trim() == "772")
+}
+
+/// The checks of [`check`] without side effects: `peregrine config` and the commands run
+/// this same code, so that every value `config` accepts the commands accept too.
+pub fn validate(s: &Settings, usage: Use) -> Result<(), String> {
     if usage == Use::Client && s.metrics_addr.is_some() {
         return Err("--metrics-addr: only server and perf serve metrics".into());
     }
@@ -51,12 +64,12 @@ pub fn check(s: &Settings, usage: Use) -> Result<(), String> {
             s.mtu
         ));
     }
-    if s.initial_window < 2 * u64::from(s.mtu) {
+    let start = start_mtu(s);
+    if s.initial_window < 2 * u64::from(start) {
         return Err(format!(
-            "--initial-window: {} is below two datagrams of --mtu {} ({})",
+            "--initial-window: {} is below two datagrams of the starting size {start} ({})",
             s.initial_window,
-            s.mtu,
-            2 * s.mtu
+            2 * start
         ));
     }
     let name = datapath_name(s.datapath);
@@ -75,15 +88,21 @@ pub fn check(s: &Settings, usage: Use) -> Result<(), String> {
         return Err("--ring-size: applies to --datapath uring and xdp only (not udp)".into());
     }
     if s.datapath == Datapath::Xdp {
-        if s.interface.is_none() {
+        let Some(interface) = &s.interface else {
             return Err("--datapath xdp needs --interface IF".into());
-        }
+        };
         if !s.queues.is_empty() && s.queues.len() != workers(s, usage) {
             return Err(format!(
                 "--queues: {} lists {} queue(s) for {} worker(s) (one worker per queue)",
                 format_list(&s.queues),
                 s.queues.len(),
                 workers(s, usage)
+            ));
+        }
+        if is_loopback(interface) {
+            return Err(format!(
+                "--datapath xdp: {interface} is the loopback interface, which AF_XDP does not \
+                 serve; use --datapath udp or uring on loopback"
             ));
         }
     }
@@ -140,6 +159,7 @@ fn workers(s: &Settings, usage: Use) -> usize {
 pub fn transport(s: &Settings) -> Result<TransportConfig, String> {
     let e = |key: &'static str| move |err: &dyn std::fmt::Display| format!("--{key}: {err}");
     let mtu = u16::try_from(s.mtu).map_err(|_| format!("--mtu: {} is too large", s.mtu))?;
+    let start = u16::try_from(start_mtu(s)).unwrap_or(mtu);
     let streams = StreamsConfig::default()
         .with_stream_receive_window(s.stream_window)
         .and_then(|c| c.with_max_stream_receive_window(s.stream_window))
@@ -152,7 +172,7 @@ pub fn transport(s: &Settings) -> Result<TransportConfig, String> {
         .with_max_concurrent_streams(Dir::Uni, s.max_uni_streams)
         .map_err(|x| e("max-uni-streams")(&x))?;
     TransportConfig::default()
-        .with_max_datagram_size(mtu)
+        .with_max_datagram_size(start)
         .and_then(|t| t.with_pmtud_upper_bound(mtu))
         .map_err(|x| e("mtu")(&x))?
         .with_initial_window(Some(s.initial_window))
@@ -255,6 +275,12 @@ pub fn build(
             started(s, usage, Endpoint::with_queues(queues, config).map_err(start)?, notes)
         }
         Datapath::Xdp => {
+            if bind.ip().is_loopback() {
+                return Err(format!(
+                    "--datapath xdp on {bind}: a loopback address is never on a NIC queue; \
+                     listen on the interface's address, or use --datapath udp on loopback"
+                ));
+            }
             let interface = s.interface.as_deref().unwrap_or_default();
             let e = |key: &'static str| move |err: std::io::Error| format!("--{key}: {err}");
             let mode = match s.xdp_mode {
@@ -365,10 +391,17 @@ fn describe<Q: Queue>(
     notes
 }
 
-/// Refuses an `mtu` the opened datapath cannot carry.
+/// The UDP payload datagrams start with: `mtu`, or less when it is larger than an Ethernet
+/// path carries (path MTU discovery climbs from there).
+pub fn start_mtu(s: &Settings) -> u32 {
+    s.mtu.min(crate::config::START_MTU)
+}
+
+/// Refuses an `mtu` the opened datapath cannot carry. The default (the protocol's largest)
+/// means "as large as possible": the engine fits it to the datapath.
 fn check_payload<Q: Queue>(s: &Settings, queues: &[Q]) -> Result<(), String> {
     match queues.iter().map(|q| q.capabilities().max_udp_payload).min() {
-        Some(max) if (s.mtu as usize) > max => Err(format!(
+        Some(max) if (s.mtu as usize) > max && s.mtu != crate::config::DEFAULT_MTU => Err(format!(
             "--mtu: {} is above the {max}-byte UDP payload the {} datapath carries here",
             s.mtu,
             datapath_name(s.datapath)
@@ -412,8 +445,9 @@ mod tests {
             (&[("datapath", "uring"), ("queues", "0")], Use::Server, "--queues"),
             (&[("xdp-mode", "native")], Use::Client, "--xdp-mode"),
             (&[("ring-size", "64")], Use::Server, "--ring-size"),
-            (&[("mtu", "1500")], Use::Server, "--mtu"),
-            (&[("mtu", "1472"), ("initial-window", "2900")], Use::Server, "--initial-window"),
+            // Two datagrams of the starting size (min(mtu, 1452)) must fit the initial window.
+            (&[("mtu", "1300"), ("initial-window", "2500")], Use::Server, "--initial-window"),
+            (&[("initial-window", "2900")], Use::Server, "--initial-window"),
             (&[("qlog-dir", "/dev/null/q")], Use::PerfClient, "--qlog-dir"),
             (&[("metrics-addr", "127.0.0.1:1")], Use::Client, "--metrics-addr"),
             (&[("workers", "3"), ("cores", "0-1")], Use::Server, "--cores"),
@@ -427,6 +461,10 @@ mod tests {
         for (pairs, usage, key) in cases {
             let err = check(&with(pairs), *usage).unwrap_err();
             assert!(err.contains(key) && !err.contains('\n'), "{pairs:?}: {err}");
+        }
+        // Any mtu the help allows applies (jumbo frames, loopback); datagrams start at 1452.
+        for mtu in ["1500", "9000", "65527"] {
+            assert_eq!(check(&with(&[("mtu", mtu)]), Use::Server), Ok(()), "{mtu}");
         }
         // The perf client side leaves workers and cores to the in-process server.
         assert_eq!(check(&with(&[("workers", "3"), ("cores", "0")]), Use::PerfClient), Ok(()));

@@ -40,7 +40,6 @@ mod perf;
 mod report;
 mod server;
 mod stress;
-mod threads;
 mod tune;
 
 use clap::{Parser, Subcommand};
@@ -144,6 +143,13 @@ fn report_clap_error(e: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = e.render().to_string();
+            // clap's "did you mean" for a typo: "  tip: a similar argument exists: '--download'".
+            let tip = rendered
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("tip: a similar"))
+                .map(|l| format!("; {}", l.trim_start_matches("tip: ")))
+                .unwrap_or_default();
             let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
             let mut line = lines
                 .next()
@@ -156,7 +162,15 @@ fn report_clap_error(e: clap::Error) -> ExitCode {
                     lines.take_while(|l| l.starts_with(' ')).map(str::trim).collect();
                 line = format!("{} {}", line, items.join(", "));
             }
+            let line = format!("{line}{tip}");
             eprintln!("peregrine: {line} (see --help)");
+            // `perf --json` promises one JSON object on stdout, failures included.
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            if args.first().is_some_and(|c| c == "perf")
+                && args.iter().any(|a| a == "--json" || a == "-J")
+            {
+                outln!("{}", serde_json::json!({ "error": format!("{line} (see --help)") }));
+            }
             ExitCode::from(2)
         }
     }

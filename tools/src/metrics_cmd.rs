@@ -3,7 +3,7 @@
 //! Process statistics only; `server --metrics` and `perf --metrics` add the endpoint, worker,
 //! scheduler and datapath counters.
 
-use crate::config::parse_duration;
+use crate::config::parse_duration_in;
 use crate::metrics::{process_metrics, Exposition, MetricsServer, Source};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,10 +27,9 @@ pub fn run(args: &Args) -> Result<(), String> {
         .listen
         .parse()
         .map_err(|_| format!("--listen: '{}' is not an address with a port", args.listen))?;
-    let d = parse_duration(&args.duration).map_err(|e| format!("--duration: {e}"))?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(86_400) {
-        return Err(format!("--duration: '{}' is outside 1ms..=24h", args.duration));
-    }
+    let d =
+        parse_duration_in(&args.duration, Duration::from_millis(1), Duration::from_secs(86_400))
+            .map_err(|e| format!("--duration: {e}"))?;
     let source: Source = Arc::new(|| {
         let mut e = Exposition::new();
         e.gauge("peregrine_up", "1 while the peregrine process serves metrics.", &[], 1.0);

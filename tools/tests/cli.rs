@@ -8,7 +8,7 @@ fn peregrine(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn datapath_bench_json_reports_every_case() {
-    let out = peregrine(&["datapath-bench", "--datagrams", "5000", "--duration", "2", "--json"]);
+    let out = peregrine(&["datapath-bench", "--datagrams", "5000", "--duration", "2s", "--json"]);
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let cases: Vec<serde_json::Value> = stdout
@@ -160,9 +160,9 @@ fn config_print_round_trips_and_flags_override_the_file() {
         "config",
         "--print",
         "--workers",
-        "4",
+        "2",
         "--cores",
-        "0-3,6",
+        "0-1",
         "--idle-timeout",
         "500ms",
         "--stream-window",
@@ -178,15 +178,17 @@ fn config_print_round_trips_and_flags_override_the_file() {
     ]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let text = String::from_utf8(first.stdout).unwrap();
-    assert!(text.contains("cores = \"0-3,6\"") && text.contains("congestion = \"newreno\""));
+    // Only cores that exist are printed (config checks what the server would): this
+    // machine has at least two.
+    assert!(text.contains("cores = \"0-1\"") && text.contains("congestion = \"newreno\""));
     let path = temp_file("round.toml", &text);
     let second = peregrine(&["config", "--config", path.to_str().unwrap(), "--print"]);
     assert!(second.status.success());
     assert_eq!(String::from_utf8(second.stdout).unwrap(), text, "print → load → print");
     let over =
-        peregrine(&["config", "--config", path.to_str().unwrap(), "--print", "--workers", "2"]);
+        peregrine(&["config", "--config", path.to_str().unwrap(), "--print", "--workers", "1"]);
     let over = String::from_utf8(over.stdout).unwrap();
-    assert!(over.contains("workers = 2\n") && over.contains("cores = \"0-3,6\""), "{over}");
+    assert!(over.contains("workers = 1\n") && over.contains("cores = \"0-1\""), "{over}");
 }
 
 #[test]
@@ -203,6 +205,17 @@ fn tune_on_loopback_and_unknown_interface() {
     assert_eq!(j["driver"], serde_json::Value::Null);
     assert!(!j["plan"].as_array().unwrap().is_empty(), "{j}");
     assert!(j["command"].as_str().unwrap().contains("--workers"));
+    assert!(j["irqs"].as_array().unwrap().iter().all(|i| i.is_object()), "{j}");
+    let advice = j["advice"].as_array().unwrap();
+    for key in ["net.core.rmem_max", "net.core.wmem_max", "net.core.busy_poll"] {
+        let a = advice.iter().find(|a| a["setting"] == key).unwrap_or_else(|| panic!("{key}: {j}"));
+        assert!(a["reason"].as_str().is_some_and(|r| r.len() > 20) && a["current"].is_string());
+    }
+    assert!(j["mtu_reason"].as_str().unwrap().contains("IPv6 40 + UDP 8"), "{j}");
+    let v4 = peregrine(&["tune", "--interface", "lo", "--json", "--listen", "0.0.0.0:443"]);
+    let v4: serde_json::Value = serde_json::from_slice(&v4.stdout).unwrap();
+    assert!(v4["mtu_reason"].as_str().unwrap().contains("IPv4 20 + UDP 8"), "{v4}");
+    assert!(v4["command"].as_str().unwrap().contains("--listen 0.0.0.0:443"));
     // The recommended command line's settings are valid for the server.
     let cmd = j["command"].as_str().unwrap().to_owned();
     let words: Vec<&str> = cmd.split_whitespace().collect();
@@ -260,7 +273,7 @@ fn datapath_bench_writes_a_report() {
         "--datagrams",
         "4000",
         "--duration",
-        "1",
+        "1s",
         "--slices",
         "4",
         "--report",
@@ -269,35 +282,21 @@ fn datapath_bench_writes_a_report() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let svg = std::fs::read_to_string(&path).unwrap();
     let _ = std::fs::remove_file(&path);
-    assert!(svg.contains("id=\"throughput-0\"") && svg.contains("data-series=\"none\""));
-    assert!(svg.contains("latency distribution not recorded"));
-    let points = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
-    assert_eq!(points.split_whitespace().count(), 4, "one point per slice");
+    let flat = svg.replace('\n', " ");
+    assert!(flat.contains("> none </text>") && svg.contains("throughput (Gbit/s)"), "{svg}");
+    assert!(svg.contains("datagram latency: not recorded"), "{svg}");
+    let line = svg
+        .split("<polyline")
+        .find(|p| p.contains("stroke=\"#0072B2\""))
+        .and_then(|p| p.split("points=\"").nth(1))
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert_eq!(line.split_whitespace().count(), 8, "one step (two points) per slice");
     for bad in
         [&["datapath-bench", "--report", "/tmp/x.png"][..], &["datapath-bench", "--slices", "1"]]
     {
         assert_one_line_error(bad);
     }
-}
-
-#[test]
-fn interop_script_rejects_unsupported_cases_with_127() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/interop/run_endpoint.sh");
-    let run = |role: &str, case: &str| {
-        Command::new("bash")
-            .arg(script)
-            .env("ROLE", role)
-            .env("TESTCASE", case)
-            .env("PEREGRINE", env!("CARGO_BIN_EXE_peregrine"))
-            .output()
-            .expect("run bash")
-    };
-    for case in ["retry", "zerortt", "keyupdate", ""] {
-        assert_eq!(run("client", case).status.code(), Some(127), "{case}");
-    }
-    let bad_role = run("observer", "handshake");
-    assert_eq!(bad_role.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("ROLE must be client or server"));
-    let no_requests = run("client", "handshake");
-    assert_eq!(no_requests.status.code(), Some(1));
 }

@@ -61,8 +61,14 @@ fn peregrine_perf(server: &PerfServer, trust: &[&str], args: &[&str]) -> serde_j
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// `end.sum.K` of `peregrine perf --json`.
 fn u(v: &serde_json::Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"))
+    v["end"]["sum"][k].as_u64().unwrap_or_else(|| panic!("no end.sum.{k} in {v}"))
+}
+
+/// `start.test_start.mode` of `peregrine perf --json`.
+fn mode(v: &serde_json::Value) -> &str {
+    v["start"]["test_start"]["mode"].as_str().unwrap_or_default()
 }
 
 /// Checks that the quinn server answered `n` streams in full, each asked for `down` bytes
@@ -106,9 +112,9 @@ fn peregrine_perf_sizes_against_quinn_server() {
             ],
         );
         let n = streams * conns;
-        assert_eq!(v["mode"], "size");
-        assert_eq!(u(&v, "bytes_uploaded"), n * up, "{v}");
-        assert_eq!(u(&v, "bytes_downloaded"), n * down, "{v}");
+        assert_eq!(mode(&v), "size");
+        assert_eq!(u(&v, "bytes_sent"), n * up, "{v}");
+        assert_eq!(u(&v, "bytes_received"), n * down, "{v}");
         let s = server.stop(Duration::from_secs(5));
         assert_eq!(s.handshakes, conns);
         assert_all_completed(&s, n, up, down);
@@ -119,8 +125,8 @@ fn peregrine_perf_sizes_against_quinn_server() {
 fn peregrine_perf_duration_insecure_against_quinn_server() {
     let (server, _) = quinn_server("duration");
     let v = peregrine_perf(&server, &["--insecure"], &["--duration", "1s", "--streams", "2"]);
-    assert_eq!(v["mode"], "duration");
-    let got = u(&v, "bytes_downloaded");
+    assert_eq!(mode(&v), "duration");
+    let got = u(&v, "bytes_received");
     assert!(got > 0, "{v}");
     let s = server.stop(Duration::from_secs(5));
     assert_eq!(s.streams_failed, 0, "first error: {:?}", s.first_error);
@@ -148,11 +154,11 @@ fn peregrine_perf_rps_against_quinn_server() {
             "2K",
         ],
     );
-    assert_eq!(v["mode"], "rps");
+    assert_eq!(mode(&v), "rps");
     let requests = u(&v, "requests");
     assert!(requests > 0, "{v}");
-    assert_eq!(u(&v, "bytes_uploaded"), requests * 100);
-    assert_eq!(u(&v, "bytes_downloaded"), requests * 2048);
+    assert_eq!(u(&v, "bytes_sent"), requests * 100);
+    assert_eq!(u(&v, "bytes_received"), requests * 2048);
     let s = server.stop(Duration::from_secs(5));
     assert_eq!(s.handshakes, 1);
     assert_all_completed(&s, requests, 100, 2048);
@@ -166,7 +172,7 @@ fn peregrine_perf_handshakes_against_quinn_server() {
         &["--ca", ca.to_str().unwrap()],
         &["--handshakes", "--duration", "1s", "--connections", "2"],
     );
-    assert_eq!(v["mode"], "handshakes");
+    assert_eq!(mode(&v), "handshakes");
     let n = u(&v, "handshakes");
     assert!(n > 0, "{v}");
     // The client may exit before the server has processed its last Finished.
@@ -315,4 +321,9 @@ fn peregrine_server_resets_a_request_without_its_size() {
     assert_eq!(client::raw_request(&cfg, b"").unwrap(), RawAnswer::Reset(0x3));
     let ok = client::raw_request(&cfg, &777u64.to_be_bytes()).unwrap();
     assert_eq!(ok, RawAnswer::Data(777));
+    // An hq-interop request on a perf connection (`peregrine client --alpn perf` used to
+    // download for ever): "GET /f1k" reads as ~5 * 10^18 bytes, more than a stream can carry.
+    let t0 = Instant::now();
+    assert_eq!(client::raw_request(&cfg, b"GET /f1k\r\n").unwrap(), RawAnswer::Reset(0x3));
+    assert!(t0.elapsed() < Duration::from_secs(10), "refused at once, not downloaded");
 }

@@ -1,5 +1,6 @@
-//! `peregrine perf --qlog-dir DIR`: one qlog trace per side, every record parses; a directory
-//! that cannot be created is one error line.
+//! `peregrine perf --qlog-dir DIR`: one qlog trace per side, and every record of both parses
+//! with the `qlog` crate 0.18 (main schema draft 13, QUIC events draft 12), the version
+//! quiche and quinn write; a directory that cannot be created is one error line.
 
 // A command, not the sans-IO core: it reads the wall clock for its deadline.
 #![allow(clippy::disallowed_methods)]
@@ -34,18 +35,27 @@ fn perf_writes_a_qlog_trace_per_side_that_parses() {
             .skip(1)
             .map(|r| serde_json::from_slice(r).expect("every record is JSON"))
             .collect();
-        assert_eq!(recs[0]["qlog_format"], "JSON-SEQ");
+        // The crate's own reader takes the file; each event parses into its types (the
+        // reader itself would silently fall back to untyped JSON, so each is parsed here).
+        let reader = qlog::reader::QlogSeqReader::with_file(dir.join(name)).expect("header");
+        assert_eq!(reader.qlog.file_schema, qlog::QLOGFILESEQ_URI);
+        for r in &recs[1..] {
+            let _: qlog::events::Event =
+                serde_json::from_value(r.clone()).unwrap_or_else(|e| panic!("{name}: {e}: {r}"));
+        }
+        assert_eq!(recs[0]["serialization_format"], "application/qlog+json-seq");
         assert_eq!(recs[0]["trace"]["vantage_point"]["type"], vantage);
-        assert_eq!(recs[0]["trace"]["common_fields"]["ODCID"], odcid);
+        assert_eq!(recs[0]["trace"]["common_fields"]["group_id"], odcid);
         let has = |n: &str| recs.iter().any(|r| r["name"] == n);
-        assert!(has("transport:packet_sent") && has("transport:packet_received"), "{name}");
-        assert!(has("connectivity:connection_closed"), "{name}: the trace was flushed to its end");
+        assert!(has("quic:packet_sent") && has("quic:packet_received"), "{name}");
+        assert!(has("quic:parameters_set"), "{name}");
+        assert!(has("quic:connection_closed"), "{name}: the trace was flushed to its end");
         let stream_bytes: u64 = recs
             .iter()
-            .filter(|r| r["name"] == "transport:packet_sent")
+            .filter(|r| r["name"] == "quic:packet_sent")
             .flat_map(|r| r["data"]["frames"].as_array().unwrap().clone())
             .filter(|f| f["frame_type"] == "stream")
-            .map(|f| f["length"].as_u64().unwrap())
+            .map(|f| f["raw"]["payload_length"].as_u64().unwrap())
             .sum();
         if vantage == "server" {
             assert!(stream_bytes >= 2 << 20, "server sent the download: {stream_bytes}");

@@ -95,7 +95,7 @@ fn refused_connection_fails_with_one_line() {
     drop(sock);
     let dir = temp_dir("refused");
     let mut cmd = Command::new(BIN);
-    cmd.args(["client", &format!("https://127.0.0.1:{port}/x"), "--insecure", "--timeout", "1"])
+    cmd.args(["client", &format!("https://127.0.0.1:{port}/x"), "--insecure", "--timeout", "1s"])
         .arg("--output")
         .arg(&dir);
     one_error_line(&run_bounded(cmd, Duration::from_secs(10)));
@@ -114,45 +114,52 @@ fn perf_json(args: &[&str]) -> serde_json::Value {
 #[test]
 fn perf_sizes_mode_json_is_consistent() {
     let v = perf_json(&["--download", "8M", "--upload", "1M", "--streams", "2"]);
-    assert_eq!(v["bytes_downloaded"].as_u64(), Some(2 * (8 << 20)));
-    assert_eq!(v["bytes_uploaded"].as_u64(), Some(2 * (1 << 20)));
-    assert_eq!(v["bytes_total"].as_u64(), Some(2 * (9 << 20)));
-    assert!(v["goodput_gbps"].as_f64().unwrap() > 0.0);
-    assert!(v["client_packets_received"].as_u64().unwrap() > (16 << 20) / 1500);
+    let sum = &v["end"]["sum"];
+    assert_eq!(sum["bytes_received"].as_u64(), Some(2 * (8 << 20)));
+    assert_eq!(sum["bytes_sent"].as_u64(), Some(2 * (1 << 20)));
+    assert_eq!(sum["bytes"].as_u64(), Some(2 * (9 << 20)));
+    assert!(sum["bits_per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["end"]["client"]["packets_received"].as_u64().unwrap() > (16 << 20) / 1500);
 }
 
 #[test]
 fn perf_duration_mode_json() {
     let v = perf_json(&["--duration", "1s", "--connections", "2"]);
-    let down = v["bytes_downloaded"].as_u64().unwrap();
+    let sum = &v["end"]["sum"];
+    let down = sum["bytes_received"].as_u64().unwrap();
     assert!(down > 0);
-    assert_eq!(v["bytes_total"].as_u64(), Some(down));
-    let secs = v["elapsed_s"].as_f64().unwrap();
-    let gbps = v["goodput_gbps"].as_f64().unwrap();
-    assert!(gbps > 0.0);
-    assert!((gbps - down as f64 * 8.0 / secs / 1e9).abs() < 1e-6);
+    assert_eq!(sum["bytes"].as_u64(), Some(down));
+    let secs = sum["seconds"].as_f64().unwrap();
+    let bps = sum["bits_per_second"].as_f64().unwrap();
+    assert!(bps > 0.0);
+    assert!((bps - down as f64 * 8.0 / secs).abs() < 1e-3);
 }
 
 #[test]
 fn perf_rps_mode_reports_latency() {
     let v = perf_json(&["--rps", "--duration", "1s", "--streams", "2", "--response-size", "2K"]);
-    let requests = v["requests"].as_u64().unwrap();
+    let sum = &v["end"]["sum"];
+    let requests = sum["requests"].as_u64().unwrap();
     assert!(requests > 0);
-    assert_eq!(v["bytes_downloaded"].as_u64(), Some(requests * 2048));
-    assert_eq!(v["bytes_uploaded"].as_u64(), Some(requests * 64));
-    let p50 = v["latency_p50_us"].as_u64().unwrap();
-    let p99 = v["latency_p99_us"].as_u64().unwrap();
-    let max = v["latency_max_us"].as_u64().unwrap();
+    assert_eq!(sum["bytes_received"].as_u64(), Some(requests * 2048));
+    assert_eq!(sum["bytes_sent"].as_u64(), Some(requests * 64));
+    let lat = &v["end"]["latency"];
+    let p50 = lat["p50"].as_u64().unwrap();
+    let p99 = lat["p99"].as_u64().unwrap();
+    let max = lat["max"].as_u64().unwrap();
     assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{v}");
+    assert_eq!(lat["samples"].as_u64(), Some(requests));
 }
 
 #[test]
 fn perf_handshakes_mode_json() {
     let v = perf_json(&["--handshakes", "--duration", "500ms", "--connections", "2"]);
-    let n = v["handshakes"].as_u64().unwrap();
+    let n = v["end"]["sum"]["handshakes"].as_u64().unwrap();
     assert!(n >= 2, "{v}");
-    let p50 = v["latency_p50_us"].as_u64().unwrap();
-    assert!(p50 > 0 && p50 <= v["latency_max_us"].as_u64().unwrap(), "{v}");
+    let lat = &v["end"]["latency"];
+    let p50 = lat["p50"].as_u64().unwrap();
+    assert!(p50 > 0 && p50 <= lat["max"].as_u64().unwrap(), "{v}");
+    assert_eq!(lat["samples"].as_u64(), Some(n));
 }
 
 /// `peregrine perf | head -n 1`: the reader leaves after the first line; the later output
@@ -199,13 +206,21 @@ fn perf_progress_line_only_on_a_terminal() {
     let out = run_bounded(cmd, Duration::from_secs(30));
     assert!(out.status.success(), "{out:?}");
     let tty = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        tty.contains("\r  ") && tty.contains("Gbit/s") && tty.contains("MiB received"),
-        "{tty}"
-    );
+    assert!(tty.contains("\r") && tty.contains("bit/s") && tty.contains(" received "), "{tty}");
     let mut cmd = Command::new(BIN);
     cmd.args(["perf", "--duration", "1s"]);
     let out = run_bounded(cmd, Duration::from_secs(30));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("MiB received"));
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("MiB received"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(" received "));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\r"));
+}
+
+/// `client --alpn perf` used to make a perf server stream gigabytes for a `GET` line: the
+/// client now refuses it with the command to use instead.
+#[test]
+fn client_refuses_the_perf_alpn() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["client", "https://127.0.0.1:1/f1k", "--insecure", "--alpn", "perf", "--output"])
+        .arg(temp_dir("alpnperf"));
+    let err = one_error_line(&run_bounded(cmd, Duration::from_secs(10)));
+    assert!(err.contains("--alpn perf") && err.contains("peregrine perf"), "{err}");
 }

@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::shared::{ConnShared, OpenSlot, OpenState, StreamShared};
 use super::stream::{RecvStream, SendStream};
-use super::sync::{block_on, Mailbox};
-use super::ConnError;
+use super::sync::block_on;
 use crate::connection::ConnectionStats;
+use crate::handoff::shared::{ConnShared, OpenSlot, OpenState, StreamShared};
+use crate::handoff::{abandon, Command, ConnError, ConnOp, Mailbox};
 use crate::streams::Dir;
 use crate::varint::VarInt;
-use crate::worker::inbox::{Command, ConnOp};
 use crate::worker::EndpointCtx;
 
 /// A handle to a connection. Cheap to clone, `Send + Sync`; it never locks connection state.
@@ -43,7 +42,7 @@ impl Drop for LastHandle {
             return;
         }
         let cmd = Command::Conn {
-            id: self.shared.id,
+            conn: self.shared.clone(),
             op: ConnOp::Close { code: VarInt::from_u32(0), reason: Vec::new() },
         };
         if self.ctx.stopped.load(Ordering::Acquire) {
@@ -57,7 +56,7 @@ impl Drop for LastHandle {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
-            .field("id", &self.shared.id)
+            .field("handle", &self.shared.handle())
             .field("remote", &self.shared.remote)
             .finish_non_exhaustive()
     }
@@ -80,7 +79,7 @@ impl Connection {
     }
 
     pub(crate) fn post(&self, op: ConnOp) {
-        self.post_command(Command::Conn { id: self.shared.id, op });
+        self.post_command(Command::Conn { conn: self.shared.clone(), op });
     }
 
     /// The peer's address.
@@ -291,24 +290,5 @@ impl Future for Connecting {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
-    }
-}
-
-/// Completes whatever a command promised, for a command that will never reach a worker.
-pub(crate) fn abandon(cmd: Command) {
-    match cmd {
-        Command::Connect { conn, .. } => {
-            conn.close.mark_ended();
-            conn.mail.update(|m| {
-                m.handshake = Some(Err(ConnError::EndpointStopped));
-                m.error = Some(ConnError::EndpointStopped);
-                m.drained = true;
-            });
-        }
-        Command::Conn { op: ConnOp::Open { slot, .. }, .. } => {
-            slot.update(|s| s.result = Some(Err(ConnError::EndpointStopped)));
-        }
-        // A write's completer completes as "endpoint dropped" when dropped here.
-        other => drop(other),
     }
 }

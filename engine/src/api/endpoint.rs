@@ -11,21 +11,26 @@ use peregrine_datapath::udp::{UdpConfig, UdpQueue};
 use peregrine_datapath::Queue;
 
 use super::connection::{Connecting, Connection};
-use super::shared::{ConnShared, Counters};
-use super::sync::{block_on, Mailbox};
-use super::{ConnError, ShutdownError};
+use super::sync::block_on;
+use super::ShutdownError;
+use crate::app::{ConnectionHandler, ServiceFactory};
 use crate::connection::{ClientConfig, ServerConfig};
+use crate::handoff::shared::{ConnShared, Counters};
+use crate::handoff::{abandon, Command, ConnError, Mailbox};
 use crate::varint::VarInt;
 use crate::worker::accounting::Accounting;
-use crate::worker::inbox::{Command, Inbox};
-use crate::worker::{self, AcceptQueue, EndpointCtx, RouterSeed, WorkerConfig, WorkerStats};
+use crate::worker::inbox::Inbox;
+use crate::worker::{
+    self, AcceptQueue, Clock, Driver, EndpointCtx, RouterSeed, SystemClock, WorkerConfig,
+    WorkerStats,
+};
 
 /// How long dropping an endpoint waits for its workers to exit before detaching them.
 const DROP_JOIN_WAIT: Duration = Duration::from_secs(1);
 
 /// What an endpoint does: accept (with a server configuration), connect (with a client
-/// configuration), or both, on how many workers.
-#[derive(Clone, Debug)]
+/// configuration), or both, on how many workers, and who serves accepted connections.
+#[derive(Clone)]
 pub struct EndpointConfig {
     /// Server side: TLS and transport settings for accepted connections. Default none.
     pub server: Option<ServerConfig>,
@@ -35,17 +40,58 @@ pub struct EndpointConfig {
     pub worker: WorkerConfig,
     /// Worker threads for [`Endpoint::bind`] (one SO_REUSEPORT socket each). Default 1.
     pub workers: usize,
+    /// The application that serves accepted connections on their workers: each worker gets
+    /// its own [`crate::app::Service`] from this factory, and connections it declines (or all,
+    /// without a service) go to [`Endpoint::accept`]. Default none.
+    pub service: Option<ServiceFactory>,
+    /// Derive every key and random seed of the endpoint from this value instead of the OS's
+    /// random source (reproducible runs and tests; never in production: reset and token keys
+    /// become guessable). Default none.
+    pub seed: Option<u64>,
+}
+
+impl std::fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("server", &self.server)
+            .field("client", &self.client)
+            .field("worker", &self.worker)
+            .field("workers", &self.workers)
+            .field("service", &self.service.is_some())
+            .field("seed", &self.seed)
+            .finish()
+    }
 }
 
 impl EndpointConfig {
     /// A server endpoint configuration.
     pub fn server(server: ServerConfig) -> Self {
-        Self { server: Some(server), client: None, worker: WorkerConfig::default(), workers: 1 }
+        Self {
+            server: Some(server),
+            client: None,
+            worker: WorkerConfig::default(),
+            workers: 1,
+            service: None,
+            seed: None,
+        }
     }
 
     /// A client endpoint configuration.
     pub fn client(client: ClientConfig) -> Self {
-        Self { server: None, client: Some(client), worker: WorkerConfig::default(), workers: 1 }
+        Self {
+            server: None,
+            client: Some(client),
+            worker: WorkerConfig::default(),
+            workers: 1,
+            service: None,
+            seed: None,
+        }
+    }
+
+    /// Serves accepted connections with handlers from `service` (see [`Self::service`]).
+    pub fn with_service(mut self, service: ServiceFactory) -> Self {
+        self.service = Some(service);
+        self
     }
 }
 
@@ -126,11 +172,40 @@ impl Endpoint {
         Self::bind(addr, EndpointConfig::client(client))
     }
 
-    /// An endpoint over the given queues, one worker each (UDP, simulated or custom datapaths).
+    /// An endpoint over the given queues, one worker thread each (UDP, simulated or custom
+    /// datapaths).
     pub fn with_queues<Q: Queue + 'static>(
         queues: Vec<Q>,
         config: EndpointConfig,
     ) -> std::io::Result<Self> {
+        let (ctx, seed, local_addr) = Self::context(&queues, &config, Arc::new(SystemClock))?;
+        let threads = worker::spawn(queues, &config.worker, &seed, &ctx)?;
+        Ok(Self::from_parts(ctx, threads, local_addr))
+    }
+
+    /// An endpoint over the given queues whose workers run only when the caller steps them
+    /// ([`Driver::turn`]), reading the time from `clock` (a [`crate::worker::ManualClock`], the
+    /// simulated network): whole endpoints on virtual time, deterministic with
+    /// [`EndpointConfig::seed`]. The handles work as with threads; blocking calls would wait
+    /// for turns that never come, so use the async ones and step the drivers.
+    pub fn manual<Q: Queue + 'static>(
+        queues: Vec<Q>,
+        config: EndpointConfig,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<(Self, Vec<Driver>)> {
+        let (ctx, seed, local_addr) = Self::context(&queues, &config, clock)?;
+        let mut drivers = Vec::with_capacity(queues.len());
+        for (i, q) in queues.into_iter().enumerate() {
+            drivers.push(Driver::new(worker::build(i, q, &config.worker, &seed, &ctx)?));
+        }
+        Ok((Self::from_parts(ctx, Vec::new(), local_addr), drivers))
+    }
+
+    fn context<Q: Queue>(
+        queues: &[Q],
+        config: &EndpointConfig,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<(Arc<EndpointCtx>, RouterSeed, SocketAddr)> {
         if queues.is_empty() || queues.len() > 256 {
             return Err(std::io::Error::other("an endpoint needs 1..=256 queues"));
         }
@@ -142,21 +217,29 @@ impl Endpoint {
             accounting: Accounting::default(),
             counters: Arc::new(Counters::default()),
             incoming: Mailbox::new(AcceptQueue::default()),
-            next_conn_id: AtomicU64::new(1),
-            server: config.server.map(Arc::new),
-            client: config.client,
+            server: config.server.clone().map(Arc::new),
+            client: config.client.clone().map(Arc::new),
+            service: config.service.clone(),
             worker_stats: (0..n).map(|_| Mailbox::new(WorkerStats::default())).collect(),
             stopped: AtomicBool::new(false),
+            clock,
         });
-        let threads = worker::spawn(queues, &config.worker, &RouterSeed::random(), &ctx)?;
-        Ok(Self {
+        Ok((ctx, RouterSeed::new(config.seed), local_addr))
+    }
+
+    fn from_parts(
+        ctx: Arc<EndpointCtx>,
+        threads: Vec<std::thread::JoinHandle<()>>,
+        local_addr: SocketAddr,
+    ) -> Self {
+        Self {
             ctx,
             threads: Mutex::new(threads),
             local_addr,
             next_worker: AtomicU64::new(0),
             shutdown_started: AtomicBool::new(false),
             live_at_shutdown: AtomicU64::new(0),
-        })
+        }
     }
 
     /// The local address of the first queue.
@@ -167,6 +250,37 @@ impl Endpoint {
     /// Starts a connection to `addr` authenticating `server_name`; await the [`Connecting`] or
     /// call [`Connecting::wait`].
     pub fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<Connecting, ConnError> {
+        let shared = self.new_client(addr)?;
+        let conn = Connection::new(shared.clone(), self.ctx.clone());
+        conn.post_command(Command::Connect { server_name: server_name.to_owned(), conn: shared });
+        Ok(Connecting::new(conn))
+    }
+
+    /// Starts a connection to `addr` authenticating `server_name`, served by `handler` on the
+    /// worker that owns it (see [`crate::app`]): its events are calls on the handler, on that
+    /// worker's thread. A start that fails later is reported to
+    /// [`ConnectionHandler::on_start_failed`].
+    pub fn connect_with(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+        handler: Box<dyn ConnectionHandler + Send>,
+    ) -> Result<(), ConnError> {
+        let shared = self.new_client(addr)?;
+        let cmd = Command::ConnectWith {
+            server_name: server_name.to_owned(),
+            conn: shared.clone(),
+            handler,
+        };
+        if self.ctx.stopped.load(Ordering::Acquire) {
+            abandon(cmd);
+            return Err(ConnError::EndpointStopped);
+        }
+        self.ctx.inboxes[shared.worker].post(cmd);
+        Ok(())
+    }
+
+    fn new_client(&self, addr: SocketAddr) -> Result<Arc<ConnShared>, ConnError> {
         if self.ctx.client.is_none() {
             return Err(ConnError::NotClient);
         }
@@ -175,11 +289,7 @@ impl Endpoint {
         }
         let n = self.ctx.inboxes.len() as u64;
         let worker = (self.next_worker.fetch_add(1, Ordering::Relaxed) % n) as usize;
-        let id = self.ctx.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(ConnShared::new(id, worker, addr));
-        let conn = Connection::new(shared.clone(), self.ctx.clone());
-        conn.post_command(Command::Connect { server_name: server_name.to_owned(), conn: shared });
-        Ok(Connecting::new(conn))
+        Ok(Arc::new(ConnShared::new(worker, addr)))
     }
 
     /// The next incoming connection whose handshake completed; `None` once the endpoint

@@ -3,56 +3,27 @@
 //!
 //! Handles are `Send + Sync` and never touch connection state: they post commands to the
 //! owner worker's lock-free inbox and wake it; results come back through small per-connection
-//! and per-stream mailboxes (`shared`, `sync`). Blocking calls run the same futures on a tiny
-//! parking executor ([`block_on`]) with a timeout.
+//! and per-stream mailboxes (`crate::handoff`). Blocking calls run the same futures on a tiny
+//! parking executor ([`block_on`]) with a timeout. This is the layer for applications that
+//! keep their own threads; applications that run on the workers themselves use
+//! [`crate::app`] (handlers), configured with [`EndpointConfig::service`] or
+//! [`Endpoint::connect_with`].
 //!
 //! Files: `endpoint` (bind, connect, accept, shutdown, stats), `connection` (streams open and
-//! accept, close), `stream` (send and receive halves, write completions), `shared` (mailbox
-//! contents), `sync` (mailbox and executor).
+//! accept, close), `stream` (send and receive halves, write completions), `sync` (the blocking
+//! executor).
 
 mod connection;
 mod endpoint;
-pub(crate) mod shared;
 mod stream;
 pub(crate) mod sync;
 
-pub(crate) use connection::abandon;
+pub use crate::handoff::shared::WriteStatus;
+pub use crate::handoff::ConnError;
 pub use connection::{Connecting, Connection};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointStats, ShutdownReport};
-pub use shared::WriteStatus;
 pub use stream::{RecvStream, SendStream, WriteCompletion};
 pub use sync::{block_on, Elapsed};
-
-use crate::connection::ConnectionError;
-
-/// Why a connection-level operation failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConnError {
-    /// The connection ended (closed by either side, timed out, reset, handshake failure).
-    #[error(transparent)]
-    Connection(#[from] ConnectionError),
-    /// The endpoint was dropped: its workers stopped.
-    #[error("endpoint stopped")]
-    EndpointStopped,
-    /// The endpoint is shutting down and takes no new connections.
-    #[error("endpoint is shutting down")]
-    ShuttingDown,
-    /// The endpoint has no client configuration.
-    #[error("endpoint has no client configuration")]
-    NotClient,
-    /// The connection could not be set up (configuration, TLS, connection ID table).
-    #[error("connection setup failed: {0}")]
-    Setup(String),
-    /// The connection is gone from its worker.
-    #[error("connection closed")]
-    Closed,
-    /// The stream is closed (fully read, stopped, or unknown).
-    #[error("stream closed")]
-    StreamClosed,
-    /// The operation's timeout passed.
-    #[error("timed out")]
-    TimedOut,
-}
 
 /// Why a read failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

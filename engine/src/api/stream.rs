@@ -11,11 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::connection::Connection;
-use super::shared::{Completer, StreamShared, WriteSlot, WriteStatus};
-use super::sync::{block_on, Elapsed, Mailbox};
+use super::sync::{block_on, Elapsed};
 use super::{ReadError, WriteAllError};
+use crate::handoff::shared::{Completer, StreamShared, WriteSlot, WriteStatus};
+use crate::handoff::{ConnOp, Mailbox};
 use crate::streams::StreamId;
-use crate::worker::inbox::ConnOp;
 
 /// Size of the pieces [`SendStream::write_all`] cuts its data into.
 const WRITE_ALL_CHUNK: usize = 256 * 1024;

@@ -18,8 +18,15 @@ pub const PACING_GAIN: (u64, u64) = (5, 4);
 //# Section 7.2.
 pub const PACING_BURST_PACKETS: u64 = 10;
 
-/// Most max-size datagrams a bucket ever holds, however large the window.
+/// Most Ethernet-size (1472-byte) datagrams' worth of bytes a bucket holds, however large the
+/// window: [`MAX_PACING_BURST_BYTES`].
 pub const MAX_PACING_BURST_PACKETS: u64 = 256;
+
+/// Most bytes a bucket holds (unless the initial window is larger): 256 Ethernet-size
+/// datagrams, ~368 KiB, whatever the datagram size. With jumbo or loopback-size datagrams a
+/// bound in datagrams would let bursts grow 6 to 45 times larger than on Ethernet, past what a
+/// receiver's socket buffer takes at once.
+pub const MAX_PACING_BURST_BYTES: u64 = MAX_PACING_BURST_PACKETS * 1472;
 
 /// The bucket holds the window's worth of this much of an RTT (quinn and Linux TCP's TSO
 /// autosizing size bursts by time the same way): on a short, fast path (loopback, a LAN) a
@@ -106,10 +113,18 @@ impl Pacer {
     }
 
     /// Bytes the bucket holds when full: `window · PACING_BURST_INTERVAL / srtt`, at least
-    /// [`PACING_BURST_PACKETS`] and at most [`MAX_PACING_BURST_PACKETS`] max-size datagrams.
+    /// the initial window of the datagram size (RFC 9002 §7.2: [`PACING_BURST_PACKETS`]
+    /// datagrams, 2 of them when that exceeds 14720 bytes) and at most
+    /// [`MAX_PACING_BURST_BYTES`] (or that initial window when larger).
     pub fn burst_bytes(&self, window: u64, srtt: Duration) -> u64 {
         let mds = u64::from(self.mds);
-        let (lo, hi) = (mds * PACING_BURST_PACKETS, mds * MAX_PACING_BURST_PACKETS);
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-7.2
+        //# Endpoints SHOULD use an initial congestion
+        //# window of ten times the maximum datagram size (max_datagram_size),
+        //# while limiting the window to the larger of 14,720 bytes or twice the
+        //# maximum datagram size.
+        let initial = (mds * PACING_BURST_PACKETS).min(14_720u64.max(2 * mds));
+        let (lo, hi) = (initial, MAX_PACING_BURST_BYTES.max(initial));
         let rtt = nanos(srtt).max(1);
         let interval = nanos(PACING_BURST_INTERVAL);
         let by_time = match window.checked_mul(interval) {
@@ -216,16 +231,36 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new(MDS as u16);
         // 2 ms of a 100 ms RTT: 10 datagrams up to a 600 kB window, then 2 % of the window,
-        // at most 256 datagrams.
-        for (window, burst) in [(12_000, 10), (120_000, 10), (1_200_000, 20), (60_000_000, 256)] {
-            let mut p2 = Pacer::new(MDS as u16);
-            assert_eq!(p2.burst_bytes(window, ms(100)), burst * MDS, "window {window}");
+        // at most 256 Ethernet-size datagrams' worth of bytes (314 of 1200 bytes, 42 jumbo
+        // ones of 8972, 5 of 65507), never below the initial window (2 datagrams above 7360
+        // bytes).
+        let max = MAX_PACING_BURST_BYTES;
+        for (mds, window, bytes) in [
+            (MDS, 12_000, 10 * MDS),
+            (MDS, 120_000, 10 * MDS),
+            (MDS, 1_200_000, 20 * MDS),
+            (MDS, 60_000_000, max),
+            (8972, 120_000, 2 * 8972),
+            (8972, 60_000_000, max),
+            (65507, 120_000, 2 * 65507),
+            (65507, 60_000_000, max),
+        ] {
+            let mut p2 = Pacer::new(mds as u16);
+            assert_eq!(p2.burst_bytes(window, ms(100)), bytes, "{mds} window {window}");
             let mut sent = 0;
-            while p2.release_time(t0, MDS, window, ms(100)) <= t0 && sent < 1000 {
-                p2.on_packet_sent(t0, MDS, window, ms(100));
+            while p2.release_time(t0, mds, window, ms(100)) <= t0 && sent < 1000 {
+                p2.on_packet_sent(t0, mds, window, ms(100));
                 sent += 1;
             }
-            assert_eq!(sent, burst, "window {window}");
+            // Never more than the bucket; at most one datagram short of it (the cost of each
+            // datagram is rounded up to whole nanoseconds).
+            assert!(
+                sent * mds <= bytes && (sent + 2) * mds > bytes,
+                "{mds} window {window}: {sent}"
+            );
+            if mds == MDS {
+                assert_eq!(sent, bytes / mds, "window {window}");
+            }
         }
         // After a long pause the bucket is full again, but never more than full.
         let w = 120_000;

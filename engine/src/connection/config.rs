@@ -17,8 +17,9 @@ use crate::streams::StreamsConfig;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default largest UDP payload we build: 1200 bytes, the size every QUIC path must carry.
 pub const DEFAULT_MAX_DATAGRAM_SIZE: u16 = 1200;
-/// Largest UDP payload this implementation ever builds (a 1500-byte Ethernet MTU over IPv4).
-pub const MAX_DATAGRAM_SIZE_LIMIT: u16 = 1472;
+/// Largest UDP payload this implementation ever builds: QUIC's largest max_udp_payload_size
+/// (RFC 9000 §18.2), what a 65536-byte loopback MTU carries over IPv6.
+pub const MAX_DATAGRAM_SIZE_LIMIT: u16 = 65527;
 /// Default length of the connection IDs we issue: 8 bytes.
 pub const DEFAULT_CID_LEN: usize = 8;
 /// Default active_connection_id_limit we advertise (how many of the peer's CIDs we keep).
@@ -99,6 +100,8 @@ pub struct TransportConfig {
     pub(crate) pmtud_raise_interval: Duration,
     pub(crate) initial_window: Option<u64>,
     pub(crate) pacing: bool,
+    /// Use the ACK frequency extension both ways (draft-ietf-quic-ack-frequency).
+    pub(crate) ack_frequency: bool,
     /// Largest UDP payload we can receive (advertised as max_udp_payload_size).
     pub(crate) max_recv_udp_payload: u64,
 }
@@ -122,6 +125,7 @@ impl Default for TransportConfig {
             pmtud_raise_interval: super::mtud::DEFAULT_PMTU_RAISE_INTERVAL,
             initial_window: None,
             pacing: true,
+            ack_frequency: true,
             max_recv_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,
         }
     }
@@ -156,12 +160,14 @@ impl TransportConfig {
         Ok(self)
     }
 
-    /// Largest UDP payload we build, in bytes. Default 1200 (always safe); up to 1472. Larger
-    /// datagrams cost fewer packets per byte but are lost on paths with a smaller MTU (path
-    /// MTU discovery then falls back to 1200 and searches again).
+    /// The UDP payload size datagrams start with, in bytes. Default 1200 (always safe); up to
+    /// 65527. Path MTU discovery raises it from there up to
+    /// [`with_pmtud_upper_bound`](Self::with_pmtud_upper_bound). Larger datagrams cost fewer
+    /// packets per byte but are lost on paths with a smaller MTU (black-hole detection then
+    /// falls back to 1200 and searches again).
     pub fn with_max_datagram_size(mut self, size: u16) -> Result<Self, ConfigError> {
         if !(DEFAULT_MAX_DATAGRAM_SIZE..=MAX_DATAGRAM_SIZE_LIMIT).contains(&size) {
-            return Err(ConfigError("max_datagram_size must be in 1200..=1472"));
+            return Err(ConfigError("max_datagram_size must be in 1200..=65527"));
         }
         if self.initial_window.is_some_and(|w| w < 2 * u64::from(size)) {
             return Err(ConfigError("initial window below two datagrams of this size"));
@@ -178,6 +184,18 @@ impl TransportConfig {
         }
         self.active_cid_limit = n;
         Ok(self)
+    }
+
+    /// The ACK frequency extension (draft-ietf-quic-ack-frequency), both ways. Default on:
+    /// we advertise min_ack_delay (1 ms) and honour the peer's ACK_FREQUENCY and IMMEDIATE_ACK
+    /// frames, and to a peer that advertised it we send ACK_FREQUENCY asking for one ACK per
+    /// eighth of the congestion window (at most one per 128 packets, within a quarter RTT)
+    /// and put IMMEDIATE_ACK in PTO probes. Off: ACKs follow RFC 9000 §13.2 only (every
+    /// second ack-eliciting packet or max_ack_delay), which costs the peer and us one ACK
+    /// datagram per two data packets.
+    pub fn with_ack_frequency(mut self, on: bool) -> Self {
+        self.ack_frequency = on;
+        self
     }
 
     /// Our max_ack_delay. Default 25 ms; below 2^14 ms. Longer delays mean fewer ACKs and
@@ -255,11 +273,12 @@ impl TransportConfig {
 
     /// Upper bound of the PMTU search in UDP payload bytes: the local and datapath limit
     /// (the peer's max_udp_payload_size lowers it further). Default
-    /// [`DEFAULT_PMTU_UPPER_BOUND`](super::DEFAULT_PMTU_UPPER_BOUND) (1472, a 1500-byte IPv4
-    /// path); must be in 1200..=1472.
+    /// [`DEFAULT_PMTU_UPPER_BOUND`](super::DEFAULT_PMTU_UPPER_BOUND) (65527: the search
+    /// climbs to whatever the path carries, 1472 on Ethernet, 8972 on 9000-byte jumbo frames,
+    /// 65507 on IPv4 loopback); must be in 1200..=65527.
     pub fn with_pmtud_upper_bound(mut self, size: u16) -> Result<Self, ConfigError> {
         if !(DEFAULT_MAX_DATAGRAM_SIZE..=MAX_DATAGRAM_SIZE_LIMIT).contains(&size) {
-            return Err(ConfigError("pmtud upper bound must be in 1200..=1472"));
+            return Err(ConfigError("pmtud upper bound must be in 1200..=65527"));
         }
         self.pmtud_upper_bound = size;
         Ok(self)
@@ -359,14 +378,17 @@ mod tests {
     fn setters_validate() {
         let c = TransportConfig::default();
         assert!(c.clone().with_max_datagram_size(1199).is_err());
-        assert!(c.clone().with_max_datagram_size(1473).is_err());
+        assert!(c.clone().with_max_datagram_size(1199).is_err());
+        assert_eq!(c.clone().with_max_datagram_size(65527).unwrap().max_datagram_size, 65527);
+        assert!(c.clone().with_max_datagram_size(65528).is_err());
         assert_eq!(c.clone().with_max_datagram_size(1400).unwrap().max_datagram_size, 1400);
         assert!(c.clone().with_active_cid_limit(1).is_err());
         assert!(c.clone().with_idle_timeout(Some(Duration::ZERO)).is_err());
         assert!(c.clone().with_key_update_interval(Some(3)).is_err());
         assert!(c.clone().with_congestion_by_name("bbr").is_err());
         assert!(c.clone().with_pmtud_upper_bound(1199).is_err());
-        assert!(c.clone().with_pmtud_upper_bound(1473).is_err());
+        assert!(c.clone().with_pmtud_upper_bound(65528).is_err());
+        assert_eq!(c.clone().with_pmtud_upper_bound(9000).unwrap().pmtud_upper_bound, 9000);
         assert_eq!(c.clone().with_pmtud_upper_bound(1400).unwrap().pmtud_upper_bound, 1400);
         assert!(c.clone().with_pmtud_raise_interval(Duration::from_millis(10)).is_err());
         assert!(c.clone().with_pmtud(true).pmtud);

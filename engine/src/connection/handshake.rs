@@ -63,6 +63,16 @@ pub(super) fn local_params(
         active_connection_id_limit: varint(cfg.active_cid_limit),
         max_udp_payload_size: varint(cfg.max_recv_udp_payload),
         initial_source_connection_id: Some(scid),
+        //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-3
+        //# Endpoints advertise their support for receiving ACK_FREQUENCY and IMMEDIATE_ACK
+        //# frames as described in this document by sending the following transport
+        //# parameter (Section 7.2 of [QUIC-TRANSPORT]):
+        min_ack_delay: cfg.ack_frequency.then(|| {
+            //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-3
+            //# An endpoint's min_ack_delay MUST NOT be greater than its max_ack_delay.
+            let d = super::ack_frequency::DEFAULT_MIN_ACK_DELAY.min(cfg.max_ack_delay);
+            varint(d.as_micros() as u64)
+        }),
         ..TransportParameters::default()
     };
     if let Some((odcid, retry_scid, token)) = server {
@@ -97,11 +107,24 @@ impl Connection {
         now: Instant,
         remote: SocketAddr,
         server_name: &str,
+        cid_gen: Box<dyn CidGenerator>,
+    ) -> Result<Self, ConnectError> {
+        Self::client_seeded(config, now, remote, server_name, cid_gen, config.transport.rng_seed)
+    }
+
+    /// [`Connection::client`] with the random source seeded from `seed` instead of the
+    /// configuration's (an endpoint gives each connection its own).
+    pub fn client_seeded(
+        config: &ClientConfig,
+        now: Instant,
+        remote: SocketAddr,
+        server_name: &str,
         mut cid_gen: Box<dyn CidGenerator>,
+        seed: u64,
     ) -> Result<Self, ConnectError> {
         let cv = crypto::Version::from_wire(config.version)
             .ok_or(ConnectError::UnsupportedVersion(config.version))?;
-        let mut rng = ChaCha8Rng::seed_from_u64(config.transport.rng_seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut d = [0u8; CLIENT_INITIAL_DCID_LEN];
         rng.fill_bytes(&mut d);
         let dcid = ConnectionId::new(&d).map_err(|_| ConnectError::InvalidCid)?;
@@ -140,7 +163,20 @@ impl Connection {
         now: Instant,
         remote: SocketAddr,
         incoming: Incoming,
+        cid_gen: Box<dyn CidGenerator>,
+    ) -> Result<Self, ConnectError> {
+        Self::server_seeded(config, now, remote, incoming, cid_gen, config.transport.rng_seed)
+    }
+
+    /// [`Connection::server`] with the random source seeded from `seed` instead of the
+    /// configuration's (an endpoint gives each connection its own).
+    pub fn server_seeded(
+        config: &ServerConfig,
+        now: Instant,
+        remote: SocketAddr,
+        incoming: Incoming,
         mut cid_gen: Box<dyn CidGenerator>,
+        seed: u64,
     ) -> Result<Self, ConnectError> {
         let cv = crypto::Version::from_wire(incoming.version)
             .ok_or(ConnectError::UnsupportedVersion(incoming.version))?;
@@ -157,7 +193,7 @@ impl Connection {
             peer_initial_scid: Some(incoming.src_cid),
             retry_scid,
         };
-        let rng = ChaCha8Rng::seed_from_u64(config.transport.rng_seed);
+        let rng = ChaCha8Rng::seed_from_u64(seed);
         let mut conn = Self::assemble(Parts {
             side: Side::Server,
             version: incoming.version,
@@ -210,6 +246,7 @@ impl Connection {
             reset_token: p.scid_token,
         });
         Self {
+            transmit_interest: true,
             side: p.side,
             version: p.version,
             tls: p.tls,
@@ -254,9 +291,11 @@ impl Connection {
             ack_scratch: Default::default(),
             rx_arena: bytes::BytesMut::new(),
             crypto_scratch: Vec::new(),
+            tls_detail: None,
             peer_ack_delay_exponent: crate::transport_params::DEFAULT_ACK_DELAY_EXPONENT as u8,
             peer_max_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,
             current_mds: cfg.max_datagram_size,
+            ack_frequency: Default::default(),
             mtud: super::mtud::Mtud::new(
                 cfg.pmtud,
                 cfg.max_datagram_size,
@@ -282,7 +321,10 @@ impl Connection {
         buf.clear();
         let mut r = self.spaces[space.index()].crypto_recv.on_frame(offset, data, &mut buf);
         if r.is_ok() && !buf.is_empty() {
-            r = self.tls.read_hs(level_of(space), &buf).map_err(|e| e.to_error());
+            r = self.tls.read_hs(level_of(space), &buf).map_err(|e| {
+                self.tls_detail = e.tls.as_ref().map(ToString::to_string);
+                e.to_error()
+            });
         }
         self.crypto_scratch = buf;
         r?;
@@ -420,7 +462,11 @@ impl Connection {
         self.issue_cids();
         //= https://www.rfc-editor.org/rfc/rfc9000#section-14.3
         //# Endpoints SHOULD NOT send probe packets until the handshake is confirmed.
-        self.mtud.start(self.peer_max_udp_payload);
+        let ipv6 = match self.remote.ip() {
+            std::net::IpAddr::V4(_) => false,
+            std::net::IpAddr::V6(a) => a.to_ipv4_mapped().is_none(),
+        };
+        self.mtud.start(self.peer_max_udp_payload, ipv6);
         let mds = self.mtud.current();
         self.set_plpmtu(mds);
     }

@@ -212,7 +212,8 @@ impl Connection {
                 | Retx::HandshakeDone
                 | Retx::NewCid(_)
                 | Retx::RetireCid(_)
-                | Retx::PathChallenge(_) => {}
+                | Retx::PathChallenge(_)
+                | Retx::AckFrequency(_) => {}
             }
         }
         self.retx_pool.put(items);
@@ -221,7 +222,9 @@ impl Connection {
     /// A packet of `space` was declared lost: queue what it carried again. Returns whether the
     /// loss completes a suspected black hole.
     fn on_packet_lost(&mut self, space: SpaceId, p: SentPacket<SentFrames>) -> bool {
-        self.stats.packets_lost += 1;
+        // A lost PMTU probe is counted in `pmtu_probes_lost` only: it carried no data and its
+        // loss says the size is too large, not that the path lost a packet.
+        self.stats.packets_lost += u64::from(!p.payload.mtu_probe);
         let mut black_hole = false;
         if space == SpaceId::Data {
             if p.payload.mtu_probe {
@@ -257,6 +260,7 @@ impl Connection {
                         self.peer_cids.to_retire.push(seq);
                     }
                 }
+                Retx::AckFrequency(seq) => self.on_ack_frequency_lost(seq),
                 Retx::PathChallenge(data) => {
                     if self.path_challenge == Some(data) {
                         self.path_challenge_pending = true;

@@ -25,6 +25,7 @@
 //! packets → frames), `send` (packet assembly, coalescing, padding, GSO, congestion and
 //! amplification limits), `close` (explicit close state), `spaces`, `cids`, `timers`.
 
+mod ack_frequency;
 mod cids;
 mod close;
 mod config;
@@ -80,6 +81,21 @@ use cids::{LocalCids, PeerCids};
 use sent::{RetxPool, SentFrames};
 use spaces::PacketSpace;
 use timers::TimerTable;
+
+/// What a connection wants from its owner (see [`Connection::interests`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interests {
+    /// Poll [`Connection::poll_transmit`]: something happened since it last found nothing to
+    /// send (a datagram, a timer, an application call). Cleared by a `poll_transmit` that
+    /// returns `None`.
+    pub transmit: bool,
+    /// Call [`Connection::handle_timeout`] at this time.
+    pub timeout: Option<Instant>,
+    /// The connection is closing, draining or drained, or has ended with an error.
+    pub closed: bool,
+    /// Nothing is left to do: remove the connection.
+    pub drained: bool,
+}
 
 /// Why a connection could not be created.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -180,6 +196,9 @@ pub struct Connection {
     ack_scratch: AckOutcome<SentFrames>,
     rx_arena: bytes::BytesMut,
     crypto_scratch: Vec<u8>,
+    /// What TLS said about the last handshake failure (e.g. which names the peer's
+    /// certificate is valid for): added to the local error, never sent to the peer.
+    tls_detail: Option<String>,
     peer_ack_delay_exponent: u8,
     peer_max_udp_payload: u64,
     /// Datagram size in use (the PLPMTU): the configured one, raised by PMTU discovery,
@@ -187,10 +206,15 @@ pub struct Connection {
     current_mds: u16,
     /// Path MTU discovery (DPLPMTUD) of the path.
     mtud: mtud::Mtud,
+    /// ACK_FREQUENCY / IMMEDIATE_ACK state, both directions.
+    ack_frequency: ack_frequency::AckFrequencyState,
     app_limited: bool,
     rng: ChaCha8Rng,
     /// qlog event buffer; `None` (the default) records nothing.
     qlog: Option<Box<crate::qlog::Qlog>>,
+    /// Something happened since `poll_transmit` last found nothing to send (see
+    /// [`Connection::interests`]).
+    transmit_interest: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -219,6 +243,7 @@ impl Connection {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.transmit_interest = true;
         if self.close == CloseState::Drained {
             return;
         }
@@ -254,6 +279,18 @@ impl Connection {
             self.on_loss_timeout(now);
         }
         self.update_timers(now);
+    }
+
+    /// What the connection wants from its owner now (s2n-quic's `ConnectionInterests`): to
+    /// be polled for transmission, woken at a time, removed. The owner reads this after every
+    /// step that touched the connection instead of guessing from the call it made.
+    pub fn interests(&self) -> Interests {
+        Interests {
+            transmit: self.transmit_interest && self.close != CloseState::Drained,
+            timeout: self.poll_timeout(),
+            closed: !self.close.is_open() || self.error.is_some(),
+            drained: self.close == CloseState::Drained,
+        }
     }
 
     /// The next application event.
@@ -385,6 +422,10 @@ impl Connection {
         s.pmtu = self.max_datagram_size() as u64;
         s.pmtu_probes_sent = self.mtud.probes_sent;
         s.pmtu_probes_lost = self.mtud.probes_lost;
+        s.ack_frequency_sent = self.ack_frequency.frames_sent;
+        s.ack_frequency_received = self.ack_frequency.frames_applied;
+        s.immediate_acks_sent = self.ack_frequency.immediate_acks_sent;
+        s.immediate_acks_received = self.ack_frequency.immediate_acks_received;
         s
     }
 
@@ -392,47 +433,56 @@ impl Connection {
 
     /// Opens a stream (see [`Streams::open`]).
     pub fn open(&mut self, dir: Dir) -> Result<StreamId, OpenError> {
+        self.transmit_interest = true;
         self.streams.open(dir)
     }
 
     /// Writes on a stream; one `WriteComplete` event follows per accepted write.
     pub fn write(&mut self, id: StreamId, data: Bytes, fin: bool) -> Result<WriteId, WriteError> {
+        self.transmit_interest = true;
         self.streams.write(id, data, fin)
     }
 
     /// Finishes a stream (FIN without data).
     pub fn finish(&mut self, id: StreamId) -> Result<WriteId, WriteError> {
+        self.transmit_interest = true;
         self.streams.finish(id)
     }
 
     /// Reads in-order data: `(bytes, fin)`.
     pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<(usize, bool), ReadError> {
+        self.transmit_interest = true;
         self.streams.read(id, buf)
     }
 
     /// Resets the sending part of a stream.
     pub fn reset(&mut self, id: StreamId, code: u64) -> Result<(), ClosedStream> {
+        self.transmit_interest = true;
         self.streams.reset(id, code)
     }
 
     /// Asks the peer to stop sending on a stream.
     pub fn stop_sending(&mut self, id: StreamId, code: u64) -> Result<(), ClosedStream> {
+        self.transmit_interest = true;
         self.streams.stop_sending(id, code)
     }
 
     /// The stream manager, for calls not mirrored here.
     pub fn streams(&mut self) -> &mut Streams {
+        self.transmit_interest = true;
         &mut self.streams
     }
 
     /// Sends a PING in the application space (or the highest space with keys).
     pub fn ping(&mut self) {
+        self.transmit_interest = true;
         let space = self.highest_send_space();
         self.spaces[space.index()].ping_pending = true;
     }
 
     /// Asks for a key update at the next 1-RTT packet (once RFC 9001 §6.1 permits it).
     pub fn initiate_key_update(&mut self) {
+        self.transmit_interest = true;
         self.key_update_requested = true;
     }
 
@@ -440,6 +490,7 @@ impl Connection {
     /// Initial/Handshake packets a 0x1c APPLICATION_ERROR). The close is written once in every
     /// space that has keys; then the connection is closing. Idempotent.
     pub fn close(&mut self, now: Instant, code: VarInt, reason: &[u8]) {
+        self.transmit_interest = true;
         if !self.close.is_open() {
             return;
         }
@@ -471,7 +522,12 @@ impl Connection {
             return;
         }
         tracing::debug!(side = ?self.side, %err, "closing on protocol error");
-        let reason = ConnectionError::from_local(&err);
+        let mut reason = ConnectionError::from_local(&err);
+        if let (ConnectionError::TransportError { reason: r, .. }, Some(d)) =
+            (&mut reason, self.tls_detail.take())
+        {
+            *r = format!("{r}: {d}");
+        }
         self.report_lost(reason);
         self.start_closing(
             now,

@@ -50,7 +50,7 @@ impl Connection {
         self.qlog.as_deref_mut()
     }
 
-    /// The client's first Destination Connection ID (qlog's `ODCID`, the trace's name).
+    /// The client's first Destination Connection ID (the qlog trace's `group_id` and file name).
     pub fn original_dcid(&self) -> crate::cid::ConnectionId {
         self.ids.original_dcid
     }
@@ -74,7 +74,7 @@ impl Connection {
         }
     }
 
-    /// Logs `recovery:metrics_updated` when congestion or RTT state changed.
+    /// Logs `quic:recovery_metrics_updated` when congestion or RTT state changed.
     #[cold]
     #[inline(never)]
     pub(super) fn qlog_metrics(&mut self, now: Instant) {
@@ -102,7 +102,7 @@ impl Connection {
         );
     }
 
-    /// Logs `recovery:packet_lost` (`trigger`: "time_threshold" for the loss timer; `None`
+    /// Logs `quic:packet_lost` (`trigger`: "time_threshold" for the loss timer; `None`
     /// when an ACK revealed it, by either threshold).
     #[cold]
     #[inline(never)]
@@ -118,7 +118,7 @@ impl Connection {
         }
     }
 
-    /// Logs `connectivity:connection_closed` for a close we start (`frame`).
+    /// Logs `quic:connection_closed` for a close we start (`frame`).
     #[cold]
     #[inline(never)]
     pub(super) fn qlog_local_close(&mut self, now: Instant, frame: &CloseFrame) {
@@ -134,7 +134,7 @@ impl Connection {
         );
     }
 
-    /// Logs `connectivity:connection_closed` for any other end (peer close, idle, reset).
+    /// Logs `quic:connection_closed` for any other end (peer close, idle, reset).
     #[cold]
     #[inline(never)]
     pub(super) fn qlog_closed(&mut self, now: Instant, trigger: CloseTrigger) {
@@ -152,7 +152,7 @@ impl Connection {
         }
     }
 
-    /// Logs `security:key_updated` for a 1-RTT key update.
+    /// Logs `quic:key_updated` for a 1-RTT key update.
     #[cold]
     #[inline(never)]
     pub(super) fn qlog_key_update(&mut self, now: Instant, local: bool) {

@@ -33,6 +33,7 @@ enum Outcome {
 impl Connection {
     /// Processes one datagram from `remote` (decrypting it in place in `data`).
     pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, ecn: Ecn, data: &mut [u8]) {
+        self.transmit_interest = true;
         if matches!(self.close, CloseState::Draining { .. } | CloseState::Drained) {
             return;
         }
@@ -243,6 +244,7 @@ impl Connection {
         }
         if !self.spaces[si].discarded {
             self.spaces[si].acks.on_packet_received(now, pn, summary.ack_eliciting, ecn);
+            self.stats.ack_eliciting_received += u64::from(summary.ack_eliciting);
         }
         //= https://www.rfc-editor.org/rfc/rfc9000#section-10.1
         //# An endpoint restarts its idle timer when a packet from its peer is
@@ -398,6 +400,8 @@ impl Connection {
                 //# considered confirmed when a HANDSHAKE_DONE frame is received.
                 self.confirm_handshake(now);
             }
+            Frame::AckFrequency(f) => self.on_ack_frequency(&f)?,
+            Frame::ImmediateAck(_) => self.on_immediate_ack(now)?,
             Frame::Datagram(_) => {
                 //= https://www.rfc-editor.org/rfc/rfc9221#section-3
                 //# An endpoint that receives a DATAGRAM frame when it has not indicated

@@ -17,9 +17,9 @@ use crate::congestion::PACING_BURST_PACKETS;
 use crate::crypto::{Side, TAG_LEN};
 use crate::error::Error;
 use crate::frame::{
-    plan_ack, write_ack, Crypto, DataBlocked, FrameType, HandshakeDone, MaxData, MaxStreamData,
-    MaxStreams, PacketSummary, PathChallenge, PathResponse, Ping, ResetStream, RetireConnectionId,
-    StopSending, Stream, StreamDataBlocked, StreamDir, StreamsBlocked,
+    plan_ack, write_ack, Crypto, DataBlocked, FrameType, HandshakeDone, ImmediateAck, MaxData,
+    MaxStreamData, MaxStreams, PacketSummary, PathChallenge, PathResponse, Ping, ResetStream,
+    RetireConnectionId, StopSending, Stream, StreamDataBlocked, StreamDir, StreamsBlocked,
 };
 use crate::packet::MIN_INITIAL_DATAGRAM_SIZE;
 use crate::packet::{LongHeader, LongType, PacketBuilder, ShortHeader, TruncatedPn};
@@ -121,7 +121,23 @@ impl Connection {
     /// Writes the next datagram, or up to `max_datagrams` of them as a GSO train (all
     /// `segment_size` bytes but the last), at the start of `out`, sealed in place. `None`
     /// when there is nothing to send now (see [`poll_timeout`](Self::poll_timeout)).
+    ///
+    /// A `None` clears the connection's transmit interest ([`Connection::interests`]) until
+    /// something new happens to it (a datagram, a timer, an application call).
     pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        max_datagrams: usize,
+    ) -> Option<Transmit> {
+        let t = self.poll_transmit_inner(now, out, max_datagrams);
+        if t.is_none() {
+            self.transmit_interest = false;
+        }
+        t
+    }
+
+    fn poll_transmit_inner(
         &mut self,
         now: Instant,
         out: &mut [u8],
@@ -458,6 +474,7 @@ impl Connection {
             }
             if ack_largest.is_some() {
                 sp.acks.on_ack_sent();
+                self.stats.acks_sent += 1;
             }
         }
 
@@ -479,6 +496,18 @@ impl Connection {
             }
         }
 
+        //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-7
+        //# When sending PTO packets, one can include an IMMEDIATE_ACK frame to elicit an
+        //# immediate acknowledgment.
+        if space == SpaceId::Data
+            && self.spaces[si].probes > 0
+            && self.peer_supports_ack_frequency()
+            && room(&w) >= 1
+            && ImmediateAck.encode(&mut w).is_ok()
+        {
+            summary.on_frame(FrameType::IMMEDIATE_ACK);
+            self.ack_frequency.immediate_acks_sent += 1;
+        }
         let sp = &mut self.spaces[si];
         if (sp.probes > 0 || sp.ping_pending) && !summary.ack_eliciting && room(&w) >= 1 {
             //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.4
@@ -650,6 +679,12 @@ impl Connection {
         }
         if !self.handshake_complete {
             return path_frame;
+        }
+        if room(w) >= MAX_CONTROL_FRAME {
+            if let Some(seq) = self.write_ack_frequency(now, w) {
+                items.push(Retx::AckFrequency(seq));
+                summary.on_frame(FrameType::ACK_FREQUENCY);
+            }
         }
         let srtt = self.loss.rtt().smoothed();
         while room(w) >= MAX_CONTROL_FRAME {

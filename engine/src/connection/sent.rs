@@ -36,6 +36,8 @@ pub enum Retx {
     RetireCid(u64),
     /// PATH_CHALLENGE with this data.
     PathChallenge([u8; 8]),
+    /// ACK_FREQUENCY with this Sequence Number.
+    AckFrequency(u64),
 }
 
 /// The payload the loss detector keeps per sent packet.

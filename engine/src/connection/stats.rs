@@ -15,7 +15,7 @@ pub struct ConnectionStats {
     pub packets_received: u64,
     /// Packets dropped on receipt (undecryptable, duplicate, no keys, malformed).
     pub packets_dropped: u64,
-    /// Packets declared lost.
+    /// Packets declared lost (PMTU probes are counted in `pmtu_probes_lost` instead).
     pub packets_lost: u64,
     /// UDP payload bytes sent.
     pub bytes_sent: u64,
@@ -50,6 +50,18 @@ pub struct ConnectionStats {
     pub smoothed_rtt: Duration,
     /// Minimum RTT seen.
     pub min_rtt: Duration,
+    /// ACK frames sent (all packet number spaces).
+    pub acks_sent: u64,
+    /// Ack-eliciting packets received and processed (all packet number spaces).
+    pub ack_eliciting_received: u64,
+    /// ACK_FREQUENCY frames sent (draft-ietf-quic-ack-frequency).
+    pub ack_frequency_sent: u64,
+    /// ACK_FREQUENCY frames received and applied (stale ones are not counted).
+    pub ack_frequency_received: u64,
+    /// IMMEDIATE_ACK frames sent.
+    pub immediate_acks_sent: u64,
+    /// IMMEDIATE_ACK frames received.
+    pub immediate_acks_received: u64,
     /// Name of the congestion controller in use ("newreno", "cubic"; empty in a default
     /// value that no connection filled).
     pub congestion: &'static str,

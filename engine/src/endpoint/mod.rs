@@ -1,17 +1,25 @@
-//! The endpoint-level packet router (RFC 9000 §5.2, §6, §8.1, §10.3, §17.2.5): which
-//! connection a datagram belongs to, and the stateless answers sent without one.
+//! The sans-IO endpoint: one worker's [`Endpoint`], which owns its connections, and the
+//! packet [`Router`] inside it (RFC 9000 §5.2, §6, §8.1, §10.3, §17.2.5): which connection a
+//! datagram belongs to, and the stateless answers sent without one.
 //!
-//! One [`Router`] per worker. It owns no connection: it maps connection IDs to opaque
+//! [`Endpoint`] (`owner`) holds the router, the connections by [`ConnectionHandle`] (their
+//! one identity), their timers and the send scheduler; it creates server connections for new
+//! clients and client connections on request, and keeps the router's tables current from
+//! each connection's endpoint events. The worker (`crate::worker`) drives it with datagrams,
+//! the clock and the application's calls; tests drive it on virtual time.
+//!
+//! The [`Router`] owns no connection: it maps connection IDs to opaque
 //! [`ConnectionHandle`]s and returns a [`DatagramEvent`] per datagram, in the manner of
-//! quinn-proto's `Endpoint::handle`. The caller (the worker, or a test harness) owns the
-//! connections and keeps the table current with [`Router::accept`], [`Router::connect`],
-//! [`Router::new_cid`], [`Router::retire_cid`], [`Router::handshake_done`] and
-//! [`Router::remove_connection`].
+//! quinn-proto's `Endpoint::handle`. Its owner keeps the table current with
+//! [`Router::accept`], [`Router::connect`], [`Router::new_cid`], [`Router::retire_cid`],
+//! [`Router::handshake_done`] and [`Router::remove_connection`].
 //!
 //! - [`cid`]: the QUIC-LB connection ID format carrying the server ID and the worker index.
 //! - [`reset`]: stateless reset tokens from a static key, reset datagrams, detection, rate limit.
 //! - [`token`]: Retry and NEW_TOKEN address validation tokens (AES-256-GCM, shareable key).
 //! - [`fuzz`]: the router's fuzz entry point.
+//! - `owner`: the [`Endpoint`]; `issuer`: the connection ID issuer each connection gets;
+//!   `timers`: the endpoint's timer heap.
 //! - `server`: new clients' Initials (tokens, limits, Retry); `table`: the routing table;
 //!   `response`: Version Negotiation, Retry and Initial CONNECTION_CLOSE packets built
 //!   without a connection.
@@ -32,10 +40,13 @@ pub mod cid;
 mod config;
 mod events;
 pub mod fuzz;
+mod issuer;
+mod owner;
 pub mod reset;
 mod response;
 mod server;
 mod table;
+mod timers;
 pub mod token;
 
 #[cfg(test)]
@@ -47,6 +58,7 @@ pub use events::{
     AcceptError, Accepted, AddressValidation, Connect, ConnectionHandle, DatagramEvent, DropReason,
     Incoming, Response, ResponseKind, Transmit,
 };
+pub use owner::{Endpoint, EndpointCounters, EndpointParams, Entry, Handled, Removed, StartError};
 pub use reset::{RateLimiter, ResetKey};
 pub use response::ResponseError;
 pub use table::TableError;

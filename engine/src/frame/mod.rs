@@ -18,6 +18,7 @@
 //!   when the frame is decoded, so [`AckRanges`] never fails.
 
 mod ack;
+mod ack_frequency;
 mod cid;
 mod close;
 mod codec;
@@ -34,6 +35,7 @@ mod types;
 mod tests;
 
 pub use ack::{plan_ack, write_ack, Ack, AckPlan, AckRanges, AckWriteError, EcnCounts};
+pub use ack_frequency::{AckFrequency, ImmediateAck};
 pub use cid::{NewConnectionId, RetireConnectionId};
 pub use close::{CloseKind, ConnectionClose};
 pub use crypto::{Crypto, NewToken};
@@ -97,8 +99,12 @@ pub enum Frame<'a> {
     ConnectionClose(ConnectionClose<'a>),
     /// HANDSHAKE_DONE (0x1e).
     HandshakeDone(HandshakeDone),
+    /// IMMEDIATE_ACK (0x1f, draft-ietf-quic-ack-frequency).
+    ImmediateAck(ImmediateAck),
     /// DATAGRAM (0x30, or 0x31 with a Length field; RFC 9221).
     Datagram(Datagram<'a>),
+    /// ACK_FREQUENCY (0xaf, draft-ietf-quic-ack-frequency).
+    AckFrequency(AckFrequency),
 }
 
 /// Applies `$body` to the payload of whichever variant `$frame` is.
@@ -125,7 +131,9 @@ macro_rules! each_frame {
             Frame::PathResponse($f) => $body,
             Frame::ConnectionClose($f) => $body,
             Frame::HandshakeDone($f) => $body,
+            Frame::ImmediateAck($f) => $body,
             Frame::Datagram($f) => $body,
+            Frame::AckFrequency($f) => $body,
         }
     };
 }
@@ -202,6 +210,8 @@ impl<'a> Frame<'a> {
             0x1b => Frame::PathResponse(PathResponse::decode(r)?),
             0x1c | 0x1d => Frame::ConnectionClose(ConnectionClose::decode(r)?),
             0x1e => Frame::HandshakeDone(HandshakeDone),
+            0x1f => Frame::ImmediateAck(ImmediateAck),
+            0xaf => Frame::AckFrequency(AckFrequency::decode(r)?),
             0x30 | 0x31 => Frame::Datagram(Datagram::decode(r)?),
             //= https://www.rfc-editor.org/rfc/rfc9000#section-12.4
             //# An endpoint MUST treat the receipt of a frame of unknown type as a

@@ -62,27 +62,32 @@ impl FrameType {
     pub const APPLICATION_CLOSE: Self = Self(0x1d);
     /// HANDSHAKE_DONE (0x1e).
     pub const HANDSHAKE_DONE: Self = Self(0x1e);
+    /// IMMEDIATE_ACK (0x1f, draft-ietf-quic-ack-frequency).
+    pub const IMMEDIATE_ACK: Self = Self(0x1f);
     /// DATAGRAM without a Length field (0x30, RFC 9221).
     pub const DATAGRAM: Self = Self(0x30);
     /// DATAGRAM with a Length field (0x31, RFC 9221).
     pub const DATAGRAM_LEN: Self = Self(0x31);
+    /// ACK_FREQUENCY (0xaf, draft-ietf-quic-ack-frequency).
+    pub const ACK_FREQUENCY: Self = Self(0xaf);
 
     /// Every frame type this crate understands, in numeric order.
-    pub const ALL: [FrameType; 33] = {
-        let mut all = [FrameType(0); 33];
+    pub const ALL: [FrameType; 35] = {
+        let mut all = [FrameType(0); 35];
         let mut i = 0;
-        while i < 31 {
+        while i < 32 {
             all[i] = FrameType(i as u64);
             i += 1;
         }
-        all[31] = Self::DATAGRAM;
-        all[32] = Self::DATAGRAM_LEN;
+        all[32] = Self::DATAGRAM;
+        all[33] = Self::DATAGRAM_LEN;
+        all[34] = Self::ACK_FREQUENCY;
         all
     };
 
-    /// True for the types defined by RFC 9000 §19 and RFC 9221.
+    /// True for the types defined by RFC 9000 §19, RFC 9221 and draft-ietf-quic-ack-frequency.
     pub const fn is_known(self) -> bool {
-        matches!(self.0, 0x00..=0x1e | 0x30 | 0x31)
+        matches!(self.0, 0x00..=0x1f | 0x30 | 0x31 | 0xaf)
     }
 
     /// True for the STREAM family (0x08..=0x0f).
@@ -113,7 +118,9 @@ impl FrameType {
             0x1b => "PATH_RESPONSE",
             0x1c | 0x1d => "CONNECTION_CLOSE",
             0x1e => "HANDSHAKE_DONE",
+            0x1f => "IMMEDIATE_ACK",
             0x30 | 0x31 => "DATAGRAM",
+            0xaf => "ACK_FREQUENCY",
             _ => return None,
         })
     }
@@ -142,8 +149,12 @@ impl FrameType {
             PacketKind::Initial | PacketKind::Handshake => {
                 matches!(self.0, 0x00 | 0x01 | 0x02 | 0x03 | 0x06 | 0x1c)
             }
+            //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-3
+            //# Consequently, ACK_FREQUENCY
+            //# and IMMEDIATE_ACK frames cannot be sent in 0-RTT packets, as per
+            //# Section 7.4.1 of [QUIC-TRANSPORT].
             PacketKind::ZeroRtt => {
-                !matches!(self.0, 0x02 | 0x03 | 0x06 | 0x07 | 0x1b | 0x19 | 0x1e)
+                !matches!(self.0, 0x02 | 0x03 | 0x06 | 0x07 | 0x1b | 0x19 | 0x1e | 0x1f | 0xaf)
             }
         }
     }

@@ -1,10 +1,36 @@
-//! A packet's plaintext payload as qlog `QuicFrame` objects (draft-ietf-quic-qlog-quic-events
-//! §"QuicFrame"): `frame_type` and the main fields of each frame.
+//! A packet's plaintext payload as qlog `QuicFrame` objects (quic-events draft 12): the
+//! `frame_type`, the frame's fields, and the data length of data-carrying frames as
+//! `raw.payload_length`.
 
 use std::io::Write;
 
 use super::{hex, json_str};
 use crate::frame::{CloseKind, Frame, Frames, StreamDir};
+
+/// The qlog name of a transport error code (RFC 9000 section 20.1); `None` for the crypto
+/// error range and codes it does not name.
+pub(super) fn transport_error_name(code: u64) -> Option<&'static str> {
+    Some(match code {
+        0x0 => "no_error",
+        0x1 => "internal_error",
+        0x2 => "connection_refused",
+        0x3 => "flow_control_error",
+        0x4 => "stream_limit_error",
+        0x5 => "stream_state_error",
+        0x6 => "final_size_error",
+        0x7 => "frame_encoding_error",
+        0x8 => "transport_parameter_error",
+        0x9 => "connection_id_limit_error",
+        0xa => "protocol_violation",
+        0xb => "invalid_token",
+        0xc => "application_error",
+        0xd => "crypto_buffer_exceeded",
+        0xe => "key_update_error",
+        0xf => "aead_limit_reached",
+        0x10 => "no_viable_path",
+        _ => return None,
+    })
+}
 
 fn stream_type(d: StreamDir) -> &'static str {
     match d {
@@ -29,7 +55,8 @@ pub(super) fn write_frames(out: &mut Vec<u8>, payload: &[u8], ack_delay_exponent
         match item {
             Ok(f) => write_frame(out, &f, ack_delay_exponent),
             Err(_) => {
-                let _ = write!(out, "{{\"frame_type\":\"unknown\",\"length\":{before}}}");
+                let _ =
+                    write!(out, "{{\"frame_type\":\"unknown\",\"raw\":{{\"length\":{before}}}}}");
                 break;
             }
         }
@@ -39,7 +66,11 @@ pub(super) fn write_frames(out: &mut Vec<u8>, payload: &[u8], ack_delay_exponent
 fn write_frame(out: &mut Vec<u8>, f: &Frame<'_>, ack_delay_exponent: u8) {
     match f {
         Frame::Padding(p) => {
-            let _ = write!(out, "{{\"frame_type\":\"padding\",\"length\":{}}}", p.len);
+            let _ = write!(
+                out,
+                "{{\"frame_type\":\"padding\",\"raw\":{{\"length\":{0},\"payload_length\":{0}}}}}",
+                p.len
+            );
         }
         Frame::Ping(_) => out.extend_from_slice(b"{\"frame_type\":\"ping\"}"),
         Frame::Ack(a) => {
@@ -69,8 +100,8 @@ fn write_frame(out: &mut Vec<u8>, f: &Frame<'_>, ack_delay_exponent: u8) {
         Frame::ResetStream(r) => {
             let _ = write!(
                 out,
-                "{{\"frame_type\":\"reset_stream\",\"stream_id\":{},\"error_code\":{},\
-                 \"final_size\":{}}}",
+                "{{\"frame_type\":\"reset_stream\",\"stream_id\":{},\"error\":\"unknown\",\
+                 \"error_code\":{},\"final_size\":{}}}",
                 r.stream_id.into_inner(),
                 r.error_code.into_inner(),
                 r.final_size.into_inner()
@@ -79,7 +110,8 @@ fn write_frame(out: &mut Vec<u8>, f: &Frame<'_>, ack_delay_exponent: u8) {
         Frame::StopSending(s) => {
             let _ = write!(
                 out,
-                "{{\"frame_type\":\"stop_sending\",\"stream_id\":{},\"error_code\":{}}}",
+                "{{\"frame_type\":\"stop_sending\",\"stream_id\":{},\"error\":\"unknown\",\
+                 \"error_code\":{}}}",
                 s.stream_id.into_inner(),
                 s.error_code.into_inner()
             );
@@ -87,7 +119,7 @@ fn write_frame(out: &mut Vec<u8>, f: &Frame<'_>, ack_delay_exponent: u8) {
         Frame::Crypto(c) => {
             let _ = write!(
                 out,
-                "{{\"frame_type\":\"crypto\",\"offset\":{},\"length\":{}}}",
+                "{{\"frame_type\":\"crypto\",\"offset\":{},\"raw\":{{\"payload_length\":{}}}}}",
                 c.offset.into_inner(),
                 c.data.len()
             );
@@ -102,12 +134,12 @@ fn write_frame(out: &mut Vec<u8>, f: &Frame<'_>, ack_delay_exponent: u8) {
         Frame::Stream(s) => {
             let _ = write!(
                 out,
-                "{{\"frame_type\":\"stream\",\"stream_id\":{},\"offset\":{},\"length\":{},\
-                 \"fin\":{}}}",
+                "{{\"frame_type\":\"stream\",\"stream_id\":{},\"offset\":{},\"fin\":{},\
+                 \"raw\":{{\"payload_length\":{}}}}}",
                 s.stream_id.into_inner(),
                 s.offset.into_inner(),
-                s.data.len(),
-                s.fin
+                s.fin,
+                s.data.len()
             );
         }
         Frame::MaxData(m) => {
@@ -188,17 +220,19 @@ fn write_frame(out: &mut Vec<u8>, f: &Frame<'_>, ack_delay_exponent: u8) {
             out.extend_from_slice(b"\"}");
         }
         Frame::ConnectionClose(c) => {
-            let (space, trigger) = match c.kind {
-                CloseKind::Transport { frame_type } => ("transport", Some(frame_type)),
-                CloseKind::Application => ("application", None),
+            let code = c.error_code.into_inner();
+            let (space, trigger, error) = match c.kind {
+                CloseKind::Transport { frame_type } => {
+                    ("transport", Some(frame_type), transport_error_name(code))
+                }
+                CloseKind::Application => ("application", None, Some("unknown")),
             };
-            let _ = write!(
-                out,
-                "{{\"frame_type\":\"connection_close\",\"error_space\":\"{space}\",\
-                 \"error_code\":{},\"raw_error_code\":{},\"reason\":",
-                c.error_code.into_inner(),
-                c.error_code.into_inner()
-            );
+            let _ =
+                write!(out, "{{\"frame_type\":\"connection_close\",\"error_space\":\"{space}\",");
+            if let Some(e) = error {
+                let _ = write!(out, "\"error\":\"{e}\",");
+            }
+            let _ = write!(out, "\"error_code\":{code},\"reason\":");
             json_str(out, &String::from_utf8_lossy(c.reason));
             if let Some(t) = trigger {
                 let _ = write!(out, ",\"trigger_frame_type\":{}", t.into_inner());
@@ -207,7 +241,24 @@ fn write_frame(out: &mut Vec<u8>, f: &Frame<'_>, ack_delay_exponent: u8) {
         }
         Frame::HandshakeDone(_) => out.extend_from_slice(b"{\"frame_type\":\"handshake_done\"}"),
         Frame::Datagram(d) => {
-            let _ = write!(out, "{{\"frame_type\":\"datagram\",\"length\":{}}}", d.data.len());
+            let _ = write!(
+                out,
+                "{{\"frame_type\":\"datagram\",\"raw\":{{\"payload_length\":{}}}}}",
+                d.data.len()
+            );
+        }
+        Frame::ImmediateAck(_) => out.extend_from_slice(b"{\"frame_type\":\"immediate_ack\"}"),
+        Frame::AckFrequency(f) => {
+            let _ = write!(
+                out,
+                "{{\"frame_type\":\"ack_frequency\",\"sequence_number\":{},\
+                 \"ack_eliciting_threshold\":{},\"request_max_ack_delay\":{},\
+                 \"reordering_threshold\":{}}}",
+                f.sequence.into_inner(),
+                f.ack_eliciting_threshold.into_inner(),
+                f.request_max_ack_delay.into_inner(),
+                f.reordering_threshold.into_inner()
+            );
         }
     }
 }

@@ -1,11 +1,18 @@
-//! qlog recording (draft-ietf-quic-qlog-main-schema and -quic-events, `qlog_version` "0.3",
-//! `qlog_format` "JSON-SEQ", the version qvis opens): a connection with qlog enabled appends
-//! each event as one JSON-SEQ record (ASCII RS 0x1E, a JSON object, a newline) to an in-memory
-//! buffer; its owner drains the buffer ([`Qlog::take`]) and writes it wherever it likes.
+//! qlog recording on the current schema: the main schema of
+//! <https://datatracker.ietf.org/doc/draft-ietf-quic-qlog-main-schema/13/> (file schema
+//! `urn:ietf:params:qlog:file:sequential`, serialization `application/qlog+json-seq`) with the
+//! QUIC events of <https://datatracker.ietf.org/doc/draft-ietf-quic-qlog-quic-events/12/>
+//! (event schema `urn:ietf:params:qlog:events:quic-12`, names `quic:*`), the version that
+//! quiche, quinn and the `qlog` crate 0.18 read and write. A connection with qlog enabled
+//! appends each event as one JSON-SEQ record (ASCII RS 0x1E, a JSON object, a newline) to an
+//! in-memory buffer; its owner drains the buffer ([`Qlog::take`]) and writes it wherever it
+//! likes. `tools/tests` parse real traces with the `qlog` crate's types, event by event.
 //!
 //! Sans-IO like the rest of the core: every event carries the `now` the connection was given,
-//! as milliseconds relative to the instant qlog was enabled (`time_format` "relative"); the
-//! owner writes the [`header`] with the wall-clock `reference_time` of that instant.
+//! as milliseconds since the instant qlog was enabled. That instant is the trace's epoch: a
+//! monotonic clock whose epoch is `unknown` as an absolute time (`reference_time`
+//! `clock_type` "monotonic", `epoch` "unknown", `time_format` "relative_to_epoch"); the owner
+//! writes the [`header`] with the wall-clock time of that instant as `wall_clock_time`.
 //!
 //! `frames` turns a packet's plaintext payload into the qlog frame list (the same decoder the
 //! receive path uses, so what is logged is what is on the wire).
@@ -23,8 +30,12 @@ use crate::transport_params::TransportParameters;
 
 /// The ASCII Record Separator that starts every JSON-SEQ record (RFC 7464).
 pub const RECORD_SEPARATOR: u8 = 0x1e;
-/// The qlog version written in the header.
-pub const QLOG_VERSION: &str = "0.3";
+/// The file schema of a JSON-SEQ qlog file (main schema draft 13).
+pub const FILE_SCHEMA: &str = "urn:ietf:params:qlog:file:sequential";
+/// The serialization format of a JSON-SEQ qlog file.
+pub const SERIALIZATION_FORMAT: &str = "application/qlog+json-seq";
+/// The event schema of the QUIC events written here (quic-events draft 12).
+pub const QUIC_EVENT_SCHEMA: &str = "urn:ietf:params:qlog:events:quic-12";
 
 /// The packet types of qlog's `PacketHeader.packet_type` that this endpoint sends or accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +67,7 @@ impl PacketType {
     }
 }
 
-/// Which endpoint an event is about (qlog's `owner`).
+/// Which endpoint an event is about (qlog's `initiator`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
     /// This endpoint.
@@ -153,8 +164,34 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// The first record of a trace: format, version, vantage point and the common fields (ODCID,
-/// relative time format, `reference_time` in milliseconds since the Unix epoch).
+/// RFC 3339 UTC time with milliseconds (`2024-01-15T10:30:00.123Z`) of `unix_ms`
+/// milliseconds since the Unix epoch.
+pub fn rfc3339_ms(unix_ms: f64) -> String {
+    let ms = unix_ms.max(0.0) as u64;
+    let (s, milli) = (ms / 1000, ms % 1000);
+    let (days, rem) = (s / 86_400, s % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The first record of a trace: file schema and serialization format, the vantage point,
+/// the event schema, and the common fields: the original destination connection ID as the
+/// `group_id`, and the reference time (a monotonic clock whose epoch is the instant qlog was
+/// enabled, `reference_unix_ms` milliseconds after the Unix epoch on the wall clock).
 pub fn header(side: Side, odcid: &[u8], reference_unix_ms: f64) -> Vec<u8> {
     let mut out = vec![RECORD_SEPARATOR];
     let vp = match side {
@@ -163,15 +200,18 @@ pub fn header(side: Side, odcid: &[u8], reference_unix_ms: f64) -> Vec<u8> {
     };
     let _ = write!(
         out,
-        "{{\"qlog_version\":\"{QLOG_VERSION}\",\"qlog_format\":\"JSON-SEQ\",\
-         \"title\":\"peregrine {vp}\",\"trace\":{{\"vantage_point\":{{\"name\":\"peregrine\",\
-         \"type\":\"{vp}\"}},\"common_fields\":{{\"ODCID\":\""
+        "{{\"file_schema\":\"{FILE_SCHEMA}\",\"serialization_format\":\"{SERIALIZATION_FORMAT}\",\
+         \"title\":\"peregrine {vp}\",\"trace\":{{\"title\":\"peregrine {vp}\",\
+         \"vantage_point\":{{\"name\":\"peregrine\",\"type\":\"{vp}\"}},\
+         \"event_schemas\":[\"{QUIC_EVENT_SCHEMA}\"],\"common_fields\":{{\"group_id\":\""
     );
     hex(&mut out, odcid);
     let _ = writeln!(
         out,
-        "\",\"time_format\":\"relative\",\"reference_time\":{reference_unix_ms:.3},\
-         \"protocol_type\":[\"QUIC\"]}}}}}}"
+        "\",\"protocol_types\":[\"QUIC\"],\"time_format\":\"relative_to_epoch\",\
+         \"reference_time\":{{\"clock_type\":\"monotonic\",\"epoch\":\"unknown\",\
+         \"wall_clock_time\":\"{}\"}}}}}}}}",
+        rfc3339_ms(reference_unix_ms)
     );
     out
 }
@@ -207,9 +247,9 @@ impl Qlog {
         self.buf.extend_from_slice(b"}}\n");
     }
 
-    /// `transport:packet_sent` / `transport:packet_received`: header, raw length and the
-    /// frames decoded from the packet's plaintext `payload` (ACK delays scaled by the sender's
-    /// `ack_delay_exponent`).
+    /// `quic:packet_sent` / `quic:packet_received`: header, raw length (whole packet) and
+    /// payload length (plaintext frames), and the frames decoded from the packet's plaintext
+    /// `payload` (ACK delays scaled by the sender's `ack_delay_exponent`).
     #[allow(clippy::too_many_arguments)]
     pub fn packet(
         &mut self,
@@ -221,22 +261,24 @@ impl Qlog {
         payload: &[u8],
         ack_delay_exponent: u8,
     ) {
-        let name = if sent { "transport:packet_sent" } else { "transport:packet_received" };
+        let name = if sent { "quic:packet_sent" } else { "quic:packet_received" };
         self.begin(now, name);
         let _ = write!(
             self.buf,
             "\"header\":{{\"packet_type\":\"{}\",\"packet_number\":{pn}}},\
-             \"raw\":{{\"length\":{len}}},\"frames\":[",
-            ty.name()
+             \"raw\":{{\"length\":{len},\"payload_length\":{}}},\"frames\":[",
+            ty.name(),
+            payload.len()
         );
         frames::write_frames(&mut self.buf, payload, ack_delay_exponent);
         self.buf.push(b']');
         self.end();
     }
 
-    /// `recovery:packet_lost`.
+    /// `quic:packet_lost`; `trigger` is one of `reordering_threshold`, `time_threshold`,
+    /// `pto_expired`.
     pub fn packet_lost(&mut self, now: Instant, ty: PacketType, pn: u64, trigger: Option<&str>) {
-        self.begin(now, "recovery:packet_lost");
+        self.begin(now, "quic:packet_lost");
         let _ = write!(
             self.buf,
             "\"header\":{{\"packet_type\":\"{}\",\"packet_number\":{pn}}}",
@@ -248,13 +290,13 @@ impl Qlog {
         self.end();
     }
 
-    /// `recovery:metrics_updated`, when `m` differs from what was logged last.
+    /// `quic:recovery_metrics_updated`, when `m` differs from what was logged last.
     pub fn metrics(&mut self, now: Instant, m: Metrics) {
         if self.last_metrics == Some(m) {
             return;
         }
         self.last_metrics = Some(m);
-        self.begin(now, "recovery:metrics_updated");
+        self.begin(now, "quic:recovery_metrics_updated");
         let _ = write!(
             self.buf,
             "\"congestion_window\":{},\"bytes_in_flight\":{},\"smoothed_rtt\":{:.3},\
@@ -272,10 +314,12 @@ impl Qlog {
         self.end();
     }
 
-    /// `transport:parameters_set` for our (`Local`) or the peer's (`Remote`) parameters.
+    /// `quic:parameters_set` for our (`Local`) or the peer's (`Remote`) parameters. The
+    /// parameters this endpoint does not know are skipped when decoded, so
+    /// `unknown_parameters` is always empty.
     pub fn parameters_set(&mut self, now: Instant, owner: Owner, p: &TransportParameters) {
-        self.begin(now, "transport:parameters_set");
-        let _ = write!(self.buf, "\"owner\":\"{}\"", owner.name());
+        self.begin(now, "quic:parameters_set");
+        let _ = write!(self.buf, "\"initiator\":\"{}\"", owner.name());
         let cids = [
             ("original_destination_connection_id", p.original_destination_connection_id),
             ("initial_source_connection_id", p.initial_source_connection_id),
@@ -314,42 +358,44 @@ impl Qlog {
         }
         let _ = write!(
             self.buf,
-            ",\"disable_active_migration\":{}",
-            if p.disable_active_migration { "true" } else { "false" }
+            ",\"disable_active_migration\":{},\"grease_quic_bit\":{},\"unknown_parameters\":[]",
+            p.disable_active_migration, p.grease_quic_bit
         );
         self.end();
     }
 
-    /// `connectivity:connection_closed`.
+    /// `quic:connection_closed`.
     pub fn connection_closed(&mut self, now: Instant, trigger: &CloseTrigger) {
-        self.begin(now, "connectivity:connection_closed");
+        self.begin(now, "quic:connection_closed");
         match trigger {
             CloseTrigger::Frame { owner, application, code, reason } => {
-                let _ = write!(self.buf, "\"owner\":\"{}\",", owner.name());
+                let _ = write!(self.buf, "\"initiator\":\"{}\",", owner.name());
                 if *application {
-                    let _ = write!(self.buf, "\"application_code\":{code},");
-                } else {
-                    let _ = write!(self.buf, "\"connection_code\":{code},");
+                    self.buf.extend_from_slice(b"\"application_error\":\"unknown\",");
+                } else if let Some(name) = frames::transport_error_name(*code) {
+                    let _ = write!(self.buf, "\"connection_error\":\"{name}\",");
                 }
-                self.buf.extend_from_slice(b"\"reason\":");
+                let _ = write!(self.buf, "\"error_code\":{code},\"reason\":");
                 json_str(&mut self.buf, reason);
                 let t = if *application { "application" } else { "error" };
                 let t = if *code == 0 { "clean" } else { t };
                 let _ = write!(self.buf, ",\"trigger\":\"{t}\"");
             }
             CloseTrigger::IdleTimeout => {
-                self.buf.extend_from_slice(b"\"owner\":\"local\",\"trigger\":\"idle_timeout\"");
+                self.buf.extend_from_slice(b"\"initiator\":\"local\",\"trigger\":\"idle_timeout\"");
             }
             CloseTrigger::StatelessReset => {
-                self.buf.extend_from_slice(b"\"owner\":\"remote\",\"trigger\":\"stateless_reset\"");
+                self.buf
+                    .extend_from_slice(b"\"initiator\":\"remote\",\"trigger\":\"stateless_reset\"");
             }
         }
         self.end();
     }
 
-    /// `security:key_updated` for a 1-RTT key update (`local`: we initiated it).
+    /// `quic:key_updated` for a 1-RTT key update (`local`: we initiated it); the key phase
+    /// is the key generation (0 for the first 1-RTT keys).
     pub fn key_updated(&mut self, now: Instant, side: Side, local: bool, generation: u64) {
-        self.begin(now, "security:key_updated");
+        self.begin(now, "quic:key_updated");
         let writer = match (side, local) {
             (Side::Client, true) | (Side::Server, false) => "client",
             _ => "server",
@@ -357,7 +403,7 @@ impl Qlog {
         let trigger = if local { "local_update" } else { "remote_update" };
         let _ = write!(
             self.buf,
-            "\"key_type\":\"{writer}_1rtt_secret\",\"generation\":{generation},\
+            "\"key_type\":\"{writer}_1rtt_secret\",\"key_phase\":{generation},\
              \"trigger\":\"{trigger}\""
         );
         self.end();

@@ -34,8 +34,13 @@ pub struct AckTrackerConfig {
     pub max_ack_delay: Duration,
     /// Our ack_delay_exponent, used to encode the ACK Delay field. Default 3.
     pub ack_delay_exponent: u8,
-    /// Ack-eliciting packets received before an ACK is sent without delay. Default 2.
+    /// Ack-eliciting packets received before an ACK is sent without delay. Default 2 (the
+    /// peer's ACK_FREQUENCY Ack-Eliciting Threshold plus one once it sent one).
     pub ack_eliciting_threshold: u64,
+    /// Reordering that elicits an immediate ACK (draft-ietf-quic-ack-frequency §6.2): 1 (the
+    /// default, RFC 9000 §13.2.1) acknowledges every gap and every reordered packet at once,
+    /// 0 never, N > 1 once a packet is missing N packets below the largest received.
+    pub reordering_threshold: u64,
     /// Most ranges remembered; older (lower) ranges are forgotten beyond this, and their packet
     /// numbers are then treated as duplicates. Default [`DEFAULT_MAX_ACK_RANGES`] (16 bytes
     /// each).
@@ -48,6 +53,7 @@ impl Default for AckTrackerConfig {
             max_ack_delay: DEFAULT_MAX_ACK_DELAY,
             ack_delay_exponent: DEFAULT_ACK_DELAY_EXPONENT,
             ack_eliciting_threshold: DEFAULT_ACK_ELICITING_THRESHOLD,
+            reordering_threshold: 1,
             max_ranges: DEFAULT_MAX_ACK_RANGES,
         }
     }
@@ -70,6 +76,10 @@ pub struct AckTracker {
     deadline: Option<Instant>,
     ecn: Counts,
     ecn_seen: bool,
+    /// The previous packet received was CE-marked.
+    last_ce: bool,
+    /// Largest Acknowledged of the last ACK frame sent.
+    largest_acked_sent: Option<u64>,
 }
 
 impl AckTracker {
@@ -86,7 +96,76 @@ impl AckTracker {
             deadline: None,
             ecn: Counts::default(),
             ecn_seen: false,
+            last_ce: false,
+            largest_acked_sent: None,
         }
+    }
+
+    /// Applies a peer's ACK_FREQUENCY request (application data space): acknowledge after
+    /// more than `ack_eliciting_threshold` ack-eliciting packets or after `max_ack_delay`,
+    /// and at once on reordering of `reordering_threshold` packets (0: never).
+    //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-6
+    //# After receiving an ACK_FREQUENCY frame and updating its max_ack_delay and
+    //# Ack-Eliciting Threshold values (Section 4), the data receiver
+    //# sends an acknowledgment when one of the following conditions are met since the
+    //# last acknowledgement was sent:
+    pub fn set_ack_frequency(
+        &mut self,
+        ack_eliciting_threshold: u64,
+        max_ack_delay: Duration,
+        reordering_threshold: u64,
+    ) {
+        self.config.ack_eliciting_threshold = ack_eliciting_threshold.saturating_add(1);
+        self.config.max_ack_delay = max_ack_delay;
+        self.config.reordering_threshold = reordering_threshold;
+    }
+
+    /// The acknowledgment policy in force.
+    pub fn config(&self) -> &AckTrackerConfig {
+        &self.config
+    }
+
+    /// The peer sent an IMMEDIATE_ACK: an ACK is due now (the packet carrying the frame is
+    /// recorded right after its frames are processed, and is included).
+    //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-5
+    //# An endpoint SHOULD send a packet containing an ACK frame
+    //# immediately upon receiving an IMMEDIATE_ACK frame.
+    pub fn on_immediate_ack(&mut self, now: Instant) {
+        self.deadline = Some(self.deadline.map_or(now, |d| d.min(now)));
+    }
+
+    /// Whether the reordering seen with `pn` (ack-eliciting, just recorded) reaches a
+    /// `threshold` above 1 (draft-ietf-quic-ack-frequency §6.2).
+    fn reordering_exceeds(&self, pn: u64, threshold: u64) -> bool {
+        let Some(largest_unacked) = self.largest_ack_eliciting else { return false };
+        //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-6.2
+        //# * the received packet number is less than or equal to `Largest Acked - Reordering Threshold`.
+        if self.largest_acked_sent.is_some_and(|la| la >= threshold && pn <= la - threshold) {
+            return true;
+        }
+        if self.received.len() < 2 {
+            return false; // No gap below the largest.
+        }
+        // Largest Reported Missing: numbers at or below it were reported in an ACK already.
+        let reported = self.largest_acked_sent.and_then(|la| la.checked_sub(threshold));
+        // The smallest missing number above it: walk the gaps between ranges, largest first.
+        let mut smallest_missing = None;
+        let mut above: Option<u64> = None;
+        for r in self.received.iter_desc() {
+            if let Some(next_start) = above {
+                let (lo, hi) = (*r.end() + 1, next_start - 1);
+                let lo = reported.map_or(lo, |rm| lo.max(rm + 1));
+                if lo <= hi && lo < largest_unacked {
+                    smallest_missing = Some(lo);
+                }
+            }
+            above = Some(*r.start());
+        }
+        //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-6.2
+        //# * the difference between the smallest Unreported Missing packet and the
+        //#   Largest Unacked packet is greater than or equal to the Reordering
+        //#   Threshold value; or
+        smallest_missing.is_some_and(|m| largest_unacked - m >= threshold)
     }
 
     /// Whether `pn` was already processed (or is below the floor of forgotten numbers). Check
@@ -123,6 +202,8 @@ impl AckTracker {
         //# these are accessible.
         self.ecn.add(ecn);
         self.ecn_seen |= ecn != Ecn::NotEct;
+        let ce_onset = ecn == Ecn::Ce && !self.last_ce;
+        self.last_ce = ecn == Ecn::Ce;
         if self.largest.is_none_or(|(l, _)| pn > l) {
             self.largest = Some((pn, now));
         }
@@ -141,22 +222,41 @@ impl AckTracker {
         //# In order to assist loss detection at the sender, an endpoint SHOULD
         //# generate and send an ACK frame without delay when it receives an ack-
         //# eliciting packet either:
-        let out_of_order = prev_largest_ae.is_some_and(|l| pn < l);
-        let gap = prev_largest_ae.is_some_and(|l| {
-            pn > l && self.received.range_of(pn).is_none_or(|r| *r.start() > l + 1)
-        });
+        let reordered = match self.config.reordering_threshold {
+            //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-6.2
+            //# If the most recent ACK_FREQUENCY frame received from the peer has a Reordering
+            //# Threshold value of 0, the endpoint SHOULD NOT send an immediate
+            //# acknowledgment in response to packets received out of order, and instead
+            //# rely on the peer's Ack-Eliciting Threshold and Requested Max Ack Delay
+            //# for sending acknowledgments.
+            0 => false,
+            1 => {
+                let out_of_order = prev_largest_ae.is_some_and(|l| pn < l);
+                let gap = prev_largest_ae.is_some_and(|l| {
+                    pn > l && self.received.range_of(pn).is_none_or(|r| *r.start() > l + 1)
+                });
+                out_of_order || gap
+            }
+            n => self.reordering_exceeds(pn, n),
+        };
         //= https://www.rfc-editor.org/rfc/rfc9000#section-13.2.1
         //# Similarly, packets marked with the ECN Congestion Experienced (CE)
         //# codepoint in the IP header SHOULD be acknowledged immediately, to
         //# reduce the peer's response time to congestion events.
-        let congestion = ecn == Ecn::Ce;
+        //= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-6.3
+        //# If the Ack-Eliciting Threshold is larger than 1, an endpoint SHOULD send
+        //# an immediate acknowledgement when a packet marked with the ECN Congestion
+        //# Experienced (CE) [RFC3168] codepoint in the IP header is received and
+        //# the previously received packet was not marked CE.
+        let congestion =
+            if self.config.ack_eliciting_threshold > 2 { ce_onset } else { ecn == Ecn::Ce };
         //= https://www.rfc-editor.org/rfc/rfc9000#section-13.2.1
         //# An endpoint MUST acknowledge all ack-eliciting Initial and Handshake
         //# packets immediately and all ack-eliciting 0-RTT and 1-RTT packets
         //# within its advertised max_ack_delay, with the following exception.
         let handshake = self.space != SpaceId::Data;
         let threshold = self.ack_eliciting_since_ack >= self.config.ack_eliciting_threshold;
-        if handshake || threshold || out_of_order || gap || congestion {
+        if handshake || threshold || reordered || congestion {
             self.deadline = Some(self.deadline.map_or(now, |d| d.min(now)));
         } else if self.deadline.is_none() {
             self.deadline = Some(now + self.config.max_ack_delay);
@@ -219,6 +319,7 @@ impl AckTracker {
     /// Records that an ACK frame (built from [`ack_frame`](Self::ack_frame)) was sent: the
     /// delayed-ACK timer and counters restart.
     pub fn on_ack_sent(&mut self) {
+        self.largest_acked_sent = self.received.max().or(self.largest_acked_sent);
         self.ack_eliciting_since_ack = 0;
         self.pending = false;
         self.deadline = None;

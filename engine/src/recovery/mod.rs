@@ -13,6 +13,8 @@
 //!   `ecn.rs`) and drives a [`crate::congestion::Controller`].
 
 mod ack_tracker;
+#[cfg(test)]
+mod ack_tracker_policy_tests;
 mod ecn;
 mod loss;
 mod persistent;

@@ -18,6 +18,7 @@ use std::time::Instant;
 use peregrine_datapath::{Queue, TxBatch, TxBuffer, TxMeta};
 
 use crate::connection::Connection;
+use crate::endpoint::ConnectionHandle;
 use crate::recovery::SpaceId;
 
 /// Default most datagrams in one GSO train (one transmit buffer per connection turn): the
@@ -28,23 +29,10 @@ pub const DEFAULT_MAX_GSO_SEGMENTS: usize = 64;
 /// Default most transmit buffers one flush puts in the batch before it is sent.
 pub const DEFAULT_MAX_BATCH: usize = 64;
 
-/// Why a connection is on the ready list (a bit set; several may apply).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interest {
-    /// The application wrote, opened, finished, reset or stopped something.
-    Data = 1,
-    /// A datagram arrived (an ACK, a handshake answer, a resend of our close may be due).
-    Ack = 2,
-    /// A close was requested or the connection started closing.
-    Close = 4,
-    /// A timer fired (PTO probe, ACK delay, pacing).
-    Probe = 8,
-}
-
-/// What the scheduler needs from the worker's connection table.
+/// What the scheduler needs from the endpoint's connection table.
 pub trait ConnectionSet {
-    /// The connection with `key` and its close flag, if it still exists.
-    fn get(&mut self, key: u64) -> Option<(&mut Connection, &CloseFlag)>;
+    /// The connection `h` and its close flag, if it still exists.
+    fn get(&mut self, h: ConnectionHandle) -> Option<(&mut Connection, &CloseFlag)>;
 }
 
 /// Counters of one worker's scheduler (monotonic).
@@ -73,9 +61,10 @@ pub struct SchedulerStats {
 /// One worker's ready list and flush loop.
 #[derive(Debug)]
 pub struct Scheduler {
-    ready: VecDeque<u64>,
-    /// By connection key: keys are assigned locally, so the fast unkeyed hasher is safe.
-    interests: rustc_hash::FxHashMap<u64, u8>,
+    ready: VecDeque<ConnectionHandle>,
+    /// Connections on the ready list. Handles are assigned locally, so the fast unkeyed
+    /// hasher is safe.
+    queued: rustc_hash::FxHashSet<ConnectionHandle>,
     max_segments: usize,
     max_batch: usize,
     stats: SchedulerStats,
@@ -91,7 +80,7 @@ impl Scheduler {
     pub fn new(max_segments: usize, max_batch: usize) -> Self {
         Self {
             ready: VecDeque::new(),
-            interests: rustc_hash::FxHashMap::default(),
+            queued: rustc_hash::FxHashSet::default(),
             max_segments: max_segments.max(1),
             max_batch: max_batch.max(1),
             stats: SchedulerStats::default(),
@@ -99,19 +88,18 @@ impl Scheduler {
         }
     }
 
-    /// Puts connection `key` on the ready list (once; interests accumulate).
-    pub fn schedule(&mut self, key: u64, why: Interest) {
-        let e = self.interests.entry(key).or_insert(0);
-        if *e == 0 {
-            self.ready.push_back(key);
+    /// Puts connection `h` on the ready list (once), because it reported a transmit interest
+    /// ([`crate::connection::Interests::transmit`]).
+    pub fn schedule(&mut self, h: ConnectionHandle) {
+        if self.queued.insert(h) {
+            self.ready.push_back(h);
         }
-        *e |= why as u8;
     }
 
-    /// Takes `key` off the ready list (the connection is gone).
-    pub fn remove(&mut self, key: u64) {
-        if self.interests.remove(&key).is_some() {
-            self.ready.retain(|k| *k != key);
+    /// Takes `h` off the ready list (the connection is gone).
+    pub fn remove(&mut self, h: ConnectionHandle) {
+        if self.queued.remove(&h) {
+            self.ready.retain(|k| *k != h);
         }
     }
 
@@ -126,9 +114,9 @@ impl Scheduler {
         self.ready.len()
     }
 
-    /// The interests of `key`, as a bit set of [`Interest`] values (0 when not ready).
-    pub fn interests(&self, key: u64) -> u8 {
-        self.interests.get(&key).copied().unwrap_or(0)
+    /// Whether `h` is on the ready list.
+    pub fn is_ready(&self, h: ConnectionHandle) -> bool {
+        self.queued.contains(&h)
     }
 
     /// Counters.
@@ -152,7 +140,7 @@ impl Scheduler {
         queue: &mut Q,
         batch: &mut TxBatch,
         conns: &mut S,
-        served: &mut Vec<u64>,
+        served: &mut Vec<ConnectionHandle>,
     ) -> u64 {
         self.stats.flushes += 1;
         let bound = (self.ready.len() + self.max_batch) as u64;
@@ -170,7 +158,7 @@ impl Scheduler {
             }
             turns += 1;
             let Some((conn, flag)) = conns.get(key) else {
-                self.interests.remove(&key);
+                self.queued.remove(&key);
                 continue;
             };
             let closing = conn.is_closed();
@@ -184,7 +172,7 @@ impl Scheduler {
                     // during the handshake): done, whatever the connection would build.
                     flag.mark_emitted();
                     self.stats.close_skips += 1;
-                    self.interests.remove(&key);
+                    self.queued.remove(&key);
                     continue;
                 }
                 // The connection re-armed its close for an incoming packet (rate-limited).
@@ -210,7 +198,7 @@ impl Scheduler {
                 // Nothing was committed to the buffer (its length is still 0): keep it.
                 self.spare = Some(buf);
                 self.stats.limited += 1;
-                self.interests.remove(&key);
+                self.queued.remove(&key);
                 if closing {
                     // The connection wrote (or gave up on) every pending space without a
                     // datagram: it still counts as emitted and never comes back for it.
@@ -234,7 +222,7 @@ impl Scheduler {
                 }
                 if !conn.close_pending_spaces().iter().any(|p| *p) {
                     flag.mark_emitted();
-                    self.interests.remove(&key);
+                    self.queued.remove(&key);
                     continue;
                 }
             }

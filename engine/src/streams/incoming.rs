@@ -178,6 +178,7 @@ impl Streams {
     pub fn on_max_data(&mut self, max: u64) {
         if self.conn_send.on_max(max) {
             self.wake_conn_blocked();
+            self.wake_room_waiters();
         }
     }
 
@@ -191,7 +192,11 @@ impl Streams {
             return Ok(());
         };
         if send.flow_mut().on_max(max) {
-            self.maybe_schedule(id);
+            if send.on_credit() {
+                self.after_send_change(id);
+            } else {
+                self.maybe_schedule(id);
+            }
         }
         Ok(())
     }

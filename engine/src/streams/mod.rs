@@ -104,6 +104,10 @@ pub struct Streams {
     /// Every sending part's buffer limit: the configured send buffer, raised to follow the
     /// congestion window (see [`Self::set_send_buffer_floor`]).
     send_buffer: u64,
+    /// Bytes ever written on any stream (the connection-level part of [`Self::send_room`]).
+    written_total: u64,
+    /// Streams that found no connection-level room in [`Self::send_room`].
+    room_waiters: Vec<StreamId>,
 }
 
 impl Streams {
@@ -135,6 +139,8 @@ impl Streams {
             next_write: 0,
             closed: None,
             send_buffer,
+            written_total: 0,
+            room_waiters: Vec::new(),
         }
     }
 
@@ -274,6 +280,40 @@ impl Streams {
         self.send_buffer
     }
 
+    /// Bytes the application may write on `id` now (see [`SendStream::room`]): within the
+    /// send buffer, and no more than `slack` bytes past the peer's credit for the stream and
+    /// for the connection (MAX_DATA, counted over every byte written on any stream). A
+    /// server that writes only this much holds, per connection, at most the peer's credit
+    /// plus `slack` per stream, however large the response. At 0 a
+    /// [`StreamEvent::Writable`] follows when the room grows.
+    pub fn send_room(&mut self, id: StreamId, slack: u64) -> u64 {
+        if self.closed.is_some() {
+            return 0;
+        }
+        let conn_room =
+            self.conn_send.max().saturating_add(slack).saturating_sub(self.written_total);
+        let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) else {
+            return 0;
+        };
+        let room = send.room(slack);
+        if room > 0 && conn_room == 0 {
+            if !self.room_waiters.contains(&id) {
+                self.room_waiters.push(id);
+            }
+            return 0;
+        }
+        room.min(conn_room)
+    }
+
+    /// MAX_DATA grew: streams that found no connection-level room may write again.
+    fn wake_room_waiters(&mut self) {
+        for id in std::mem::take(&mut self.room_waiters) {
+            if self.streams.get(&id).and_then(|e| e.send.as_ref()).is_some() {
+                self.events.push_back(StreamEvent::Writable { id });
+            }
+        }
+    }
+
     /// Writes `data` (and FIN when `fin`) on `id`. On success the returned [`WriteId`] gets
     /// exactly one [`StreamEvent::WriteComplete`]; a refused write gets none.
     pub fn write(&mut self, id: StreamId, data: Bytes, fin: bool) -> Result<WriteId, WriteError> {
@@ -286,8 +326,10 @@ impl Streams {
             .and_then(|e| e.send.as_mut())
             .ok_or(WriteError::UnknownStream)?;
         let write = WriteId(self.next_write);
+        let len = data.len() as u64;
         send.write(write, data, fin)?;
         self.next_write += 1;
+        self.written_total += len;
         self.maybe_schedule(id);
         Ok(write)
     }

@@ -554,6 +554,36 @@ impl SendStream {
         false
     }
 
+    /// Bytes a writer may queue now: what the buffer limit leaves, and no more than `slack`
+    /// bytes past the peer's stream credit (MAX_STREAM_DATA), so that what waits here for a
+    /// peer that grants nothing stays bounded by what it advertised. At 0 the stream
+    /// remembers that a writer waits: a [`super::StreamEvent::Writable`] follows when an
+    /// acknowledgment frees buffer space or the peer raises its credit.
+    pub fn room(&mut self, slack: u64) -> u64 {
+        if !self.sending() || self.fin_written || self.stop_code.is_some() {
+            return 0;
+        }
+        let buffered = self.buffered();
+        let buffer_room = self.buffer_limit.saturating_sub(buffered);
+        let credit_room = self.flow.max().saturating_add(slack).saturating_sub(self.write_offset);
+        let room = buffer_room.min(credit_room);
+        if room == 0 {
+            self.write_blocked = true;
+        }
+        room
+    }
+
+    /// The peer raised this stream's credit: a writer held back by [`Self::room`] may go on
+    /// (reported once). Returns whether that happened.
+    pub fn on_credit(&mut self) -> bool {
+        if self.write_blocked && self.buffered() < self.buffer_limit {
+            self.write_blocked = false;
+            self.writable = true;
+            return true;
+        }
+        false
+    }
+
     /// Whether a blocked write may now succeed (reported once per blocked write).
     pub fn take_writable(&mut self) -> bool {
         std::mem::take(&mut self.writable)

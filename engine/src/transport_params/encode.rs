@@ -87,6 +87,7 @@ impl TransportParameters {
                 id::VERSION_INFORMATION => self.version_information.as_ref().map(Value::Versions),
                 id::MAX_DATAGRAM_FRAME_SIZE => self.max_datagram_frame_size.map(Value::Int),
                 id::GREASE_QUIC_BIT => self.grease_quic_bit.then_some(Value::Flag),
+                id::MIN_ACK_DELAY => self.min_ack_delay.map(Value::Int),
                 _ => ints
                     .iter()
                     .find(|(i, _, _)| *i == param)

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::api::sync::Mailbox;
+use crate::handoff::Mailbox;
 
 /// The "shutting down" bit; the low bits count live connections.
 const SHUTDOWN: u64 = 1 << 63;

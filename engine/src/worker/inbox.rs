@@ -1,53 +1,12 @@
 //! A worker's inbox: the lock-free command queue that handles (and other workers, forwarding
 //! datagrams) post to, and the wake-up of a sleeping worker.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::Arc;
 
-use bytes::Bytes;
 use crossbeam::queue::SegQueue;
-use peregrine_datapath::{Ecn, Waker};
+use peregrine_datapath::Waker;
 
-use crate::api::shared::{Completer, ConnShared, OpenSlot};
-use crate::streams::{Dir, StreamId};
-use crate::varint::VarInt;
-
-/// An operation on one connection, from its handles.
-#[derive(Debug)]
-pub(crate) enum ConnOp {
-    /// Open a stream (waits for stream credit in the worker; the slot may be cancelled).
-    Open { dir: Dir, slot: Arc<OpenSlot> },
-    /// Write (and maybe FIN); exactly one completion through `done`.
-    Write { stream: StreamId, data: Bytes, fin: bool, done: Completer },
-    /// Reset the sending part.
-    Reset { stream: StreamId, code: u64 },
-    /// STOP_SENDING on the receiving part.
-    Stop { stream: StreamId, code: u64 },
-    /// Change the send priority of a stream (higher is served first).
-    Priority { stream: StreamId, priority: i32 },
-    /// The application read below the buffer limit: pull more data.
-    ReadMore { stream: StreamId },
-    /// Close the connection.
-    Close { code: VarInt, reason: Vec<u8> },
-}
-
-/// A command for a worker.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// Start a client connection.
-    Connect { server_name: String, conn: Arc<ConnShared> },
-    /// A datagram another worker received for one of our connections.
-    Datagram { remote: SocketAddr, local_ip: Option<IpAddr>, ecn: Ecn, data: Vec<u8> },
-    /// An operation on connection `id`.
-    Conn { id: u64, op: ConnOp },
-    /// Graceful shutdown: close every connection and refuse new ones.
-    Shutdown { code: VarInt, reason: Vec<u8> },
-    /// Forget every remaining connection now (the shutdown deadline passed).
-    ForceDrain,
-    /// Exit the thread (endpoint dropped).
-    Stop,
-}
+use crate::handoff::Command;
 
 /// The command queue of one worker plus its wake-up.
 #[derive(Debug)]

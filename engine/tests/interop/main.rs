@@ -15,6 +15,8 @@
 //! - [`peregrine_peer`]: Peregrine's `Connection` behind the same traits.
 //! - [`quinn_self`]: quinn-proto against itself, the harness's self-check.
 //! - [`peregrine_client`], [`peregrine_server`]: the interop suites, both directions.
+//! - [`ack_frequency`]: the ACK frequency extension (draft-ietf-quic-ack-frequency) with
+//!   quinn-proto, each side asking the other.
 //!
 //! Every pairing runs the same cases, so a case that fails only where Peregrine is a side
 //! points at Peregrine, and one that fails in [`quinn_self`] too points at the harness.
@@ -26,6 +28,7 @@
 //! each side's own statistics). `PEREGRINE_INTEROP_SEEDS=N` makes `seed_sweep` try N loss
 //! patterns instead of 24.
 
+mod ack_frequency;
 mod app;
 mod cases;
 mod cases_more;

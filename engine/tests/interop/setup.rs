@@ -54,6 +54,9 @@ pub struct Setup {
     pub cert_names: usize,
     /// Largest UDP payload Peregrine builds (`None`: its default, 1200).
     pub max_datagram: Option<u16>,
+    /// quinn-proto asks its peer, with ACK_FREQUENCY, for this Ack-Eliciting Threshold
+    /// (`None`: quinn's default, no ACK_FREQUENCY sent).
+    pub quinn_ack_threshold: Option<u32>,
 }
 
 impl Setup {
@@ -71,6 +74,7 @@ impl Setup {
             client_version: peregrine_engine::version::V1,
             cert_names: 0,
             max_datagram: None,
+            quinn_ack_threshold: None,
         }
     }
 
@@ -102,6 +106,11 @@ impl Setup {
         let mut t = quinn_proto::TransportConfig::default();
         if let Some(idle) = self.idle(server) {
             t.max_idle_timeout(Some(idle.try_into().expect("idle timeout fits")));
+        }
+        if let Some(threshold) = self.quinn_ack_threshold {
+            let mut af = quinn_proto::AckFrequencyConfig::default();
+            af.ack_eliciting_threshold(quinn_proto::VarInt::from_u32(threshold));
+            t.ack_frequency_config(Some(af));
         }
         if self.tight {
             t.max_concurrent_bidi_streams(quinn_proto::VarInt::from_u32(TIGHT_STREAMS as u32));

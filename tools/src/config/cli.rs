@@ -51,7 +51,8 @@ pub struct ConfigArgs {
     /// Receive coalescing [default: on].
     #[arg(long = "gro", value_name = "on|off", allow_hyphen_values = true)]
     pub gro: Option<String>,
-    /// Maximum UDP payload, 1200..=65527 [default: 1452].
+    /// Largest UDP payload, 1200..=65527: path MTU discovery probes up to it from
+    /// min(BYTES, 1452) [default: 65527, what the path and datapath carry].
     #[arg(long = "mtu", value_name = "BYTES", allow_hyphen_values = true)]
     pub mtu: Option<String>,
     /// Per-stream flow-control window, 1K..=1G, suffixes K/M/G [default: 1M].
@@ -84,8 +85,9 @@ pub struct ConfigArgs {
         allow_hyphen_values = true
     )]
     pub keylog_file: Option<String>,
-    /// Write a qlog trace (JSON-SEQ, qlog 0.3, opens in qvis) of every connection to DIR,
-    /// one `{odcid}_{client|server}.sqlog` file each; DIR is created if missing.
+    /// Write a qlog trace (JSON-SEQ, main schema draft 13 / QUIC events draft 12) of every
+    /// connection to DIR, one `{odcid}_{client|server}.sqlog` file each; DIR is created if
+    /// missing.
     #[arg(long = "qlog-dir", value_name = "DIR", allow_hyphen_values = true)]
     pub qlog_dir: Option<String>,
     /// Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9100 (server, perf).

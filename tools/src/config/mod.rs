@@ -11,7 +11,8 @@ mod values;
 
 pub use cli::ConfigArgs;
 pub use values::{
-    format_duration, format_list, format_size, parse_duration, parse_list, parse_size,
+    format_duration, format_list, format_size, parse_duration, parse_duration_in, parse_list,
+    parse_size,
 };
 
 use peregrine_engine::congestion::Algorithm;
@@ -59,8 +60,13 @@ pub const MAX_BUSY_POLL_US: u64 = 1_000_000;
 pub const DEFAULT_INITIAL_WINDOW: u64 = 14_720;
 /// Smallest and largest initial congestion window.
 pub const INITIAL_WINDOW_RANGE: (u64, u64) = (2_400, 16 << 20);
-/// Default maximum UDP payload size: fits a 1500-byte Ethernet MTU over IPv6.
-pub const DEFAULT_MTU: u32 = 1_452;
+/// Default maximum UDP payload size: QUIC's largest, so path MTU discovery probes up to
+/// whatever the path, the datapath and the peer carry (1472 on Ethernet, 8972 on 9000-byte
+/// jumbo frames, 65507 on IPv4 loopback).
+pub const DEFAULT_MTU: u32 = MAX_MTU;
+/// UDP payload size datagrams start with before path MTU discovery raises it (at most the
+/// `mtu` setting): fits a 1500-byte Ethernet MTU over IPv6.
+pub const START_MTU: u32 = 1_452;
 /// Smallest maximum UDP payload QUIC allows (RFC 9000 section 14).
 pub const MIN_MTU: u32 = 1_200;
 /// Largest `max_udp_payload_size` QUIC allows (65535 minus the 8-byte UDP header); over IPv4
@@ -119,7 +125,9 @@ pub struct Settings {
     pub gso: bool,
     /// `gro`: receive coalescing. Default on.
     pub gro: bool,
-    /// `mtu`: maximum UDP payload in bytes, 1200..=65527. Default 1452.
+    /// `mtu`: largest UDP payload in bytes, 1200..=65527: the upper bound of path MTU
+    /// discovery, which starts at min(mtu, 1452). Default 65527 (as large as the path, the
+    /// datapath and the peer allow).
     pub mtu: u32,
     /// `stream-window`: per-stream receive window in bytes, 1K..=1G. Default 1M. Memory per
     /// stream at most this much.
@@ -279,11 +287,8 @@ impl Settings {
             "max-bidi-streams" => self.max_bidi_streams = ranged(int(v)?, 0, MAX_STREAMS, "")?,
             "max-uni-streams" => self.max_uni_streams = ranged(int(v)?, 0, MAX_STREAMS, "")?,
             "idle-timeout" => {
-                let d = parse_duration(v)?;
-                if d < Duration::from_millis(1) || d > MAX_IDLE_TIMEOUT {
-                    return Err(format!("'{v}' is outside 1ms..=1h"));
-                }
-                self.idle_timeout = d;
+                self.idle_timeout =
+                    parse_duration_in(v, Duration::from_millis(1), MAX_IDLE_TIMEOUT)?
             }
             "ring-size" => {
                 let n = u32_in(RING_SIZE_RANGE.0, RING_SIZE_RANGE.1)?;

@@ -35,14 +35,15 @@ pub fn format_size(n: u64) -> String {
     n.to_string()
 }
 
-/// Parses a duration with a unit: `30s`, `500ms`, `250us`, `2m`. A plain number is an error
-/// (the unit is not guessed).
+/// Parses a duration with a unit: `250us`, `500ms`, `30s`, `2m`, `1h`. A plain number is an
+/// error (the unit is not guessed), and so is a fraction (`1.5s`: write `1500ms`). Every
+/// command and every settings key uses this one syntax.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits_end);
     if num.is_empty() {
-        return Err(format!("'{s}' is not a duration (e.g. 30s, 500ms)"));
+        return Err(format!("'{s}' is not a duration (e.g. 500ms, 5s, 1m, 1h)"));
     }
     let n: u64 = num.parse().map_err(|_| format!("'{s}' is too large"))?;
     let micros_per = match unit.trim() {
@@ -50,23 +51,40 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => 1_000,
         "s" => 1_000_000,
         "m" | "min" => 60_000_000,
-        "" => return Err(format!("'{s}' has no unit (use ms, s or m, e.g. 30s)")),
-        _ => return Err(format!("'{s}' has an unknown unit (use us, ms, s or m)")),
+        "h" => 3_600_000_000,
+        "" => return Err(format!("'{s}' has no unit (use ms, s, m or h, e.g. 5s)")),
+        _ => return Err(format!("'{s}' has an unknown unit (use us, ms, s, m or h, e.g. 5s)")),
     };
     let us = n.checked_mul(micros_per).ok_or_else(|| format!("'{s}' is too large"))?;
     Ok(Duration::from_micros(us))
 }
 
-/// Prints a duration in the largest whole unit: `30s`, `500ms`, `250us`.
+/// [`parse_duration`], then a range check whose error names the range in the same syntax:
+/// `'2h' is outside 1ms..=1h`.
+pub fn parse_duration_in(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < min || d > max {
+        return Err(format!(
+            "'{s}' is outside {}..={}",
+            format_duration(min),
+            format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// Prints a duration in the largest whole unit: `1h`, `2m`, `30s`, `500ms`, `250us`.
 pub fn format_duration(d: Duration) -> String {
     let us = d.as_micros();
-    if us != 0 && us % 1_000_000 == 0 {
-        format!("{}s", us / 1_000_000)
-    } else if us % 1_000 == 0 {
-        format!("{}ms", us / 1_000)
-    } else {
-        format!("{us}us")
+    for (per, unit) in [(3_600_000_000, "h"), (60_000_000, "m"), (1_000_000, "s"), (1_000, "ms")] {
+        if us != 0 && us % per == 0 {
+            return format!("{}{unit}", us / per);
+        }
     }
+    if us == 0 {
+        return "0ms".into();
+    }
+    format!("{us}us")
 }
 
 /// Parses a list of numbers and ranges, `0-3,6`, into a sorted list without duplicates; each
@@ -157,10 +175,16 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["", "30", "-1s", "1.5s", "s", "3h", "30 sec", "99999999999999999999s"] {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "30", "-1s", "1.5s", "s", "3d", "30 sec", "99999999999999999999s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
-        for us in [0u64, 250, 1_000, 1_500, 30_000_000] {
+        assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        let (lo, hi) = (Duration::from_millis(1), Duration::from_secs(3600));
+        assert_eq!(parse_duration_in("1h", lo, hi), Ok(hi));
+        assert_eq!(parse_duration_in("2h", lo, hi), Err("'2h' is outside 1ms..=1h".into()));
+        for us in [0u64, 250, 1_000, 1_500, 30_000_000, 3_600_000_000, 120_000_000] {
             let d = Duration::from_micros(us);
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }

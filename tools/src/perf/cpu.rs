@@ -15,8 +15,32 @@ pub struct ThreadCpu {
     pub cpu: Duration,
 }
 
-/// Parses a `stat` line: the name and utime + stime in ticks.
-fn parse_stat(line: &str) -> Option<(String, u64)> {
+/// User and system CPU time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Time in user mode.
+    pub user: Duration,
+    /// Time in the kernel on the process's behalf.
+    pub system: Duration,
+}
+
+impl CpuTimes {
+    /// User plus system.
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+
+    /// `self - o`, saturating.
+    pub fn since(&self, o: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user.saturating_sub(o.user),
+            system: self.system.saturating_sub(o.system),
+        }
+    }
+}
+
+/// Parses a `stat` line: the name and (utime, stime) in ticks.
+fn parse_split(line: &str) -> Option<(String, u64, u64)> {
     let open = line.find('(')?;
     let close = line.rfind(')')?;
     let name = line.get(open + 1..close)?.to_owned();
@@ -24,20 +48,42 @@ fn parse_stat(line: &str) -> Option<(String, u64)> {
     let rest: Vec<&str> = line.get(close + 1..)?.split_whitespace().collect();
     let utime: u64 = rest.get(11)?.parse().ok()?;
     let stime: u64 = rest.get(12)?.parse().ok()?;
-    Some((name, utime + stime))
+    Some((name, utime, stime))
+}
+
+/// Parses a `stat` line: the name and utime + stime in ticks.
+fn parse_stat(line: &str) -> Option<(String, u64)> {
+    parse_split(line).map(|(n, u, s)| (n, u + s))
+}
+
+/// The process's user and system CPU time so far (zero when procfs is unavailable).
+pub fn process_times() -> CpuTimes {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| parse_split(&s))
+        .map(|(_, u, s)| CpuTimes { user: ticks(u), system: ticks(s) })
+        .unwrap_or_default()
+}
+
+/// User and system CPU time of the live threads whose name `pick` accepts.
+pub fn threads_times(pick: impl Fn(&str) -> bool) -> CpuTimes {
+    let mut t = CpuTimes::default();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok();
+            if let Some((name, u, s)) = stat.as_deref().and_then(parse_split) {
+                if pick(&name) {
+                    t.user += ticks(u);
+                    t.system += ticks(s);
+                }
+            }
+        }
+    }
+    t
 }
 
 fn ticks(t: u64) -> Duration {
     Duration::from_millis(t * 1000 / TICKS_PER_SEC)
-}
-
-/// The process's CPU time so far (zero when procfs is unavailable).
-pub fn process_cpu() -> Duration {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| parse_stat(&s))
-        .map(|(_, t)| ticks(t))
-        .unwrap_or_default()
 }
 
 /// Live threads' CPU times, busiest first.

@@ -2,8 +2,12 @@
 //! against an in-process server on 127.0.0.1 (certificate generated in memory) or, with
 //! `--server`, against any perf server.
 //!
-//! Modes: duration (default: each stream downloads for `--duration`), or sizes (`--download`
-//! and/or `--upload` bytes per stream, once). Prints goodput, packets/s, losses and CPU time.
+//! Modes: duration (default: each stream downloads for `--duration`; `--direction up|both`),
+//! sizes (`--download` and/or `--upload` bytes per stream, once), requests (`--rps`) and
+//! handshakes (`--handshakes`). The drivers (`drive`, `protocol`, `rps`, `handshakes`) bump
+//! shared counters; `sample` turns them into intervals and totals; `output` prints text or
+//! iperf3-like JSON, `live` the progress and interval lines, `series` the `--report` charts.
+//! Ctrl-C (`stop`) ends the run early with its results.
 //!
 //! Settings (`--config FILE` and the per-key flags): the transport and datapath keys apply to
 //! both the client endpoint and the in-process server. `workers` and `cores` size and pin the
@@ -15,20 +19,20 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod cpu;
+mod drive;
 pub mod handshakes;
+mod live;
+mod output;
 pub mod protocol;
 pub mod rps;
+pub mod sample;
 pub mod series;
+mod stop;
 
-use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use peregrine_engine::connection::{ClientConfig, ConnectionStats};
-use peregrine_engine::VarInt;
-
-use peregrine_engine::api::Endpoint;
 
 use crate::certs::{self, Trust};
 use crate::client;
@@ -36,11 +40,23 @@ use crate::config::{ConfigArgs, Datapath, Settings};
 use crate::endpoint::{self, Use};
 use crate::server::Server;
 
+/// Which way the payload flows in duration mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Direction {
+    /// The server sends, the client receives (download; iperf3's `-R`).
+    Down,
+    /// The client sends, the server receives (upload).
+    Up,
+    /// Both at once on every stream (iperf3's `--bidir`).
+    Both,
+}
+
 /// `peregrine perf` flags.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Perf server HOST:PORT; without it an in-process server on 127.0.0.1 is used.
-    #[arg(long)]
+    /// Perf server HOST:PORT (any draft-banks perf server: peregrine, quinn, s2n-quic,
+    /// MsQuic secnetperf); without it an in-process server on 127.0.0.1 is used.
+    #[arg(long, short = 'c')]
     server: Option<String>,
     /// CA certificate, PEM, for --server.
     #[arg(long, conflicts_with = "insecure")]
@@ -54,18 +70,27 @@ pub struct Args {
     /// Bytes each stream uploads.
     #[arg(long, value_parser = parse_size)]
     upload: Option<u64>,
-    /// Download for this long per stream (e.g. 5s, 500ms) when no sizes are given.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    /// Run for this long when no sizes are given: 10ms..=24h, e.g. 5s, 1m.
+    #[arg(long, short = 't', value_parser = parse_run_duration, default_value = "5s")]
     duration: Duration,
-    /// Concurrent streams per connection.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Duration mode: which way the payload flows [default: down].
+    #[arg(long, value_enum, conflicts_with_all = ["reverse", "bidir"])]
+    direction: Option<Direction>,
+    /// The server sends (iperf3's -R): the same as --direction down, perf's default.
+    #[arg(long, short = 'R', conflicts_with = "bidir")]
+    reverse: bool,
+    /// Both directions at once (iperf3's --bidir): the same as --direction both.
+    #[arg(long)]
+    bidir: bool,
+    /// Concurrent streams per connection (iperf3's -P).
+    #[arg(long, short = 'P', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     streams: u32,
     /// Connections.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     connections: u32,
     /// Request/response mode for --duration: each stream slot runs requests back to back,
     /// with latency percentiles.
-    #[arg(long, conflicts_with_all = ["download", "upload"])]
+    #[arg(long, conflicts_with_all = ["download", "upload", "direction", "reverse", "bidir"])]
     rps: bool,
     /// --rps: bytes uploaded per request.
     #[arg(long, value_parser = parse_size, default_value = "64")]
@@ -74,13 +99,23 @@ pub struct Args {
     #[arg(long, value_parser = parse_size, default_value = "1K")]
     response_size: u64,
     /// Handshake mode for --duration: --connections threads connect and close back to back.
-    #[arg(long, conflicts_with_all = ["download", "upload", "rps"])]
+    #[arg(long, conflicts_with_all = ["download", "upload", "rps", "direction", "reverse", "bidir"])]
     handshakes: bool,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
+    /// Cap what the client sends (uploads, --rps requests) at RATE bits per second in total,
+    /// e.g. 500M or 2G (decimal, as iperf3's -b); measures latency under a given load.
+    #[arg(long, short = 'b', visible_alias = "bitrate", value_parser = parse_rate)]
+    rate: Option<u64>,
+    /// Interval of the per-interval results: printed as they happen in text output, and the
+    /// length of each `intervals` entry in JSON; 100ms..=1h [JSON default: 1s].
+    #[arg(long, short = 'i', value_parser = parse_interval)]
+    interval: Option<Duration>,
+    /// Print one JSON object instead of text (iperf3-like: start, intervals, end; on failure
+    /// `{"error": "..."}`).
+    #[arg(long, short = 'J')]
     json: bool,
-    /// Write throughput over time (and, with --rps, the latency distribution) to FILE.svg or
-    /// FILE.html.
+    /// Write plots to FILE.html (a page with the SVG charts and the summary) or FILE.svg:
+    /// throughput per connection over time; with --rps requests/s and the latency
+    /// distribution; with --handshakes handshakes/s and the handshake latency distribution.
     #[arg(long, value_name = "FILE")]
     report: Option<std::path::PathBuf>,
     /// Endpoint settings; see the command's description for which endpoint each applies to.
@@ -103,36 +138,100 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is not a size (e.g. 1048576, 64K, 10M, 1G)"))
 }
 
-/// Parses `5s`, `500ms`, `2` (seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+/// Parses `--rate`: bits per second with an optional decimal suffix, `k`, `M`, `G`
+/// (`500M` = 500,000,000 bit/s), as iperf3's `-b`.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let bad = || format!("'{s}' is not a duration (e.g. 5s, 500ms)");
-    let d = if let Some(ms) = t.strip_suffix("ms") {
-        Duration::from_millis(ms.parse().map_err(|_| bad())?)
-    } else {
-        let secs: f64 = t.strip_suffix('s').unwrap_or(t).parse().map_err(|_| bad())?;
-        if !(secs.is_finite() && secs > 0.0 && secs < 86_400.0) {
-            return Err(bad());
-        }
-        Duration::from_secs_f64(secs)
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits);
+    let mul: u64 = match suffix {
+        "" => 1,
+        "k" | "K" => 1_000,
+        "m" | "M" => 1_000_000,
+        "g" | "G" => 1_000_000_000,
+        _ => return Err(format!("'{s}' is not a rate in bits/s (e.g. 500M, 2G)")),
     };
-    if d.is_zero() {
-        return Err(bad());
+    let n: u64 =
+        num.parse().map_err(|_| format!("'{s}' is not a rate in bits/s (e.g. 500M, 2G)"))?;
+    match n.checked_mul(mul) {
+        Some(r) if r >= 8_000 => Ok(r),
+        Some(_) => Err(format!("'{s}' is below 8k bits/s")),
+        None => Err(format!("'{s}' is too large")),
     }
-    Ok(d)
 }
 
-/// Runs the benchmark and prints its results.
+/// Parses `--interval`: 100ms..=1h.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration_in(s, Duration::from_millis(100), Duration::from_secs(3600))
+}
+
+/// Parses a run length for `--duration`: `500ms`, `5s`, `1m`, `1h` (10ms..=24h).
+pub fn parse_run_duration(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration_in(s, Duration::from_millis(10), Duration::from_secs(86_400))
+}
+
+/// Runs the benchmark and prints its results; with `--json`, a failure is also printed as
+/// `{"error": "..."}` on stdout.
 pub fn run(args: &Args) -> Result<(), String> {
-    let settings = args.settings.resolve()?;
-    if let Some(path) = &args.report {
-        series::check_report_path(path)?;
+    let mut printed = false;
+    let r = run_inner(args, &mut printed);
+    if let (Err(e), true, false) = (&r, args.json, printed) {
+        outln!("{}", serde_json::json!({ "error": e }));
+    }
+    r
+}
+
+/// What the run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Bulk transfer for a duration.
+    Duration(Direction),
+    /// Bulk transfer of given sizes.
+    Size,
+    /// Requests back to back.
+    Rps,
+    /// Handshakes back to back.
+    Handshakes,
+}
+
+impl Mode {
+    fn of(args: &Args) -> Mode {
         if args.handshakes {
-            return Err("--report: not available with --handshakes".into());
+            Mode::Handshakes
+        } else if args.rps {
+            Mode::Rps
+        } else if args.download.is_some() || args.upload.is_some() {
+            Mode::Size
+        } else if args.bidir {
+            Mode::Duration(Direction::Both)
+        } else {
+            Mode::Duration(args.direction.unwrap_or(Direction::Down))
         }
     }
+
+    /// The `mode` name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Duration(_) => "duration",
+            Mode::Size => "size",
+            Mode::Rps => "rps",
+            Mode::Handshakes => "handshakes",
+        }
+    }
+}
+
+/// Runs the benchmark; `printed` is set once the results (which carry any later error) are
+/// out.
+fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
+    let settings = args.settings.resolve()?;
+    // Checked (and created) before anything runs, so that a bad path costs no benchmark.
+    let report = match &args.report {
+        Some(path) => Some(series::ReportFile::create(path)?),
+        None => None,
+    };
     let client_use = if args.server.is_some() { Use::Server } else { Use::PerfClient };
     endpoint::check(&settings, client_use)?;
+    let stop = stop::install()?;
     let (addr, name, trust, local) = match &args.server {
         Some(s) => {
             let (host, port) = s
@@ -178,156 +277,32 @@ pub fn run(args: &Args) -> Result<(), String> {
     if let Some(m) = &metrics {
         eprintln!("peregrine: metrics on http://{}/metrics", m.local_addr());
     }
-    let result = run_with(args, &settings, &ep, addr, &name, local, notes);
+    let target = Target { addr, name, in_process: local.is_some() };
+    let result = drive::run(args, &settings, &ep, &target, local, notes, &stop, report)
+        .map_err(|e| certs::explain(e, args.ca.as_deref(), &target.name));
     if let Some(m) = metrics {
         m.stop();
     }
-    result
+    let ended = result?;
+    *printed = true;
+    if let Some(e) = ended.error {
+        return Err(e);
+    }
+    if ended.interrupted {
+        eprintln!("peregrine: interrupted; the results above cover the run until then");
+        std::process::exit(130);
+    }
+    Ok(())
 }
 
-fn run_with(
-    args: &Args,
-    settings: &Settings,
-    ep: &Arc<Endpoint>,
-    addr: std::net::SocketAddr,
-    name: &str,
-    local: Option<Server>,
-    notes: Vec<String>,
-) -> Result<(), String> {
-    if args.handshakes {
-        let r = handshakes::run(ep, addr, name, args.connections, args.duration, args.json);
-        if let Some(s) = local {
-            s.stop(Duration::from_secs(2));
-        }
-        return r;
-    }
-    let mut conns = Vec::new();
-    for _ in 0..args.connections {
-        conns.push(client::connect(ep, addr, name, Duration::from_secs(5))?);
-    }
-    let (up, down, deadline_after) = match (args.upload, args.download) {
-        (None, None) => (0, 1u64 << 50, Some(args.duration)),
-        (u, d) => (u.unwrap_or(0), d.unwrap_or(0), None),
-    };
-    let received = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let deadline = deadline_after.map(|d| start + d);
-    let cpu_before = cpu::process_cpu();
-    let mut jobs = Vec::new();
-    for conn in &conns {
-        for _ in 0..args.streams {
-            let conn = conn.clone();
-            let received = received.clone();
-            let rps = args.rps.then_some((args.request_size, args.response_size));
-            jobs.push(std::thread::spawn(move || -> Result<rps::RpsResult, String> {
-                if let (Some((req, resp)), Some(d)) = (rps, deadline) {
-                    return rps::worker(&conn, req, resp, d, &received);
-                }
-                let (send, mut recv) =
-                    conn.open_bi_blocking(protocol::IO_TIMEOUT).map_err(|e| e.to_string())?;
-                let count = |n| {
-                    received.fetch_add(n, Ordering::Relaxed);
-                };
-                let moved = protocol::request(&send, &mut recv, up, down, deadline, &count)?;
-                Ok(rps::RpsResult { moved, requests: 1, latency_us: rps::histogram()? })
-            }));
-        }
-    }
-    let live = std::io::stderr().is_terminal() && !args.json;
-    let mut last = (Instant::now(), 0u64);
-    let mut recorder = series::Recorder::new(start);
-    while !jobs.iter().all(|j| j.is_finished()) {
-        std::thread::sleep(Duration::from_millis(50));
-        recorder.poll(&received, &conns);
-        if live && last.0.elapsed() >= Duration::from_secs(1) {
-            let now = received.load(Ordering::Relaxed);
-            let rate = (now - last.1) as f64 * 8.0 / last.0.elapsed().as_secs_f64() / 1e9;
-            eprint!("\r  {:>8.3} Gbit/s  {:>10} MiB received", rate, now >> 20);
-            last = (Instant::now(), now);
-        }
-    }
-    recorder.finish(&received, &conns);
-    if live {
-        eprintln!();
-    }
-    let mut total = protocol::Moved { complete: true, ..Default::default() };
-    let mut errors = Vec::new();
-    let mut latency = rps::histogram()?;
-    let mut requests = 0;
-    for j in jobs {
-        match j.join() {
-            Ok(Ok(r)) => {
-                let m = r.moved;
-                requests += r.requests;
-                let _ = latency.add(&r.latency_us);
-                total.up += m.up;
-                total.down += m.down;
-                total.complete &= m.complete || deadline.is_some();
-            }
-            Ok(Err(e)) => errors.push(e),
-            Err(_) => errors.push("a stream thread failed".into()),
-        }
-    }
-    let elapsed = start.elapsed();
-    let cpu_used = cpu::process_cpu().saturating_sub(cpu_before);
-    let client_stats = sum_stats(conns.iter().map(|c| c.stats()));
-    for c in &conns {
-        c.close(VarInt::from_u32(0), b"done");
-    }
-    for c in &conns {
-        c.wait_drained(Duration::from_secs(1));
-    }
-    let threads = cpu::threads();
-    let client_workers = ep.stats().workers.len();
-    let server_workers = local.as_ref().map(|s| s.endpoint().stats().workers.len());
-    // Workers the kernel pinned as --cores asked (local server, or the client with --server).
-    let pinned_ep = local.as_ref().map_or(ep, |s| s.endpoint());
-    let pinned = pinned_ep.stats().workers.iter().filter(|w| w.pinned == Some(true)).count();
-    let server_stats = local.map(|s| {
-        std::thread::sleep(Duration::from_millis(50));
-        let st = sum_stats(s.finished_stats().into_iter());
-        s.stop(Duration::from_secs(2));
-        st
-    });
-    if let Some(e) = errors.first() {
-        return Err(format!(
-            "{} of {} streams failed; first: {e}",
-            errors.len(),
-            args.streams * args.connections
-        ));
-    }
-    if down > 0
-        && deadline.is_none()
-        && total.down != down * u64::from(args.streams * args.connections)
-    {
-        return Err(format!(
-            "received {} bytes, expected {}",
-            total.down,
-            down * u64::from(args.streams * args.connections)
-        ));
-    }
-    if let Some(path) = &args.report {
-        let lat = args.rps.then_some(&latency);
-        series::write_report(path, &recorder, lat, &settings_note(args, settings))?;
-    }
-    let report = Report {
-        args,
-        settings,
-        notes,
-        client_workers,
-        server_workers,
-        pinned,
-        elapsed,
-        total,
-        requests,
-        latency: args.rps.then_some(latency),
-        client: client_stats,
-        server: server_stats,
-        cpu: cpu_used,
-        threads,
-    };
-    report.print();
-    Ok(())
+/// The server the run talks to.
+pub struct Target {
+    /// Its address.
+    pub addr: std::net::SocketAddr,
+    /// The name it is authenticated as.
+    pub name: String,
+    /// Whether it is the in-process server.
+    pub in_process: bool,
 }
 
 /// One line naming the run's knobs, for the report's notes.
@@ -356,157 +331,19 @@ fn datapath_name(d: Datapath) -> &'static str {
     }
 }
 
-fn sum_stats(it: impl Iterator<Item = ConnectionStats>) -> ConnectionStats {
+/// The sum of several connections' counters (gauges: the first connection's).
+pub fn sum_stats(it: impl Iterator<Item = ConnectionStats>) -> ConnectionStats {
     let mut t = ConnectionStats::default();
     for s in it {
         if t.congestion.is_empty() {
-            t.congestion = s.congestion;
+            t.smoothed_rtt = s.smoothed_rtt;
+            t.min_rtt = s.min_rtt;
+            t.cwnd = s.cwnd;
         }
-        t.packets_sent += s.packets_sent;
-        t.packets_received += s.packets_received;
-        t.packets_lost += s.packets_lost;
-        t.stream_bytes_retransmitted += s.stream_bytes_retransmitted;
-        t.datagrams_sent += s.datagrams_sent;
-        t.datagrams_received += s.datagrams_received;
-        t.congestion_events += s.congestion_events;
-        t.pto_count += s.pto_count;
+        crate::server::accumulate(&mut t, &s);
+        t.bytes_sent += s.bytes_sent;
+        t.bytes_received += s.bytes_received;
+        t.key_updates += s.key_updates;
     }
     t
-}
-
-/// The numbers of one run.
-struct Report<'a> {
-    args: &'a Args,
-    settings: &'a Settings,
-    /// What the datapaths reported at start-up.
-    notes: Vec<String>,
-    client_workers: usize,
-    server_workers: Option<usize>,
-    pinned: usize,
-    elapsed: Duration,
-    total: protocol::Moved,
-    requests: u64,
-    latency: Option<hdrhistogram::Histogram<u64>>,
-    client: ConnectionStats,
-    server: Option<ConnectionStats>,
-    cpu: Duration,
-    threads: Vec<cpu::ThreadCpu>,
-}
-
-impl Report<'_> {
-    fn mode(&self) -> &'static str {
-        match (self.args.rps, self.args.download.is_none() && self.args.upload.is_none()) {
-            (true, _) => "rps",
-            (false, true) => "duration",
-            (false, false) => "size",
-        }
-    }
-
-    fn print(&self) {
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
-        let bytes = self.total.up + self.total.down;
-        let gbps = bytes as f64 * 8.0 / secs / 1e9;
-        let c = &self.client;
-        let rx_pps = c.packets_received as f64 / secs;
-        let tx_pps = c.packets_sent as f64 / secs;
-        let s = self.server.unwrap_or_default();
-        if self.args.json {
-            let threads: Vec<_> = self
-                .threads
-                .iter()
-                .map(|t| serde_json::json!({"name": t.name, "cpu_s": t.cpu.as_secs_f64()}))
-                .collect();
-            let mut v = serde_json::json!({
-                "mode": self.mode(),
-                "datapath": datapath_name(self.settings.datapath),
-                "congestion": c.congestion,
-                "server_congestion": self.server.map(|s| s.congestion),
-                "pacing": self.settings.pacing,
-                "client_workers": self.client_workers,
-                "server_workers": self.server_workers,
-                "datapath_notes": self.notes,
-                "workers_pinned": self.pinned,
-                "connections": self.args.connections,
-                "streams": self.args.streams,
-                "elapsed_s": secs,
-                "bytes_uploaded": self.total.up,
-                "bytes_downloaded": self.total.down,
-                "bytes_total": bytes,
-                "goodput_gbps": gbps,
-                "client_packets_sent": c.packets_sent,
-                "client_packets_received": c.packets_received,
-                "client_rx_pps": rx_pps,
-                "client_tx_pps": tx_pps,
-                "client_packets_lost": c.packets_lost,
-                "client_bytes_retransmitted": c.stream_bytes_retransmitted,
-                "server_packets_sent": self.server.map(|s| s.packets_sent),
-                "server_packets_lost": self.server.map(|s| s.packets_lost),
-                "server_bytes_retransmitted": self.server.map(|s| s.stream_bytes_retransmitted),
-                "process_cpu_s": self.cpu.as_secs_f64(),
-                "threads": threads,
-            });
-            if let Some(h) = &self.latency {
-                v["requests"] = self.requests.into();
-                v["requests_per_s"] = (self.requests as f64 / secs).into();
-                for (k, us) in rps::percentiles(h) {
-                    v[format!("latency_{k}_us")] = us.into();
-                }
-            }
-            outln!("{v}");
-            return;
-        }
-        outln!(
-            "perf: {} connection(s) x {} stream(s), {:.2} s",
-            self.args.connections,
-            self.args.streams,
-            secs
-        );
-        outln!(
-            "  setup     datapath {}, congestion {}, pacing {}, client workers {}{}",
-            datapath_name(self.settings.datapath),
-            c.congestion,
-            if self.settings.pacing { "on" } else { "off" },
-            self.client_workers,
-            self.server_workers.map(|n| format!(", server workers {n}")).unwrap_or_default()
-        );
-        outln!(
-            "  moved     {} bytes (up {}, down {})  goodput {:.3} Gbit/s",
-            bytes,
-            self.total.up,
-            self.total.down,
-            gbps
-        );
-        if let Some(h) = &self.latency {
-            let p: Vec<String> =
-                rps::percentiles(h).iter().map(|(k, us)| format!("{k} {us} us")).collect();
-            outln!(
-                "  requests  {} ({:.0}/s)  {}",
-                self.requests,
-                self.requests as f64 / secs,
-                p.join(", ")
-            );
-        }
-        outln!(
-            "  client    rx {rx_pps:.0} pkt/s, tx {tx_pps:.0} pkt/s, lost {}, retransmitted {} B",
-            c.packets_lost,
-            c.stream_bytes_retransmitted
-        );
-        if self.server.is_some() {
-            outln!(
-                "  server    sent {} pkts, lost {}, retransmitted {} B, PTOs {}",
-                s.packets_sent,
-                s.packets_lost,
-                s.stream_bytes_retransmitted,
-                s.pto_count
-            );
-        }
-        outln!(
-            "  cpu       {:.2} s process ({:.0}% of wall)",
-            self.cpu.as_secs_f64(),
-            self.cpu.as_secs_f64() / secs * 100.0
-        );
-        for t in self.threads.iter().filter(|t| t.cpu >= Duration::from_millis(10)).take(8) {
-            outln!("    {:<16} {:.2} s", t.name, t.cpu.as_secs_f64());
-        }
-    }
 }

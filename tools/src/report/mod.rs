@@ -1,18 +1,15 @@
-//! Benchmark reports: a self-contained SVG (throughput over time, latency percentiles), an HTML
-//! page embedding it, and a text summary.
+//! Benchmark reports: charts drawn with `plotters` into one self-contained SVG (time series
+//! with units and legends, and a latency distribution), an HTML page that embeds it above a
+//! text summary, and the summary alone.
 //!
-//! Input is one or more throughput [`Series`] of per-interval [`Sample`]s and, optionally, an
-//! `hdrhistogram` of latencies in microseconds. Nothing is fetched at view time: the SVG has no
-//! scripts, fonts or external references.
+//! Nothing is fetched at view time: the SVG has no scripts, fonts or external references.
 
-mod svg;
-
-pub use svg::svg;
+mod plot;
 
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 
-/// What was transferred in one interval.
+/// What was transferred in one interval (datapath-bench's slices).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {
     /// End of the interval, in seconds since the start of the run.
@@ -36,7 +33,7 @@ impl Sample {
     }
 }
 
-/// A named throughput time series (one line in the chart).
+/// A named throughput time series of [`Sample`]s.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     /// Legend text, e.g. the case name.
@@ -45,15 +42,59 @@ pub struct Series {
     pub samples: Vec<Sample>,
 }
 
+/// One line of a time chart: a step function, constant over each interval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// Legend text.
+    pub name: String,
+    /// `(start s, end s, value)` per interval, in time order.
+    pub steps: Vec<(f64, f64, f64)>,
+}
+
+/// A time chart: x is seconds since the start, y is [`Chart::y_label`] (with its unit).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chart {
+    /// Caption.
+    pub title: String,
+    /// y axis label with the unit, e.g. `throughput (Gbit/s)`.
+    pub y_label: String,
+    /// The lines.
+    pub lines: Vec<Line>,
+}
+
+impl Chart {
+    /// Goodput over time of datapath-bench style series.
+    pub fn throughput(series: &[Series]) -> Chart {
+        let lines = series
+            .iter()
+            .map(|s| Line {
+                name: s.name.clone(),
+                steps: s.samples.iter().map(|x| (x.t - x.dt, x.t, x.gbit_per_sec())).collect(),
+            })
+            .collect();
+        Chart { title: "throughput over time".into(), y_label: "throughput (Gbit/s)".into(), lines }
+    }
+}
+
+/// A latency distribution panel: the histogram, or why there is none.
+pub struct Distribution<'a> {
+    /// Caption, e.g. `request latency`.
+    pub title: String,
+    /// Latencies in microseconds, or the reason there are none.
+    pub histogram: Result<&'a Histogram<u64>, String>,
+}
+
 /// Everything a report shows.
 pub struct Report<'a> {
     /// Title line.
     pub title: String,
-    /// Throughput series.
-    pub series: Vec<Series>,
-    /// Latencies in microseconds, or the reason there are none.
-    pub latency: Result<&'a Histogram<u64>, String>,
-    /// Free-text notes printed under the charts (how the data was measured).
+    /// Time charts, top to bottom.
+    pub charts: Vec<Chart>,
+    /// The latency panel under them, if any.
+    pub latency: Option<Distribution<'a>>,
+    /// Result lines (printed under the title in the summary).
+    pub summary: Vec<String>,
+    /// How the data was measured (printed under the charts).
     pub notes: Vec<String>,
 }
 
@@ -70,51 +111,70 @@ pub fn xml_escape(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-/// An HTML page that embeds the SVG inline, with the text summary below it.
-pub fn html(report: &Report<'_>) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>{title}</title>\n</head>\n<body style=\"font-family:sans-serif\">\n{svg}\n\
-         <pre>{summary}</pre>\n</body>\n</html>\n",
-        title = xml_escape(&report.title),
-        svg = svg(report),
-        summary = xml_escape(&summary(report)),
-    )
+/// The report as a standalone SVG document.
+pub fn svg(report: &Report<'_>) -> Result<String, String> {
+    plot::svg(report)
 }
 
-/// Text summary: per series total goodput and packet rate, then latency percentiles.
+/// An HTML page that embeds the SVG inline, with the text summary below it.
+pub fn html(report: &Report<'_>) -> Result<String, String> {
+    Ok(format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{title}</title>\n</head>\n<body style=\"font-family:sans-serif;margin:16px\">\n\
+         {svg}\n<pre>{summary}</pre>\n</body>\n</html>\n",
+        title = xml_escape(&report.title),
+        svg = svg(report)?,
+        summary = xml_escape(&summary(report)),
+    ))
+}
+
+/// Per series of [`Sample`]s: goodput, packet rate, bytes, time and the peak interval, with
+/// units.
+pub fn series_summary(series: &[Series]) -> Vec<String> {
+    series
+        .iter()
+        .map(|s| {
+            let bytes: u64 = s.samples.iter().map(|x| x.bytes).sum();
+            let packets: u64 = s.samples.iter().map(|x| x.packets).sum();
+            let secs: f64 = s.samples.iter().map(|x| x.dt).sum();
+            let (gbps, pps) = if secs > 0.0 {
+                (bytes as f64 * 8.0 / secs / 1e9, packets as f64 / secs)
+            } else {
+                (0.0, 0.0)
+            };
+            let peak = s.samples.iter().map(Sample::gbit_per_sec).fold(0.0, f64::max);
+            format!(
+                "{}: goodput {gbps:.2} Gbit/s (peak interval {peak:.2} Gbit/s), {pps:.0} \
+                 packets/s, {bytes} bytes in {secs:.3} s over {} intervals",
+                s.name,
+                s.samples.len()
+            )
+        })
+        .collect()
+}
+
+/// Text summary: the title, the result lines, latency percentiles, notes.
 pub fn summary(report: &Report<'_>) -> String {
     let mut out = format!("{}\n", report.title);
-    for s in &report.series {
-        let bytes: u64 = s.samples.iter().map(|x| x.bytes).sum();
-        let packets: u64 = s.samples.iter().map(|x| x.packets).sum();
-        let secs: f64 = s.samples.iter().map(|x| x.dt).sum();
-        let (gbps, pps) = if secs > 0.0 {
-            (bytes as f64 * 8.0 / secs / 1e9, packets as f64 / secs)
-        } else {
-            (0.0, 0.0)
-        };
-        let peak = s.samples.iter().map(Sample::gbit_per_sec).fold(0.0, f64::max);
-        let _ = writeln!(
-            out,
-            "  {}: goodput {gbps:.2} Gbit/s (peak interval {peak:.2}), {pps:.0} packets/s, \
-             {bytes} bytes in {secs:.3} s over {} intervals",
-            s.name,
-            s.samples.len()
-        );
+    for l in &report.summary {
+        let _ = writeln!(out, "  {l}");
     }
-    match &report.latency {
-        Ok(h) if !h.is_empty() => {
-            let mut parts: Vec<String> = MARKED_PERCENTILES
-                .iter()
-                .map(|(p, name)| format!("{name} {} us", h.value_at_percentile(*p)))
-                .collect();
-            parts.push(format!("max {} us", h.max()));
-            let _ = writeln!(out, "  latency ({} samples): {}", h.len(), parts.join(", "));
-        }
-        Ok(_) => out.push_str("  latency: no samples\n"),
-        Err(why) => {
-            let _ = writeln!(out, "  latency: not recorded ({why})");
+    if let Some(d) = &report.latency {
+        match &d.histogram {
+            Ok(h) if !h.is_empty() => {
+                let mut parts: Vec<String> = MARKED_PERCENTILES
+                    .iter()
+                    .map(|(p, name)| format!("{name} {} us", h.value_at_percentile(*p)))
+                    .collect();
+                parts.push(format!("max {} us", h.max()));
+                let _ = writeln!(out, "  {} ({} samples): {}", d.title, h.len(), parts.join(", "));
+            }
+            Ok(_) => {
+                let _ = writeln!(out, "  {}: no samples", d.title);
+            }
+            Err(why) => {
+                let _ = writeln!(out, "  {}: not recorded ({why})", d.title);
+            }
         }
     }
     for n in &report.notes {
@@ -123,14 +183,19 @@ pub fn summary(report: &Report<'_>) -> String {
     out
 }
 
-/// Writes the report to `path`: HTML when it ends in `.html`/`.htm`, SVG when `.svg`.
-pub fn write_file(path: &std::path::Path, report: &Report<'_>) -> Result<(), String> {
+/// The report as the file type `path` names: HTML for `.html`/`.htm`, SVG for `.svg`.
+pub fn render_for(path: &std::path::Path, report: &Report<'_>) -> Result<String, String> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let text = match ext.as_str() {
+    match ext.as_str() {
         "svg" => svg(report),
         "html" | "htm" => html(report),
-        _ => return Err(format!("--report: '{}' must end in .svg or .html", path.display())),
-    };
+        _ => Err(format!("--report: '{}' must end in .svg or .html", path.display())),
+    }
+}
+
+/// Writes the report to `path`: HTML when it ends in `.html`/`.htm`, SVG when `.svg`.
+pub fn write_file(path: &std::path::Path, report: &Report<'_>) -> Result<(), String> {
+    let text = render_for(path, report)?;
     std::fs::write(path, text).map_err(|e| format!("--report {}: {e}", path.display()))
 }
 

@@ -37,7 +37,8 @@ use peregrine_engine::streams::{Dir, StreamsConfig};
 use serde_json::{json, Value};
 
 use crate::certs::{self, Trust};
-use crate::perf::parse_duration;
+use crate::config::parse_duration;
+use crate::perf::parse_run_duration;
 use check::{AppWrites, EndpointReport, Report};
 use ops::{Rng, Side, Tally, World, LATE, OP_NAMES};
 
@@ -60,7 +61,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// How long the application threads run (e.g. 10s, 500ms).
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, value_parser = parse_run_duration, default_value = "10s")]
     duration: Duration,
     /// Client application threads (the server gets half as many, at least one).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -98,9 +99,9 @@ pub struct Args {
     json: bool,
 }
 
-/// Parses a delay: `0`, or a duration like `5ms`, `0.01s`.
+/// Parses a delay: `0` (none), or a duration like `5ms`, `10s` (at most 10s).
 fn parse_delay(s: &str) -> Result<Duration, String> {
-    if s.trim().trim_end_matches("ms").trim_end_matches('s') == "0" {
+    if s.trim() == "0" {
         return Ok(Duration::ZERO);
     }
     let d = parse_duration(s)?;

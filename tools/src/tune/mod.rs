@@ -5,11 +5,13 @@
 //! and `ethtool` / `ip` when installed (never required). Whatever cannot be read is listed with
 //! the reason instead of being guessed.
 
+mod advice;
 mod parse;
 mod plan;
 
 use crate::config::{format_list, parse_list};
-use parse::{Channels, Irq, Rss};
+use advice::Advice;
+use parse::{Channels, Rss};
 use plan::{Assignment, PlanInput};
 use std::collections::BTreeMap;
 use std::fs;
@@ -56,6 +58,10 @@ pub struct Args {
     /// The network interface to inspect, e.g. eth0.
     #[arg(long, value_name = "IF")]
     interface: String,
+    /// The address the server will listen on: its family sets the headers the recommended
+    /// --mtu leaves room for (IPv6 40 + UDP 8, IPv4 20 + 8; [::] takes IPv6's).
+    #[arg(long, default_value = "[::]:443")]
+    listen: std::net::SocketAddr,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -81,7 +87,7 @@ pub struct Report {
     /// Offloads of interest from `ethtool -k` (feature → on).
     pub offloads: BTreeMap<String, bool>,
     /// The interface's interrupts with their affinity.
-    pub irqs: Vec<(Irq, Vec<u32>)>,
+    pub irqs: Vec<IrqInfo>,
     /// Whether the driver is in [`NATIVE_XDP_DRIVERS`].
     pub native_xdp: bool,
     /// The attached XDP program, from `ip -d link`.
@@ -94,6 +100,10 @@ pub struct Report {
     pub plan: Vec<Assignment>,
     /// The `peregrine server` command line using it.
     pub command: String,
+    /// Why the command's `--mtu` is what it is.
+    pub mtu_reason: Option<String>,
+    /// Sysctls, interrupts, queue counts and offloads: what is set, what to set, why.
+    pub advice: Vec<Advice>,
     /// What could not be read, and why.
     pub unavailable: Vec<String>,
 }
@@ -105,9 +115,43 @@ const OFFLOADS: [&str; 4] = [
     "rx-udp-gro-forwarding",
 ];
 
+/// One interrupt of the interface: where it may run (`smp_affinity_list`) and where the
+/// kernel actually delivers it (`effective_affinity_list`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IrqInfo {
+    /// The IRQ number.
+    pub irq: u32,
+    /// The action name (e.g. `eth0-TxRx-3`).
+    pub name: String,
+    /// The queue number from the trailing digits of the name, if any.
+    pub queue: Option<u32>,
+    /// Interrupt counts per CPU.
+    pub counts: Vec<u64>,
+    /// Cores it may run on.
+    pub affinity: Vec<u32>,
+    /// Cores the kernel delivers it to (empty when the kernel does not say).
+    pub effective_affinity: Vec<u32>,
+}
+
+impl IrqInfo {
+    /// Whether it is a receive (or combined) vector, not a tx, config or link one.
+    pub fn is_receive(&self) -> bool {
+        !["output", "-tx-", "config"].iter().any(|w| self.name.contains(w))
+    }
+
+    /// Where it runs: the effective affinity when known, else the allowed one.
+    pub fn cores(&self) -> &[u32] {
+        if self.effective_affinity.is_empty() {
+            &self.affinity
+        } else {
+            &self.effective_affinity
+        }
+    }
+}
+
 /// Inspects the interface and prints the report.
 pub fn run(args: &Args) -> Result<(), String> {
-    let r = inspect(&args.interface)?;
+    let r = inspect(&args.interface, args.listen)?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?);
     } else {
@@ -148,8 +192,9 @@ fn tool(cmd: &str, args: &[&str], missing: &mut Vec<String>) -> Option<String> {
     }
 }
 
-/// Gathers the report for `iface`; an interface that does not exist is an error.
-pub fn inspect(iface: &str) -> Result<Report, String> {
+/// Gathers the report for `iface` and a server on `listen`; an interface that does not exist
+/// is an error.
+pub fn inspect(iface: &str, listen: std::net::SocketAddr) -> Result<Report, String> {
     if iface.is_empty() || iface.contains(['/', '\0']) || iface == "." || iface == ".." {
         return Err(format!("--interface: '{iface}' is not an interface name"));
     }
@@ -219,11 +264,20 @@ pub fn inspect(iface: &str) -> Result<Report, String> {
             }
         }
         for irq in parse::interrupts_for(&t, iface, &aliases) {
-            let aff = fs::read_to_string(format!("/proc/irq/{}/smp_affinity_list", irq.irq))
-                .ok()
-                .and_then(|s| parse_list(s.trim(), u32::MAX).ok())
-                .unwrap_or_default();
-            r.irqs.push((irq, aff));
+            let list = |file: &str| {
+                fs::read_to_string(format!("/proc/irq/{}/{file}", irq.irq))
+                    .ok()
+                    .and_then(|s| parse_list(s.trim(), u32::MAX).ok())
+                    .unwrap_or_default()
+            };
+            r.irqs.push(IrqInfo {
+                affinity: list("smp_affinity_list"),
+                effective_affinity: list("effective_affinity_list"),
+                irq: irq.irq,
+                name: irq.name,
+                queue: irq.queue,
+                counts: irq.counts,
+            });
         }
         if r.irqs.is_empty() {
             m.push(format!("irqs: no /proc/interrupts line names {iface} (virtual or polled)"));
@@ -251,12 +305,13 @@ pub fn inspect(iface: &str) -> Result<Report, String> {
             queues.truncate(n as usize);
         }
     }
-    // Only receive vectors steer a queue's packets; skip tx, config and link vectors.
+    // Only receive vectors steer a queue's packets; skip tx, config and link vectors. Where
+    // the kernel delivers each is its effective affinity (one core of the allowed set).
     let irq_cores = r
         .irqs
         .iter()
-        .filter(|(i, _)| !["output", "-tx-", "config"].iter().any(|w| i.name.contains(w)))
-        .filter_map(|(i, aff)| Some((i.queue?, aff.clone())))
+        .filter(|i| i.is_receive())
+        .filter_map(|i| Some((i.queue?, i.cores().to_vec())))
         .collect();
     r.plan = plan::plan(&PlanInput {
         queues,
@@ -264,14 +319,44 @@ pub fn inspect(iface: &str) -> Result<Report, String> {
         numa_cores: r.numa_cores.clone(),
         irq_cores,
     });
-    r.command = command_line(&r);
+    let (command, mtu_reason) = command_line(&r, listen);
+    r.command = command;
+    r.mtu_reason = mtu_reason;
+    let mut sysctls = std::collections::BTreeMap::new();
+    for name in advice::SYSCTLS {
+        if let Some(v) = read(format!("/proc/sys/net/core/{name}"), &mut r.unavailable) {
+            if let Ok(v) = v.parse() {
+                sysctls.insert(name, v);
+            }
+        }
+    }
+    r.advice = advice::advise(&advice::Inputs {
+        interface: iface,
+        sysctls,
+        irqbalance: irqbalance_running(),
+        irqs: &r.irqs,
+        plan: &r.plan,
+        channels: r.channels.as_ref(),
+        online: r.online_cores.len(),
+        offloads: &r.offloads,
+    });
     Ok(r)
 }
 
-/// The `peregrine server` invocation that applies the plan (knob names from `config`).
-fn command_line(r: &Report) -> String {
+/// Whether a process named irqbalance runs (`None` when /proc cannot be listed).
+fn irqbalance_running() -> Option<bool> {
+    let dir = fs::read_dir("/proc").ok()?;
+    Some(dir.flatten().any(|e| {
+        e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())
+            && fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "irqbalance")
+    }))
+}
+
+/// The `peregrine server` invocation that applies the plan for a server on `listen` (knob
+/// names from `config`), and why its `--mtu` is what it is.
+fn command_line(r: &Report, listen: std::net::SocketAddr) -> (String, Option<String>) {
     let mut c =
-        String::from("peregrine server --listen [::]:443 --cert cert.pem --key key.pem --root www");
+        format!("peregrine server --listen {listen} --cert cert.pem --key key.pem --root www");
     if r.native_xdp {
         c += &format!(" --datapath xdp --xdp-mode native --interface {}", r.interface);
     } else {
@@ -288,18 +373,41 @@ fn command_line(r: &Report) -> String {
     if !cores.is_empty() {
         c += &format!(" --cores {}", format_list(&cores));
     }
+    let mut reason = None;
     if let Some(mtu) = r.mtu {
-        // IPv6 (40) + UDP (8) headers, at most the largest datagram the engine builds.
-        let limit = u32::from(peregrine_engine::connection::MAX_DATAGRAM_SIZE_LIMIT);
-        let payload = mtu.saturating_sub(48).clamp(1200, limit);
+        let (payload, why) = udp_payload(mtu, listen);
         c += &format!(" --mtu {payload}");
+        reason = Some(why);
     }
     for (key, feature) in [("gso", OFFLOADS[0]), ("gro", OFFLOADS[1])] {
         if r.offloads.get(feature) == Some(&false) {
             c += &format!(" --{key} off");
         }
     }
-    c
+    (c, reason)
+}
+
+/// The largest UDP payload for an interface MTU and a listen address's family, capped at the
+/// largest datagram the engine builds; with the reason.
+fn udp_payload(mtu: u32, listen: std::net::SocketAddr) -> (u32, String) {
+    // An IPv6 socket ([::] included: it takes IPv4-mapped peers too) must fit the larger
+    // IPv6 header.
+    let (headers, family) =
+        if listen.is_ipv4() { (28, "IPv4 20 + UDP 8") } else { (48, "IPv6 40 + UDP 8") };
+    let limit = u32::from(peregrine_engine::connection::MAX_DATAGRAM_SIZE_LIMIT);
+    let fits = mtu.saturating_sub(headers);
+    let payload = fits.clamp(1200, limit);
+    let why = if fits > limit {
+        format!(
+            "interface MTU {mtu} - {headers} ({family} headers, --listen {listen}) = {fits}, \
+             capped at {limit}, the largest datagram the engine builds"
+        )
+    } else if fits < 1200 {
+        format!("interface MTU {mtu} - {headers} ({family}) = {fits}, below QUIC's 1200 minimum")
+    } else {
+        format!("interface MTU {mtu} - {headers} ({family} headers, --listen {listen})")
+    };
+    (payload, why)
 }
 
 fn print_text(r: &Report) {
@@ -325,8 +433,14 @@ fn print_text(r: &Report) {
     for (k, on) in &r.offloads {
         outln!("  offload       {k}: {}", if *on { "on" } else { "off" });
     }
-    for (irq, aff) in &r.irqs {
-        outln!("  irq {:<9} {} -> cores {}", irq.irq, irq.name, format_list(aff));
+    for irq in &r.irqs {
+        outln!(
+            "  irq {:<9} {} -> cores {} (allowed {})",
+            irq.irq,
+            irq.name,
+            format_list(irq.cores()),
+            format_list(&irq.affinity)
+        );
     }
     outln!(
         "  xdp           native driver support: {}; attached program: {}",
@@ -344,10 +458,75 @@ fn print_text(r: &Report) {
         outln!("  worker {:<3} queue {:<3} core {}{note}", a.worker, a.queue, a.core);
     }
     outln!("command:\n  {}", r.command);
+    if let Some(why) = &r.mtu_reason {
+        outln!("  --mtu: {why}");
+    }
+    if !r.advice.is_empty() {
+        outln!("advice:");
+        for a in &r.advice {
+            let level = match a.level {
+                advice::Level::Ok => "ok",
+                advice::Level::Change => "CHANGE",
+                advice::Level::Consider => "consider",
+            };
+            outln!("  [{level:<8}] {}: {} -> {}", a.setting, a.current, a.recommended);
+            outln!("             {}", a.reason);
+            if let Some(c) = &a.command {
+                outln!("             $ {c}");
+            }
+        }
+    }
     if !r.unavailable.is_empty() {
         outln!("could not read:");
         for u in &r.unavailable {
             outln!("  {u}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mtu_follows_the_listen_family() {
+        let v6: std::net::SocketAddr = "[::]:443".parse().unwrap();
+        let v4: std::net::SocketAddr = "0.0.0.0:443".parse().unwrap();
+        assert_eq!(udp_payload(1400, v6).0, 1352);
+        assert_eq!(udp_payload(1400, v4).0, 1372);
+        assert!(udp_payload(1400, v6).1.contains("IPv6 40 + UDP 8"));
+        let limit = u32::from(peregrine_engine::connection::MAX_DATAGRAM_SIZE_LIMIT);
+        let (p, why) = udp_payload(65536, v6);
+        assert_eq!(p, limit.min(65536 - 48));
+        assert!(why.contains("IPv6") && (why.contains("capped") || p == 65488), "{why}");
+        assert_eq!(udp_payload(1000, v4).0, 1200);
+    }
+
+    #[test]
+    fn irqs_are_plain_objects_and_the_effective_affinity_steers_the_plan() {
+        // This VM: queue 0's interrupt may run on cores 0-1; the kernel delivers it on 1.
+        let irq = IrqInfo {
+            irq: 38,
+            name: "virtio2-input.0".into(),
+            queue: Some(0),
+            counts: vec![0, 9],
+            affinity: vec![0, 1],
+            effective_affinity: vec![1],
+        };
+        let v = serde_json::to_value(&irq).unwrap();
+        assert!(v.is_object(), "{v}");
+        assert_eq!(v["effective_affinity"], serde_json::json!([1]));
+        assert_eq!(irq.cores(), [1]);
+        let input = plan::PlanInput {
+            queues: vec![0],
+            online: vec![0, 1],
+            numa_cores: vec![],
+            irq_cores: [(0, irq.cores().to_vec())].into(),
+        };
+        let p = plan::plan(&input);
+        assert_eq!((p[0].core, p[0].note.clone()), (0, None), "core 0 takes no interrupt: {p:?}");
+        // With only the allowed set, both cores looked busy and core 0 got a false note.
+        let input = plan::PlanInput { irq_cores: [(0, vec![0, 1])].into(), ..input };
+        assert!(plan::plan(&input)[0].note.is_some());
     }
 }

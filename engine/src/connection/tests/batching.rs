@@ -15,7 +15,8 @@ const STREAMS: usize = 20;
 const PER_STREAM: u64 = 256 * 1024;
 
 fn clean(gso: usize, delay: Duration) -> PairConfig {
-    let link = LinkConfig::with_delay(delay);
+    // An Ethernet MTU: the trains and fill checks are about 1472-byte datagrams.
+    let link = LinkConfig { mtu: Some(1500), ..LinkConfig::with_delay(delay) };
     PairConfig { up: link.clone(), down: link, gso_segments: gso, ..PairConfig::default() }
 }
 

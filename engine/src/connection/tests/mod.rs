@@ -4,9 +4,11 @@ mod app;
 mod batching;
 mod pair;
 
+mod ack_frequency;
 mod close;
 mod handshake;
 mod mtud;
+mod mtud_large;
 mod protocol;
 mod qlog;
 mod transfer;

@@ -9,7 +9,7 @@ use super::pair::{Pair, PairConfig};
 use crate::connection::{MtudState, TransportConfig};
 use crate::streams::Dir;
 
-fn pair_cfg(mtu: Option<usize>, t: TransportConfig) -> PairConfig {
+pub(super) fn pair_cfg(mtu: Option<usize>, t: TransportConfig) -> PairConfig {
     let link = LinkConfig { mtu, ..LinkConfig::with_delay(Duration::from_millis(10)) };
     PairConfig {
         client: t.clone().with_rng_seed(1),
@@ -22,7 +22,7 @@ fn pair_cfg(mtu: Option<usize>, t: TransportConfig) -> PairConfig {
 
 /// Runs an upload of `n` x `size` bytes; returns the pair, whether it completed and the
 /// receiver's mismatches. `at`: (time after the handshake, new link) to change the path.
-fn upload(
+pub(super) fn upload(
     cfg: PairConfig,
     n: usize,
     size: u64,
@@ -74,7 +74,7 @@ fn converges_to_1472_on_1500_mtu() {
     println!("client {s:?}");
     assert_eq!(s.pmtu, 1472, "{s:?}");
     assert_eq!(pair.client.mtud_state(), MtudState::SearchComplete);
-    assert!(s.pmtu_probes_sent >= 1 && s.pmtu_probes_lost == 0, "{s:?}");
+    assert!(s.pmtu_probes_sent >= 4 && s.pmtu_probes_lost == 3, "{s:?}");
     // Datagrams observed: ~1.36 M stream bytes per 1000 datagrams at 1472 (1200: ~1.1 M).
     let avg = s.bytes_sent / s.datagrams_sent;
     assert!(avg > 1400, "average datagram {avg} bytes: {s:?}");
@@ -106,13 +106,14 @@ fn default_config_reaches_path_mtu_and_bulk_transfer_completes() {
     {
         assert_eq!(st.pmtu, 1472, "{who}: {st:?}");
         assert_eq!(conn.mtud_state(), MtudState::SearchComplete, "{who}");
-        assert!(st.pmtu_probes_sent >= 1 && st.pmtu_probes_lost == 0, "{who}: {st:?}");
+        // 1472 acknowledged; the 9000-byte jumbo size above it lost three times.
+        assert!(st.pmtu_probes_sent >= 4 && st.pmtu_probes_lost == 3, "{who}: {st:?}");
     }
     // The bulk of the data went in full-size datagrams.
     let avg = c.bytes_sent / c.datagrams_sent;
     assert!(avg > 1400, "client's average datagram {avg} bytes: {c:?}");
     let link = o.pair.net.link_stats(o.pair.client_addr, o.pair.server_addr);
-    assert_eq!(link.dropped_mtu, 0, "nothing above the path MTU was sent as data: {link:?}");
+    assert_eq!(link.dropped_mtu, c.pmtu_probes_lost, "only probes exceeded the path MTU: {link:?}");
 }
 
 /// On a 1280-byte path (IPv4 + UDP: 1252-byte payloads) probes above it are lost; the PMTU stays

@@ -97,7 +97,10 @@ pub struct PairConfig {
 
 impl Default for PairConfig {
     fn default() -> Self {
-        let link = LinkConfig::with_delay(Duration::from_millis(10));
+        // An Ethernet path (1500-byte MTU): PMTU discovery settles at 1472 as on a NIC;
+        // tests of larger sizes set their own.
+        let link =
+            LinkConfig { mtu: Some(1500), ..LinkConfig::with_delay(Duration::from_millis(10)) };
         Self {
             seed: 1,
             up: link.clone(),

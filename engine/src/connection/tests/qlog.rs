@@ -1,6 +1,7 @@
 //! qlog on the simulated network: an upload over a lossy link with a key update in the middle;
 //! the client's trace logs every loss the connection counted, the key update and RTT metrics
-//! in virtual time.
+//! in virtual time, and every event of both sides' traces parses with the `qlog` crate (0.18:
+//! main schema draft 13, QUIC events draft 12).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -23,9 +24,12 @@ fn lossy_upload_trace_has_losses_key_update_and_rtt() {
     pair.client.enable_qlog(start);
     assert!(pair.client.qlog_enabled());
     assert!(pair.handshake(), "handshake");
+    // The server exists once the client's first packet arrived: its trace starts here.
+    pair.server().enable_qlog(start);
     let mut tx = Sender::new(Dir::Bi, 1, BYTES, 16 * 1024);
     let mut rx = Receiver::default();
     let mut log = Vec::new();
+    let mut server_log = Vec::new();
     let mut updated = false;
     for step in 0..400_000u64 {
         // A key update requested mid-transfer (done once RFC 9001 §6 permits it).
@@ -41,12 +45,35 @@ fn lossy_upload_trace_has_losses_key_update_and_rtt() {
             updated = true;
         }
         log.extend(pair.client.qlog_mut().unwrap().take());
+        server_log.extend(pair.server().qlog_mut().unwrap().take());
         if (rx.complete(1, BYTES) && tx.all_acked()) || !more {
             break;
         }
     }
     assert!(rx.complete(1, BYTES) && tx.all_acked(), "upload finished");
     log.extend(pair.client.qlog_mut().unwrap().take());
+    server_log.extend(pair.server().qlog_mut().unwrap().take());
+
+    // Every event of both traces is one the qlog crate's types accept: a missing or
+    // mistyped field, or an unknown name, fails here.
+    let mut names = HashSet::new();
+    for trace in [&log, &server_log] {
+        for r in trace.split(|b| *b == RECORD_SEPARATOR).skip(1) {
+            let e: qlog::events::Event = serde_json::from_slice(r)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(r)));
+            names.insert(serde_json::to_value(&e).unwrap()["name"].as_str().unwrap().to_owned());
+        }
+    }
+    for n in [
+        "quic:parameters_set",
+        "quic:packet_sent",
+        "quic:packet_received",
+        "quic:packet_lost",
+        "quic:recovery_metrics_updated",
+        "quic:key_updated",
+    ] {
+        assert!(names.contains(n), "{n} in {names:?}");
+    }
 
     let events: Vec<serde_json::Value> = log
         .split(|b| *b == RECORD_SEPARATOR)
@@ -63,8 +90,8 @@ fn lossy_upload_trace_has_losses_key_update_and_rtt() {
         let ty = || e["data"]["header"]["packet_type"].as_str().unwrap().to_string();
         let pn = || e["data"]["header"]["packet_number"].as_u64().unwrap();
         match e["name"].as_str().unwrap() {
-            "transport:packet_sent" => assert!(sent.entry(ty()).or_default().insert(pn())),
-            "recovery:packet_lost" => {
+            "quic:packet_sent" => assert!(sent.entry(ty()).or_default().insert(pn())),
+            "quic:packet_lost" => {
                 assert!(sent.get(&ty()).is_some_and(|s| s.contains(&pn())), "lost unsent {e}");
                 lost += 1;
             }
@@ -74,13 +101,13 @@ fn lossy_upload_trace_has_losses_key_update_and_rtt() {
     let stats = pair.client.stats();
     assert!(stats.packets_lost > 0, "5% loss loses packets");
     assert_eq!(lost, stats.packets_lost, "one packet_lost per packet the connection lost");
-    assert!(events.iter().any(|e| e["name"] == "security:key_updated"
+    assert!(events.iter().any(|e| e["name"] == "quic:key_updated"
         && e["data"]["trigger"] == "local_update"
-        && e["data"]["generation"] == 1));
+        && e["data"]["key_phase"] == 1));
     // Both directions have 15 ms of delay: every RTT sample is at least 30 ms.
     let rtts: Vec<f64> = events
         .iter()
-        .filter(|e| e["name"] == "recovery:metrics_updated")
+        .filter(|e| e["name"] == "quic:recovery_metrics_updated")
         .filter_map(|e| e["data"]["min_rtt"].as_f64())
         .filter(|r| *r > 0.0)
         .collect();

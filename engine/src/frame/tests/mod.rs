@@ -214,6 +214,17 @@ pub(super) fn frame() -> impl Strategy<Value = Frame<'static>> {
         (bytes(80), any::<bool>())
             .prop_map(|(data, has_length)| Frame::Datagram(Datagram { data, has_length }))
             .boxed(),
+        Just(Frame::ImmediateAck(ImmediateAck)).boxed(),
+        (vi(), vi(), vi(), vi())
+            .prop_map(|(sequence, ack_eliciting_threshold, request_max_ack_delay, reordering)| {
+                Frame::AckFrequency(AckFrequency {
+                    sequence,
+                    ack_eliciting_threshold,
+                    request_max_ack_delay,
+                    reordering_threshold: reordering,
+                })
+            })
+            .boxed(),
     ])
 }
 

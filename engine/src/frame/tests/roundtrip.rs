@@ -41,6 +41,13 @@ pub(super) fn one_of_each() -> Vec<Frame<'static>> {
         Frame::HandshakeDone(HandshakeDone),
         Frame::Datagram(Datagram { data: b"dgram", has_length: false }),
         Frame::Datagram(Datagram { data: b"dgram", has_length: true }),
+        Frame::ImmediateAck(ImmediateAck),
+        Frame::AckFrequency(AckFrequency {
+            sequence: v(7),
+            ack_eliciting_threshold: v(31),
+            request_max_ack_delay: v(25_000),
+            reordering_threshold: v(3),
+        }),
     ];
     for bits in 0..8u64 {
         out.push(Frame::Stream(Stream {
@@ -167,7 +174,8 @@ proptest! {
         ty in prop::sample::select(FrameType::ALL.to_vec()),
         body in prop::collection::vec(prop_oneof![Just(0u8), Just(0xff), any::<u8>()], 0..80),
     ) {
-        let mut payload = vec![ty.0 as u8];
+        let mut payload = vec![0u8; varint::size(ty.0)];
+        varint::encode(ty.0, &mut payload);
         payload.extend_from_slice(&body);
         let first = Frames::new(&payload).next().unwrap();
         if let Err(e) = &first {

@@ -29,8 +29,12 @@ fn table3() -> Vec<(u64, [bool; 4])> {
         (0x1c, [y, y, y, y]), // CONNECTION_CLOSE 0x1c: ih01
         (0x1d, [n, n, y, y]), // CONNECTION_CLOSE 0x1d: only 0-RTT / 1-RTT
         (0x1e, [n, n, n, y]), // HANDSHAKE_DONE ___1
+        // IMMEDIATE_ACK and ACK_FREQUENCY: 1-RTT only (not 0-RTT, draft-ietf-quic-ack-frequency
+        // §3; not Initial or Handshake, which carry only the IH frames).
+        (0x1f, [n, n, n, y]),
         (0x30, [n, n, y, y]), // DATAGRAM: 0-RTT or 1-RTT keys (RFC 9221 §5)
         (0x31, [n, n, y, y]),
+        (0xaf, [n, n, n, y]),
     ]);
     rows
 }
@@ -65,7 +69,7 @@ fn table_3_permissions() {
         }
     }
     for kind in [Initial, Handshake, ZeroRtt, OneRtt] {
-        assert!(!FrameType(0x1f).allowed_in(kind));
+        assert!(!FrameType(0x20).allowed_in(kind));
     }
 }
 
@@ -100,7 +104,7 @@ fn payload_checks_by_packet_type() {
     let pv = TransportErrorCode::PROTOCOL_VIOLATION;
     assert_err(Frame::decode_for(&mut Reader::new(&[0x0e]), Handshake), pv, Some(0x0e));
     assert_err(Frame::decode(&mut Reader::new(&[0x0e])), FEE, Some(0x0e));
-    assert_err(Frame::decode_for(&mut Reader::new(&[0x1f]), Handshake), FEE, Some(0x1f));
+    assert_err(Frame::decode_for(&mut Reader::new(&[0x20]), Handshake), FEE, Some(0x20));
     assert_err(Frame::decode_for(&mut Reader::new(&[0x40, 0x08]), Initial), pv, Some(0x08));
 }
 
@@ -126,7 +130,8 @@ fn classification() {
         assert!(ty.name().is_some());
     }
     assert!(FrameType::DATAGRAM.is_ack_eliciting() && !FrameType::DATAGRAM.is_flow_controlled());
-    assert_eq!(FrameType(0x1f).name(), None);
+    assert_eq!(FrameType(0x20).name(), None);
+    assert_eq!(FrameType(0xae).name(), None);
     assert_eq!(format!("{:?}", FrameType::STREAM_MAX), "STREAM(0x0f)");
 }
 

@@ -140,6 +140,18 @@ fn hand_assembled_frames() {
         ("1e", Frame::HandshakeDone(HandshakeDone)),
         ("30 6869", Frame::Datagram(Datagram { data: b"hi", has_length: false })),
         ("31 00", Frame::Datagram(Datagram { data: b"", has_length: true })),
+        // draft-ietf-quic-ack-frequency: IMMEDIATE_ACK is 0x1f; ACK_FREQUENCY 0xaf takes a
+        // two-byte type varint (0x40af).
+        ("1f", Frame::ImmediateAck(ImmediateAck)),
+        (
+            "40af 07 0a 4064 03",
+            Frame::AckFrequency(AckFrequency {
+                sequence: v(7),
+                ack_eliciting_threshold: v(10),
+                request_max_ack_delay: v(100),
+                reordering_threshold: v(3),
+            }),
+        ),
     ];
     for (bytes, expected) in cases {
         let bytes = hex(bytes);

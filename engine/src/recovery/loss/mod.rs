@@ -451,6 +451,11 @@ impl<T> LossDetector<T> {
         self.set_timer(now);
     }
 
+    /// The peer's max_ack_delay (from its transport parameters; 25 ms until known).
+    pub fn peer_max_ack_delay(&self) -> Duration {
+        self.config.max_ack_delay
+    }
+
     /// Sets the peer's max_ack_delay (from its transport parameters).
     pub fn set_peer_max_ack_delay(&mut self, now: Instant, max_ack_delay: Duration) {
         self.settle_timer();

@@ -456,3 +456,24 @@ fn encode_refuses_a_short_buffer_without_writing() {
     assert_eq!(p.encode_with_grease(&mut w, 0, b"abc"), Err(BufferFull));
     assert_eq!(w.len(), 0);
 }
+
+//= https://datatracker.ietf.org/doc/html/draft-ietf-quic-ack-frequency-13#section-3
+//= type=test
+//# Endpoints that support this extension MUST treat receipt of a min_ack_delay that
+//# is greater than the max_ack_delay as a connection error of type
+//# TRANSPORT_PARAMETER_ERROR.
+#[test]
+fn min_ack_delay_is_encoded_and_checked_against_max_ack_delay() {
+    let p =
+        TransportParameters { min_ack_delay: Some(VarInt::from_u32(1000)), ..Default::default() };
+    // 0xff04de1b as an 8-byte varint, length 2, value 1000 (0x43e8).
+    let want = [0xc0, 0, 0, 0, 0xff, 0x04, 0xde, 0x1b, 0x02, 0x43, 0xe8];
+    assert_eq!(p.to_vec(), want);
+    assert_eq!(accept(Side::Server, &want), p);
+    // 25 ms is 25000 us: equal is fine, one more is not.
+    let ok = TransportParameters { min_ack_delay: Some(VarInt::from_u32(25_000)), ..p.clone() };
+    assert!(ok.validate(Side::Client).is_ok());
+    let bad = TransportParameters { min_ack_delay: Some(VarInt::from_u32(25_001)), ..p };
+    let err = TransportParameters::decode(Side::Client, &bad.to_vec()).unwrap_err();
+    assert_eq!(err.code, crate::error::TransportErrorCode::TRANSPORT_PARAMETER_ERROR);
+}

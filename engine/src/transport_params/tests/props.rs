@@ -84,6 +84,8 @@ fn any_params(sender: Side) -> impl Strategy<Value = TransportParameters> {
             max_datagram_frame_size: i.8,
             version_information: vi,
             grease_quic_bit: grease,
+            // Microseconds: the max_ack_delay's number of milliseconds is always valid.
+            min_ack_delay: grease.then_some(i.6),
         }
     })
 }

@@ -4,14 +4,15 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::sync::Mailbox;
+use super::mailbox::Mailbox;
 use super::ConnError;
 use crate::connection::ConnectionStats;
+use crate::endpoint::ConnectionHandle;
 use crate::scheduler::CloseFlag;
 use crate::streams::{CancelReason, StreamId, WriteError};
 
@@ -129,30 +130,74 @@ pub(crate) struct ConnMail {
     pub alpn: Option<Vec<u8>>,
 }
 
+/// The handle value of a connection its worker has not registered yet.
+const NO_HANDLE: usize = usize::MAX;
+
 /// One connection as seen from its handles.
 #[derive(Debug)]
 pub(crate) struct ConnShared {
-    /// Endpoint-unique key (the worker's table key).
-    pub id: u64,
+    /// The connection's handle in its worker's endpoint (its one identity), once registered.
+    handle: AtomicUsize,
     /// Index of the owner worker.
     pub worker: usize,
     /// The peer's address.
     pub remote: SocketAddr,
-    /// Close requested / written per space / ended.
-    pub close: CloseFlag,
+    /// Close requested / written per space / ended (shared with the worker's endpoint).
+    pub close: Arc<CloseFlag>,
     /// Results and events.
     pub mail: Mailbox<ConnMail>,
 }
 
 impl ConnShared {
-    pub(crate) fn new(id: u64, worker: usize, remote: SocketAddr) -> Self {
+    /// A connection the worker will register (a client's, before its start).
+    pub(crate) fn new(worker: usize, remote: SocketAddr) -> Self {
         Self {
-            id,
+            handle: AtomicUsize::new(NO_HANDLE),
             worker,
             remote,
-            close: CloseFlag::new(),
+            close: Arc::new(CloseFlag::new()),
             mail: Mailbox::new(ConnMail::default()),
         }
+    }
+
+    /// A connection registered as `handle`, sharing `close` with the endpoint.
+    pub(crate) fn registered(
+        handle: ConnectionHandle,
+        worker: usize,
+        remote: SocketAddr,
+        close: Arc<CloseFlag>,
+    ) -> Self {
+        Self {
+            handle: AtomicUsize::new(handle.0),
+            worker,
+            remote,
+            close,
+            mail: Mailbox::new(ConnMail::default()),
+        }
+    }
+
+    /// The connection's handle, once its worker registered it. Commands reach the worker
+    /// after the start that registers it (one FIFO inbox), so the worker always finds it.
+    pub(crate) fn handle(&self) -> Option<ConnectionHandle> {
+        match self.handle.load(Ordering::Acquire) {
+            NO_HANDLE => None,
+            h => Some(ConnectionHandle(h)),
+        }
+    }
+
+    /// Records the handle the worker registered the connection under.
+    pub(crate) fn set_handle(&self, h: ConnectionHandle) {
+        self.handle.store(h.0, Ordering::Release);
+    }
+
+    /// The connection could not start (or never will): tell every waiter.
+    pub(crate) fn fail_start(&self, e: ConnError) {
+        self.close.mark_ended();
+        self.mail.update(|m| {
+            m.handshake = Some(Err(e.clone()));
+            m.error = Some(e);
+            m.drained = true;
+        });
     }
 }
 

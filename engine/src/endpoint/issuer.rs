@@ -1,17 +1,17 @@
-//! The connection ID generator a worker gives each connection: the first ID is the one the
+//! The connection ID issuer the endpoint gives each connection: the first ID is the one the
 //! router registered, later ones carry the worker index in the router's QUIC-LB format and the
 //! reset token of the endpoint's static key.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
+use super::{CidFormat, ResetKey};
 use crate::cid::{ConnectionId, ResetToken};
 use crate::connection::CidGenerator;
-use crate::endpoint::{CidFormat, ResetKey};
 
 /// See the module documentation.
 #[derive(Debug)]
-pub(crate) struct WorkerCids {
+pub(crate) struct CidIssuer {
     first: Option<(ConnectionId, ResetToken)>,
     format: CidFormat,
     worker: u8,
@@ -19,7 +19,7 @@ pub(crate) struct WorkerCids {
     rng: ChaCha20Rng,
 }
 
-impl WorkerCids {
+impl CidIssuer {
     pub(crate) fn new(
         first: (ConnectionId, ResetToken),
         format: CidFormat,
@@ -37,7 +37,7 @@ impl WorkerCids {
     }
 }
 
-impl CidGenerator for WorkerCids {
+impl CidGenerator for CidIssuer {
     fn cid_len(&self) -> usize {
         self.format.len()
     }

@@ -1,0 +1,123 @@
+//! What application handles and worker threads hand each other: the commands handles post to
+//! a worker's inbox, the mailboxes the worker fills for them, write completions, and the
+//! connection error handles see. Shared by `api` (the handles) and `worker` (the owner
+//! threads) so that neither depends on the other's internals.
+//!
+//! Files: `mailbox` (a value plus wakers), `shared` (per-connection and per-stream mailbox
+//! contents, open and write slots, endpoint counters).
+
+pub(crate) mod mailbox;
+pub(crate) mod shared;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use peregrine_datapath::Ecn;
+
+use crate::app::ConnectionHandler;
+use crate::connection::ConnectionError;
+use crate::streams::{Dir, StreamId};
+use crate::varint::VarInt;
+pub(crate) use mailbox::Mailbox;
+use shared::{Completer, ConnShared, OpenSlot};
+
+/// Why a connection-level operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnError {
+    /// The connection ended (closed by either side, timed out, reset, handshake failure).
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The endpoint was dropped: its workers stopped.
+    #[error("endpoint stopped")]
+    EndpointStopped,
+    /// The endpoint is shutting down and takes no new connections.
+    #[error("endpoint is shutting down")]
+    ShuttingDown,
+    /// The endpoint has no client configuration.
+    #[error("endpoint has no client configuration")]
+    NotClient,
+    /// The connection could not be set up (configuration, TLS, connection ID table).
+    #[error("connection setup failed: {0}")]
+    Setup(String),
+    /// The connection is gone from its worker.
+    #[error("connection closed")]
+    Closed,
+    /// The stream is closed (fully read, stopped, or unknown).
+    #[error("stream closed")]
+    StreamClosed,
+    /// The operation's timeout passed.
+    #[error("timed out")]
+    TimedOut,
+}
+
+/// An operation on one connection, from its handles.
+#[derive(Debug)]
+pub(crate) enum ConnOp {
+    /// Open a stream (waits for stream credit in the worker; the slot may be cancelled).
+    Open { dir: Dir, slot: Arc<OpenSlot> },
+    /// Write (and maybe FIN); exactly one completion through `done`.
+    Write { stream: StreamId, data: Bytes, fin: bool, done: Completer },
+    /// Reset the sending part.
+    Reset { stream: StreamId, code: u64 },
+    /// STOP_SENDING on the receiving part.
+    Stop { stream: StreamId, code: u64 },
+    /// Change the send priority of a stream (higher is served first).
+    Priority { stream: StreamId, priority: i32 },
+    /// The application read below the buffer limit: pull more data.
+    ReadMore { stream: StreamId },
+    /// Close the connection.
+    Close { code: VarInt, reason: Vec<u8> },
+}
+
+/// A client connection whose application is a handler running on the worker.
+pub(crate) type HandlerBox = Box<dyn ConnectionHandler + Send>;
+
+/// A command for a worker.
+pub(crate) enum Command {
+    /// Start a client connection served by handles.
+    Connect { server_name: String, conn: Arc<ConnShared> },
+    /// Start a client connection served by a handler on the worker; `conn` carries the
+    /// outcome of the start and the close flag.
+    ConnectWith { server_name: String, conn: Arc<ConnShared>, handler: HandlerBox },
+    /// A datagram another worker received for one of our connections.
+    Datagram { remote: SocketAddr, local_ip: Option<IpAddr>, ecn: Ecn, data: Vec<u8> },
+    /// An operation on a connection of this worker.
+    Conn { conn: Arc<ConnShared>, op: ConnOp },
+    /// Graceful shutdown: close every connection and refuse new ones.
+    Shutdown { code: VarInt, reason: Vec<u8> },
+    /// Forget every remaining connection now (the shutdown deadline passed).
+    ForceDrain,
+    /// Exit the thread (endpoint dropped).
+    Stop,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Connect { server_name, .. } => write!(f, "Connect({server_name})"),
+            Command::ConnectWith { server_name, .. } => write!(f, "ConnectWith({server_name})"),
+            Command::Datagram { remote, data, .. } => {
+                write!(f, "Datagram({remote}, {} bytes)", data.len())
+            }
+            Command::Conn { conn, op } => write!(f, "Conn({:?}, {op:?})", conn.handle()),
+            Command::Shutdown { .. } => f.write_str("Shutdown"),
+            Command::ForceDrain => f.write_str("ForceDrain"),
+            Command::Stop => f.write_str("Stop"),
+        }
+    }
+}
+
+/// Completes whatever a command promised, for a command that will never reach a worker.
+pub(crate) fn abandon(cmd: Command) {
+    match cmd {
+        Command::Connect { conn, .. } | Command::ConnectWith { conn, .. } => {
+            conn.fail_start(ConnError::EndpointStopped);
+        }
+        Command::Conn { op: ConnOp::Open { slot, .. }, .. } => {
+            slot.update(|s| s.result = Some(Err(ConnError::EndpointStopped)));
+        }
+        // A write's completer completes as "endpoint dropped" when dropped here.
+        other => drop(other),
+    }
+}

@@ -1,0 +1,99 @@
+//! `peregrine config` and the commands agree: they run the same validation, so a value
+//! `config` accepts is accepted by `server`, `client` and `perf`, and each setting they refuse
+//! `config` refuses with the same message; what `config --print` writes, `server` reads.
+
+use std::time::Duration;
+
+mod support;
+
+use support::{peregrine, temp_dir};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// `(succeeded, stderr)` of `peregrine ARGS`.
+fn outcome(args: &[&str]) -> (bool, String) {
+    let out = peregrine(args, LIMIT);
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).trim().to_owned())
+}
+
+const SERVER: [&str; 2] = ["server", "--print-config"];
+
+#[test]
+fn what_the_server_refuses_config_refuses_with_the_same_line() {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    assert!(!online.trim().split([',', '-']).any(|c| c == "99"), "core 99 is offline here");
+    for flags in [
+        &["--datapath", "xdp"][..],
+        &["--cores", "99"],
+        &["--queues", "0-3"],
+        &["--datapath", "uring", "--queues", "0-3"],
+        &["--workers", "2", "--cores", "0"],
+        &["--mtu", "65528"],
+        &["--datapath", "xdp", "--interface", "lo"],
+        &["--ring-size", "128"],
+        &["--mtu", "1400", "--initial-window", "2500"],
+    ] {
+        let (ok, config_err) = outcome(&[&["config"], flags].concat());
+        assert!(!ok, "config accepted {flags:?}");
+        let (ok, server_err) = outcome(&[&SERVER[..], flags].concat());
+        assert!(!ok, "server accepted {flags:?}");
+        assert_eq!(config_err, server_err, "{flags:?}: the same check, the same line");
+        assert_eq!(config_err.lines().count(), 1, "{config_err}");
+    }
+    // Client-only refusals: config says so when asked for the client.
+    let (ok, err) = outcome(&["config", "--for", "client", "--metrics-addr", "127.0.0.1:1"]);
+    assert!(!ok && err.contains("--metrics-addr"), "{err}");
+    let (ok, _) = outcome(&["config", "--metrics-addr", "127.0.0.1:1"]);
+    assert!(ok, "the server serves metrics");
+}
+
+#[test]
+fn what_config_accepts_the_server_accepts() {
+    let dir = temp_dir("agree");
+    for flags in [
+        &[][..],
+        &["--workers", "2", "--cores", "0-1"],
+        &["--idle-timeout", "1h", "--congestion", "newreno", "--pacing", "off"],
+        &["--datapath", "uring", "--ring-size", "256"],
+        &["--mtu", "1200", "--initial-window", "2400", "--gso", "off"],
+        &["--stream-window", "1G", "--connection-window", "16G", "--max-bidi-streams", "0"],
+    ] {
+        let out = peregrine(&[&["config", "--print"], flags].concat(), LIMIT);
+        assert!(out.status.success(), "{flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let file = dir.join("m.toml");
+        std::fs::write(&file, &out.stdout).unwrap();
+        let (ok, err) = outcome(&[&SERVER[..], &["--config", file.to_str().unwrap()]].concat());
+        assert!(ok, "{flags:?}: config printed a file the server refuses: {err}");
+        let (ok, err) = outcome(&[&SERVER[..], flags].concat());
+        assert!(ok, "{flags:?}: {err}");
+    }
+}
+
+/// `server --datapath xdp --interface lo` used to start and serve nothing; now it is refused
+/// before anything is opened, as perf refuses it.
+#[test]
+fn xdp_on_loopback_is_refused_by_server_and_perf() {
+    let dir = temp_dir("xdplo");
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let (ok, err) = outcome(&[
+        "server",
+        "--datapath",
+        "xdp",
+        "--interface",
+        "lo",
+        "--listen",
+        "127.0.0.1:0",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--root",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("loopback") && err.lines().count() == 1, "{err}");
+    let (ok, err) = outcome(&["perf", "--datapath", "xdp", "--interface", "lo"]);
+    assert!(!ok && err.contains("loopback"), "{err}");
+}
