@@ -247,11 +247,16 @@ fn write_frame(out: &mut Vec<u8>, f: &Frame<'_>, ack_delay_exponent: u8) {
                 d.data.len()
             );
         }
-        Frame::ImmediateAck(_) => out.extend_from_slice(b"{\"frame_type\":\"immediate_ack\"}"),
+        // The extension frames (draft-ietf-quic-ack-frequency) have no frame_type of their own
+        // in the QUIC event schema: they are `unknown` frames named by their type bytes, with
+        // the ACK_FREQUENCY fields kept as extension fields so readers lose nothing.
+        Frame::ImmediateAck(_) => {
+            out.extend_from_slice(b"{\"frame_type\":\"unknown\",\"frame_type_bytes\":31}");
+        }
         Frame::AckFrequency(f) => {
             let _ = write!(
                 out,
-                "{{\"frame_type\":\"ack_frequency\",\"sequence_number\":{},\
+                "{{\"frame_type\":\"unknown\",\"frame_type_bytes\":175,\"sequence_number\":{},\
                  \"ack_eliciting_threshold\":{},\"request_max_ack_delay\":{},\
                  \"reordering_threshold\":{}}}",
                 f.sequence.into_inner(),

@@ -108,7 +108,7 @@ fn packet_frames_and_events_serialize() {
 
 #[test]
 fn every_frame_and_close_parses_with_the_qlog_crate() {
-    use crate::frame::{ResetStream, StopSending};
+    use crate::frame::{AckFrequency, ImmediateAck, ResetStream, StopSending};
     #[allow(clippy::disallowed_methods)] // a test's arbitrary origin, not the core's clock
     let t0 = Instant::now();
     let mut q = Qlog::new(t0);
@@ -119,6 +119,14 @@ fn every_frame_and_close_parses_with_the_qlog_crate() {
     StopSending { stream_id: v(8), error_code: v(4) }.encode(&mut w).unwrap();
     let violation = crate::error::TransportErrorCode::PROTOCOL_VIOLATION;
     ConnectionClose::transport(violation, Some(0x8), b"bad").encode(&mut w).unwrap();
+    ImmediateAck.encode(&mut w).unwrap();
+    let freq = AckFrequency {
+        sequence: v(1),
+        ack_eliciting_threshold: v(9),
+        request_max_ack_delay: v(25_000),
+        reordering_threshold: v(2),
+    };
+    freq.encode(&mut w).unwrap();
     let n = w.len();
     q.packet(t0, false, PacketType::Handshake, 3, 200, &buf[..n], 3);
     for (app, code) in [(false, 0), (false, 0x7), (false, 0x178), (true, 9)] {
@@ -143,6 +151,17 @@ fn every_frame_and_close_parses_with_the_qlog_crate() {
     );
     assert_eq!(f[2]["error"], "protocol_violation");
     assert_eq!(f[2]["trigger_frame_type"], 8);
+    // The ack-frequency frames have no name in the schema: unknown, by type, fields kept.
+    assert_eq!(
+        (f[3]["frame_type"].as_str(), f[3]["frame_type_bytes"].as_u64()),
+        (Some("unknown"), Some(0x1f))
+    );
+    assert_eq!(
+        (f[4]["frame_type"].as_str(), f[4]["frame_type_bytes"].as_u64()),
+        (Some("unknown"), Some(0xaf))
+    );
+    assert_eq!(f[4]["ack_eliciting_threshold"], 9);
+    assert_eq!(f[4]["request_max_ack_delay"], 25_000);
     assert_eq!(recs[1]["data"]["trigger"], "clean");
     assert_eq!(recs[2]["data"]["connection_error"], "frame_encoding_error");
     assert!(recs[3]["data"].get("connection_error").is_none(), "a crypto error has no name");
