@@ -274,3 +274,46 @@ fn client_handler_on_virtual_time() {
     }
     assert_eq!(*closed.lock().unwrap(), Some(ConnectionError::LocallyClosed { code: 0 }));
 }
+
+/// A client handler that connects only to close: it is told the handshake is confirmed
+/// after it connected, and a close there leaves the server with a completed handshake (the
+/// server's service saw the connection), not a failed one.
+struct ConnectAndClose {
+    order: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl ConnectionHandler for ConnectAndClose {
+    fn on_connected(&mut self, _cx: &mut ConnCtx<'_>) {
+        self.order.lock().unwrap().push("connected");
+    }
+    fn on_handshake_confirmed(&mut self, cx: &mut ConnCtx<'_>) {
+        self.order.lock().unwrap().push("confirmed");
+        cx.close(peregrine_engine::VarInt::from_u32(0), b"");
+    }
+    fn on_closed(&mut self, _cx: &mut ConnCtx<'_>, error: &ConnectionError) {
+        assert_eq!(*error, ConnectionError::LocallyClosed { code: 0 });
+        self.order.lock().unwrap().push("closed");
+    }
+}
+
+#[test]
+fn client_handler_is_told_when_the_handshake_is_confirmed() {
+    let mut rt = SimRuntime::new(21);
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let scfg = EndpointConfig::server(support::server_config(TransportConfig::default()))
+        .with_service(echo_service(&calls, Duration::ZERO));
+    let server = rt.endpoint(&[addr("10.0.0.1:443")], scfg).unwrap();
+    let client = rt
+        .endpoint(
+            &[addr("10.0.0.2:5000")],
+            EndpointConfig::client(support::client_config(TransportConfig::default())),
+        )
+        .unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let h = ConnectAndClose { order: order.clone() };
+    client.connect_with(server.local_addr(), "localhost", Box::new(h)).unwrap();
+    assert!(rt.wait_for(T, || order.lock().unwrap().len() == 3), "{:?}", order.lock().unwrap());
+    assert_eq!(*order.lock().unwrap(), ["connected", "confirmed", "closed"]);
+    // The server completed the handshake: its service was asked for a handler.
+    assert!(rt.wait_for(T, || !calls.lock().unwrap().is_empty()), "the server saw the connection");
+}

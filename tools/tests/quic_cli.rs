@@ -111,6 +111,30 @@ fn perf_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The perf client and the in-process server serve streams on their workers: 128 streams on
+/// 8 connections (in both directions at once) run on a handful of threads, not one each.
+#[test]
+fn perf_streams_cost_no_thread() {
+    let v = perf_json(&[
+        "--duration",
+        "1s",
+        "--bidir",
+        "--connections",
+        "8",
+        "--streams",
+        "8",
+        "--workers",
+        "2",
+    ]);
+    let threads = v["end"]["cpu"]["threads"].as_array().unwrap();
+    let names: Vec<&str> = threads.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(v["end"]["streams"].as_array().unwrap().len(), 128);
+    assert!(v["end"]["sum_received"]["bytes"].as_u64().unwrap() > 0, "downloads moved");
+    assert!(v["end"]["sum_sent"]["bytes"].as_u64().unwrap() > 0, "uploads moved");
+    // Main thread, 2 client and 2 server workers, and a few helpers of the runtime.
+    assert!(threads.len() <= 16, "{} threads for 128 streams: {names:?}", threads.len());
+}
+
 #[test]
 fn perf_sizes_mode_json_is_consistent() {
     let v = perf_json(&["--download", "8M", "--upload", "1M", "--streams", "2"]);

@@ -68,6 +68,12 @@ pub trait ConnectionHandler: 'static {
     /// The handshake completed (for a server connection, the handler was just created for
     /// it: this is its first call).
     fn on_connected(&mut self, cx: &mut ConnCtx<'_>) {}
+    /// The handshake is confirmed (RFC 9001 §4.1.2): for a client, the server's
+    /// HANDSHAKE_DONE arrived, so the server has everything of the client's handshake; a
+    /// client that connects only to close again closes here, not in
+    /// [`on_connected`](Self::on_connected), or the server may never see its Finished. A
+    /// server connection is confirmed by its handshake's completion itself.
+    fn on_handshake_confirmed(&mut self, cx: &mut ConnCtx<'_>) {}
     /// The peer opened stream `id` (data may follow in [`on_readable`](Self::on_readable)).
     fn on_stream_opened(&mut self, cx: &mut ConnCtx<'_>, id: StreamId) {}
     /// Data or the end of stream `id` can be read.

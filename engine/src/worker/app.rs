@@ -147,7 +147,8 @@ pub(crate) fn handler_event(
     let mut cx = ConnCtx::new(conn, d.handle, d.worker, d.now, d.timer);
     match ev {
         Event::Connected => h.on_connected(&mut cx),
-        Event::HandshakeConfirmed | Event::Drained => {}
+        Event::HandshakeConfirmed => h.on_handshake_confirmed(&mut cx),
+        Event::Drained => {}
         Event::HandshakeFailed { reason } | Event::ConnectionLost { reason } => {
             if !std::mem::replace(d.closed_told, true) {
                 h.on_closed(&mut cx, &reason);

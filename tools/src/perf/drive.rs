@@ -1,32 +1,33 @@
-//! One perf run: opens the connections, starts one thread per stream slot (or handshake
-//! loop) that drives its requests and bumps its counters, samples the counters until every
-//! slot is done (the duration passed, the sizes moved, or Ctrl-C), then gathers the
-//! transport counters and CPU times and prints the results and writes the report.
+//! One perf run: opens the connections, each served by a [`PerfClient`] handler on the
+//! client worker that owns it (or, for `--handshakes`, starts one chain of
+//! [`HandshakeClient`]s per slot), samples the slots' counters until every slot is done (the
+//! duration passed, the sizes moved, or Ctrl-C), then gathers the transport counters and CPU
+//! times and prints the results and writes the report.
 
 // A command, not the sans-IO core: it reads the wall clock for deadlines and rates.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::IsTerminal;
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
-use peregrine_engine::api::{Connection, Endpoint};
+use peregrine_engine::api::Endpoint;
 use peregrine_engine::connection::ConnectionStats;
-use peregrine_engine::VarInt;
 
 use super::cpu;
+use super::handlers::{Done, HandshakeClient, PerfClient, Report, Run, Work};
 use super::live::Live;
 use super::output::Outcome;
-use super::protocol::{self, Pacer, RequestIo};
+use super::protocol::{self, Pacer, IO_TIMEOUT};
 use super::sample::{
     tick_for, Holdback, IntervalCutter, Sampler, Slot, StreamCounters, Tick, TickLog,
 };
 use super::series::{self, Kind, ReportFile};
 use super::stop::Stop;
-use super::{handshakes, rps, sum_stats, Args, Direction, Mode, Target};
-use crate::client;
+use super::{sum_stats, Args, Direction, Mode, Target};
 use crate::config::Settings;
 use crate::server::Server;
 
@@ -34,12 +35,34 @@ use crate::server::Server;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes "for ever" in duration mode (the run ends at the deadline).
 const ENDLESS: u64 = 1 << 50;
+/// Longest wait for the connections' handshakes before the run starts.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What a slot's thread returns.
-enum Done {
-    Bulk(protocol::Moved),
-    Requests(rps::RpsResult),
-    Handshakes(Histogram<u64>),
+/// Waits until `n` connections reported their handshake; the first failure, or a timeout,
+/// is the run's error. Reports that are not about connecting are kept in `other`.
+fn wait_connected(
+    reports: &Receiver<Report>,
+    n: usize,
+    addr: SocketAddr,
+    other: &mut Vec<Report>,
+) -> Result<(), String> {
+    let until = Instant::now() + CONNECT_TIMEOUT;
+    let mut up = 0;
+    while up < n {
+        let left = until.saturating_duration_since(Instant::now());
+        match reports.recv_timeout(left) {
+            Ok(Report::Connected(Ok(()))) => up += 1,
+            Ok(Report::Connected(Err(e))) => {
+                return Err(format!("connecting to {addr}: {e}"));
+            }
+            Ok(r) => other.push(r),
+            Err(_) => {
+                let t = crate::config::format_duration(CONNECT_TIMEOUT);
+                return Err(format!("connecting to {addr}: no handshake within {t}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a thread of this process belongs to the in-process server (by the names the
@@ -70,17 +93,9 @@ pub fn run(
 ) -> Result<Ended, String> {
     let mode = Mode::of(args);
     let started = SystemTime::now();
-    let mut conns: Vec<Connection> = Vec::new();
-    if mode != Mode::Handshakes {
-        for _ in 0..args.connections {
-            conns.push(client::connect(ep, target.addr, &target.name, Duration::from_secs(5))?);
-        }
-    }
-    let cpu0 = cpu::process_times();
-    let server_cpu0 = cpu::threads_times(server_thread);
-    let start = Instant::now();
-    let deadline = (mode != Mode::Size).then(|| start + args.duration);
     let pacer = args.rate.map(|r| Arc::new(Pacer::new(r)));
+    let (tx, reports) = mpsc::channel();
+    let run = Run::new(stop.clone(), pacer, tx);
     // Bytes each slot uploads and downloads. The perf protocol answers a stream only after
     // its upload ended, so --bidir runs --streams download streams and as many upload
     // streams side by side on each connection (as iperf3 --bidir does).
@@ -94,61 +109,54 @@ pub fn run(
         Mode::Rps => (args.request_size, args.response_size),
         Mode::Handshakes => (0, 0),
     };
-    let mut slots = Vec::new();
-    let mut jobs: Vec<JoinHandle<Result<Done, String>>> = Vec::new();
     let per_conn = match mode {
         Mode::Handshakes => 1,
         Mode::Duration(Direction::Both) => 2 * streams,
         _ => streams,
     };
+    let mut slots = Vec::new();
+    let mut stats = Vec::new();
+    // Each connection is served by a handler on the client worker that owns it: no thread
+    // per connection or stream.
     for c in 0..args.connections as usize {
-        // Handshake mode has no connections of its own: each slot makes them.
-        let conn = conns.get(c).cloned();
+        let mut mine = Vec::new();
         for st in 0..per_conn {
             let (up, down) = sizes(st);
             let counters = Arc::new(StreamCounters::default());
-            slots.push(Slot { conn: c, stream: st, counters: counters.clone() });
-            let (stop, pacer) = (stop.clone(), pacer.clone());
-            let ended = move || stop.interrupted() || deadline.is_some_and(|d| Instant::now() >= d);
-            let job: Box<dyn FnOnce() -> Result<Done, String> + Send> = match mode {
-                Mode::Handshakes => {
-                    let (ep, addr, name) = (ep.clone(), target.addr, target.name.clone());
-                    Box::new(move || {
-                        handshakes::worker(&ep, addr, &name, &ended, &counters)
-                            .map(Done::Handshakes)
-                    })
-                }
-                Mode::Rps => {
-                    let conn = conn.clone().ok_or("no connection")?;
-                    Box::new(move || {
-                        rps::worker(&conn, up, down, &ended, &counters, pacer.as_deref())
-                            .map(Done::Requests)
-                    })
-                }
-                _ => {
-                    let conn = conn.clone().ok_or("no connection")?;
-                    Box::new(move || {
-                        let (send, mut recv) = conn
-                            .open_bi_blocking(protocol::IO_TIMEOUT)
-                            .map_err(|e| e.to_string())?;
-                        let sent = |n| counters.add_sent(n);
-                        let received = |n| counters.add_received(n);
-                        let io = RequestIo {
-                            stop: &ended,
-                            sent: &sent,
-                            received: &received,
-                            pacer: pacer.as_deref(),
-                        };
-                        protocol::request(&send, &mut recv, up, down, &io).map(Done::Bulk)
-                    })
-                }
+            let work = match mode {
+                Mode::Rps => Work::Requests { up, down },
+                _ => Work::Bulk { up, down },
             };
-            jobs.push(std::thread::spawn(job));
+            mine.push((slots.len(), work, counters.clone()));
+            slots.push(Slot { conn: c, stream: st, counters });
+        }
+        if mode == Mode::Handshakes {
+            continue;
+        }
+        let cell = Arc::new(Mutex::new(ConnectionStats::default()));
+        stats.push(cell.clone());
+        let handler = PerfClient::new(run.clone(), cell, mine)?;
+        ep.connect_with(target.addr, &target.name, Box::new(handler))
+            .map_err(|e| format!("connecting to {}: {e}", target.addr))?;
+    }
+    let mut early = Vec::new();
+    wait_connected(&reports, stats.len(), target.addr, &mut early)?;
+    let cpu0 = cpu::process_times();
+    let server_cpu0 = cpu::threads_times(server_thread);
+    let start = Instant::now();
+    let deadline = (mode != Mode::Size).then(|| start + args.duration);
+    run.start(deadline);
+    if mode == Mode::Handshakes {
+        let name: Arc<str> = target.name.as_str().into();
+        for (i, slot) in slots.iter().enumerate() {
+            let (run, ep, counters) = (run.clone(), ep.clone(), slot.counters.clone());
+            HandshakeClient::start(i, run, ep, target.addr, name.clone(), counters)?;
         }
     }
-    let conn_stats = |conns: &[Connection]| -> Vec<ConnectionStats> {
-        conns.iter().map(Connection::stats).collect()
+    let conn_stats = |cells: &[Arc<Mutex<ConnectionStats>>]| -> Vec<ConnectionStats> {
+        cells.iter().map(|c| c.lock().map(|s| *s).unwrap_or_default()).collect()
     };
+    let conns = stats;
     let interval = args.interval.unwrap_or(DEFAULT_INTERVAL);
     let tick = tick_for(interval);
     let mut sampler = Sampler::new(start, tick, slots.clone(), conn_stats(&conns));
@@ -174,12 +182,26 @@ pub fn run(
         live.tick(&t, closed.as_ref());
         log.push(t);
     };
+    let mut results: Vec<Option<Result<Done, String>>> = slots.iter().map(|_| None).collect();
+    let mut ended = 0;
+    let mut closed = 0;
+    // Past the deadline, a slot has the no-progress timeout and a little more to end.
+    let give_up = deadline.map(|d| d + IO_TIMEOUT + Duration::from_secs(5));
     loop {
-        std::thread::sleep(Duration::from_millis(2));
         let now = Instant::now();
-        let done = jobs.iter().all(JoinHandle::is_finished);
+        for r in early.drain(..).chain(reports.try_iter()) {
+            match r {
+                Report::Slot { slot, result } => {
+                    if results[slot].replace(result).is_none() {
+                        ended += 1;
+                    }
+                }
+                Report::Closed => closed += 1,
+                Report::Connected(_) => {}
+            }
+        }
         let at_deadline = !cut_at_deadline && deadline.is_some_and(|d| now >= d);
-        if done {
+        if ended == slots.len() || give_up.is_some_and(|g| now >= g) {
             for t in hold.finish(sampler.cut(now, &conn_stats(&conns))) {
                 take(t, &mut cutter, &mut live);
             }
@@ -191,6 +213,7 @@ pub fn run(
                 take(t, &mut cutter, &mut live);
             }
         }
+        std::thread::sleep(Duration::from_millis(2));
     }
     let (last, intervals) = cutter.finish();
     live.last(last.as_ref());
@@ -198,8 +221,8 @@ pub fn run(
     let mut errors = Vec::new();
     let mut latency: Option<Histogram<u64>> = None;
     let mut moved = protocol::Moved { complete: true, ..Default::default() };
-    for j in jobs {
-        let r = j.join().unwrap_or_else(|_| Err("a stream thread failed".into()));
+    for r in results {
+        let r = r.unwrap_or_else(|| Err("the slot did not end".into()));
         let h = match r {
             Ok(Done::Bulk(m)) => {
                 moved.up += m.up;
@@ -229,11 +252,12 @@ pub fn run(
         Some(s) => all_cpu.since(s),
         None => all_cpu,
     };
-    for c in &conns {
-        c.close(VarInt::from_u32(0), b"done");
-    }
-    for c in &conns {
-        c.wait_drained(Duration::from_secs(1));
+    // Each connection closed itself after its last slot; wait (briefly) until they are gone.
+    let until = Instant::now() + Duration::from_secs(1);
+    while closed < conns.len() && Instant::now() < until {
+        if let Ok(Report::Closed) = reports.recv_timeout(Duration::from_millis(10)) {
+            closed += 1;
+        }
     }
     let client_workers = ep.stats().workers.len();
     let server_workers = local.as_ref().map(|s| s.endpoint().stats().workers.len());

@@ -20,7 +20,7 @@
 
 pub mod cpu;
 mod drive;
-pub mod handshakes;
+mod handlers;
 mod live;
 mod output;
 pub mod protocol;

@@ -37,7 +37,7 @@ pub struct Outcome<'a> {
     pub workers: (usize, Option<usize>, usize),
     /// `(connection, stream)` of each slot, in the order of the intervals' `streams`.
     pub slots: Vec<(usize, usize)>,
-    /// Connections (handshake mode: threads).
+    /// Connections (handshake mode: handshake slots).
     pub connections: usize,
     /// The intervals.
     pub intervals: Vec<Tick>,
@@ -339,7 +339,7 @@ impl Outcome<'_> {
                 "client": Self::cpu_json(&self.client_cpu, elapsed),
                 "server": self.server_cpu.map(|c| Self::cpu_json(&c, elapsed)),
                 "server_note": if self.in_process {
-                    "in-process server: the CPU time of its threads (workers, stream threads)"
+                    "in-process server: the CPU time of its worker threads"
                 } else {
                     "the server is another process: its CPU use is not known here"
                 },
@@ -375,7 +375,7 @@ impl Outcome<'_> {
             "{} connection(s){}, {elapsed:.2} s{}",
             self.connections,
             if self.mode == Mode::Handshakes {
-                " (handshake threads)".to_string()
+                " (handshake slots)".to_string()
             } else {
                 format!(" x {} stream(s)", self.args.streams)
             },

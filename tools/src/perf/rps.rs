@@ -1,24 +1,12 @@
-//! Request/response mode of `peregrine perf --rps`: each of `streams x connections` workers
+//! Request/response mode of `peregrine perf --rps`: each of `streams x connections` slots
 //! runs requests back to back (a new stream each: upload `request` bytes, download `response`
-//! bytes) until the deadline, recording each request's latency in an HDR histogram.
-
-// A command, not the sans-IO core: it reads the wall clock for latencies.
-#![allow(clippy::disallowed_methods)]
-
-use std::time::Instant;
+//! bytes) until the deadline (driven by `super::handlers`), recording each request's latency
+//! in an HDR histogram; here the histograms and their summaries.
 
 use hdrhistogram::Histogram;
-use peregrine_engine::api::Connection;
 
-use super::protocol::{self, Moved, Pacer, RequestIo};
-use super::sample::StreamCounters;
-
-/// What one worker did.
+/// What one slot's requests did.
 pub struct RpsResult {
-    /// Bytes moved by completed requests.
-    pub moved: Moved,
-    /// Completed requests.
-    pub requests: u64,
     /// Latency of each completed request, microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -26,40 +14,6 @@ pub struct RpsResult {
 /// An empty latency histogram (1 µs .. 100 s, 3 significant digits).
 pub fn histogram() -> Result<Histogram<u64>, String> {
     Histogram::new_with_bounds(1, 100_000_000, 3).map_err(|e| e.to_string())
-}
-
-/// Runs requests on `conn` until `stop` says so, counting bytes and completed requests in
-/// `counters`.
-pub fn worker(
-    conn: &Connection,
-    request: u64,
-    response: u64,
-    stop: &dyn Fn() -> bool,
-    counters: &StreamCounters,
-    pacer: Option<&Pacer>,
-) -> Result<RpsResult, String> {
-    let mut r = RpsResult { moved: Moved::default(), requests: 0, latency_us: histogram()? };
-    let sent = |n| counters.add_sent(n);
-    let received = |n| counters.add_received(n);
-    // A request in flight when the run ends is finished (its latency is real), not cut.
-    let never = || false;
-    let io = RequestIo { stop: &never, sent: &sent, received: &received, pacer };
-    while !stop() {
-        let t0 = Instant::now();
-        let (send, mut recv) =
-            conn.open_bi_blocking(protocol::IO_TIMEOUT).map_err(|e| e.to_string())?;
-        let m = protocol::request(&send, &mut recv, request, response, &io)?;
-        if !m.complete || m.down != response {
-            return Err(format!("response of {} bytes, expected {response}", m.down));
-        }
-        let us = (t0.elapsed().as_micros() as u64).clamp(1, 100_000_000);
-        r.latency_us.record(us).map_err(|e| e.to_string())?;
-        r.requests += 1;
-        counters.add_request();
-        r.moved.up += m.up;
-        r.moved.down += m.down;
-    }
-    Ok(r)
 }
 
 /// Latency percentiles as (JSON key, text label, microseconds).

@@ -26,17 +26,32 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Runs `cmd` with piped output; kills it and fails the test if it runs longer than `limit`.
+/// Both pipes are drained while it runs (a child that writes more than a pipe holds would
+/// otherwise block on its write and look hung).
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
     let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("command did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    };
+    Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
 }
 
 /// `peregrine ARGS`, bounded by `limit`.
