@@ -80,6 +80,8 @@ fn bad_flags_and_urls_fail_with_one_line() {
         vec!["client", "https://127.0.0.1:1/x", "--output", "/tmp"],
         vec!["perf", "--download", "lots"],
         vec!["perf", "--server", "127.0.0.1"],
+        vec!["perf", "--connections", "10001"],
+        vec!["perf", "--connections", "1000", "--streams", "100"],
     ] {
         let mut cmd = Command::new(BIN);
         cmd.args(&args);

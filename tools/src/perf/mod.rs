@@ -85,8 +85,8 @@ pub struct Args {
     /// Concurrent streams per connection (iperf3's -P).
     #[arg(long, short = 'P', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     streams: u32,
-    /// Connections.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// Connections (each served by a handler on a client worker: no thread of its own).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     connections: u32,
     /// Request/response mode for --duration: each stream slot runs requests back to back,
     /// with latency percentiles.
@@ -98,7 +98,7 @@ pub struct Args {
     /// --rps: bytes downloaded per request.
     #[arg(long, value_parser = parse_size, default_value = "1K")]
     response_size: u64,
-    /// Handshake mode for --duration: --connections threads connect and close back to back.
+    /// Handshake mode for --duration: --connections slots connect and close back to back.
     #[arg(long, conflicts_with_all = ["download", "upload", "rps", "direction", "reverse", "bidir"])]
     handshakes: bool,
     /// Cap what the client sends (uploads, --rps requests) at RATE bits per second in total,
@@ -173,6 +173,14 @@ pub fn parse_run_duration(s: &str) -> Result<Duration, String> {
 /// Runs the benchmark and prints its results; with `--json`, a failure is also printed as
 /// `{"error": "..."}` on stdout.
 pub fn run(args: &Args) -> Result<(), String> {
+    let both = Mode::of(args) == Mode::Duration(Direction::Both);
+    let slots = u64::from(args.connections) * u64::from(args.streams) * (1 + u64::from(both));
+    if slots > MAX_SLOTS {
+        return Err(format!(
+            "--connections x --streams{} is {slots}, more than {MAX_SLOTS} stream slots",
+            if both { " x 2 (both directions)" } else { "" }
+        ));
+    }
     let mut printed = false;
     let r = run_inner(args, &mut printed);
     if let (Err(e), true, false) = (&r, args.json, printed) {
@@ -180,6 +188,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     r
 }
+
+/// Most stream slots (connections x streams, twice with --bidir) one run drives: each has
+/// its counters and its column in the report.
+const MAX_SLOTS: u64 = 65_536;
 
 /// What the run measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
