@@ -191,7 +191,12 @@ hold_run() {
         rss="$(status_field "$p" VmRSS 2>/dev/null || echo nan)"
         th="$(status_field "$p" Threads 2>/dev/null || echo nan)"
     fi
-    wait "$cpid" || ok=0
+    local rc=0
+    wait "$cpid" || rc=$?
+    if [ "$rc" != 0 ]; then
+        echo "bench_server.sh: the hold client against $kind exited with status $rc" >&2
+        ok=0
+    fi
     if ! kill -0 "$p" 2>/dev/null; then
         echo "bench_server.sh: $kind server exited during the hold: $(tail -n 3 "$work/$name.err")" >&2
         ok=0

@@ -17,6 +17,9 @@ use super::{payload, CHUNK, IO_TIMEOUT, UNBOUNDED};
 
 /// Longest wait for one handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for one handshake while a [`Mode::Hold`] client opens thousands: a server
+/// busy with the others may need a few retransmissions of the client's Initial.
+const HOLD_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the client measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,7 +263,8 @@ pub fn run(cfg: &ClientConfig) -> Result<Summary, String> {
 
 async fn connect(ep: &quinn::Endpoint, cfg: &ClientConfig) -> Result<quinn::Connection, String> {
     let connecting = ep.connect(cfg.server, &cfg.server_name).map_err(|e| e.to_string())?;
-    match timeout(CONNECT_TIMEOUT, connecting).await {
+    let wait = if cfg.mode == Mode::Hold { HOLD_CONNECT_TIMEOUT } else { CONNECT_TIMEOUT };
+    match timeout(wait, connecting).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(format!("handshake with {}: {e}", cfg.server)),
         Err(_) => Err(format!("handshake with {}: timed out", cfg.server)),
