@@ -90,7 +90,11 @@ start_server() {
         quinn) cmd=("$quinn" server --listen 127.0.0.1:0 --cert "$work/cert.pem"
             --key "$work/key.pem") ;;
     esac
-    "${cmd[@]}" >"$work/$name.out" 2>"$work/$name.err" &
+    # Truncated here, not by the background job's own redirection: that runs asynchronously,
+    # so a read right after could see the previous run's file, or none.
+    : >"$work/$name.out"
+    : >"$work/$name.err"
+    "${cmd[@]}" >>"$work/$name.out" 2>>"$work/$name.err" &
     pids+=("$!")
     pid[$name]="$!"
     for i in $(seq 1 400); do
@@ -169,10 +173,13 @@ hold_run() {
     local p="${pid[$name]}"
     sleep 0.5
     rss0="$(status_field "$p" VmRSS)"
-    # The client holds long enough for the settle second, the window and a margin.
+    # The client holds long enough for the settle second, the window and a margin. Its files
+    # are truncated first (see start_server).
+    : >"$work/hold.out"
+    : >"$work/hold.err"
     timeout $((120 + idle_window)) "$quinn" client --server "localhost:${port[$name]}" \
         --ca "$work/cert.pem" --hold --connections "$hold" --duration "$((idle_window + 4))s" \
-        --json >"$work/hold.out" 2>"$work/hold.err" &
+        --json >>"$work/hold.out" 2>>"$work/hold.err" &
     cpid=$!
     for i in $(seq 1 1200); do
         grep -q '^holding' "$work/hold.err" && break
