@@ -6,7 +6,7 @@
 //! quinn_perf server --listen 127.0.0.1:4433 [--cert C.pem --key K.pem | --cert-out C.pem]
 //! quinn_perf client --server 127.0.0.1:4433 (--ca C.pem | --insecure)
 //!     [--download N] [--upload N] [--duration 5s] [--streams N] [--connections N]
-//!     [--rps [--request-size N] [--response-size N]] [--handshakes] [--json]
+//!     [--rps [--request-size N] [--response-size N]] [--handshakes] [--hold] [--json]
 //! ```
 //!
 //! The server prints `listening on ADDR`, serves until SIGINT/SIGTERM, then prints its
@@ -88,8 +88,8 @@ enum Cmd {
         /// Concurrent streams per connection.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
         streams: u32,
-        /// Connections.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+        /// Connections (up to 1024 with streams; up to 20000 with --hold).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20_000))]
         connections: u32,
         /// Request/response mode for --duration.
         #[arg(long, conflicts_with_all = ["download", "upload"])]
@@ -103,6 +103,11 @@ enum Cmd {
         /// Handshake mode for --duration: --connections tasks connect and close back to back.
         #[arg(long, conflicts_with_all = ["download", "upload", "rps"])]
         handshakes: bool,
+        /// Hold mode: open --connections idle connections (the line `holding N connections`
+        /// on stderr once they are up), keep them for --duration, then report how many were
+        /// still open; fails if a handshake fails.
+        #[arg(long, conflicts_with_all = ["download", "upload", "rps", "handshakes"])]
+        hold: bool,
         /// tokio worker threads.
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
         threads: u16,
@@ -162,9 +167,13 @@ fn run(cli: Cli) -> Result<(), String> {
             request_size,
             response_size,
             handshakes,
+            hold,
             threads,
             json,
         } => {
+            if !hold && connections > 1024 {
+                return Err(format!("--connections {connections}: at most 1024 without --hold"));
+            }
             let (host, port) = server
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
@@ -184,11 +193,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 (None, true) => ClientTrust::Insecure,
                 (None, false) => return Err("--server needs --ca PEM or --insecure".into()),
             };
-            let mode = match (handshakes, rps, upload, download) {
-                (true, ..) => Mode::Handshakes,
-                (_, true, ..) => Mode::Rps { request: request_size, response: response_size },
-                (_, _, None, None) => Mode::Duration,
-                (_, _, u, d) => Mode::Sizes { upload: u.unwrap_or(0), download: d.unwrap_or(0) },
+            let mode = match (hold, handshakes, rps, upload, download) {
+                (true, ..) => Mode::Hold,
+                (_, true, ..) => Mode::Handshakes,
+                (_, _, true, ..) => Mode::Rps { request: request_size, response: response_size },
+                (_, _, _, None, None) => Mode::Duration,
+                (_, _, _, u, d) => Mode::Sizes { upload: u.unwrap_or(0), download: d.unwrap_or(0) },
             };
             let cfg = ClientConfig {
                 server: addr,

@@ -15,6 +15,7 @@ use peregrine_datapath::{Capabilities, Queue};
 use peregrine_engine::api::{Endpoint, EndpointConfig};
 use peregrine_engine::connection::{TransportConfig, MAX_DATAGRAM_SIZE_LIMIT};
 use peregrine_engine::crypto::KeyLogTarget;
+use peregrine_engine::endpoint::CidFormat;
 use peregrine_engine::streams::{Dir, StreamsConfig};
 use peregrine_engine::worker::WorkerConfig;
 
@@ -250,8 +251,11 @@ pub fn build(
     match s.datapath {
         Datapath::Udp => {
             let udp = udp_config(s, bind, n)?;
+            // Connections are steered to their owner's queue by the worker octet of their
+            // connection IDs, and one client's new connections spread over all workers.
+            let octet = CidFormat::default().worker_offset() as u8;
             let queues = if n > 1 {
-                UdpQueue::open_group(&udp, n)
+                UdpQueue::open_steered_group(&udp, n, octet)
             } else {
                 UdpQueue::open(&udp).map(|q| vec![q])
             }

@@ -1,7 +1,8 @@
 //! The quinn perf client, with the modes of `peregrine perf`: sizes (each stream uploads and
 //! downloads fixed byte counts once, each checked), duration (each stream downloads until the
 //! deadline, then stops the stream), requests/s (each stream slot runs requests back to back,
-//! each response checked) and handshakes/s (connect and close back to back).
+//! each response checked), handshakes/s (connect and close back to back) and hold (open many
+//! idle connections, keep them for the duration, count those still open at the end).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,6 +17,9 @@ use super::{payload, CHUNK, IO_TIMEOUT, UNBOUNDED};
 
 /// Longest wait for one handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for one handshake while a [`Mode::Hold`] client opens thousands: a server
+/// busy with the others may need a few retransmissions of the client's Initial.
+const HOLD_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the client measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +42,14 @@ pub enum Mode {
     },
     /// `connections` tasks connect and close back to back until the duration ends.
     Handshakes,
+    /// Open `connections` connections ([`HOLD_CONNECT_TASKS`] handshakes at a time), print
+    /// `holding N connections` on stderr, keep them idle for the duration, then check each is
+    /// still open and close them all.
+    Hold,
 }
+
+/// Handshakes in flight at once while a [`Mode::Hold`] client opens its connections.
+pub const HOLD_CONNECT_TASKS: u32 = 32;
 
 impl Mode {
     /// The `mode` value of the JSON summary (as `peregrine perf --json` names it).
@@ -48,6 +59,7 @@ impl Mode {
             Mode::Duration => "duration",
             Mode::Rps { .. } => "rps",
             Mode::Handshakes => "handshakes",
+            Mode::Hold => "hold",
         }
     }
 }
@@ -113,6 +125,10 @@ pub struct Summary {
     pub packets_lost: u64,
     /// UDP datagrams received, all connections.
     pub datagrams_received: u64,
+    /// Hold mode: connections still open when the hold ended.
+    pub held_to_the_end: u64,
+    /// Hold mode: the first reason a held connection closed early, if one did.
+    pub first_close: Option<String>,
 }
 
 impl Summary {
@@ -128,6 +144,10 @@ impl Summary {
         if self.mode == Mode::Handshakes {
             v["handshakes"] = self.handshakes.into();
             v["handshakes_per_s"] = (self.handshakes as f64 / secs).into();
+        } else if self.mode == Mode::Hold {
+            v["handshakes"] = self.handshakes.into();
+            v["held_to_the_end"] = self.held_to_the_end.into();
+            v["first_close"] = self.first_close.clone().into();
         } else {
             let total = self.bytes_uploaded + self.bytes_downloaded;
             v["streams"] = self.streams.into();
@@ -143,7 +163,7 @@ impl Summary {
             v["requests"] = self.requests.into();
             v["requests_per_s"] = (self.requests as f64 / secs).into();
         }
-        if matches!(self.mode, Mode::Rps { .. } | Mode::Handshakes) {
+        if matches!(self.mode, Mode::Rps { .. } | Mode::Handshakes | Mode::Hold) {
             for (k, us) in percentiles(&self.latency_us) {
                 v[format!("latency_{k}_us")] = us.into();
             }
@@ -163,6 +183,12 @@ impl Summary {
                 self.handshakes,
                 self.handshakes as f64 / secs,
                 p.join(", ")
+            ),
+            Mode::Hold => format!(
+                "quinn perf: held {} of {} connection(s) open to the end, {secs:.2} s{}",
+                self.held_to_the_end,
+                self.connections,
+                self.first_close.as_ref().map(|c| format!("\n  first closed: {c}")).unwrap_or_default()
             ),
             _ => {
                 let total = self.bytes_uploaded + self.bytes_downloaded;
@@ -226,6 +252,7 @@ pub fn run(cfg: &ClientConfig) -> Result<Summary, String> {
         endpoint.set_default_client_config(client_config);
         let r = match cfg.mode {
             Mode::Handshakes => handshakes(&endpoint, cfg).await,
+            Mode::Hold => hold(&endpoint, cfg).await,
             _ => streams(&endpoint, cfg).await,
         };
         endpoint.close(VarInt::from_u32(0), b"done");
@@ -236,7 +263,8 @@ pub fn run(cfg: &ClientConfig) -> Result<Summary, String> {
 
 async fn connect(ep: &quinn::Endpoint, cfg: &ClientConfig) -> Result<quinn::Connection, String> {
     let connecting = ep.connect(cfg.server, &cfg.server_name).map_err(|e| e.to_string())?;
-    match timeout(CONNECT_TIMEOUT, connecting).await {
+    let wait = if cfg.mode == Mode::Hold { HOLD_CONNECT_TIMEOUT } else { CONNECT_TIMEOUT };
+    match timeout(wait, connecting).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(format!("handshake with {}: {e}", cfg.server)),
         Err(_) => Err(format!("handshake with {}: timed out", cfg.server)),
@@ -258,6 +286,8 @@ fn empty(cfg: &ClientConfig) -> Summary {
         packets_sent: 0,
         packets_lost: 0,
         datagrams_received: 0,
+        held_to_the_end: 0,
+        first_close: None,
     }
 }
 
@@ -285,6 +315,70 @@ async fn handshakes(ep: &quinn::Endpoint, cfg: &ClientConfig) -> Result<Summary,
     }
     s.elapsed = start.elapsed();
     s.handshakes = s.latency_us.len();
+    Ok(s)
+}
+
+/// Opens `connections` connections, holds them idle for the duration and counts those still
+/// open at the end. Fails if a handshake fails (the count so far in the error).
+async fn hold(ep: &quinn::Endpoint, cfg: &ClientConfig) -> Result<Summary, String> {
+    let start = Instant::now();
+    let tasks_n = HOLD_CONNECT_TASKS.min(cfg.connections);
+    let mut tasks = Vec::new();
+    for t in 0..tasks_n {
+        // Task t opens connections t, t + tasks_n, ...
+        let n = (cfg.connections - t).div_ceil(tasks_n);
+        let (ep, cfg) = (ep.clone(), cfg.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            let mut conns = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let t0 = Instant::now();
+                conns.push(connect(&ep, &cfg).await?);
+                let _ = h.record(micros(t0.elapsed()));
+            }
+            Ok::<_, String>((conns, h))
+        }));
+    }
+    let mut s = empty(cfg);
+    let mut conns = Vec::with_capacity(cfg.connections as usize);
+    let mut first_error = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok((c, h))) => {
+                conns.extend(c);
+                s.latency_us.add(&h).map_err(|e| e.to_string())?;
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(format!("a connect task failed: {e}"));
+            }
+        }
+    }
+    s.handshakes = conns.len() as u64;
+    if let Some(e) = first_error {
+        for c in &conns {
+            c.close(VarInt::from_u32(0), b"done");
+        }
+        return Err(format!(
+            "opened {} of {} connections; first failure: {e}",
+            conns.len(),
+            cfg.connections
+        ));
+    }
+    eprintln!("holding {} connections", conns.len());
+    tokio::time::sleep(cfg.duration).await;
+    for c in &conns {
+        match c.close_reason() {
+            None => s.held_to_the_end += 1,
+            Some(r) => {
+                s.first_close.get_or_insert_with(|| r.to_string());
+            }
+        }
+        c.close(VarInt::from_u32(0), b"done");
+    }
+    s.elapsed = start.elapsed();
     Ok(s)
 }
 
@@ -317,7 +411,7 @@ async fn streams(ep: &quinn::Endpoint, cfg: &ClientConfig) -> Result<Summary, St
                             results.push(r);
                         }
                     }
-                    Mode::Handshakes => {}
+                    Mode::Handshakes | Mode::Hold => {}
                 }
                 Ok::<_, String>((results, h))
             }));

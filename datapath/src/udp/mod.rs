@@ -119,6 +119,27 @@ impl UdpQueue {
         Ok(out)
     }
 
+    /// Opens [`open_group`](Self::open_group)'s `n` queues and steers datagrams among them by
+    /// octet `octet` of the QUIC Destination Connection ID, modulo `n` (queue `i` gets value
+    /// `i`), instead of by 4-tuple hash: a server whose connection IDs carry the owning
+    /// worker's index in that octet receives each connection's packets on its owner's queue,
+    /// and the new connections of one client address (random IDs) spread over all queues.
+    /// Fails if the kernel refuses the program (SO_ATTACH_REUSEPORT_CBPF, Linux 4.5+).
+    pub fn open_steered_group(
+        config: &UdpConfig,
+        n: usize,
+        octet: u8,
+    ) -> std::io::Result<Vec<Self>> {
+        let group = Self::open_group(config, n)?;
+        let n32 = u32::try_from(n).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many queues")
+        })?;
+        if let Some(first) = group.first() {
+            socket::attach_cid_steering(first.fd.as_fd(), octet, n32)?;
+        }
+        Ok(group)
+    }
+
     /// The configuration the queue was opened with.
     pub fn config(&self) -> &UdpConfig {
         &self.config

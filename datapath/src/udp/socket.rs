@@ -107,6 +107,61 @@ fn context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {} ({e})", errno_name(&e)))
 }
 
+/// Classic BPF opcodes (linux/filter.h) of the steering program.
+const BPF_LD_B_ABS: u16 = 0x00 | 0x10 | 0x20;
+const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
+const BPF_JMP_JA: u16 = 0x05;
+const BPF_ALU_MOD_K: u16 = 0x04 | 0x90;
+const BPF_RET_A: u16 = 0x06 | 0x10;
+/// Offset of the Destination Connection ID in a long header (first octet, version, DCID
+/// length) and in a short header (first octet).
+const LONG_DCID_AT: u32 = 6;
+const SHORT_DCID_AT: u32 = 1;
+
+/// The classic BPF program of [`attach_cid_steering`]: the socket index is octet `octet` of
+/// the Destination Connection ID, modulo `n`.
+pub(crate) fn cid_steering_program(octet: u8, n: u32) -> [libc::sock_filter; 7] {
+    let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let octet = u32::from(octet);
+    [
+        // A = first octet; a long header (0x80 set) continues at 2, a short one at 4.
+        op(BPF_LD_B_ABS, 0, 0, 0),
+        op(BPF_JMP_JSET_K, 0, 2, 0x80),
+        op(BPF_LD_B_ABS, 0, 0, LONG_DCID_AT + octet),
+        op(BPF_JMP_JA, 0, 0, 1),
+        op(BPF_LD_B_ABS, 0, 0, SHORT_DCID_AT + octet),
+        op(BPF_ALU_MOD_K, 0, 0, n),
+        op(BPF_RET_A, 0, 0, 0),
+    ]
+}
+
+/// Attaches to `fd`'s SO_REUSEPORT group a classic BPF program that picks the group's socket
+/// for each datagram from octet `octet` of its QUIC Destination Connection ID, modulo `n`
+/// (sockets are indexed in the order they joined). A datagram too short for the octet goes
+/// to socket 0.
+pub(crate) fn attach_cid_steering(fd: BorrowedFd<'_>, octet: u8, n: u32) -> io::Result<()> {
+    if n == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "steering over 0 sockets"));
+    }
+    let mut prog = cid_steering_program(octet, n);
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    // SAFETY: `fprog` points at `prog`, both live across the call, and `optlen` is the exact
+    // size of `fprog`; the kernel copies the program. The borrowed fd stays open.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            std::ptr::from_ref(&fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(context(io::Error::last_os_error(), "SO_ATTACH_REUSEPORT_CBPF"));
+    }
+    Ok(())
+}
+
 /// Creates, configures, binds and probes the socket `cfg` describes.
 pub(crate) fn open(cfg: &UdpConfig) -> io::Result<Opened> {
     cfg.validate()?;

@@ -153,12 +153,17 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// Binds `config.workers` UDP sockets sharing `addr` (SO_REUSEPORT), one per worker.
+    /// Binds `config.workers` UDP sockets sharing `addr` (SO_REUSEPORT), one per worker,
+    /// steered by the worker octet of the connection IDs (`UdpQueue::open_steered_group`).
     pub fn bind(addr: SocketAddr, config: EndpointConfig) -> std::io::Result<Self> {
         let n = config.workers.max(1);
         let udp = UdpConfig::new(addr).with_reuse_port(n > 1);
-        let queues =
-            if n > 1 { UdpQueue::open_group(&udp, n)? } else { vec![UdpQueue::open(&udp)?] };
+        let octet = crate::endpoint::CidFormat::default().worker_offset() as u8;
+        let queues = if n > 1 {
+            UdpQueue::open_steered_group(&udp, n, octet)?
+        } else {
+            vec![UdpQueue::open(&udp)?]
+        };
         Self::with_queues(queues, config)
     }
 

@@ -160,8 +160,9 @@ impl CidFormat {
         &self.server_id[..usize::from(self.server_id_len)]
     }
 
-    /// Offset of the worker octet.
-    fn worker_offset(&self) -> usize {
+    /// Offset of the worker octet in every connection ID of this format (what a datapath
+    /// steers by, e.g. `UdpQueue::open_steered_group`).
+    pub fn worker_offset(&self) -> usize {
         1 + usize::from(self.server_id_len)
     }
 

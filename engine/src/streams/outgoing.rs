@@ -116,7 +116,17 @@ impl Streams {
                 + crate::varint::size(id.into_inner())
                 + crate::varint::size(send.end_offset())
                 + crate::varint::size(room as u64);
-            let max_len = room.saturating_sub(header);
+            // Even a bare FIN needs its header: with less room than that the stream keeps its
+            // turn (a FIN handed out regardless overran the packet into its AEAD tag).
+            let Some(max_len) = room.checked_sub(header) else {
+                if send.wants_send(avail) {
+                    e.queued = true;
+                    self.scheduler.push_front(id, prio);
+                    return None;
+                }
+                self.maybe_schedule(id);
+                continue;
+            };
             //= https://www.rfc-editor.org/rfc/rfc9000#section-2.2
             //# An endpoint MUST NOT send data on any stream without ensuring that it
             //# is within the flow control limits set by its peer.

@@ -68,6 +68,41 @@ fn reuseport_lets_a_group_share_a_port() {
     assert_eq!(got, sent);
 }
 
+/// A steered group picks the queue from the Destination Connection ID octet (here octet 1,
+/// as Peregrine's connection IDs carry the worker index), not from the 4-tuple: datagrams of
+/// ONE client socket (one 4-tuple, which plain SO_REUSEPORT sends to one queue) reach the
+/// queue their octet names, in short and long headers alike.
+#[test]
+fn a_steered_group_routes_by_the_connection_id_octet() {
+    let mut group = UdpQueue::open_steered_group(&v4(), 2, 1).unwrap();
+    let mut tx = open(&v4());
+    // (datagram, queue it must reach): short headers (0x40, DCID at 1) and long headers
+    // (0xc0, version, DCID length, DCID at 6); the octet is DCID[1], modulo 2.
+    let mut cases = Vec::new();
+    for i in 0..8u8 {
+        let short = vec![0x40, 0xf0 | i, i, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
+        let long = vec![0xc0, 0, 0, 0, 1, 8, 0xf0, i + 1, 0, 0, 0, 0, 0, 0];
+        cases.push((short, usize::from(i % 2)));
+        cases.push((long, usize::from((i + 1) % 2)));
+    }
+    let outs: Vec<Out> =
+        cases.iter().map(|(d, _)| Out::new(group[0].local_addr(), d.clone())).collect();
+    send_all(&mut tx, &outs);
+    let mut got: Vec<(Vec<u8>, usize)> = Vec::new();
+    let deadline = std::time::Instant::now() + T;
+    while got.len() < cases.len() && std::time::Instant::now() < deadline {
+        for (qi, q) in group.iter_mut().enumerate() {
+            for d in recv_n(q, 1, Duration::from_millis(20)) {
+                got.push((d.data.to_vec(), qi));
+            }
+        }
+    }
+    got.sort();
+    let mut want = cases.clone();
+    want.sort();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn send_to_a_closed_port_does_not_fail_the_queue() {
     let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

@@ -40,6 +40,23 @@ fn frame_room_counts_the_exact_header() {
     assert_eq!(c.poll_stream_data(6).unwrap().data.len(), 1);
 }
 
+/// A bare FIN is a frame too: it is handed out only when its header fits the room (at
+/// offset 4096 on this stream: type 1, ID 1, offset 2, length 1), else the stream keeps its
+/// turn. Handed out regardless, it overran a full packet into the AEAD tag and the connection
+/// closed with "packet assembly failed" (100 connections x 4 streams of requests).
+#[test]
+fn a_bare_fin_needs_room_for_its_header() {
+    let mut c = client();
+    let id = c.open(Dir::Uni).unwrap();
+    c.write(id, Bytes::from(vec![0; 4096]), false).unwrap();
+    let sent: usize = std::iter::from_fn(|| c.poll_stream_data(1200)).map(|f| f.data.len()).sum();
+    assert_eq!(sent, 4096);
+    c.finish(id).unwrap();
+    assert!(c.poll_stream_data(4).is_none());
+    let f = c.poll_stream_data(5).expect("the FIN fits in 5 bytes");
+    assert!(f.fin && f.data.is_empty() && f.offset == 4096 && f.id == id);
+}
+
 #[test]
 fn round_robin_within_a_priority() {
     let mut c = client();
