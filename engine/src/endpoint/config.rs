@@ -10,6 +10,11 @@ use crate::version;
 /// Default cap on concurrent connections per router (per worker).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
 
+/// Default cap on half-open connections (handshakes in progress) per router (per worker).
+/// A half-open server connection costs a few tens of KB, so this bounds a worker's half-open
+/// state to tens of MB under a flood of Initials.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 1024;
+
 /// Why a configuration value was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -50,6 +55,7 @@ pub struct ServerConfig {
     pub(super) token_key: TokenKey,
     pub(super) retry: RetryPolicy,
     pub(super) max_connections: usize,
+    pub(super) max_handshakes: usize,
     pub(super) lifetimes: TokenLifetimes,
 }
 
@@ -62,6 +68,7 @@ impl ServerConfig {
             token_key,
             retry: RetryPolicy::Never,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
             lifetimes: TokenLifetimes::default(),
         }
     }
@@ -81,6 +88,25 @@ impl ServerConfig {
         }
         self.max_connections = n;
         Ok(self)
+    }
+
+    /// Most half-open connections (handshakes in progress) this router holds at once. Beyond
+    /// it, a new client without a valid token is sent a Retry when the policy allows one
+    /// (anything but [`RetryPolicy::Never`]) and dropped otherwise; a client with a valid
+    /// token (its address is validated, it cannot be spoofed) is still accepted, up to the
+    /// connection limit. Default [`DEFAULT_MAX_HANDSHAKES`]; each half-open connection costs a
+    /// few tens of KB until its handshake completes or times out.
+    pub fn with_max_handshakes(mut self, n: usize) -> Result<Self, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::Zero("max_handshakes"));
+        }
+        self.max_handshakes = n;
+        Ok(self)
+    }
+
+    /// The half-open connection limit.
+    pub fn max_handshakes(&self) -> usize {
+        self.max_handshakes
     }
 
     /// How long Retry tokens (default 10 s) and NEW_TOKEN tokens (default 24 h) stay valid,

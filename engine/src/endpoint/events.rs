@@ -140,6 +140,10 @@ pub enum DropReason {
     ResetTriggerTooSmall,
     /// A short-header packet for an unknown ID of ours, over the stateless reset rate limit.
     ResetRateLimited,
+    /// A new client's Initial without a valid token while this router holds its most
+    /// half-open connections ([`super::ServerConfig::with_max_handshakes`]) and may not
+    /// answer with a Retry.
+    TooManyHandshakes,
 }
 
 /// What to do with a received datagram.

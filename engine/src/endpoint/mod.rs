@@ -53,7 +53,10 @@ pub mod token;
 mod tests;
 
 pub use cid::{CidFormat, CidFormatError};
-pub use config::{ConfigError, RetryPolicy, RouterConfig, ServerConfig, DEFAULT_MAX_CONNECTIONS};
+pub use config::{
+    ConfigError, RetryPolicy, RouterConfig, ServerConfig, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HANDSHAKES,
+};
 pub use events::{
     AcceptError, Accepted, AddressValidation, Connect, ConnectionHandle, DatagramEvent, DropReason,
     Incoming, Response, ResponseKind, Transmit,

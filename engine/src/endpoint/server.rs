@@ -117,11 +117,15 @@ impl Router {
                 local_ip,
             );
         }
+        let full = self.table.handshakes() >= server.max_handshakes;
         let retry = match server.retry {
             RetryPolicy::Never => false,
             RetryPolicy::Always => true,
-            RetryPolicy::AboveHandshakes(n) => self.table.handshakes() >= n,
+            RetryPolicy::AboveHandshakes(n) => self.table.handshakes() >= n || full,
         };
+        if full && !retry && validation == AddressValidation::None {
+            return DatagramEvent::Drop(DropReason::TooManyHandshakes);
+        }
         let incoming = Incoming {
             received: now,
             remote,

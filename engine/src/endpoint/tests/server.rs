@@ -333,6 +333,41 @@ fn retry_above_handshake_count() {
     expect_new(r.handle(now, client_addr(), None, Ecn::NotEct, &d));
 }
 
+/// The half-open cap: past it, a client without a token is dropped under
+/// [`RetryPolicy::Never`] and retried under any other policy; the Retry's token then gets it
+/// in even while the cap is reached.
+#[test]
+fn half_open_cap_drops_or_retries() {
+    let now = t0();
+    for policy in [RetryPolicy::Never, RetryPolicy::AboveHandshakes(1000)] {
+        let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY))
+            .with_retry_policy(policy)
+            .with_max_handshakes(3)
+            .unwrap();
+        let mut r = Router::new(server_config(s), now, UNIX);
+        for i in 0..3u8 {
+            let d = client_initial(version::V1, &cid(&[i; 8]), &scid(), &[], 1200);
+            let inc = expect_new(r.handle(now, client_addr(), None, Ecn::NotEct, &d));
+            r.accept(&inc).unwrap();
+        }
+        assert_eq!(r.handshake_count(), 3);
+        let d = client_initial(version::V1, &cid(&ODCID), &scid(), &[], 1200);
+        let ev = r.handle(now, client_addr(), None, Ecn::NotEct, &d);
+        if policy == RetryPolicy::Never {
+            assert_eq!(ev, DatagramEvent::Drop(DropReason::TooManyHandshakes));
+            continue;
+        }
+        let t = expect_response(ev, ResponseKind::Retry);
+        let retry = RetryPacket::parse(&t.contents).unwrap();
+        let d = client_initial(version::V1, &retry.src_cid, &scid(), retry.token, 1200);
+        let inc = expect_new(r.handle(now, client_addr(), None, Ecn::NotEct, &d));
+        r.accept(&inc).unwrap();
+        assert_eq!(r.handshake_count(), 4, "a validated client is not held by the cap");
+    }
+    let zero = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_max_handshakes(0);
+    assert!(zero.is_err());
+}
+
 #[test]
 fn unknown_long_headers_are_dropped() {
     let now = t0();
