@@ -144,6 +144,9 @@ pub enum DropReason {
     /// half-open connections ([`super::ServerConfig::with_max_handshakes`]) and may not
     /// answer with a Retry.
     TooManyHandshakes,
+    /// A Version Negotiation, Retry or refusal was due, over the response rate limit
+    /// ([`super::RouterConfig::with_response_rate`]).
+    ResponseRateLimited,
 }
 
 /// What to do with a received datagram.

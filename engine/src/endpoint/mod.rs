@@ -93,6 +93,8 @@ pub struct Router {
     clock: WallClock,
     rng: ChaCha20Rng,
     reset_limiter: RateLimiter,
+    /// Version Negotiation, Retry and refusals.
+    response_limiter: RateLimiter,
     next_handle: usize,
 }
 
@@ -102,12 +104,15 @@ impl Router {
     pub fn new(config: RouterConfig, now: Instant, unix_secs: u64) -> Self {
         let rng = ChaCha20Rng::from_seed(config.rng_seed);
         let reset_limiter = RateLimiter::new(config.reset_burst, config.reset_per_second);
+        let response_limiter =
+            RateLimiter::new(config.response_burst, config.responses_per_second);
         Self {
             config,
             table: Table::default(),
             clock: WallClock::new(now, unix_secs),
             rng,
             reset_limiter,
+            response_limiter,
             next_handle: 0,
         }
     }
@@ -143,7 +148,7 @@ impl Router {
                 };
             }
             if !self.config.versions.contains(&version) {
-                return self.version_negotiation(remote, local_ip, &inv, datagram.len());
+                return self.version_negotiation(now, remote, local_ip, &inv, datagram.len());
             }
         }
         let grease = self.config.grease_quic_bit;
