@@ -104,8 +104,7 @@ impl Router {
     pub fn new(config: RouterConfig, now: Instant, unix_secs: u64) -> Self {
         let rng = ChaCha20Rng::from_seed(config.rng_seed);
         let reset_limiter = RateLimiter::new(config.reset_burst, config.reset_per_second);
-        let response_limiter =
-            RateLimiter::new(config.response_burst, config.responses_per_second);
+        let response_limiter = RateLimiter::new(config.response_burst, config.responses_per_second);
         Self {
             config,
             table: Table::default(),

@@ -107,21 +107,16 @@ fn serve(listener: &TcpListener, source: &Source, stop: &AtomicBool) {
         let now = Instant::now();
         let mut busy = false;
         // Accept everything pending (bounded by the listen backlog per round).
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    busy = true;
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    if conns.len() >= MAX_CONNECTIONS {
-                        conns.remove(0);
-                    }
-                    let phase = Phase::Reading(Vec::with_capacity(512));
-                    conns.push(Conn { stream, deadline: now + REQUEST_TIMEOUT, phase });
-                }
-                Err(_) => break,
+        while let Ok((stream, _)) = listener.accept() {
+            busy = true;
+            if stream.set_nonblocking(true).is_err() {
+                continue;
             }
+            if conns.len() >= MAX_CONNECTIONS {
+                conns.remove(0);
+            }
+            let phase = Phase::Reading(Vec::with_capacity(512));
+            conns.push(Conn { stream, deadline: now + REQUEST_TIMEOUT, phase });
         }
         conns.retain_mut(|c| {
             if now > c.deadline {
