@@ -13,13 +13,15 @@ use peregrine_datapath::uring::{UringConfig, UringQueue};
 use peregrine_datapath::xdp::{XdpConfig, XdpMode as DpXdpMode, XdpQueue};
 use peregrine_datapath::{Capabilities, Queue};
 use peregrine_engine::api::{Endpoint, EndpointConfig};
-use peregrine_engine::connection::{TransportConfig, MAX_DATAGRAM_SIZE_LIMIT};
+use peregrine_engine::connection::{ServerConfig, TransportConfig, MAX_DATAGRAM_SIZE_LIMIT};
 use peregrine_engine::crypto::KeyLogTarget;
-use peregrine_engine::endpoint::CidFormat;
+use peregrine_engine::endpoint::{CidFormat, RetryPolicy};
 use peregrine_engine::streams::{Dir, StreamsConfig};
 use peregrine_engine::worker::WorkerConfig;
 
-use crate::config::{format_list, Datapath, Settings, XdpMode, DEFAULT_RING_SIZE, DEFAULT_WORKERS};
+use crate::config::{
+    format_list, Datapath, Retry, Settings, XdpMode, DEFAULT_RING_SIZE, DEFAULT_WORKERS,
+};
 
 /// Which endpoint of a command the settings are for, so that keys that make no sense there
 /// are refused rather than ignored.
@@ -179,8 +181,21 @@ pub fn transport(s: &Settings) -> Result<TransportConfig, String> {
         .with_initial_window(Some(s.initial_window))
         .map_err(|x| e("initial-window")(&x))?
         .with_idle_timeout(Some(s.idle_timeout))
-        .map_err(|x| e("idle-timeout")(&x))
+        .map_err(|x| e("idle-timeout")(&x))?
+        .with_handshake_timeout(Some(s.handshake_timeout))
+        .map_err(|x| e("handshake-timeout")(&x))
         .map(|t| t.with_congestion(s.congestion).with_pacing(s.pacing).with_streams(streams))
+}
+
+/// How each worker admits new clients: `retry` and `max-handshakes` (Retry tokens are sealed
+/// with one key per endpoint, so they are valid on every worker).
+pub fn admission(s: &Settings, server: &mut ServerConfig) {
+    server.max_handshakes = usize::try_from(s.max_handshakes).unwrap_or(usize::MAX);
+    server.retry = match s.retry {
+        Retry::Always => RetryPolicy::Always,
+        Retry::Never => RetryPolicy::Never,
+        Retry::Auto => RetryPolicy::AboveHandshakes((server.max_handshakes / 4).max(1)),
+    };
 }
 
 /// Where TLS secrets go: `--keylog-file`, else the `SSLKEYLOGFILE` environment variable, else

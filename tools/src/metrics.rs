@@ -2,16 +2,11 @@
 //!
 //! [`Exposition`] collects counters and gauges into families (one `# HELP` and `# TYPE` line
 //! each, label values escaped per the spec); [`MetricsServer`] answers `GET /metrics` with a
-//! fresh rendering from a callback, `404` for other paths, on one thread, with bounded request
-//! size and time, until [`MetricsServer::stop`].
+//! fresh rendering from a callback, `404` for other paths, on one thread that serves many
+//! connections at once (non-blocking sockets), each bounded in request size and time, until
+//! [`MetricsServer::stop`]: idle connections cannot hold it.
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
 
 /// Whether a family counts up (counter) or goes up and down (gauge).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,124 +156,9 @@ pub fn process_metrics(exp: &mut Exposition) {
     }
 }
 
-/// Largest request head read before answering 431.
-pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
-/// How long one client may take to send its request.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+mod http;
 
-/// The metrics callback: renders a fresh exposition per request.
-pub type Source = Arc<dyn Fn() -> String + Send + Sync>;
-
-/// A running metrics server; [`MetricsServer::stop`] (or drop) ends it.
-pub struct MetricsServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl MetricsServer {
-    /// Binds `addr` and serves on a new thread.
-    pub fn start(addr: SocketAddr, source: Source) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = thread::Builder::new().name("metrics".into()).spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = serve_one(stream, &source);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        thread::sleep(Duration::from_millis(10))
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        })?;
-        Ok(MetricsServer { addr, stop, thread: Some(thread) })
-    }
-
-    /// The bound address (with the real port when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting and joins the thread (within about 10 ms plus one request's timeout).
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-// The server thread is I/O code outside the sans-IO core: it bounds a request in wall time.
-#[allow(clippy::disallowed_methods)]
-fn serve_one(mut stream: TcpStream, source: &Source) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let complete = loop {
-        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4 <= MAX_REQUEST_BYTES;
-        }
-        if head.len() > MAX_REQUEST_BYTES || Instant::now() > deadline {
-            break false;
-        }
-        match stream.read(&mut buf)? {
-            0 => break head.windows(2).any(|w| w == b"\r\n"),
-            n => head.extend_from_slice(&buf[..n]),
-        }
-    };
-    if !complete {
-        respond(&mut stream, "431 Request Header Fields Too Large", "too large\n")?;
-        // Drain a little of what the client still sends so that closing does not reset the
-        // connection before it reads the answer (bounded in bytes and time).
-        stream.shutdown(std::net::Shutdown::Write)?;
-        stream.set_read_timeout(Some(Duration::from_millis(200)))?;
-        let mut drained = 0;
-        while drained < 64 * 1024 {
-            match stream.read(&mut buf) {
-                Ok(n) if n > 0 => drained += n,
-                _ => break,
-            }
-        }
-        return Ok(());
-    }
-    let line = String::from_utf8_lossy(&head);
-    let mut parts = line.lines().next().unwrap_or("").split(' ');
-    match (parts.next(), parts.next()) {
-        (Some("GET"), Some("/metrics")) => respond(&mut stream, "200 OK", &source()),
-        (Some("GET"), Some(_)) => respond(&mut stream, "404 Not Found", "not found\n"),
-        _ => respond(&mut stream, "405 Method Not Allowed", "GET only\n"),
-    }
-}
-
-fn respond(stream: &mut TcpStream, status: &str, body: &str) -> io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()
-}
+pub use http::{MetricsServer, Source};
 
 pub mod endpoint;
 

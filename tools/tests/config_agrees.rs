@@ -32,6 +32,9 @@ fn what_the_server_refuses_config_refuses_with_the_same_line() {
         &["--datapath", "xdp", "--interface", "lo"],
         &["--ring-size", "128"],
         &["--mtu", "1400", "--initial-window", "2500"],
+        &["--retry", "sometimes"],
+        &["--max-handshakes", "0"],
+        &["--handshake-timeout", "11m"],
     ] {
         let (ok, config_err) = outcome(&[&["config"], flags].concat());
         assert!(!ok, "config accepted {flags:?}");
@@ -56,6 +59,8 @@ fn what_config_accepts_the_server_accepts() {
         &["--idle-timeout", "1h", "--congestion", "newreno", "--pacing", "off"],
         &["--datapath", "uring", "--ring-size", "256"],
         &["--mtu", "1200", "--initial-window", "2400", "--gso", "off"],
+        &["--retry", "always", "--handshake-timeout", "2s", "--max-handshakes", "8"],
+        &["--retry", "never"],
         &["--stream-window", "1G", "--connection-window", "16G", "--max-bidi-streams", "0"],
     ] {
         let out = peregrine(&[&["config", "--print"], flags].concat(), LIMIT);

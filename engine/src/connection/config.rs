@@ -11,10 +11,15 @@ use rand_chacha::ChaCha8Rng;
 use crate::cid::{ConnectionId, ResetToken, MAX_CID_LEN};
 use crate::congestion::{self, Algorithm};
 use crate::crypto::{TlsClientConfig, TlsServerConfig};
+use crate::endpoint::RetryPolicy;
 use crate::streams::StreamsConfig;
 
 /// Default idle timeout we advertise: 30 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default handshake timeout: 10 s (MsQuic's default). A connection whose handshake has not
+/// completed by then is dropped silently, whatever the idle timeout, so half-open state that
+/// a flood of Initials creates does not live for the whole idle timeout.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default largest UDP payload we build: 1200 bytes, the size every QUIC path must carry.
 pub const DEFAULT_MAX_DATAGRAM_SIZE: u16 = 1200;
 /// Largest UDP payload this implementation ever builds: QUIC's largest max_udp_payload_size
@@ -85,6 +90,7 @@ pub struct ConfigError(pub &'static str);
 #[derive(Clone, Debug)]
 pub struct TransportConfig {
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) handshake_timeout: Option<Duration>,
     pub(crate) max_datagram_size: u16,
     pub(crate) active_cid_limit: u64,
     pub(crate) max_ack_delay: Duration,
@@ -110,6 +116,7 @@ impl Default for TransportConfig {
     fn default() -> Self {
         Self {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             max_datagram_size: DEFAULT_MAX_DATAGRAM_SIZE,
             active_cid_limit: DEFAULT_ACTIVE_CID_LIMIT,
             max_ack_delay: DEFAULT_MAX_ACK_DELAY,
@@ -157,6 +164,19 @@ impl TransportConfig {
             return Err(ConfigError("idle timeout of zero: use None to disable"));
         }
         self.idle_timeout = t;
+        Ok(self)
+    }
+
+    /// How long the handshake may take from the connection's creation (`None`: only the idle
+    /// timeout applies). Default [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s). Past it a connection
+    /// that has not completed its handshake is dropped silently (no packet is sent), which
+    /// bounds how long a flood of Initials keeps half-open state; too short a value fails
+    /// handshakes on slow, lossy paths.
+    pub fn with_handshake_timeout(mut self, t: Option<Duration>) -> Result<Self, ConfigError> {
+        if t.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError("handshake timeout of zero: use None to disable"));
+        }
+        self.handshake_timeout = t;
         Ok(self)
     }
 
@@ -354,19 +374,38 @@ impl ClientConfig {
     }
 }
 
-/// Server side: TLS settings plus transport settings.
+/// Server side: TLS settings, transport settings, and how each worker's router admits new
+/// clients (Retry, half-open cap, token key).
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// TLS (certificate, ALPN, ciphers).
     pub tls: Arc<TlsServerConfig>,
     /// Transport settings.
     pub transport: TransportConfig,
+    /// When a worker answers a new client with a Retry (RFC 9000 §8.1.2). Default
+    /// [`RetryPolicy::Never`]; [`RetryPolicy::AboveHandshakes`] retries only while that many
+    /// handshakes are in progress on the worker.
+    pub retry: RetryPolicy,
+    /// Most half-open connections per worker
+    /// ([`crate::endpoint::ServerConfig::with_max_handshakes`]). Default
+    /// [`crate::endpoint::DEFAULT_MAX_HANDSHAKES`].
+    pub max_handshakes: usize,
+    /// Key sealing address validation tokens (Retry and NEW_TOKEN). Every worker of an
+    /// endpoint uses the same key, so a token one worker issued is valid on the others; set
+    /// it to share tokens across servers too. Default none: a random key per endpoint.
+    pub token_key: Option<[u8; 32]>,
 }
 
 impl ServerConfig {
     /// A server configuration with default transport settings.
     pub fn new(tls: Arc<TlsServerConfig>) -> Self {
-        Self { tls, transport: TransportConfig::default() }
+        Self {
+            tls,
+            transport: TransportConfig::default(),
+            retry: RetryPolicy::Never,
+            max_handshakes: crate::endpoint::DEFAULT_MAX_HANDSHAKES,
+            token_key: None,
+        }
     }
 }
 

@@ -13,9 +13,11 @@ use super::close::CloseState;
 use super::config::{CidGenerator, ClientConfig, ServerConfig, TransportConfig, MAX_ISSUED_CIDS};
 use super::events::{ConnectionError, EndpointEvent, Event};
 use super::sent::RetxPool;
-use super::spaces::{level_of, space_of, PacketSpace};
+use super::spaces::{
+    level_of, space_of, PacketSpace, MAX_CRYPTO_BUFFER, MAX_CRYPTO_BUFFER_UNVALIDATED,
+};
 use super::stats::ConnectionStats;
-use super::timers::TimerTable;
+use super::timers::{Timer, TimerTable};
 use super::{ConnectError, Connection, HandshakeIds, Incoming};
 use crate::cid::{ConnectionId, ResetToken};
 use crate::congestion::Pacer;
@@ -152,6 +154,7 @@ impl Connection {
             ConnectError::Tls(crypto::TlsError { code: e.code, reason: e.reason, tls: None })
         })?;
         conn.reset_idle_timer(now);
+        conn.timers.set_opt(Timer::Handshake, conn.config.handshake_timeout.map(|t| now + t));
         conn.update_timers(now);
         Ok(conn)
     }
@@ -214,6 +217,7 @@ impl Connection {
         //# to provide address validation prior to completing the handshake.
         conn.address_validated = incoming.retry.is_some();
         conn.reset_idle_timer(now);
+        conn.timers.set_opt(Timer::Handshake, conn.config.handshake_timeout.map(|t| now + t));
         conn.update_timers(now);
         Ok(conn)
     }
@@ -319,7 +323,12 @@ impl Connection {
     ) -> Result<(), Error> {
         let mut buf = std::mem::take(&mut self.crypto_scratch);
         buf.clear();
-        let mut r = self.spaces[space.index()].crypto_recv.on_frame(offset, data, &mut buf);
+        let limit = if self.side == Side::Server && !self.address_validated {
+            MAX_CRYPTO_BUFFER_UNVALIDATED
+        } else {
+            MAX_CRYPTO_BUFFER
+        };
+        let mut r = self.spaces[space.index()].crypto_recv.on_frame(offset, data, limit, &mut buf);
         if r.is_ok() && !buf.is_empty() {
             r = self.tls.read_hs(level_of(space), &buf).map_err(|e| {
                 self.tls_detail = e.tls.as_ref().map(ToString::to_string);
@@ -382,6 +391,7 @@ impl Connection {
                 return Err(Error::transport_parameter("no transport parameters from the peer"));
             }
             self.handshake_complete = true;
+            self.timers.stop(Timer::Handshake);
             self.events.push_back(Event::Connected);
             if self.side == Side::Server {
                 //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.2

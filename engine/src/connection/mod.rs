@@ -251,6 +251,16 @@ impl Connection {
             self.set_drained();
             return;
         }
+        if self.timers.is_expired(Timer::Handshake, now) && !self.handshake_complete {
+            // Silently, as for the idle timeout: a half-open connection costs nothing more.
+            if self.close.is_open() {
+                self.qlog_closed(now, crate::qlog::CloseTrigger::IdleTimeout);
+                self.report_lost(ConnectionError::TimedOut);
+                self.streams.cancel_all(CancelReason::IdleTimeout);
+            }
+            self.set_drained();
+            return;
+        }
         if self.timers.is_expired(Timer::Idle, now) {
             //= https://www.rfc-editor.org/rfc/rfc9000#section-10.1
             //# If a max_idle_timeout is specified by either endpoint in its
@@ -409,6 +419,12 @@ impl Connection {
     /// Where ECN validation of the path stands (RFC 9000 §13.4.2).
     pub fn ecn_state(&self) -> crate::recovery::EcnState {
         self.loss.ecn_state()
+    }
+
+    /// Memory held for out-of-order CRYPTO data of all spaces, in bytes (bounded by
+    /// 16 KiB of offsets per space before the client's address is validated).
+    pub fn crypto_reassembly_footprint(&self) -> usize {
+        self.spaces.iter().map(|s| s.crypto_recv.footprint()).sum()
     }
 
     /// Counters and current congestion / RTT state.

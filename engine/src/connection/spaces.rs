@@ -2,17 +2,21 @@
 //! with reassembly), the ACK tracker and the next packet number. Sent packets live in the
 //! connection's `LossDetector`, which covers all three spaces.
 
-use std::collections::BTreeMap;
-
 use crate::crypto::{Keys, Level};
 use crate::error::{Error, TransportErrorCode};
 use crate::recovery::{AckTracker, AckTrackerConfig, SpaceId};
+use crate::streams::Reassembly;
 
 /// Most out-of-order CRYPTO data buffered per space beyond the in-order point.
 //= https://www.rfc-editor.org/rfc/rfc9000#section-7.5
 //# Implementations MUST support buffering at least 4096 bytes of data
 //# received in out-of-order CRYPTO frames.
 pub const MAX_CRYPTO_BUFFER: u64 = 64 * 1024;
+
+/// Most out-of-order CRYPTO data a server buffers before the client's address is validated
+/// (such data may come from a spoofed address and costs a half-open connection memory; a
+/// ClientHello is a few KiB). Held in blocks, this is at most 5 blocks (about 23 KB).
+pub const MAX_CRYPTO_BUFFER_UNVALIDATED: u64 = 16 * 1024;
 
 /// The crypto stream of one space, send side: every byte TLS wrote at this level (handshake
 /// messages are small), how far new data was sent, and ranges to resend after a loss.
@@ -85,21 +89,29 @@ impl CryptoSend {
 }
 
 /// The crypto stream of one space, receive side: in-order delivery point and buffered
-/// out-of-order fragments.
+/// out-of-order bytes (in blocks, so memory follows the bytes' range, not the fragment count).
 #[derive(Debug, Default)]
 pub struct CryptoRecv {
     delivered: u64,
-    pending: BTreeMap<u64, Vec<u8>>,
+    pending: Reassembly,
 }
 
 impl CryptoRecv {
-    /// Accepts a CRYPTO frame; in-order bytes are appended to `out` (for TLS).
-    pub fn on_frame(&mut self, offset: u64, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    /// Accepts a CRYPTO frame; in-order bytes are appended to `out` (for TLS). Data ending
+    /// more than `limit` bytes beyond the in-order point is CRYPTO_BUFFER_EXCEEDED; bytes
+    /// that differ from bytes held are a PROTOCOL_VIOLATION.
+    pub fn on_frame(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        limit: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         let end = offset + data.len() as u64;
         //= https://www.rfc-editor.org/rfc/rfc9000#section-7.5
         //# If an endpoint does not expand its buffer, it MUST close
         //# the connection with a CRYPTO_BUFFER_EXCEEDED error code.
-        if end > self.delivered + MAX_CRYPTO_BUFFER {
+        if end > self.delivered + limit {
             return Err(Error::new(
                 TransportErrorCode::CRYPTO_BUFFER_EXCEEDED,
                 "CRYPTO data too far ahead",
@@ -108,30 +120,29 @@ impl CryptoRecv {
         if end <= self.delivered {
             return Ok(());
         }
-        if offset > self.delivered {
-            let e = self.pending.entry(offset).or_default();
-            if e.len() < data.len() {
-                e.clear();
-                e.extend_from_slice(data);
-            }
-            return Ok(());
+        let mut pos = offset.max(self.delivered);
+        if pos == self.delivered {
+            let stop = self.pending.first_present(pos, end).unwrap_or(end);
+            out.extend_from_slice(&data[(pos - offset) as usize..(stop - offset) as usize]);
+            self.delivered = stop;
+            pos = stop;
         }
-        let skip = (self.delivered - offset) as usize;
-        out.extend_from_slice(&data[skip..]);
-        self.delivered = end;
-        // Bounded by the number of buffered fragments.
-        while let Some((&off, _)) = self.pending.first_key_value() {
-            if off > self.delivered {
-                break;
-            }
-            let Some((off, buf)) = self.pending.pop_first() else { break };
-            let end = off + buf.len() as u64;
-            if end > self.delivered {
-                out.extend_from_slice(&buf[(self.delivered - off) as usize..]);
-                self.delivered = end;
-            }
+        if pos < end {
+            self.pending
+                .insert(pos, &data[(pos - offset) as usize..])
+                .map_err(|_| Error::protocol_violation("CRYPTO data changed on retransmission"))?;
+        }
+        // Bounded by the number of blocks held.
+        while let Some(piece) = self.pending.take(self.delivered) {
+            out.extend_from_slice(&piece);
+            self.delivered += piece.len() as u64;
         }
         Ok(())
+    }
+
+    /// Memory held for out-of-order bytes, in bytes.
+    pub fn footprint(&self) -> usize {
+        self.pending.footprint()
     }
 }
 
@@ -207,16 +218,41 @@ mod tests {
         let msg: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
         let mut r = CryptoRecv::default();
         let mut out = Vec::new();
-        r.on_frame(1000, &msg[1000..2000], &mut out).unwrap();
-        r.on_frame(2000, &msg[2000..], &mut out).unwrap();
+        let max = MAX_CRYPTO_BUFFER;
+        r.on_frame(1000, &msg[1000..2000], max, &mut out).unwrap();
+        r.on_frame(2000, &msg[2000..], max, &mut out).unwrap();
         assert!(out.is_empty());
-        r.on_frame(0, &msg[..1200], &mut out).unwrap();
+        r.on_frame(0, &msg[..1200], max, &mut out).unwrap();
         assert_eq!(out, msg);
         // Old data is ignored.
-        r.on_frame(0, &msg[..10], &mut out).unwrap();
+        r.on_frame(0, &msg[..10], max, &mut out).unwrap();
         assert_eq!(out.len(), 3000);
-        let far = r.on_frame(3000 + MAX_CRYPTO_BUFFER, &[1], &mut out).unwrap_err();
+        let far = r.on_frame(3000 + MAX_CRYPTO_BUFFER, &[1], max, &mut out).unwrap_err();
         assert_eq!(far.code, TransportErrorCode::CRYPTO_BUFFER_EXCEEDED);
+        assert_eq!(r.footprint(), 0);
+    }
+
+    #[test]
+    fn crypto_one_byte_fragments_cost_the_range_not_the_count() {
+        let mut r = CryptoRecv::default();
+        let mut out = Vec::new();
+        let limit = MAX_CRYPTO_BUFFER_UNVALIDATED;
+        for off in (1..limit).step_by(2) {
+            r.on_frame(off, &[off as u8], limit, &mut out).unwrap();
+        }
+        assert!(out.is_empty());
+        assert!(r.footprint() <= 5 * crate::streams::BLOCK_FOOTPRINT, "{}", r.footprint());
+        let e = r.on_frame(limit, &[0], limit, &mut out).unwrap_err();
+        assert_eq!(e.code, TransportErrorCode::CRYPTO_BUFFER_EXCEEDED);
+        let e = r.on_frame(3, &[0], limit, &mut out).unwrap_err();
+        assert_eq!(e.code, TransportErrorCode::PROTOCOL_VIOLATION, "changed retransmission");
+        // Filling the gaps in order delivers everything and frees the blocks.
+        for off in (0..limit).step_by(2) {
+            r.on_frame(off, &[off as u8], limit, &mut out).unwrap();
+        }
+        assert_eq!(out.len() as u64, limit);
+        assert!(out.iter().enumerate().all(|(i, &b)| b == i as u8));
+        assert_eq!(r.footprint(), 0);
     }
 
     #[test]

@@ -17,17 +17,20 @@ pub enum Timer {
     Close,
     /// Discard the previous 1-RTT receive key (RFC 9001 §6.5).
     KeyDiscard,
+    /// The handshake has not completed in time: drop the connection silently.
+    Handshake,
 }
 
 impl Timer {
     /// All timers, in table order.
-    pub const ALL: [Timer; 6] = [
+    pub const ALL: [Timer; 7] = [
         Timer::Idle,
         Timer::LossDetection,
         Timer::AckDelay,
         Timer::Pacing,
         Timer::Close,
         Timer::KeyDiscard,
+        Timer::Handshake,
     ];
 
     const fn index(self) -> usize {
@@ -38,7 +41,7 @@ impl Timer {
 /// Deadlines of the [`Timer`]s.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TimerTable {
-    slots: [Option<Instant>; 6],
+    slots: [Option<Instant>; Timer::ALL.len()],
 }
 
 impl TimerTable {
@@ -74,7 +77,7 @@ impl TimerTable {
 
     /// Disarms everything.
     pub fn clear(&mut self) {
-        self.slots = [None; 6];
+        self.slots = [None; Timer::ALL.len()];
     }
 }
 
@@ -95,6 +98,6 @@ mod tests {
         assert!(t.is_expired(Timer::AckDelay, t0 + Duration::from_millis(25)));
         t.stop(Timer::AckDelay);
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(30)));
-        assert_eq!(Timer::ALL.len(), 6);
+        assert_eq!(Timer::ALL.len(), 7);
     }
 }

@@ -10,6 +10,16 @@ use crate::version;
 /// Default cap on concurrent connections per router (per worker).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 65_536;
 
+/// Default burst of other stateless responses (Version Negotiation, Retry, refusals) per router.
+pub const DEFAULT_RESPONSE_BURST: u32 = 1024;
+/// Default refill rate of other stateless responses per router, per second.
+pub const DEFAULT_RESPONSES_PER_SECOND: u32 = 4096;
+
+/// Default cap on half-open connections (handshakes in progress) per router (per worker).
+/// A half-open server connection costs a few tens of KB, so this bounds a worker's half-open
+/// state to tens of MB under a flood of Initials.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 1024;
+
 /// Why a configuration value was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -50,6 +60,7 @@ pub struct ServerConfig {
     pub(super) token_key: TokenKey,
     pub(super) retry: RetryPolicy,
     pub(super) max_connections: usize,
+    pub(super) max_handshakes: usize,
     pub(super) lifetimes: TokenLifetimes,
 }
 
@@ -62,6 +73,7 @@ impl ServerConfig {
             token_key,
             retry: RetryPolicy::Never,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
             lifetimes: TokenLifetimes::default(),
         }
     }
@@ -81,6 +93,25 @@ impl ServerConfig {
         }
         self.max_connections = n;
         Ok(self)
+    }
+
+    /// Most half-open connections (handshakes in progress) this router holds at once. Beyond
+    /// it, a new client without a valid token is sent a Retry when the policy allows one
+    /// (anything but [`RetryPolicy::Never`]) and dropped otherwise; a client with a valid
+    /// token (its address is validated, it cannot be spoofed) is still accepted, up to the
+    /// connection limit. Default [`DEFAULT_MAX_HANDSHAKES`]; each half-open connection costs a
+    /// few tens of KB until its handshake completes or times out.
+    pub fn with_max_handshakes(mut self, n: usize) -> Result<Self, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::Zero("max_handshakes"));
+        }
+        self.max_handshakes = n;
+        Ok(self)
+    }
+
+    /// The half-open connection limit.
+    pub fn max_handshakes(&self) -> usize {
+        self.max_handshakes
     }
 
     /// How long Retry tokens (default 10 s) and NEW_TOKEN tokens (default 24 h) stay valid,
@@ -124,6 +155,8 @@ pub struct RouterConfig {
     pub(super) reset_key: ResetKey,
     pub(super) reset_burst: u32,
     pub(super) reset_per_second: u32,
+    pub(super) response_burst: u32,
+    pub(super) responses_per_second: u32,
     pub(super) grease_quic_bit: bool,
     pub(super) rng_seed: [u8; 32],
     pub(super) server: Option<ServerConfig>,
@@ -145,6 +178,8 @@ impl RouterConfig {
             reset_key,
             reset_burst: DEFAULT_RESET_BURST,
             reset_per_second: DEFAULT_RESETS_PER_SECOND,
+            response_burst: DEFAULT_RESPONSE_BURST,
+            responses_per_second: DEFAULT_RESPONSES_PER_SECOND,
             grease_quic_bit: false,
             rng_seed,
             server: None,
@@ -184,6 +219,18 @@ impl RouterConfig {
     pub fn with_reset_rate(mut self, burst: u32, per_second: u32) -> Self {
         self.reset_burst = burst;
         self.reset_per_second = per_second;
+        self
+    }
+
+    /// Version Negotiation, Retry and refusal (Initial CONNECTION_CLOSE) packets: at most
+    /// `burst` at once, refilled at `per_second` (a burst of 0 disables them), on the time
+    /// passed to [`super::Router::handle`]. Each is smaller than the datagram that triggered
+    /// it; the limit keeps a worker from being used to reflect a flood at a spoofed address.
+    /// Past it the trigger is dropped (a client retransmits its Initial). Default 1024 and
+    /// 4096/s.
+    pub fn with_response_rate(mut self, burst: u32, per_second: u32) -> Self {
+        self.response_burst = burst;
+        self.responses_per_second = per_second;
         self
     }
 

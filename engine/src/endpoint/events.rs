@@ -140,6 +140,13 @@ pub enum DropReason {
     ResetTriggerTooSmall,
     /// A short-header packet for an unknown ID of ours, over the stateless reset rate limit.
     ResetRateLimited,
+    /// A new client's Initial without a valid token while this router holds its most
+    /// half-open connections ([`super::ServerConfig::with_max_handshakes`]) and may not
+    /// answer with a Retry.
+    TooManyHandshakes,
+    /// A Version Negotiation, Retry or refusal was due, over the response rate limit
+    /// ([`super::RouterConfig::with_response_rate`]).
+    ResponseRateLimited,
 }
 
 /// What to do with a received datagram.

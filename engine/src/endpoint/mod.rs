@@ -53,7 +53,10 @@ pub mod token;
 mod tests;
 
 pub use cid::{CidFormat, CidFormatError};
-pub use config::{ConfigError, RetryPolicy, RouterConfig, ServerConfig, DEFAULT_MAX_CONNECTIONS};
+pub use config::{
+    ConfigError, RetryPolicy, RouterConfig, ServerConfig, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HANDSHAKES,
+};
 pub use events::{
     AcceptError, Accepted, AddressValidation, Connect, ConnectionHandle, DatagramEvent, DropReason,
     Incoming, Response, ResponseKind, Transmit,
@@ -90,6 +93,8 @@ pub struct Router {
     clock: WallClock,
     rng: ChaCha20Rng,
     reset_limiter: RateLimiter,
+    /// Version Negotiation, Retry and refusals.
+    response_limiter: RateLimiter,
     next_handle: usize,
 }
 
@@ -99,12 +104,14 @@ impl Router {
     pub fn new(config: RouterConfig, now: Instant, unix_secs: u64) -> Self {
         let rng = ChaCha20Rng::from_seed(config.rng_seed);
         let reset_limiter = RateLimiter::new(config.reset_burst, config.reset_per_second);
+        let response_limiter = RateLimiter::new(config.response_burst, config.responses_per_second);
         Self {
             config,
             table: Table::default(),
             clock: WallClock::new(now, unix_secs),
             rng,
             reset_limiter,
+            response_limiter,
             next_handle: 0,
         }
     }
@@ -140,7 +147,7 @@ impl Router {
                 };
             }
             if !self.config.versions.contains(&version) {
-                return self.version_negotiation(remote, local_ip, &inv, datagram.len());
+                return self.version_negotiation(now, remote, local_ip, &inv, datagram.len());
             }
         }
         let grease = self.config.grease_quic_bit;

@@ -25,6 +25,7 @@ impl Router {
     //# Servers MUST drop smaller packets that specify unsupported versions.
     pub(super) fn version_negotiation(
         &mut self,
+        now: Instant,
         remote: SocketAddr,
         local_ip: Option<IpAddr>,
         inv: &InvariantHeader<'_>,
@@ -35,6 +36,9 @@ impl Router {
         }
         if len < MIN_INITIAL_DATAGRAM_SIZE {
             return DatagramEvent::Drop(DropReason::UnsupportedVersionTooSmall);
+        }
+        if !self.response_limiter.try_acquire(now) {
+            return DatagramEvent::Drop(DropReason::ResponseRateLimited);
         }
         match response::version_negotiation(inv, &self.config.versions, &mut self.rng) {
             Ok(bytes) => respond(ResponseKind::VersionNegotiation, remote, local_ip, bytes),
@@ -85,6 +89,9 @@ impl Router {
             //# server SHOULD immediately close (Section 10.2) the connection with an
             //# INVALID_TOKEN error.
             TokenValidation::InvalidRetry(_) => {
+                if !self.response_limiter.try_acquire(now) {
+                    return DatagramEvent::Drop(DropReason::ResponseRateLimited);
+                }
                 let code = TransportErrorCode::INVALID_TOKEN;
                 return self.close(
                     ResponseKind::InvalidToken,
@@ -106,6 +113,9 @@ impl Router {
             return DatagramEvent::Drop(DropReason::InitialDcidTooShort);
         }
         if self.table.connections() >= server.max_connections {
+            if !self.response_limiter.try_acquire(now) {
+                return DatagramEvent::Drop(DropReason::ResponseRateLimited);
+            }
             let code = TransportErrorCode::CONNECTION_REFUSED;
             return self.close(
                 ResponseKind::Refused,
@@ -117,11 +127,15 @@ impl Router {
                 local_ip,
             );
         }
+        let full = self.table.handshakes() >= server.max_handshakes;
         let retry = match server.retry {
             RetryPolicy::Never => false,
             RetryPolicy::Always => true,
-            RetryPolicy::AboveHandshakes(n) => self.table.handshakes() >= n,
+            RetryPolicy::AboveHandshakes(n) => self.table.handshakes() >= n || full,
         };
+        if full && !retry && validation == AddressValidation::None {
+            return DatagramEvent::Drop(DropReason::TooManyHandshakes);
+        }
         let incoming = Incoming {
             received: now,
             remote,
@@ -135,6 +149,9 @@ impl Router {
             ignored_token,
         };
         if retry && validation == AddressValidation::None {
+            if !self.response_limiter.try_acquire(now) {
+                return DatagramEvent::Drop(DropReason::ResponseRateLimited);
+            }
             return match self.retry(now, &incoming) {
                 Some(r) => DatagramEvent::Response(r),
                 None => DatagramEvent::Drop(DropReason::Malformed),

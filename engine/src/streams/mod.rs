@@ -23,6 +23,7 @@ mod id;
 mod incoming;
 mod outgoing;
 mod ranges;
+mod reassembly;
 mod recv;
 mod scheduler;
 mod send;
@@ -39,6 +40,7 @@ pub use config::{
 pub use events::{ControlFrame, StreamEvent, StreamFrame};
 pub use flow::{RecvFlow, SendFlow};
 pub use id::{Dir, Role, StreamId, MAX_STREAM_COUNT};
+pub use reassembly::{Changed, Reassembly, BLOCK, BLOCK_FOOTPRINT};
 pub use recv::{ReadError, RecvChunk, RecvState, RecvStream};
 pub use send::{
     CancelReason, ClosedStream, Completion, SendState, SendStream, StreamChunk, WriteError,

@@ -1,17 +1,24 @@
 //! The receiving part of a stream (RFC 9000 §3.2): reassembly, final size, in-order reads, STOP_SENDING.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::flow::RecvFlow;
+use super::reassembly::Reassembly;
 use super::send::ClosedStream;
 use crate::error::{Error, TransportErrorCode};
 
-/// Out-of-order pieces shorter than this are copied out of the packet buffer, so that many
-/// tiny frames cannot pin many whole datagrams while waiting for a gap to fill.
+/// In-order pieces shorter than this are copied (appended to one growing buffer) instead of
+/// kept as their own slice, so that many tiny frames cost their bytes, not a slice and an
+/// allocation each.
 const SMALL_SEGMENT: usize = 256;
+
+/// In-order pieces kept as slices of the connection's receive arena before further ones are
+/// copied: each slice pins its arena (64 KiB), so a peer that sends while the application does
+/// not read pins at most this many arenas per stream.
+const MAX_READY_SLICES: usize = 8;
 
 /// Receiving-part states of RFC 9000 Figure 3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +78,11 @@ fn final_size_error(reason: &'static str) -> Error {
 /// The receiving part of one stream.
 ///
 /// Memory is bounded by flow control: only bytes below the advertised limit are accepted and
-/// only bytes at or above the read offset are kept, so at most one window is buffered.
+/// only bytes at or above the read offset are kept, so at most one window is buffered. It
+/// follows the bytes held, not the number of frames they came in: out-of-order bytes are
+/// copied into blocks of the offset space ([`Reassembly`]), small in-order pieces into one
+/// growing buffer, and at most [`MAX_READY_SLICES`] pieces stay slices of packet arenas; see
+/// [`RecvStream::footprint`].
 ///
 /// Choices where RFC 9000 leaves room:
 /// - Retransmitted bytes that differ from bytes still buffered are a PROTOCOL_VIOLATION
@@ -90,14 +101,17 @@ pub struct RecvStream {
     /// Highest offset received: the stream's flow-control credit used.
     highest: u64,
     final_size: Option<u64>,
-    /// In-order pieces: contiguous bytes from `read_offset` to `ready_end`, oldest first.
-    /// In-order data (the common case) goes here without touching `segments`.
+    /// In-order pieces: contiguous bytes from `read_offset`, oldest first, followed by
+    /// `tail`. In-order data (the common case) goes here without touching `ooo`.
     ready: VecDeque<Bytes>,
-    /// End of the contiguous bytes in `ready` (equals `read_offset` when it is empty).
+    /// Small in-order pieces copied together; logically after `ready`.
+    tail: BytesMut,
+    /// End of the contiguous bytes in `ready` and `tail` (equals `read_offset` when both
+    /// are empty).
     ready_end: u64,
-    /// Disjoint out-of-order pieces, by offset, each starting beyond `ready_end` (a piece
-    /// that becomes contiguous moves to `ready`).
-    segments: BTreeMap<u64, Bytes>,
+    /// Out-of-order bytes, all beyond `ready_end` (bytes that become contiguous move to
+    /// `ready`).
+    ooo: Reassembly,
     buffered: u64,
     flow: RecvFlow,
     stopped: bool,
@@ -116,8 +130,9 @@ impl RecvStream {
             highest: 0,
             final_size: None,
             ready: VecDeque::new(),
+            tail: BytesMut::new(),
             ready_end: 0,
-            segments: BTreeMap::new(),
+            ooo: Reassembly::new(),
             buffered: 0,
             flow: RecvFlow::new(window, max_window),
             stopped: false,
@@ -153,6 +168,17 @@ impl RecvStream {
         self.buffered
     }
 
+    /// Memory this part holds for buffered data, in bytes: the in-order pieces (a slice of a
+    /// packet arena counted as the bytes it shows; at most [`MAX_READY_SLICES`] of them pin
+    /// an arena each), the copy buffer's capacity and the out-of-order blocks.
+    pub fn footprint(&self) -> usize {
+        let ready: usize = self.ready.iter().map(Bytes::len).sum();
+        ready
+            + self.ready.capacity() * std::mem::size_of::<Bytes>()
+            + self.tail.capacity()
+            + self.ooo.footprint()
+    }
+
     /// Whether the application stopped reading (STOP_SENDING requested).
     pub fn is_stopped(&self) -> bool {
         self.stopped
@@ -173,7 +199,11 @@ impl RecvStream {
         match self.state {
             RecvState::ResetRecvd => true,
             RecvState::DataRead | RecvState::ResetRead => false,
-            _ => !self.ready.is_empty() || self.final_size == Some(self.read_offset),
+            _ => {
+                !self.ready.is_empty()
+                    || !self.tail.is_empty()
+                    || self.final_size == Some(self.read_offset)
+            }
         }
     }
 
@@ -276,31 +306,67 @@ impl RecvStream {
         if pos >= end {
             return Ok(());
         }
-        if pos == self.ready_end && self.segments.first_key_value().is_none_or(|(&s, _)| s >= end) {
-            // In order, and nothing buffered beyond overlaps it: no map work.
-            self.push_ready(pos, data.slice((pos - offset) as usize..));
-        } else {
-            self.insert_segments(pos, offset, &data)?;
-        }
-        // Out-of-order pieces that are now contiguous become ready.
-        while let Some(entry) = self.segments.first_entry() {
-            if *entry.key() != self.ready_end {
-                break;
+        if pos == self.ready_end {
+            // In order up to the first byte held out of order (the common case: all of it).
+            let stop = self.ooo.first_present(pos, end).unwrap_or(end);
+            if stop == pos {
+                return self.insert_ooo(offset, pos, &data);
             }
-            self.ready_end += entry.get().len() as u64;
-            self.ready.push_back(entry.remove());
+            let piece = data.slice((pos - offset) as usize..(stop - offset) as usize);
+            self.buffered += piece.len() as u64;
+            self.ready_end = stop;
+            self.push_slice(pos, piece);
+            pos = stop;
+        }
+        self.insert_ooo(offset, pos, &data)
+    }
+
+    /// Adds the bytes of `data` (at `offset`) from `pos` on to the out-of-order store, then
+    /// moves what became contiguous to the in-order pieces.
+    fn insert_ooo(&mut self, offset: u64, pos: u64, data: &[u8]) -> Result<(), Error> {
+        if pos < offset + data.len() as u64 {
+            let added = self
+                .ooo
+                .insert(pos, &data[(pos - offset) as usize..])
+                .map_err(|_| changed_data())?;
+            self.buffered += added;
+        }
+        // Out-of-order bytes that are now contiguous become ready.
+        while let Some(piece) = self.ooo.take(self.ready_end) {
+            self.ready_end += piece.len() as u64;
+            if piece.len() < SMALL_SEGMENT {
+                self.tail.extend_from_slice(&piece);
+            } else {
+                self.push_owned(piece);
+            }
         }
         Ok(())
     }
 
-    /// Appends an in-order piece starting at `pos == ready_end`.
-    fn push_ready(&mut self, pos: u64, mut piece: Bytes) {
-        if pos > self.read_offset && piece.len() < SMALL_SEGMENT {
-            piece = Bytes::copy_from_slice(&piece);
+    /// Appends an in-order slice of a packet arena that starts at `pos` (already counted in
+    /// `ready_end` and `buffered`): copied when small or when enough slices are held already.
+    fn push_slice(&mut self, pos: u64, piece: Bytes) {
+        if pos > self.read_offset
+            && (piece.len() < SMALL_SEGMENT || self.ready.len() >= MAX_READY_SLICES)
+        {
+            self.tail.extend_from_slice(&piece);
+        } else {
+            self.push_owned(piece);
         }
-        self.buffered += piece.len() as u64;
-        self.ready_end += piece.len() as u64;
+    }
+
+    /// Appends an in-order piece after the copied ones.
+    fn push_owned(&mut self, piece: Bytes) {
+        self.flush_tail();
         self.ready.push_back(piece);
+    }
+
+    /// Moves the copied bytes to the end of `ready` (the buffer's spare room is kept for the
+    /// next small pieces).
+    fn flush_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.ready.push_back(self.tail.split().freeze());
+        }
     }
 
     /// Compares `theirs` (at stream offset `pos`, inside `read_offset..ready_end`) with the
@@ -309,7 +375,7 @@ impl RecvStream {
         let mut at = self.read_offset;
         let mut theirs = theirs;
         let mut pos = pos;
-        for seg in &self.ready {
+        for seg in self.ready.iter().map(|b| &b[..]).chain(std::iter::once(&self.tail[..])) {
             if theirs.is_empty() {
                 break;
             }
@@ -324,37 +390,6 @@ impl RecvStream {
                 pos += n as u64;
             }
             at = seg_end;
-        }
-        Ok(())
-    }
-
-    /// Adds the parts of `data` (at `offset`) from `pos` (at or beyond `ready_end`) on that
-    /// the out-of-order map does not hold yet, comparing overlaps.
-    fn insert_segments(&mut self, mut pos: u64, offset: u64, data: &Bytes) -> Result<(), Error> {
-        let end = offset + data.len() as u64;
-        while pos < end {
-            if let Some((&s, seg)) = self.segments.range(..=pos).next_back() {
-                let seg_end = s + seg.len() as u64;
-                if seg_end > pos {
-                    // Already held: the bytes must be the same.
-                    let stop = seg_end.min(end);
-                    let ours = &seg[(pos - s) as usize..(stop - s) as usize];
-                    let theirs = &data[(pos - offset) as usize..(stop - offset) as usize];
-                    if ours != theirs {
-                        return Err(changed_data());
-                    }
-                    pos = stop;
-                    continue;
-                }
-            }
-            let gap_end = self.segments.range(pos..end).next().map_or(end, |(&s, _)| s);
-            let mut piece = data.slice((pos - offset) as usize..(gap_end - offset) as usize);
-            if pos > self.read_offset && piece.len() < SMALL_SEGMENT {
-                piece = Bytes::copy_from_slice(&piece);
-            }
-            self.buffered += piece.len() as u64;
-            self.segments.insert(pos, piece);
-            pos = gap_end;
         }
         Ok(())
     }
@@ -400,6 +435,7 @@ impl RecvStream {
     /// of the stream is reached (after which reads return `(0, true)`).
     pub fn read(&mut self, buf: &mut [u8]) -> Result<(usize, bool), ReadError> {
         self.check_readable()?;
+        self.flush_tail();
         let mut n = 0;
         while n < buf.len() {
             let Some(seg) = self.ready.front_mut() else { break };
@@ -420,6 +456,7 @@ impl RecvStream {
     /// Takes the next in-order piece of at most `max` bytes without copying.
     pub fn read_chunk(&mut self, max: usize) -> Result<RecvChunk, ReadError> {
         self.check_readable()?;
+        self.flush_tail();
         let offset = self.read_offset;
         let mut data = Bytes::new();
         if let Some(seg) = self.ready.front_mut() {
@@ -437,8 +474,9 @@ impl RecvStream {
 
     /// Drops every buffered byte (reset or stop); the caller releases the credit.
     fn clear_buffers(&mut self) {
-        self.ready.clear();
-        self.segments.clear();
+        self.ready = VecDeque::new();
+        self.tail = BytesMut::new();
+        self.ooo.clear();
         self.buffered = 0;
     }
 

@@ -25,11 +25,12 @@ fn out_of_order_and_overlap_reassemble() {
     assert!(r.is_readable());
     let (n, fin) = r.read(&mut buf[..4]).unwrap();
     assert_eq!((&buf[..n], fin), (&b"hell"[..], false));
-    // A chunk never spans two received pieces ("lo " arrived apart from "world").
+    // A chunk never spans two held pieces ("hel" arrived in order, the rest was reassembled
+    // out of order into one buffer).
     let c = r.read_chunk(3).unwrap();
-    assert_eq!((c.offset, &c.data[..], c.fin), (4, &b"o "[..], false));
+    assert_eq!((c.offset, &c.data[..], c.fin), (4, &b"o w"[..], false));
     let (n, fin) = r.read(&mut buf).unwrap();
-    assert_eq!((&buf[..n], fin), (&b"world"[..], true));
+    assert_eq!((&buf[..n], fin), (&b"orld"[..], true));
     assert_eq!(r.state(), RecvState::DataRead);
     assert_eq!(r.read(&mut buf), Ok((0, true)));
     assert_eq!(r.take_released(), 11);
@@ -324,4 +325,62 @@ proptest! {
             }
         }
     }
+}
+
+/// The attack of issue 13: one byte at every other offset of a 1 MiB stream window. The
+/// out-of-order bytes cost blocks of the range, not an allocation and a map entry per byte
+/// (before: ~112 bytes of memory per byte sent, 56 MB for the window).
+#[test]
+fn one_byte_fragments_at_every_other_offset_stay_bounded() {
+    const WINDOW: u64 = 1 << 20;
+    let mut r = RecvStream::new(WINDOW, WINDOW);
+    let mut sent = 0u64;
+    for off in (1..WINDOW).step_by(2) {
+        r.on_data(off, b(&[off as u8]), false).unwrap();
+        sent += 1;
+    }
+    assert_eq!(r.buffered(), sent);
+    let held = r.footprint();
+    println!("1-byte fragments at every other offset of a 1 MiB window: {sent} bytes sent, {held} bytes held ({:.2} per byte)", held as f64 / sent as f64);
+    assert!(held <= 4 << 20, "{held} bytes held for one stream");
+    assert!(held <= (WINDOW as usize) * 5 / 4, "{held}: about the window, not 100x the bytes");
+    // The gaps filled in order, one byte each: the stream reads back whole, and the small
+    // in-order pieces are copied together instead of held one by one.
+    for off in (0..WINDOW).step_by(2) {
+        r.on_data(off, b(&[off as u8]), false).unwrap();
+        assert!(r.footprint() <= 4 << 20);
+    }
+    assert_eq!(r.buffered(), WINDOW);
+    println!("after filling the gaps: {} bytes held for {WINDOW} buffered", r.footprint());
+    assert!(r.footprint() <= 3 * WINDOW as usize);
+    let mut all = vec![0u8; WINDOW as usize + 1];
+    let mut n = 0;
+    while let Ok((k, _)) = r.read(&mut all[n..]) {
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    assert_eq!(n as u64, WINDOW);
+    assert!(all[..n].iter().enumerate().all(|(i, &x)| x == i as u8));
+}
+
+/// In-order 1-byte frames that the application does not read cost their bytes (copied into
+/// one growing buffer), not a slice and an allocation each.
+#[test]
+fn one_byte_in_order_frames_are_copied_together() {
+    const WINDOW: u64 = 1 << 20;
+    let mut r = RecvStream::new(WINDOW, WINDOW);
+    for off in 0..WINDOW {
+        r.on_data(off, b(&[off as u8]), false).unwrap();
+    }
+    let held = r.footprint();
+    println!("1 MiB of in-order 1-byte frames unread: {held} bytes held");
+    assert!(held <= 3 * WINDOW as usize, "{held}");
+    // Large in-order slices beyond the first few are copied too (each slice pins an arena).
+    let mut r = RecvStream::new(WINDOW, WINDOW);
+    for i in 0..64u64 {
+        r.on_data(i * 1000, b(&[i as u8; 1000]), false).unwrap();
+    }
+    assert!(r.ready.len() <= MAX_READY_SLICES + 1, "{} slices held", r.ready.len());
 }

@@ -260,9 +260,15 @@ pub(crate) fn build<Q: Queue>(
         .with_worker(i as u8, n)
         .map_err(std::io::Error::other)?
         .with_cid_format(seed.cid_format);
-    if ctx.server.is_some() {
-        let key = crate::endpoint::TokenKey::new(&seed.token_secret);
-        rc = rc.with_server(crate::endpoint::ServerConfig::new(key));
+    if let Some(server) = &ctx.server {
+        // One token key for every worker: a Retry token one worker sealed opens on another.
+        let key =
+            crate::endpoint::TokenKey::new(server.token_key.as_ref().unwrap_or(&seed.token_secret));
+        let sc = crate::endpoint::ServerConfig::new(key)
+            .with_retry_policy(server.retry)
+            .with_max_handshakes(server.max_handshakes)
+            .map_err(std::io::Error::other)?;
+        rc = rc.with_server(sc);
     }
     let now = ctx.clock.now();
     let router = Router::new(rc, now, ctx.clock.unix_secs());

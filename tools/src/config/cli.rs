@@ -70,6 +70,18 @@ pub struct ConfigArgs {
     /// Idle timeout, e.g. 30s or 500ms, 1ms..=1h [default: 30s].
     #[arg(long = "idle-timeout", value_name = "DURATION", allow_hyphen_values = true)]
     pub idle_timeout: Option<String>,
+    /// Drop a connection whose handshake has not completed after this, 1ms..=10m
+    /// [default: 10s].
+    #[arg(long = "handshake-timeout", value_name = "DURATION", allow_hyphen_values = true)]
+    pub handshake_timeout: Option<String>,
+    /// Most half-open connections per worker; past it new clients get a Retry or are dropped
+    /// [default: 1024].
+    #[arg(long = "max-handshakes", value_name = "N", allow_hyphen_values = true)]
+    pub max_handshakes: Option<String>,
+    /// Retry (address validation) for new clients: always, never, or auto (once a worker's
+    /// half-open connections reach a quarter of --max-handshakes) [default: auto].
+    #[arg(long = "retry", value_name = "always|never|auto", allow_hyphen_values = true)]
+    pub retry: Option<String>,
     /// AF_XDP ring / io_uring entries, power of two 64..=32768 [default: 4096].
     #[arg(long = "ring-size", value_name = "N", allow_hyphen_values = true)]
     pub ring_size: Option<String>,
@@ -123,6 +135,9 @@ impl ConfigArgs {
             ("max-bidi-streams", &self.max_bidi_streams),
             ("max-uni-streams", &self.max_uni_streams),
             ("idle-timeout", &self.idle_timeout),
+            ("handshake-timeout", &self.handshake_timeout),
+            ("max-handshakes", &self.max_handshakes),
+            ("retry", &self.retry),
             ("ring-size", &self.ring_size),
             ("xdp-mode", &self.xdp_mode),
             ("keylog-file", &self.keylog_file),

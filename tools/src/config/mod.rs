@@ -31,6 +31,29 @@ pub enum Datapath {
     Xdp,
 }
 
+/// When the server answers a new client with a Retry (address validation, RFC 9000 §8.1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Every client without a valid token: one round trip more, no state for spoofed
+    /// addresses.
+    Always,
+    /// Never (a worker still drops new clients past its half-open cap).
+    Never,
+    /// Once a worker's half-open connections reach a quarter of `max-handshakes`.
+    Auto,
+}
+
+impl Retry {
+    /// The setting's text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Retry::Always => "always",
+            Retry::Never => "never",
+            Retry::Auto => "auto",
+        }
+    }
+}
+
 /// How an XDP program is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XdpMode {
@@ -88,6 +111,14 @@ pub const MAX_STREAMS: u64 = 1 << 20;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest idle timeout.
 pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Default handshake timeout: a connection whose handshake has not completed by then is dropped.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest handshake timeout.
+pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default cap on half-open connections per worker.
+pub const DEFAULT_MAX_HANDSHAKES: u64 = 1024;
+/// Largest cap on half-open connections per worker.
+pub const MAX_HANDSHAKES: u64 = 1 << 20;
 /// Default ring size (AF_XDP rings, io_uring queue depth).
 pub const DEFAULT_RING_SIZE: u32 = 4096;
 /// Smallest and largest ring size (a power of two).
@@ -140,6 +171,17 @@ pub struct Settings {
     pub max_uni_streams: u64,
     /// `idle-timeout`: close a silent connection after this, 1ms..=1h. Default 30s.
     pub idle_timeout: Duration,
+    /// `handshake-timeout`: drop a connection whose handshake has not completed after this,
+    /// 1ms..=10m, whatever the idle timeout. Default 10s. Shorter frees the state of a flood
+    /// of Initials sooner; too short fails handshakes on slow, lossy paths.
+    pub handshake_timeout: Duration,
+    /// `max-handshakes`: most half-open connections per worker, 1..=1048576. Default 1024
+    /// (each costs a few tens of KB until its handshake completes). Past it new clients
+    /// without a token get a Retry (`retry` auto or always) or are dropped (never).
+    pub max_handshakes: u64,
+    /// `retry`: always, never or auto. Default auto: Retry once a worker's half-open
+    /// connections reach a quarter of `max-handshakes`; tokens are valid on every worker.
+    pub retry: Retry,
     /// `ring-size`: AF_XDP ring and io_uring queue entries, a power of two in 64..=32768.
     /// Default 4096.
     pub ring_size: u32,
@@ -175,6 +217,9 @@ impl Default for Settings {
             max_bidi_streams: DEFAULT_MAX_STREAMS,
             max_uni_streams: DEFAULT_MAX_STREAMS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            retry: Retry::Auto,
             ring_size: DEFAULT_RING_SIZE,
             xdp_mode: XdpMode::Auto,
             keylog_file: None,
@@ -185,7 +230,7 @@ impl Default for Settings {
 }
 
 /// Every key, in the order they are printed.
-pub const KEYS: [&str; 24] = [
+pub const KEYS: [&str; 27] = [
     "datapath",
     "interface",
     "queues",
@@ -205,6 +250,9 @@ pub const KEYS: [&str; 24] = [
     "max-bidi-streams",
     "max-uni-streams",
     "idle-timeout",
+    "handshake-timeout",
+    "max-handshakes",
+    "retry",
     "ring-size",
     "xdp-mode",
     "keylog-file",
@@ -289,6 +337,19 @@ impl Settings {
             "idle-timeout" => {
                 self.idle_timeout =
                     parse_duration_in(v, Duration::from_millis(1), MAX_IDLE_TIMEOUT)?
+            }
+            "handshake-timeout" => {
+                self.handshake_timeout =
+                    parse_duration_in(v, Duration::from_millis(1), MAX_HANDSHAKE_TIMEOUT)?
+            }
+            "max-handshakes" => self.max_handshakes = ranged(int(v)?, 1, MAX_HANDSHAKES, "")?,
+            "retry" => {
+                self.retry = match v.trim() {
+                    "always" => Retry::Always,
+                    "never" => Retry::Never,
+                    "auto" => Retry::Auto,
+                    _ => return Err(format!("'{v}' is not one of always, never, auto")),
+                }
             }
             "ring-size" => {
                 let n = u32_in(RING_SIZE_RANGE.0, RING_SIZE_RANGE.1)?;
@@ -385,6 +446,9 @@ impl Settings {
         t.insert("max-bidi-streams".into(), i(self.max_bidi_streams));
         t.insert("max-uni-streams".into(), i(self.max_uni_streams));
         t.insert("idle-timeout".into(), s(&format_duration(self.idle_timeout)));
+        t.insert("handshake-timeout".into(), s(&format_duration(self.handshake_timeout)));
+        t.insert("max-handshakes".into(), i(self.max_handshakes));
+        t.insert("retry".into(), s(self.retry.name()));
         t.insert("ring-size".into(), i(self.ring_size.into()));
         t.insert(
             "xdp-mode".into(),

@@ -6,6 +6,7 @@ mod pair;
 
 mod ack_frequency;
 mod close;
+mod exhaustion;
 mod handshake;
 mod mtud;
 mod mtud_large;

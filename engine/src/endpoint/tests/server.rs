@@ -333,6 +333,86 @@ fn retry_above_handshake_count() {
     expect_new(r.handle(now, client_addr(), None, Ecn::NotEct, &d));
 }
 
+/// The half-open cap: past it, a client without a token is dropped under
+/// [`RetryPolicy::Never`] and retried under any other policy; the Retry's token then gets it
+/// in even while the cap is reached.
+#[test]
+fn half_open_cap_drops_or_retries() {
+    let now = t0();
+    for policy in [RetryPolicy::Never, RetryPolicy::AboveHandshakes(1000)] {
+        let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY))
+            .with_retry_policy(policy)
+            .with_max_handshakes(3)
+            .unwrap();
+        let mut r = Router::new(server_config(s), now, UNIX);
+        for i in 0..3u8 {
+            let d = client_initial(version::V1, &cid(&[i; 8]), &scid(), &[], 1200);
+            let inc = expect_new(r.handle(now, client_addr(), None, Ecn::NotEct, &d));
+            r.accept(&inc).unwrap();
+        }
+        assert_eq!(r.handshake_count(), 3);
+        let d = client_initial(version::V1, &cid(&ODCID), &scid(), &[], 1200);
+        let ev = r.handle(now, client_addr(), None, Ecn::NotEct, &d);
+        if policy == RetryPolicy::Never {
+            assert_eq!(ev, DatagramEvent::Drop(DropReason::TooManyHandshakes));
+            continue;
+        }
+        let t = expect_response(ev, ResponseKind::Retry);
+        let retry = RetryPacket::parse(&t.contents).unwrap();
+        let d = client_initial(version::V1, &retry.src_cid, &scid(), retry.token, 1200);
+        let inc = expect_new(r.handle(now, client_addr(), None, Ecn::NotEct, &d));
+        r.accept(&inc).unwrap();
+        assert_eq!(r.handshake_count(), 4, "a validated client is not held by the cap");
+    }
+    let zero = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_max_handshakes(0);
+    assert!(zero.is_err());
+}
+
+/// Version Negotiation and Retry share a token bucket per router, on the time passed in: a
+/// flood of triggers gets `burst` answers at once, then `per_second`.
+#[test]
+fn stateless_responses_are_rate_limited() {
+    let now = t0();
+    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(RetryPolicy::Always);
+    let config = server_config(s).with_response_rate(3, 10);
+    let mut r = Router::new(config, now, UNIX);
+    let mut vn = vec![0xc0, 0x1a, 0x2a, 0x3a, 0x4a, 8];
+    vn.extend_from_slice(&[0xd1; 8]);
+    vn.push(0);
+    vn.resize(1200, 0);
+    let initial = client_initial(version::V1, &cid(&ODCID), &scid(), &[], 1200);
+    let mut answered = 0;
+    for i in 0..100 {
+        let d = if i % 2 == 0 { &vn } else { &initial };
+        match r.handle(now, client_addr(), None, Ecn::NotEct, d) {
+            DatagramEvent::Response(_) => answered += 1,
+            ev => assert_eq!(ev, DatagramEvent::Drop(DropReason::ResponseRateLimited)),
+        }
+    }
+    println!("100 VN/Retry triggers at one instant, burst 3: {answered} answered");
+    assert_eq!(answered, 3, "the burst");
+    // 10 per second: one more every 100 ms of the caller's time.
+    let later = now + std::time::Duration::from_millis(100);
+    assert!(matches!(
+        r.handle(later, client_addr(), None, Ecn::NotEct, &vn),
+        DatagramEvent::Response(_)
+    ));
+    assert_eq!(
+        r.handle(later, client_addr(), None, Ecn::NotEct, &initial),
+        DatagramEvent::Drop(DropReason::ResponseRateLimited)
+    );
+    let much_later = now + std::time::Duration::from_secs(10);
+    let n = (0..10)
+        .filter(|_| {
+            matches!(
+                r.handle(much_later, client_addr(), None, Ecn::NotEct, &initial),
+                DatagramEvent::Response(_)
+            )
+        })
+        .count();
+    assert_eq!(n, 3, "refilled up to the burst, not beyond");
+}
+
 #[test]
 fn unknown_long_headers_are_dropped() {
     let now = t0();
