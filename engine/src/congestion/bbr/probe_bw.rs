@@ -73,7 +73,8 @@ impl Bbr {
             return;
         }
         self.adapt_upper_bounds(now, rs);
-        match self.state {
+        let state = self.state;
+        match state {
             State::ProbeBwDown => {
                 if self.is_time_to_probe_bw(now) {
                     return;
@@ -85,17 +86,13 @@ impl Bbr {
             State::ProbeBwCruise => {
                 self.is_time_to_probe_bw(now);
             }
-            State::ProbeBwRefill => {
-                // After one round of REFILL, start UP.
-                if self.round_start {
-                    self.bw_probe_samples = true;
-                    self.start_probe_bw_up(now, rs);
-                }
+            // After one round of REFILL, start UP.
+            State::ProbeBwRefill if self.round_start => {
+                self.bw_probe_samples = true;
+                self.start_probe_bw_up(now, rs);
             }
-            State::ProbeBwUp => {
-                if self.is_queuing(now) || self.is_time_to_go_down(rs) {
-                    self.start_probe_bw_down(now);
-                }
+            State::ProbeBwUp if self.is_queuing(now) || self.is_time_to_go_down(rs) => {
+                self.start_probe_bw_down(now);
             }
             _ => {}
         }
