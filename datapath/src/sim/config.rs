@@ -116,6 +116,10 @@ pub struct LinkConfig {
     /// Bottleneck buffer in wire bytes, including the datagram being serialised; a datagram that
     /// does not fit is tail-dropped. Only used with a rate. Default [`DEFAULT_QUEUE_BYTES`].
     pub queue_bytes: usize,
+    /// Bottleneck buffer in datagrams, including the one being serialised, as routers and
+    /// `netem limit` count it: a datagram arriving to this many queued is tail-dropped (on top
+    /// of [`LinkConfig::queue_bytes`]). Only used with a rate. Default `None` (bytes only).
+    pub queue_packets: Option<usize>,
     /// ECN marking threshold in wire bytes (needs a rate): a datagram arriving while more than
     /// this many bytes are queued is marked CE when it is ECT(0)/ECT(1) and dropped when it is
     /// Not-ECT (counted as [`super::LinkStats::dropped_aqm`]), as an AQM does. `None` disables.
@@ -125,6 +129,13 @@ pub struct LinkConfig {
     pub loss: f64,
     /// Burst loss model, applied after random loss. Default `None`.
     pub burst_loss: Option<GilbertElliott>,
+    /// Longest run of consecutive datagrams random and burst loss may take: once this many
+    /// in a row were lost to them, the next one is spared (counted as
+    /// [`super::LinkStats::loss_spared`]). This is the drop-rate model of the QUIC interop
+    /// runner's network simulator ("drop N% in bursts of up to B"). The random draws are made
+    /// either way, so the cap does not shift the other impairments' streams. Must be at least
+    /// 1. Default `None` (no cap).
+    pub max_loss_burst: Option<u32>,
     /// Probability that a datagram is held back by [`LinkConfig::reorder_delay`] so that later
     /// ones overtake it. Default 0.
     pub reorder: f64,
@@ -149,9 +160,11 @@ impl Default for LinkConfig {
             jitter: Duration::ZERO,
             rate_bps: None,
             queue_bytes: DEFAULT_QUEUE_BYTES,
+            queue_packets: None,
             ce_threshold: None,
             loss: 0.0,
             burst_loss: None,
+            max_loss_burst: None,
             reorder: 0.0,
             reorder_delay: DEFAULT_REORDER_DELAY,
             duplicate: 0.0,
@@ -168,6 +181,27 @@ impl LinkConfig {
         Self { delay, ..Self::default() }
     }
 
+    /// A relay as the QUIC interop runner's `drop-rate` scenario builds one: one-way `delay`,
+    /// a bottleneck of `rate_bps` with a tail-drop queue of `queue_packets` datagrams, and
+    /// independent loss of probability `loss` in runs of at most `max_burst` datagrams.
+    /// For example 10 ms, 100 Mbit/s, 200 datagrams, 3% in bursts of up to 3.
+    pub fn relay(
+        delay: Duration,
+        rate_bps: u64,
+        queue_packets: usize,
+        loss: f64,
+        max_burst: u32,
+    ) -> Self {
+        Self {
+            rate_bps: Some(rate_bps),
+            queue_bytes: queue_packets.saturating_mul(wire_len(MAX_UDP_PAYLOAD, true)),
+            queue_packets: Some(queue_packets),
+            loss,
+            max_loss_burst: Some(max_burst),
+            ..Self::with_delay(delay)
+        }
+    }
+
     /// Checks every field, returning the first problem found.
     pub fn validate(&self) -> Result<(), SimError> {
         probability("loss", self.loss)?;
@@ -180,8 +214,11 @@ impl LinkConfig {
         if self.rate_bps == Some(0) {
             return Err(SimError::ZeroRate);
         }
-        if self.queue_bytes == 0 {
+        if self.queue_bytes == 0 || self.queue_packets == Some(0) {
             return Err(SimError::ZeroQueue);
+        }
+        if self.max_loss_burst == Some(0) {
+            return Err(SimError::ZeroLossBurst);
         }
         if let Some(threshold) = self.ce_threshold {
             if self.rate_bps.is_none() {
@@ -267,8 +304,10 @@ pub enum SimError {
     },
     /// `rate_bps` is `Some(0)`.
     ZeroRate,
-    /// `queue_bytes` is 0.
+    /// `queue_bytes` or `queue_packets` is 0.
     ZeroQueue,
+    /// `max_loss_burst` is `Some(0)` (use a loss probability of 0 instead).
+    ZeroLossBurst,
     /// `ce_threshold` is set on a link without a rate limit (no queue ever builds).
     CeThresholdWithoutRate,
     /// `ce_threshold` is not below `queue_bytes` (it could never trigger).
@@ -318,7 +357,8 @@ impl fmt::Display for SimError {
                 write!(f, "{field} = {value} is not a probability in [0, 1]")
             }
             SimError::ZeroRate => f.write_str("rate_bps must be positive (None for unlimited)"),
-            SimError::ZeroQueue => f.write_str("queue_bytes must be positive"),
+            SimError::ZeroQueue => f.write_str("queue_bytes and queue_packets must be positive"),
+            SimError::ZeroLossBurst => f.write_str("max_loss_burst must be at least 1"),
             SimError::CeThresholdWithoutRate => {
                 f.write_str("ce_threshold needs a rate limit (no queue builds without one)")
             }

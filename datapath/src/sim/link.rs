@@ -24,6 +24,9 @@ pub struct LinkStats {
     pub lost_random: u64,
     /// Lost to the Gilbert-Elliott burst-loss model.
     pub lost_burst: u64,
+    /// Picked by random or burst loss but delivered because the run of losses had reached
+    /// [`LinkConfig::max_loss_burst`] (not a drop).
+    pub loss_spared: u64,
     /// Tail-dropped because the bottleneck queue was full.
     pub dropped_queue_full: u64,
     /// Not-ECT datagrams dropped because the queue was over the ECN marking threshold.
@@ -70,6 +73,7 @@ impl LinkStats {
         self.delivered += o.delivered;
         self.lost_random += o.lost_random;
         self.lost_burst += o.lost_burst;
+        self.loss_spared += o.loss_spared;
         self.dropped_queue_full += o.dropped_queue_full;
         self.dropped_aqm += o.dropped_aqm;
         self.dropped_mtu += o.dropped_mtu;
@@ -127,6 +131,8 @@ pub(crate) struct Link {
     rng: ChaCha8Rng,
     /// Gilbert-Elliott state: true when bad.
     bad: bool,
+    /// Datagrams lost in a row to random and burst loss (for `max_loss_burst`).
+    loss_run: u32,
     /// Datagrams in the bottleneck: when each finishes serialisation, and its wire size.
     backlog: VecDeque<(Instant, usize)>,
     backlog_bytes: usize,
@@ -146,6 +152,7 @@ impl Link {
             stats: LinkStats::default(),
             rng,
             bad: false,
+            loss_run: 0,
             backlog: VecDeque::new(),
             backlog_bytes: 0,
             busy_until: None,
@@ -195,19 +202,20 @@ impl Link {
             return Err(DropReason::Blackhole);
         }
         let (depart, ecn) = self.enqueue(now, wire, ecn)?;
-        if self.chance(self.config.loss) {
-            self.stats.lost_random += 1;
-            return Err(DropReason::RandomLoss);
-        }
-        if let Some(ge) = self.config.burst_loss {
-            let flip = if self.bad { ge.p_bad_to_good } else { ge.p_good_to_bad };
-            if self.chance(flip) {
-                self.bad = !self.bad;
+        if let Some(reason) = self.loss() {
+            if self.config.max_loss_burst.is_some_and(|max| self.loss_run >= max) {
+                self.stats.loss_spared += 1;
+                self.loss_run = 0;
+            } else {
+                self.loss_run += 1;
+                match reason {
+                    DropReason::RandomLoss => self.stats.lost_random += 1,
+                    _ => self.stats.lost_burst += 1,
+                }
+                return Err(reason);
             }
-            if self.chance(if self.bad { ge.loss_bad } else { ge.loss_good }) {
-                self.stats.lost_burst += 1;
-                return Err(DropReason::BurstLoss);
-            }
+        } else {
+            self.loss_run = 0;
         }
         let corrupted = !data.is_empty() && self.chance(self.config.corrupt);
         if corrupted {
@@ -237,6 +245,24 @@ impl Link {
         Ok(Arrival { at, ecn, corrupted, reordered, duplicated })
     }
 
+    /// Random loss, then burst loss: which one takes the datagram, if any (draws made either
+    /// way, as before the burst cap existed).
+    fn loss(&mut self) -> Option<DropReason> {
+        if self.chance(self.config.loss) {
+            return Some(DropReason::RandomLoss);
+        }
+        if let Some(ge) = self.config.burst_loss {
+            let flip = if self.bad { ge.p_bad_to_good } else { ge.p_good_to_bad };
+            if self.chance(flip) {
+                self.bad = !self.bad;
+            }
+            if self.chance(if self.bad { ge.loss_bad } else { ge.loss_good }) {
+                return Some(DropReason::BurstLoss);
+            }
+        }
+        None
+    }
+
     /// The bottleneck: returns when the datagram leaves it and its ECN codepoint, or the drop.
     fn enqueue(
         &mut self,
@@ -248,7 +274,9 @@ impl Link {
             return Ok((now, ecn));
         };
         self.drain(now);
-        if self.backlog_bytes + wire > self.config.queue_bytes {
+        if self.backlog_bytes + wire > self.config.queue_bytes
+            || self.config.queue_packets.is_some_and(|max| self.backlog.len() >= max)
+        {
             self.stats.dropped_queue_full += 1;
             return Err(DropReason::QueueFull);
         }

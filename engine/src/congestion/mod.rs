@@ -1,5 +1,6 @@
-//! Congestion control (RFC 9002 §7, RFC 9438): the [`Controller`] trait, NewReno, CUBIC, a
-//! factory selecting one by name, and a [`Pacer`].
+//! Congestion control (RFC 9002 §7, RFC 9438, draft-cardwell-ccwg-bbr): the [`Controller`]
+//! trait, NewReno, CUBIC, BBRv3, a factory selecting one by name, delivery-rate sampling
+//! ([`DeliveryRate`]) and a [`Pacer`].
 //!
 //! Division of labour: bytes in flight are counted by the sender's packet ledger
 //! ([`crate::recovery::LossDetector::bytes_in_flight`]), not by the controller — the ledger is
@@ -13,7 +14,9 @@
 //! acknowledgments when it did not fill the window because it had nothing (or no flow-control
 //! credit) to send, and controllers then leave the window alone (RFC 9002 §7.8).
 
+mod bbr;
 mod cubic;
+mod delivery;
 mod hystart;
 mod new_reno;
 mod pacer;
@@ -22,7 +25,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
 
+pub use bbr::Bbr;
 pub use cubic::{Cubic, CUBIC_BETA, CUBIC_C};
+pub use delivery::{DeliveryRate, DeliveryState, RateSample};
 pub use new_reno::{NewReno, LOSS_REDUCTION_FACTOR};
 pub use pacer::{
     Pacer, MAX_PACING_BURST_PACKETS, PACING_BURST_INTERVAL, PACING_BURST_PACKETS, PACING_GAIN,
@@ -118,6 +123,33 @@ pub trait Controller: Send + fmt::Debug {
 
     /// The current max_datagram_size.
     fn max_datagram_size(&self) -> u16;
+
+    /// After one ACK's [`on_ack`](Self::on_ack) calls (and the losses it revealed): the
+    /// ACK's delivery-rate sample ([`RateSample`]). Model-based controllers (BBR) act here;
+    /// the default ignores it.
+    fn on_ack_event(&mut self, now: Instant, sample: &RateSample) {
+        let _ = (now, sample);
+    }
+
+    /// An in-flight packet of `bytes`, sent with the delivery state `sent`, was declared lost;
+    /// `lost_total` counts the bytes lost on the path so far, this packet included. Called
+    /// before [`on_congestion_event`](Self::on_congestion_event) for the same losses. The
+    /// default ignores it.
+    fn on_packet_lost(&mut self, now: Instant, bytes: u64, sent: &DeliveryState, lost_total: u64) {
+        let _ = (now, bytes, sent, lost_total);
+    }
+
+    /// The pacing rate the controller sets, in bytes per second, or `None` (the default) to
+    /// pace at [`PACING_GAIN`] times the window per smoothed RTT.
+    fn pacing_rate(&self) -> Option<u64> {
+        None
+    }
+
+    /// The controller's estimate of the path's bottleneck bandwidth in bytes per second, for
+    /// controllers that keep one (BBR); `None` (the default) for window-based ones.
+    fn bandwidth_estimate(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Invalid congestion configuration.
@@ -217,17 +249,20 @@ pub enum Algorithm {
     /// CUBIC (RFC 9438), the default.
     #[default]
     Cubic,
+    /// BBR version 3 (draft-cardwell-ccwg-bbr): model-based, paced at its bandwidth estimate.
+    Bbr,
 }
 
 impl Algorithm {
     /// Every algorithm.
-    pub const ALL: [Algorithm; 2] = [Algorithm::NewReno, Algorithm::Cubic];
+    pub const ALL: [Algorithm; 3] = [Algorithm::NewReno, Algorithm::Cubic, Algorithm::Bbr];
 
     /// The name used on the command line.
     pub const fn name(self) -> &'static str {
         match self {
             Algorithm::NewReno => "newreno",
             Algorithm::Cubic => "cubic",
+            Algorithm::Bbr => "bbr",
         }
     }
 
@@ -236,6 +271,7 @@ impl Algorithm {
         match self {
             Algorithm::NewReno => Box::new(NewReno::new(config)),
             Algorithm::Cubic => Box::new(Cubic::new(config)),
+            Algorithm::Bbr => Box::new(Bbr::new(config)),
         }
     }
 }
@@ -248,7 +284,7 @@ impl fmt::Display for Algorithm {
 
 /// An algorithm name that is not known.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown congestion controller {name:?} (known: newreno, cubic)")]
+#[error("unknown congestion controller {name:?} (known: newreno, cubic, bbr)")]
 pub struct UnknownAlgorithm {
     /// The name that was asked for.
     pub name: String,
@@ -257,11 +293,13 @@ pub struct UnknownAlgorithm {
 impl FromStr for Algorithm {
     type Err = UnknownAlgorithm;
 
-    /// Case-insensitive: `newreno` (also `reno`, `new_reno`) or `cubic`.
+    /// Case-insensitive: `newreno` (also `reno`, `new_reno`), `cubic` or `bbr` (also `bbr3`,
+    /// `bbrv3`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "newreno" | "new_reno" | "new-reno" | "reno" => Ok(Algorithm::NewReno),
             "cubic" => Ok(Algorithm::Cubic),
+            "bbr" | "bbr3" | "bbrv3" => Ok(Algorithm::Bbr),
             _ => Err(UnknownAlgorithm { name: s.to_owned() }),
         }
     }
@@ -306,11 +344,12 @@ mod tests {
         }
         assert_eq!("NewReno".parse::<Algorithm>(), Ok(Algorithm::NewReno));
         assert_eq!("CUBIC".parse::<Algorithm>(), Ok(Algorithm::Cubic));
-        let err = controller_by_name("bbr", &cfg).unwrap_err();
-        assert_eq!(err, UnknownAlgorithm { name: "bbr".into() });
+        assert_eq!("BBR".parse::<Algorithm>(), Ok(Algorithm::Bbr));
+        let err = controller_by_name("vegas", &cfg).unwrap_err();
+        assert_eq!(err, UnknownAlgorithm { name: "vegas".into() });
         assert_eq!(
             err.to_string(),
-            "unknown congestion controller \"bbr\" (known: newreno, cubic)"
+            "unknown congestion controller \"vegas\" (known: newreno, cubic, bbr)"
         );
     }
 

@@ -112,6 +112,18 @@ impl Pacer {
         Some(mul_div_ceil(bytes.saturating_mul(PACING_GAIN.1), rtt, den))
     }
 
+    /// The window that paces at `rate` bytes per second over `srtt` (the rate is
+    /// [`PACING_GAIN`] times window per RTT): how a controller that sets its own pacing rate
+    /// (BBR, [`super::Controller::pacing_rate`]) drives this pacer. The burst then holds
+    /// [`PACING_BURST_INTERVAL`] of the rate over the gain (1.6 ms), at least the initial
+    /// window.
+    pub fn window_for_rate(rate: u64, srtt: Duration) -> u64 {
+        // rate = num / den * window / srtt  =>  window = rate * srtt * den / num.
+        let w = u128::from(rate) * srtt.as_nanos() * u128::from(PACING_GAIN.1)
+            / (u128::from(PACING_GAIN.0) * 1_000_000_000);
+        u64::try_from(w).unwrap_or(u64::MAX)
+    }
+
     /// Bytes the bucket holds when full: `window · PACING_BURST_INTERVAL / srtt`, at least
     /// the initial window of the datagram size (RFC 9002 §7.2: [`PACING_BURST_PACKETS`]
     /// datagrams, 2 of them when that exceeds 14720 bytes) and at most
@@ -343,6 +355,28 @@ mod tests {
         let err = (bytes as f64 - expected as f64).abs() / expected as f64;
         assert!(err < 0.001, "sent {bytes}, expected {expected}");
         assert!(bytes <= expected + MDS, "never faster than the rate");
+    }
+
+    #[test]
+    fn window_for_rate_paces_at_the_rate() {
+        #[allow(clippy::disallowed_methods)]
+        let t0 = Instant::now();
+        let mut p = Pacer::new(MDS as u16);
+        // 12.5 MB/s (100 Mbit/s) over 20 ms: a 1200-byte packet every 96 us.
+        let rtt = ms(20);
+        let w = Pacer::window_for_rate(12_500_000, rtt);
+        assert_eq!(w, 200_000);
+        // Empty the bucket, then the packets leave 96 us apart.
+        let mut now = t0;
+        for _ in 0..1000 {
+            now = p.release_time(now, MDS, w, rtt);
+            if now > t0 {
+                break;
+            }
+            p.on_packet_sent(now, MDS, w, rtt);
+        }
+        p.on_packet_sent(now, MDS, w, rtt);
+        assert_eq!(p.release_time(now, MDS, w, rtt), now + Duration::from_micros(96));
     }
 
     /// The memoised burst follows the window, the RTT and the datagram size.

@@ -427,6 +427,12 @@ impl Connection {
         self.spaces.iter().map(|s| s.crypto_recv.footprint()).sum()
     }
 
+    /// The path's congestion controller, read-only (its window, state and, for BBR, its
+    /// bandwidth estimate and pacing rate).
+    pub fn congestion_controller(&self) -> &dyn Controller {
+        &*self.cc
+    }
+
     /// Counters and current congestion / RTT state.
     pub fn stats(&self) -> ConnectionStats {
         let mut s = self.stats;

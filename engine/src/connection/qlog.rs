@@ -82,7 +82,9 @@ impl Connection {
         let rtt = self.loss.rtt();
         let cwnd = self.cc.window();
         let srtt = rtt.smoothed();
-        let pacing_rate = if srtt.is_zero() {
+        let pacing_rate = if let Some(rate) = self.cc.pacing_rate() {
+            rate.saturating_mul(8)
+        } else if srtt.is_zero() {
             0
         } else {
             let bps = cwnd as f64 * 8.0 / srtt.as_secs_f64();

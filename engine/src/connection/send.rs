@@ -4,7 +4,7 @@
 //! anti-amplification limits; Initial padding.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use peregrine_datapath::Ecn;
 
@@ -203,6 +203,15 @@ impl Connection {
     }
 
     /// Bytes the server may still send before the client's address is validated.
+    /// The window the pacer paces over `srtt`: the congestion window, or the window
+    /// equivalent to the controller's own pacing rate when it sets one (BBR).
+    fn pacing_window(&self, cwnd: u64, srtt: Duration) -> u64 {
+        match self.cc.pacing_rate() {
+            Some(rate) => crate::congestion::Pacer::window_for_rate(rate, srtt),
+            None => cwnd,
+        }
+    }
+
     fn amplification_budget(&self) -> usize {
         //= https://www.rfc-editor.org/rfc/rfc9000#section-8.1
         //# Prior to validating the client address, servers MUST NOT send more
@@ -280,8 +289,9 @@ impl Connection {
             // datagram: the rate is the same, but each wakeup fills a train instead of
             // releasing one datagram per timer.
             let srtt = self.loss.rtt().smoothed();
+            let pace = self.pacing_window(cwnd, srtt);
             let waiting = self.timers.get(Timer::Pacing).is_some_and(|t| t > now);
-            if waiting || self.pacer.release_time(now, limit as u64, cwnd, srtt) > now {
+            if waiting || self.pacer.release_time(now, limit as u64, pace, srtt) > now {
                 allow = false;
                 // Only arm the timer when something paced is waiting to go: an idle or
                 // ACK-only sender is not woken by the pacer.
@@ -290,7 +300,7 @@ impl Connection {
                     .any(|&s| self.can_send_in(s) && self.has_other_work(s, true));
                 if !waiting && paced_work {
                     let batch = limit as u64 * PACING_BURST_PACKETS;
-                    let at = self.pacer.batch_release_time(now, batch, cwnd, srtt);
+                    let at = self.pacer.batch_release_time(now, batch, pace, srtt);
                     self.timers.set(Timer::Pacing, at);
                 }
             }
@@ -582,7 +592,8 @@ impl Connection {
         }
         if summary.in_flight {
             let srtt = self.loss.rtt().smoothed();
-            self.pacer.on_packet_sent(now, len as u64, self.cc.window(), srtt);
+            let pace = self.pacing_window(self.cc.window(), srtt);
+            self.pacer.on_packet_sent(now, len as u64, pace, srtt);
         }
         //= https://www.rfc-editor.org/rfc/rfc9000#section-10.1
         //# An endpoint also restarts its

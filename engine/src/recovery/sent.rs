@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use peregrine_datapath::Ecn;
 
+use crate::congestion::DeliveryState;
+
 /// What the sender remembers of one sent packet (RFC 9002 Appendix A.1.1), plus an opaque
 /// `payload` the connection chooses (for example the frames' content, so it can retransmit it
 /// when the packet is lost or release it when acknowledged).
@@ -22,6 +24,9 @@ pub struct SentPacket<T> {
     pub in_flight: bool,
     /// The ECN codepoint the packet was sent with.
     pub ecn: Ecn,
+    /// The delivery-rate sampler's state when the packet was sent (filled in by the loss
+    /// detector for in-flight packets).
+    pub delivery: DeliveryState,
     /// The connection's record of what the packet carried.
     pub payload: T,
 }
@@ -36,6 +41,7 @@ impl<T> SentPacket<T> {
             ack_eliciting: true,
             in_flight: true,
             ecn: Ecn::NotEct,
+            delivery: DeliveryState::default(),
             payload,
         }
     }

@@ -146,7 +146,7 @@ pub struct Settings {
     /// `busy-poll-us`: how long an idle worker spins before sleeping, in µs, 0..=1000000.
     /// Default 0 (sleep at once). Spinning lowers latency and burns a core.
     pub busy_poll_us: u64,
-    /// `congestion`: newreno or cubic. Default cubic.
+    /// `congestion`: newreno, cubic or bbr (BBRv3). Default cubic.
     pub congestion: Algorithm,
     /// `initial-window`: initial congestion window in bytes, 2400..=16M. Default 14720.
     pub initial_window: u64,
@@ -322,7 +322,7 @@ impl Settings {
             "busy-poll-us" => self.busy_poll_us = ranged(int(v)?, 0, MAX_BUSY_POLL_US, " µs")?,
             "congestion" => {
                 self.congestion = v.trim().parse().map_err(|_| {
-                    format!("'{v}' is not a known congestion controller (newreno, cubic)")
+                    format!("'{v}' is not a known congestion controller (newreno, cubic, bbr)")
                 })?
             }
             "initial-window" => self.initial_window = size_in(v, INITIAL_WINDOW_RANGE)?,

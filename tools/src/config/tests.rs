@@ -59,9 +59,11 @@ fn typed_values() {
     assert_eq!(s.idle_timeout, Duration::from_millis(500));
     assert_eq!(s.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
     // Every spelling the engine's parser accepts is accepted here.
-    for name in ["reno", "new-reno", "new_reno", "NewReno", "CUBIC"] {
+    for name in ["reno", "new-reno", "new_reno", "NewReno", "CUBIC", "bbr", "BBRv3"] {
         s.set("congestion", name).unwrap();
     }
+    s.set("congestion", "bbr").unwrap();
+    assert_eq!(s.congestion, Algorithm::Bbr);
 }
 
 #[test]
@@ -80,7 +82,7 @@ fn bad_values_name_key_value_and_range() {
         ("idle-timeout", "0s", "1ms..=1h"),
         ("cores", "3-1", "reversed"),
         ("cores", "a", "list of numbers"),
-        ("congestion", "bbr", "newreno, cubic"),
+        ("congestion", "vegas", "newreno, cubic, bbr"),
         ("ring-size", "1000", "power of two"),
         ("datapath", "dpdk", "udp, uring, xdp"),
         ("metrics-addr", "localhost", "with a port"),

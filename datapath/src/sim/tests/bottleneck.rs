@@ -174,3 +174,26 @@ fn ce_marking_threshold_is_exact_on_a_burst() {
     }
     assert_eq!(net.link_stats(addr(A), addr(B)).ce_marked, 20 - threshold.div_ceil(wire) as u64);
 }
+
+#[test]
+fn queue_limited_in_datagrams_tail_drops_past_the_count() {
+    // 200 datagrams of room whatever their size (as `netem limit` and the interop relay count),
+    // with a byte limit far above it.
+    let cfg = LinkConfig::relay(DELAY, RATE, 200, 0.0, 3);
+    assert_eq!(cfg.queue_packets, Some(200));
+    let (net, mut a, mut b) = pair(18, cfg);
+    for i in 0..250 {
+        send(&mut a, addr(B), &numbered(i, 100), Ecn::NotEct);
+    }
+    let wire = wire_len(100, false);
+    assert_eq!(net.backlog_bytes(addr(A), addr(B)), 200 * wire);
+    assert_eq!(net.link_stats(addr(A), addr(B)).dropped_queue_full, 50);
+    // Once one datagram has left, one more fits.
+    net.advance(serialisation(wire, RATE));
+    send(&mut a, addr(B), &numbered(250, 100), Ecn::NotEct);
+    send(&mut a, addr(B), &numbered(251, 100), Ecn::NotEct);
+    assert_eq!(net.link_stats(addr(A), addr(B)).dropped_queue_full, 51);
+    let got: Vec<u32> = drain(&net, &mut b).iter().map(|(_, d, _)| index_of(d)).collect();
+    assert_eq!(got.len(), 201);
+    assert_eq!(got[200], 250, "the datagram sent after one left was queued");
+}

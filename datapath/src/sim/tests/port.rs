@@ -241,6 +241,8 @@ fn invalid_link_configs_are_refused_with_the_reason() {
         ),
         (LinkConfig { rate_bps: Some(0), ..d() }, SimError::ZeroRate),
         (LinkConfig { queue_bytes: 0, ..d() }, SimError::ZeroQueue),
+        (LinkConfig { queue_packets: Some(0), ..d() }, SimError::ZeroQueue),
+        (LinkConfig { max_loss_burst: Some(0), ..d() }, SimError::ZeroLossBurst),
         (LinkConfig { ce_threshold: Some(10), ..d() }, SimError::CeThresholdWithoutRate),
         (
             LinkConfig { rate_bps: Some(1000), queue_bytes: 100, ce_threshold: Some(100), ..d() },

@@ -283,3 +283,30 @@ fn corruption_flips_exactly_one_bit_at_the_configured_rate() {
     assert_binomial("flips in the first half", first_half, corrupted, 0.5);
     assert!(positions.len() > 90, "flips spread over the payload: {} positions", positions.len());
 }
+
+#[test]
+fn loss_runs_are_capped_by_max_loss_burst() {
+    // The relay of the interop runner's drop-rate scenario: 3% independent loss, runs of at
+    // most 3 (a run that reached 3 spares the next datagram).
+    let n = 200_000;
+    let cfg = LinkConfig { loss: 0.03, max_loss_burst: Some(3), ..LinkConfig::default() };
+    let (link, fates) = run_link(cfg, 21, n, 100, Duration::from_micros(10));
+    let runs = loss_runs(&fates);
+    assert!(runs.iter().all(|r| *r <= 3), "a run longer than 3: {:?}", runs.iter().max());
+    assert!(runs.contains(&3), "runs of 3 happen at 3% loss over {n} datagrams");
+    // The cap almost never fires at 3% (p^3 per run start), so the rate stays binomial.
+    assert_binomial("capped random loss", link.stats.lost_random, n as u64, 0.03);
+    // With certain loss, the cap alone shapes the stream: 3 lost, 1 spared, repeated.
+    let cfg = LinkConfig { loss: 1.0, max_loss_burst: Some(3), ..LinkConfig::default() };
+    let (link, fates) = run_link(cfg, 22, 40, 10, Duration::ZERO);
+    for (i, f) in fates.iter().enumerate() {
+        assert_eq!(f.is_ok(), i % 4 == 3, "datagram {i}: {f:?}");
+    }
+    assert_eq!((link.stats.lost_random, link.stats.loss_spared), (30, 10));
+    // Burst loss is capped the same way.
+    let ge = GilbertElliott::bursty(0.05, 0.1);
+    let cfg = LinkConfig { burst_loss: Some(ge), max_loss_burst: Some(2), ..LinkConfig::default() };
+    let (link, fates) = run_link(cfg, 23, 50_000, 10, Duration::ZERO);
+    assert!(loss_runs(&fates).iter().all(|r| *r <= 2));
+    assert!(link.stats.loss_spared > 0 && link.stats.lost_burst > 0);
+}

@@ -5,6 +5,7 @@ mod batching;
 mod pair;
 
 mod ack_frequency;
+mod bbr;
 mod close;
 mod exhaustion;
 mod handshake;

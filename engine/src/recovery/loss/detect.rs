@@ -96,6 +96,10 @@ impl<T> LossDetector<T> {
         if marked > 0 {
             self.ecn.on_marked_lost(marked);
         }
+        for p in lost.iter().filter(|p| p.in_flight) {
+            self.delivery.on_packet_lost(u64::from(p.size));
+            cc.on_packet_lost(now, u64::from(p.size), &p.delivery, self.delivery.lost());
+        }
         let last_loss = lost.iter().filter(|p| p.in_flight).map(|p| p.time_sent).max();
         if let Some(sent) = last_loss {
             cc.on_congestion_event(now, sent);

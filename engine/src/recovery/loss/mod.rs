@@ -16,7 +16,7 @@ use super::persistent::Run;
 use super::rtt::RttEstimator;
 use super::sent::{SentLedger, SentPacket};
 use super::SpaceId;
-use crate::congestion::Controller;
+use crate::congestion::{Controller, DeliveryRate};
 use crate::error::Error;
 
 //= https://www.rfc-editor.org/rfc/rfc9002#section-6.1.1
@@ -92,6 +92,8 @@ pub struct LossDetector<T> {
     /// The most bytes in flight after any send since the last ACK was processed: how much of
     /// the congestion window the sender actually used (see [`Self::window_used`]).
     peak_in_flight: u64,
+    /// Delivery-rate sampling for the controller ([`Controller::on_ack_event`]).
+    delivery: DeliveryRate,
 }
 
 impl<T> LossDetector<T> {
@@ -114,6 +116,7 @@ impl<T> LossDetector<T> {
             timer: None,
             timer_due: None,
             peak_in_flight: 0,
+            delivery: DeliveryRate::new(),
         }
     }
 
@@ -135,13 +138,16 @@ impl<T> LossDetector<T> {
     pub fn on_packet_sent(
         &mut self,
         space: SpaceId,
-        packet: SentPacket<T>,
+        mut packet: SentPacket<T>,
         cc: &mut dyn Controller,
     ) -> Result<(), Error> {
         let now = packet.time_sent;
         let (in_flight, ack_eliciting, size, ecn) =
             (packet.in_flight, packet.ack_eliciting, packet.size, packet.ecn);
         let before = self.bytes_in_flight();
+        if in_flight {
+            packet.delivery = self.delivery.on_packet_sent(now, u64::from(size), before);
+        }
         let sp = &mut self.spaces[space.index()];
         if sp.discarded {
             return Err(Error::internal("packet sent in a discarded packet number space"));
@@ -212,6 +218,10 @@ impl<T> LossDetector<T> {
         let si = space.index();
         if self.spaces[si].discarded {
             return Ok(());
+        }
+        self.delivery.on_ack_start();
+        if app_limited {
+            self.delivery.on_app_limited(self.bytes_in_flight());
         }
         let sp = &mut self.spaces[si];
         //= https://www.rfc-editor.org/rfc/rfc9000#section-13.1
@@ -305,9 +315,13 @@ impl<T> LossDetector<T> {
         // still has at least half the window in flight whenever the window is the limit.
         let app_limited = app_limited || !self.window_used(cc.window());
         for p in out.acked.iter().filter(|p| p.in_flight) {
+            self.delivery.on_packet_acked(now, p.time_sent, u64::from(p.size), &p.delivery);
             cc.on_ack(now, p.time_sent, u64::from(p.size), app_limited, &self.rtt);
         }
         self.peak_in_flight = self.bytes_in_flight();
+        if let Some(sample) = self.delivery.sample(now, self.rtt.min(), self.peak_in_flight) {
+            cc.on_ack_event(now, &sample);
+        }
 
         //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.1
         //# The PTO backoff factor is reset when an acknowledgment is received,
