@@ -108,7 +108,8 @@ fn context(e: io::Error, what: &str) -> io::Error {
 }
 
 /// Classic BPF opcodes (linux/filter.h) of the steering program.
-const BPF_LD_B_ABS: u16 = 0x00 | 0x10 | 0x20;
+// BPF_LD (0x00) | BPF_B (0x10) | BPF_ABS (0x20).
+const BPF_LD_B_ABS: u16 = 0x10 | 0x20;
 const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
 const BPF_JMP_JA: u16 = 0x05;
 const BPF_ALU_MOD_K: u16 = 0x04 | 0x90;
