@@ -107,7 +107,8 @@ fn context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {} ({e})", errno_name(&e)))
 }
 
-/// Classic BPF opcodes (linux/filter.h) of the steering program (BPF_LD is 0x00).
+/// Classic BPF opcodes (linux/filter.h) of the steering program.
+// BPF_LD (0x00) | BPF_B (0x10) | BPF_ABS (0x20).
 const BPF_LD_B_ABS: u16 = 0x10 | 0x20;
 const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
 const BPF_JMP_JA: u16 = 0x05;
