@@ -243,7 +243,7 @@ impl TransportConfig {
         self
     }
 
-    /// The congestion controller by name ("newreno", "cubic").
+    /// The congestion controller by name ("newreno", "cubic", "bbr").
     pub fn with_congestion_by_name(self, name: &str) -> Result<Self, ConfigError> {
         let alg =
             name.parse::<Algorithm>().map_err(|_| ConfigError("unknown congestion controller"))?;
@@ -424,7 +424,8 @@ mod tests {
         assert!(c.clone().with_active_cid_limit(1).is_err());
         assert!(c.clone().with_idle_timeout(Some(Duration::ZERO)).is_err());
         assert!(c.clone().with_key_update_interval(Some(3)).is_err());
-        assert!(c.clone().with_congestion_by_name("bbr").is_err());
+        assert!(c.clone().with_congestion_by_name("vegas").is_err());
+        assert_eq!(c.clone().with_congestion_by_name("bbr").unwrap().congestion, Algorithm::Bbr);
         assert!(c.clone().with_pmtud_upper_bound(1199).is_err());
         assert!(c.clone().with_pmtud_upper_bound(65528).is_err());
         assert_eq!(c.clone().with_pmtud_upper_bound(9000).unwrap().pmtud_upper_bound, 9000);
