@@ -61,7 +61,7 @@ fn lossy_upload_trace_has_losses_key_update_and_rtt() {
         for r in trace.split(|b| *b == RECORD_SEPARATOR).skip(1) {
             // The ACK frequency extension's frames (immediate_ack, ack_frequency) are not in the
             // qlog crate's QUIC events draft 12: check the rest of such a record against it
-            // (an MTU probe carries PING + IMMEDIATE_ACK).
+            // (a PTO probe carries PING + IMMEDIATE_ACK whenever loss makes one fire).
             let mut v: serde_json::Value = serde_json::from_slice(r)
                 .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(r)));
             if let Some(frames) = v["data"]["frames"].as_array_mut() {
