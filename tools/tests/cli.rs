@@ -114,7 +114,7 @@ fn bad_config_flags_name_the_key_on_one_line() {
         ("--cores", "a"),
         ("--cores", "0-99999"),
         ("--queues", "1,,2"),
-        ("--congestion", "bbr"),
+        ("--congestion", "vegas"),
         ("--datapath", "dpdk"),
         ("--xdp-mode", "offload"),
         ("--mtu", "1199"),

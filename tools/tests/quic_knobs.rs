@@ -50,7 +50,7 @@ fn settings_that_cannot_apply_fail_with_one_line_naming_the_key() {
         (&["--qlog-dir", "/dev/null/q"], "--qlog-dir"),
         (&["--datapath", "xdp", "--interface", "lo", "--queues", "0-1"], "--queues"),
         (&["--workers", "0"], "--workers"),
-        (&["--congestion", "bbr"], "--congestion"),
+        (&["--congestion", "vegas"], "--congestion"),
         (&["--stream-window", "5G"], "--stream-window"),
     ];
     for (extra, key) in cases {
