@@ -98,7 +98,7 @@ pub fn run(
     let started = SystemTime::now();
     let pacer = args.rate.map(|r| Arc::new(Pacer::new(r)));
     let (tx, reports) = mpsc::channel();
-    let run = Run::new(stop.clone(), pacer, tx);
+    let run = Run::new(args.connections as usize, stop.clone(), pacer, tx);
     // Bytes each slot uploads and downloads. The perf protocol answers a stream only after
     // its upload ended, so --bidir runs --streams download streams and as many upload
     // streams side by side on each connection (as iperf3 --bidir does).

@@ -32,11 +32,21 @@ use super::rps::{self, RpsResult};
 use super::sample::StreamCounters;
 use super::stop::Stop;
 
-/// How often a handler looks at the clock while it runs: the end of the run, Ctrl-C, its
-/// connection's counters for the sampler, the no-progress timeout.
-const POLL: Duration = Duration::from_millis(20);
-/// How often a connection waits for the run to start once its handshake is done.
-const START_POLL: Duration = Duration::from_millis(1);
+/// How often a handler looks at the clock while it runs (Ctrl-C, its connection's counters
+/// for the sampler, the no-progress timeout; the run's end has a timer of its own): every
+/// 20 ms with up to 100 connections, less often with more (at most 500 ms apart), so that
+/// thousands of connections do not wake their workers hundreds of thousands of times a second.
+fn poll_every(connections: usize) -> Duration {
+    (Duration::from_millis(20) * connections.div_ceil(100).max(1) as u32)
+        .min(Duration::from_millis(500))
+}
+
+/// How often a connection whose handshake is done looks whether the run started: every
+/// millisecond with up to 50 connections, at most 100 ms apart with more.
+fn start_poll_every(connections: usize) -> Duration {
+    (Duration::from_millis(1) * connections.div_ceil(50).max(1) as u32)
+        .min(Duration::from_millis(100))
+}
 
 /// What one slot did, once it ended.
 pub enum Done {
@@ -60,6 +70,8 @@ pub enum Report {
 
 /// What every handler of one run shares with the main thread.
 pub struct Run {
+    poll: Duration,
+    start_poll: Duration,
     go: AtomicBool,
     deadline: OnceLock<Option<Instant>>,
     stop: Stop,
@@ -68,9 +80,17 @@ pub struct Run {
 }
 
 impl Run {
-    /// A run not started yet; `reports` receives every [`Report`].
-    pub fn new(stop: Stop, pacer: Option<Arc<Pacer>>, reports: Sender<Report>) -> Arc<Self> {
+    /// A run of `connections` connections, not started yet; `reports` receives every
+    /// [`Report`].
+    pub fn new(
+        connections: usize,
+        stop: Stop,
+        pacer: Option<Arc<Pacer>>,
+        reports: Sender<Report>,
+    ) -> Arc<Self> {
         Arc::new(Run {
+            poll: poll_every(connections),
+            start_poll: start_poll_every(connections),
             go: AtomicBool::new(false),
             deadline: OnceLock::new(),
             stop,
@@ -93,6 +113,15 @@ impl Run {
     pub fn ended(&self) -> bool {
         self.stop.interrupted()
             || self.deadline.get().copied().flatten().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The handler's next look at the clock from `now`: a poll, or the run's end if sooner.
+    fn next_poll(&self, now: Instant) -> Instant {
+        let next = now + self.poll;
+        match self.deadline.get().copied().flatten() {
+            Some(d) if d > now => next.min(d),
+            _ => next,
+        }
     }
 
     fn report(&self, r: Report) {
@@ -210,7 +239,7 @@ impl PerfClient {
         for i in 0..self.slots.len() {
             self.begin(cx, i);
         }
-        cx.set_timer(Some(cx.now() + POLL));
+        cx.set_timer(Some(self.run.next_poll(cx.now())));
     }
 
     /// Opens slot `i`'s next stream and sends what it may.
@@ -429,7 +458,7 @@ impl PerfClient {
             }
         }
         if self.slots.iter().any(|s| !s.done) {
-            let next = cx.now() + POLL;
+            let next = self.run.next_poll(cx.now());
             cx.set_timer(Some(cx.timer().map_or(next, |t| t.min(next)).max(cx.now())));
         }
     }
@@ -443,7 +472,7 @@ impl ConnectionHandler for PerfClient {
         if self.run.started() {
             self.start(cx);
         } else {
-            cx.set_timer(Some(cx.now() + START_POLL));
+            cx.set_timer(Some(cx.now() + self.run.start_poll));
         }
     }
 
@@ -545,7 +574,7 @@ impl ConnectionHandler for PerfClient {
             if self.run.started() {
                 self.start(cx);
             } else {
-                cx.set_timer(Some(cx.now() + START_POLL));
+                cx.set_timer(Some(cx.now() + self.run.start_poll));
             }
             return;
         }
@@ -677,5 +706,21 @@ impl ConnectionHandler for HandshakeClient {
     fn on_start_failed(&mut self, reason: &str) {
         let e = format!("connecting to {}: {reason}", self.addr);
         self.finish(Err(e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handlers_look_at_the_clock_less_often_with_more_connections() {
+        let ms = Duration::from_millis;
+        assert_eq!(poll_every(1), ms(20));
+        assert_eq!(poll_every(100), ms(20));
+        assert_eq!(poll_every(101), ms(40));
+        assert_eq!(poll_every(10_000), ms(500), "10,000 connections: 20,000 wakeups/s");
+        assert_eq!(start_poll_every(8), ms(1));
+        assert_eq!(start_poll_every(10_000), ms(100));
     }
 }
