@@ -386,6 +386,24 @@ fn each_cipher_negotiated_when_offered_alone() {
     }
 }
 
+/// The server picks the cipher in its own order: a client that prefers AES-256-GCM (as rustls
+/// clients do) gets AES-128-GCM from a server that lists it first.
+#[test]
+fn server_order_picks_the_cipher() {
+    let (server_cfg, root) = server_config(&Cipher::ALL, ALPN, false);
+    let client_cfg = TlsClientConfig::builder()
+        .add_root_certificate(root)
+        .unwrap()
+        .alpn_protocols([ALPN])
+        .ciphers(&[Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305, Cipher::Aes128Gcm])
+        .build()
+        .unwrap();
+    let (mut client, mut server) = start(&client_cfg, &server_cfg, Version::V1, "localhost");
+    run(&mut client, &mut server).unwrap();
+    assert_eq!(client.tls.negotiated_cipher(), Some(Cipher::Aes128Gcm));
+    assert_eq!(server.one_rtt.as_ref().unwrap().cipher(), Cipher::Aes128Gcm);
+}
+
 #[test]
 fn resumption_and_zero_rtt() {
     let (server_cfg, root) = server_config(&Cipher::ALL, ALPN, true);
