@@ -171,9 +171,11 @@ fn a_handler_that_runs_long_is_reported() {
 }
 
 /// A server with echo handlers and a client with handles, both stepped on virtual time.
-#[test]
-fn handler_echo_on_virtual_time() {
-    let mut rt = SimRuntime::new(11);
+/// The server's record of handler calls (thread name, worker).
+type Calls = Arc<Mutex<Vec<(String, usize)>>>;
+
+/// An echo server at 10.0.0.1:443 and a client endpoint at 10.0.0.2 on `rt`.
+fn echo_pair(rt: &mut SimRuntime) -> (Calls, Endpoint, Endpoint) {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let scfg = EndpointConfig::server(support::server_config(TransportConfig::default()))
         .with_service(echo_service(&calls, Duration::ZERO));
@@ -184,6 +186,13 @@ fn handler_echo_on_virtual_time() {
             EndpointConfig::client(support::client_config(TransportConfig::default())),
         )
         .unwrap();
+    (calls, server, client)
+}
+
+#[test]
+fn handler_echo_on_virtual_time() {
+    let mut rt = SimRuntime::new(11);
+    let (calls, server, client) = echo_pair(&mut rt);
     let t0 = rt.now();
     let conn = rt
         .run_until(client.connect(server.local_addr(), "localhost").unwrap(), T)
@@ -251,16 +260,7 @@ impl ConnectionHandler for Pinger {
 #[test]
 fn client_handler_on_virtual_time() {
     let mut rt = SimRuntime::new(12);
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let scfg = EndpointConfig::server(support::server_config(TransportConfig::default()))
-        .with_service(echo_service(&calls, Duration::ZERO));
-    let server = rt.endpoint(&[addr("10.0.0.1:443")], scfg).unwrap();
-    let client = rt
-        .endpoint(
-            &[addr("10.0.0.2:5000")],
-            EndpointConfig::client(support::client_config(TransportConfig::default())),
-        )
-        .unwrap();
+    let (_calls, server, client) = echo_pair(&mut rt);
     let got = Arc::new(Mutex::new(Vec::new()));
     let closed = Arc::new(Mutex::new(None));
     let pinger = Pinger { streams: 20, got: got.clone(), bufs: Vec::new(), closed: closed.clone() };
@@ -299,16 +299,7 @@ impl ConnectionHandler for ConnectAndClose {
 #[test]
 fn client_handler_is_told_when_the_handshake_is_confirmed() {
     let mut rt = SimRuntime::new(21);
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let scfg = EndpointConfig::server(support::server_config(TransportConfig::default()))
-        .with_service(echo_service(&calls, Duration::ZERO));
-    let server = rt.endpoint(&[addr("10.0.0.1:443")], scfg).unwrap();
-    let client = rt
-        .endpoint(
-            &[addr("10.0.0.2:5000")],
-            EndpointConfig::client(support::client_config(TransportConfig::default())),
-        )
-        .unwrap();
+    let (calls, server, client) = echo_pair(&mut rt);
     let order = Arc::new(Mutex::new(Vec::new()));
     let h = ConnectAndClose { order: order.clone() };
     client.connect_with(server.local_addr(), "localhost", Box::new(h)).unwrap();
