@@ -1,6 +1,6 @@
 //! HKDF-Extract and TLS 1.3 HKDF-Expand-Label (RFC 8446 §7.1) on aws-lc-rs, plus QUIC's labels.
 
-use aws_lc_rs::hkdf;
+use aws_lc_rs::hmac as lc;
 
 use super::{CryptoError, Version};
 
@@ -34,10 +34,10 @@ impl HashAlg {
         }
     }
 
-    fn hkdf(self) -> hkdf::Algorithm {
+    fn hmac(self) -> lc::Algorithm {
         match self {
-            HashAlg::Sha256 => hkdf::HKDF_SHA256,
-            HashAlg::Sha384 => hkdf::HKDF_SHA384,
+            HashAlg::Sha256 => lc::HMAC_SHA256,
+            HashAlg::Sha384 => lc::HMAC_SHA384,
         }
     }
 }
@@ -72,7 +72,12 @@ impl Secret {
 
     /// `HKDF-Expand-Label(self, label, "", out.len())`.
     pub fn expand_label(&self, label: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
-        hkdf_expand_label(self.hash, self.as_bytes(), label, &[], out)
+        self.expander().expand_label(label, &[], out)
+    }
+
+    /// This secret as an [`Expander`], for several labels from one HMAC set-up.
+    pub(crate) fn expander(&self) -> Expander {
+        Expander::new(self.hash, self.as_bytes())
     }
 
     /// `HKDF-Expand-Label(self, label, "", Hash.length)` as a new secret of the same hash.
@@ -161,27 +166,47 @@ pub(crate) fn hkdf_label(
     Ok((info, n))
 }
 
-/// The requested output length, as aws-lc-rs wants it.
-struct OutLen(usize);
-
-impl hkdf::KeyType for OutLen {
-    fn len(&self) -> usize {
-        self.0
-    }
+/// An HKDF pseudorandom key ready for `HKDF-Expand-Label`, as an HMAC key whose pad states are
+/// hashed once (see [`super::hmac`]): a secret expanded for a key, an IV and a header protection
+/// key pays for one HMAC set-up, not three.
+pub(crate) struct Expander {
+    key: lc::Key,
+    hash: HashAlg,
 }
 
-/// `HKDF-Expand-Label(prk, label, context, out.len())` from an aws-lc-rs PRK.
-pub(crate) fn expand_label_prk(
-    prk: &hkdf::Prk,
-    label: &[u8],
-    context: &[u8],
-    out: &mut [u8],
-) -> Result<(), CryptoError> {
-    let (info, n) = hkdf_label(out.len(), label, context)?;
-    let info = [&info[..n]];
-    prk.expand(&info, OutLen(out.len()))
-        .and_then(|okm| okm.fill(out))
-        .map_err(|_| CryptoError::InvalidKeyLength)
+impl Expander {
+    /// The expander for pseudorandom key `prk` (a traffic secret or an HKDF-Extract output).
+    pub(crate) fn new(hash: HashAlg, prk: &[u8]) -> Self {
+        Self { key: lc::Key::new(hash.hmac(), prk), hash }
+    }
+
+    /// `HKDF-Expand-Label(prk, label, context, out.len())` (RFC 8446 §7.1, RFC 5869 §2.3).
+    pub(crate) fn expand_label(
+        &self,
+        label: &[u8],
+        context: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        let hash_len = self.hash.output_len();
+        if out.len() > 255 * hash_len {
+            return Err(CryptoError::InvalidKeyLength);
+        }
+        let (info, n) = hkdf_label(out.len(), label, context)?;
+        // T(i) = HMAC(PRK, T(i-1) | info | i), T(0) empty; the output is T(1) | T(2) | ...
+        let mut prev = [0u8; MAX_SECRET_LEN];
+        let mut prev_len = 0;
+        for (i, chunk) in out.chunks_mut(hash_len).enumerate() {
+            let mut ctx = lc::Context::with_key(&self.key);
+            ctx.update(&prev[..prev_len]);
+            ctx.update(&info[..n]);
+            ctx.update(&[(i + 1) as u8]);
+            let t = ctx.sign();
+            prev[..hash_len].copy_from_slice(t.as_ref());
+            prev_len = hash_len;
+            chunk.copy_from_slice(&t.as_ref()[..chunk.len()]);
+        }
+        Ok(())
+    }
 }
 
 /// TLS 1.3 `HKDF-Expand-Label(secret, label, context, out.len())` (RFC 8446 §7.1); `label` is
@@ -194,14 +219,14 @@ pub fn hkdf_expand_label(
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
     // The secret is a pseudorandom key (a TLS traffic secret or an HKDF-Extract output): expanding
-    // from it directly is what RFC 8446 specifies, hence `new_less_safe`.
-    let prk = hkdf::Prk::new_less_safe(hash.hkdf(), secret);
-    expand_label_prk(&prk, label, context, out)
+    // from it directly is what RFC 8446 specifies.
+    Expander::new(hash, secret).expand_label(label, context, out)
 }
 
-/// `HKDF-Extract(salt, ikm)`, returned as an aws-lc-rs PRK ready for expansion.
-pub(crate) fn hkdf_extract(hash: HashAlg, salt: &[u8], ikm: &[u8]) -> hkdf::Prk {
-    hkdf::Salt::new(hash.hkdf(), salt).extract(ikm)
+/// `HKDF-Extract(salt, ikm)` = `HMAC(salt, ikm)` (RFC 5869 §2.2), ready for expansion.
+pub(crate) fn hkdf_extract(hash: HashAlg, salt: &[u8], ikm: &[u8]) -> Expander {
+    let prk = lc::sign(&lc::Key::new(hash.hmac(), salt), ikm);
+    Expander::new(hash, prk.as_ref())
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Initial secrets and keys (RFC 9001 §5.2, RFC 9369 §3.3.1) from the client's original DCID.
 
 use super::aead::Cipher;
-use super::hkdf::{expand_label_prk, hkdf_extract, HashAlg, Secret};
+use super::hkdf::{hkdf_extract, HashAlg, Secret};
 use super::keys::{DirectionalKeys, Keys};
 use super::{CryptoError, Side, Version};
 
@@ -58,8 +58,8 @@ impl InitialSecrets {
         //#                                           Hash.length)
         let mut client = [0u8; 32];
         let mut server = [0u8; 32];
-        expand_label_prk(&prk, b"client in", &[], &mut client)?;
-        expand_label_prk(&prk, b"server in", &[], &mut server)?;
+        prk.expand_label(b"client in", &[], &mut client)?;
+        prk.expand_label(b"server in", &[], &mut server)?;
         Ok(Self {
             client: Secret::new(HashAlg::Sha256, &client)?,
             server: Secret::new(HashAlg::Sha256, &server)?,

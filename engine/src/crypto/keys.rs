@@ -2,7 +2,7 @@
 
 use super::aead::{AeadKey, AeadLimits, Cipher, NONCE_LEN, TAG_LEN};
 use super::header::HeaderKey;
-use super::hkdf::Secret;
+use super::hkdf::{Expander, Secret};
 use super::{CryptoError, Version};
 
 /// An AEAD packet protection key for one direction, as the connection holds it.
@@ -30,12 +30,21 @@ impl PacketKey {
         version: Version,
         secret: &Secret,
     ) -> Result<Self, CryptoError> {
+        Self::from_expander(cipher, version, &secret.expander())
+    }
+
+    /// [`PacketKey::from_secret`] from the secret's expander.
+    fn from_expander(
+        cipher: Cipher,
+        version: Version,
+        secret: &Expander,
+    ) -> Result<Self, CryptoError> {
         let labels = version.labels();
         let mut key = [0u8; 32];
         let key = &mut key[..cipher.key_len()];
-        secret.expand_label(labels.key, key)?;
+        secret.expand_label(labels.key, &[], key)?;
         let mut iv = [0u8; NONCE_LEN];
-        secret.expand_label(labels.iv, &mut iv)?;
+        secret.expand_label(labels.iv, &[], &mut iv)?;
         Self::new(cipher, key, &iv)
     }
 
@@ -131,11 +140,12 @@ impl DirectionalKeys {
         //# Both "quic key" and "quic hp" are used to produce keys, so the Length
         //# provided to HKDF-Expand-Label along with these labels is determined
         //# by the size of keys in the AEAD or header protection algorithm.
+        let secret = secret.expander();
         let mut hp = [0u8; 32];
         let hp = &mut hp[..cipher.key_len()];
-        secret.expand_label(version.labels().hp, hp)?;
+        secret.expand_label(version.labels().hp, &[], hp)?;
         Ok(Self {
-            packet: PacketKey::from_secret(cipher, version, secret)?,
+            packet: PacketKey::from_expander(cipher, version, &secret)?,
             header: HeaderKey::new(cipher, hp)?,
         })
     }

@@ -20,6 +20,7 @@ pub mod aead;
 pub mod config;
 pub mod header;
 pub mod hkdf;
+pub mod hmac;
 pub mod initial;
 pub mod key_update;
 pub mod keys;

@@ -8,12 +8,14 @@
 use std::sync::Arc;
 
 use rustls::crypto::cipher::{AeadKey as RustlsAeadKey, Iv};
+use rustls::crypto::tls13::Hkdf;
 use rustls::crypto::CryptoProvider;
 use rustls::quic;
 use rustls::{CipherSuiteCommon, SupportedCipherSuite, Tls13CipherSuite};
 
 use super::aead::{AeadKey, Cipher, TAG_LEN};
 use super::header::HeaderProtector;
+use super::hmac::{HKDF_SHA256, HKDF_SHA384};
 
 /// rustls's QUIC key factory for one AEAD, producing this crate's key types.
 #[derive(Debug)]
@@ -113,10 +115,12 @@ const fn aws_lc_suite(suite: SupportedCipherSuite) -> &'static Tls13CipherSuite 
     }
 }
 
-/// rustls's aws-lc-rs suite with our QUIC algorithm swapped in (HKDF, hash and the TLS record
-/// AEAD stay rustls's own; QUIC never uses the latter).
+/// rustls's aws-lc-rs suite with our QUIC algorithm and our HKDF (the same function on
+/// precomputed HMAC keys: [`super::hmac`]) swapped in (hash and the TLS record AEAD stay
+/// rustls's own; QUIC never uses the latter).
 const fn with_quic(
     base: &'static Tls13CipherSuite,
+    hkdf: &'static dyn Hkdf,
     quic: &'static QuicAlgorithm,
 ) -> Tls13CipherSuite {
     Tls13CipherSuite {
@@ -125,7 +129,7 @@ const fn with_quic(
             hash_provider: base.common.hash_provider,
             confidentiality_limit: base.common.confidentiality_limit,
         },
-        hkdf_provider: base.hkdf_provider,
+        hkdf_provider: hkdf,
         aead_alg: base.aead_alg,
         quic: Some(quic),
     }
@@ -133,14 +137,17 @@ const fn with_quic(
 
 static SUITE_AES_128_GCM: Tls13CipherSuite = with_quic(
     aws_lc_suite(rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256),
+    &HKDF_SHA256,
     &ALG_AES_128_GCM,
 );
 static SUITE_AES_256_GCM: Tls13CipherSuite = with_quic(
     aws_lc_suite(rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_256_GCM_SHA384),
+    &HKDF_SHA384,
     &ALG_AES_256_GCM,
 );
 static SUITE_CHACHA20: Tls13CipherSuite = with_quic(
     aws_lc_suite(rustls::crypto::aws_lc_rs::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256),
+    &HKDF_SHA256,
     &ALG_CHACHA20,
 );
 
