@@ -283,8 +283,10 @@ pub fn build(
             let ring = UringConfig::from_udp(udp_config(s, bind, n)?)
                 .with_ring_entries(s.ring_size)
                 .map_err(|e| format!("--ring-size: {e}"))?;
+            // Steered like the UDP group (above).
+            let octet = CidFormat::default().worker_offset() as u8;
             let queues = if n > 1 {
-                UringQueue::open_group(&ring, n)
+                UringQueue::open_steered_group(&ring, n, octet)
             } else {
                 UringQueue::open(&ring).map(|q| vec![q])
             }

@@ -210,6 +210,21 @@ impl UringQueue {
         Ok(out)
     }
 
+    /// [`open_group`](Self::open_group), steered by octet `octet` of the QUIC Destination
+    /// Connection ID modulo `n` (queue `i` gets value `i`) instead of by 4-tuple hash, as
+    /// [`UdpQueue::open_steered_group`] does: each connection's packets reach its owner's queue
+    /// and one client address's new connections spread over all queues. Fails if the kernel
+    /// refuses the program (SO_ATTACH_REUSEPORT_CBPF, Linux 4.5+).
+    pub fn open_steered_group(config: &UringConfig, n: usize, octet: u8) -> io::Result<Vec<Self>> {
+        let group = Self::open_group(config, n)?;
+        let n32 = u32::try_from(n)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many queues"))?;
+        if let Some(first) = group.first() {
+            crate::udp::socket::attach_cid_steering(first.udp.fd.as_fd(), octet, n32)?;
+        }
+        Ok(group)
+    }
+
     /// The configuration the queue was opened with.
     pub fn config(&self) -> &UringConfig {
         &self.config

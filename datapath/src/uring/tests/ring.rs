@@ -313,3 +313,42 @@ fn io_uring_refused_by_seccomp_is_a_clear_error() {
     // This thread was not affected.
     assert!(try_open(&v4()).is_some());
 }
+
+/// A steered group picks the queue from the Destination Connection ID octet (octet 1 here, as
+/// Peregrine's connection IDs carry the worker index there), not from the 4-tuple: the
+/// datagrams of ONE sender socket (one 4-tuple, which plain SO_REUSEPORT hashes to one queue)
+/// reach the queue their octet names, short and long headers alike.
+#[test]
+fn a_steered_group_routes_by_the_connection_id_octet() {
+    let mut group = match UringQueue::open_steered_group(&v4().with_gro(false), 2, 1) {
+        Ok(g) => g,
+        Err(e) if e.to_string().starts_with("io_uring unavailable") => {
+            eprintln!("SKIPPED: {e}");
+            return;
+        }
+        Err(e) => panic!("open steered group: {e}"),
+    };
+    let mut tx = udp(UdpConfig::new("127.0.0.1:0".parse().unwrap()));
+    let mut cases = Vec::new();
+    for i in 0..8u8 {
+        let short = vec![0x40, 0xf0 | i, i, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
+        let long = vec![0xc0, 0, 0, 0, 1, 8, 0xf0, i + 1, 0, 0, 0, 0, 0, 0];
+        cases.push((short, usize::from(i % 2)));
+        cases.push((long, usize::from((i + 1) % 2)));
+    }
+    let dst = group[0].local_addr();
+    let outs: Vec<Out> = cases.iter().map(|(d, _)| Out::new(dst, d.clone())).collect();
+    send_all(&mut tx, &outs);
+    let mut got: Vec<(Vec<u8>, usize)> = Vec::new();
+    let deadline = Instant::now() + T;
+    while got.len() < cases.len() && Instant::now() < deadline {
+        for (k, q) in group.iter_mut().enumerate() {
+            for d in recv_n(q, 1, Duration::from_millis(20)) {
+                got.push((d.data.to_vec(), k));
+            }
+        }
+    }
+    got.sort();
+    cases.sort();
+    assert_eq!(got, cases);
+}
