@@ -186,7 +186,9 @@ pub struct Settings {
     /// Retry and NEW_TOKEN tokens are sealed with a key derived from it and stateless reset
     /// tokens with another, so servers given the same file accept each other's tokens and can
     /// reset each other's connections (behind one load balancer, or across a restart).
-    /// Default none: random keys per process. Keep the file secret.
+    /// Share it only among servers a load balancer routes to by connection ID (a server resets
+    /// a live connection of another whose packet reaches it). Default none: random keys per
+    /// process. Keep the file secret.
     pub token_key_file: Option<PathBuf>,
     /// `ring-size`: AF_XDP ring and io_uring queue entries, a power of two in 64..=32768.
     /// Default 4096.
