@@ -15,7 +15,7 @@ use peregrine_engine::cid::ConnectionId;
 use peregrine_engine::coding::Writer;
 use peregrine_engine::connection::TransportConfig;
 use peregrine_engine::crypto::{initial_keys, Side, Version, TAG_LEN};
-use peregrine_engine::endpoint::RetryPolicy;
+use peregrine_engine::endpoint::{CidFormat, RetryPolicy};
 use peregrine_engine::packet::{LongHeader, LongType, PacketBuilder, TruncatedPn};
 use peregrine_engine::sim::SimRuntime;
 
@@ -145,4 +145,43 @@ fn half_open_cap_and_retry_under_a_flood() {
             assert!(conn.is_ok(), "legitimate client during the flood: {:?}", conn.err());
         }
     }
+}
+
+/// Stateless resets are rate-limited per worker (their own token bucket, default burst 64 and
+/// 64 a second, beside the one Version Negotiation, Retry and refusals share): 1,000
+/// short-header datagrams for connection IDs the worker could have issued, sent at one
+/// instant, get 64 resets; a second later 64 more.
+#[test]
+fn stateless_resets_are_rate_limited_per_worker() {
+    let mut rt = SimRuntime::new(33);
+    let scfg = EndpointConfig::server(support::server_config(TransportConfig::default()));
+    let server = rt.endpoint(&[addr("10.0.0.1:443")], scfg).unwrap();
+    // Connection IDs of the default format for worker 0, as the server issues them.
+    let burst = |rt: &mut SimRuntime, first: u64| {
+        use rand::SeedableRng;
+        let mut attacker = rt.network().bind(addr("10.0.0.66:9000")).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(first);
+        for _ in 0..1000 {
+            let cid = CidFormat::default().generate(0, &mut rng);
+            let mut d = vec![0x40];
+            d.extend_from_slice(&cid);
+            d.resize(100, 0xa5);
+            let mut tx = attacker.alloc_tx().unwrap();
+            tx.extend_from_slice(&d);
+            tx.meta = TxMeta::to(server.local_addr());
+            let mut batch = TxBatch::new();
+            batch.push(tx);
+            attacker.send(&mut batch).unwrap();
+        }
+    };
+    burst(&mut rt, 0);
+    rt.run_for(Duration::from_millis(10));
+    let first = rt.worker_stats()[0].responses;
+    rt.run_for(Duration::from_secs(1));
+    burst(&mut rt, 1000);
+    rt.run_for(Duration::from_millis(10));
+    let second = rt.worker_stats()[0].responses - first;
+    println!("1,000 reset triggers at once: {first} resets; 1 s later, 1,000 more: {second}");
+    assert_eq!(first, 64, "the burst");
+    assert!((60..=66).contains(&second), "refilled at 64/s: {second}");
 }

@@ -188,14 +188,32 @@ pub fn transport(s: &Settings) -> Result<TransportConfig, String> {
 }
 
 /// How each worker admits new clients: `retry` and `max-handshakes` (Retry tokens are sealed
-/// with one key per endpoint, so they are valid on every worker).
-pub fn admission(s: &Settings, server: &mut ServerConfig) {
+/// with one key per endpoint, so they are valid on every worker), and the token and stateless
+/// reset keys derived from `token-key-file` (so they are valid across servers sharing it).
+pub fn admission(s: &Settings, server: &mut ServerConfig) -> Result<(), String> {
     server.max_handshakes = usize::try_from(s.max_handshakes).unwrap_or(usize::MAX);
     server.retry = match s.retry {
         Retry::Always => RetryPolicy::Always,
         Retry::Never => RetryPolicy::Never,
         Retry::Auto => RetryPolicy::AboveHandshakes((server.max_handshakes / 4).max(1)),
     };
+    if let Some(path) = &s.token_key_file {
+        let secret =
+            crate::config::read_key_file(path).map_err(|e| format!("--token-key-file: {e}"))?;
+        server.token_key = Some(derive_key(&secret, b"peregrine address validation token key"));
+        server.reset_key = Some(derive_key(&secret, b"peregrine stateless reset key"));
+    }
+    Ok(())
+}
+
+/// A key for one purpose from the shared secret: HMAC-SHA256(secret, label), so the token key
+/// and the reset key differ and neither reveals the other.
+fn derive_key(secret: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    use aws_lc_rs::hmac;
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), label);
+    let mut key = [0u8; 32];
+    key.copy_from_slice(tag.as_ref());
+    key
 }
 
 /// Where TLS secrets go: `--keylog-file`, else the `SSLKEYLOGFILE` environment variable, else

@@ -35,6 +35,8 @@ fn what_the_server_refuses_config_refuses_with_the_same_line() {
         &["--retry", "sometimes"],
         &["--max-handshakes", "0"],
         &["--handshake-timeout", "11m"],
+        &["--token-key-file", "/nonexistent/peregrine-token-key"],
+        &["--token-key-file", "/dev/null"],
     ] {
         let (ok, config_err) = outcome(&[&["config"], flags].concat());
         assert!(!ok, "config accepted {flags:?}");

@@ -229,7 +229,11 @@ impl Endpoint {
             stopped: AtomicBool::new(false),
             clock,
         });
-        Ok((ctx, RouterSeed::new(config.seed), local_addr))
+        let mut seed = RouterSeed::new(config.seed);
+        if let Some(key) = config.server.as_ref().and_then(|s| s.reset_key) {
+            seed.reset_key = crate::endpoint::ResetKey::new(&key);
+        }
+        Ok((ctx, seed, local_addr))
     }
 
     fn from_parts(

@@ -394,6 +394,11 @@ pub struct ServerConfig {
     /// endpoint uses the same key, so a token one worker issued is valid on the others; set
     /// it to share tokens across servers too. Default none: a random key per endpoint.
     pub token_key: Option<[u8; 32]>,
+    /// Key stateless reset tokens are derived from (HMAC-SHA256 of each connection ID). Set
+    /// the same key on servers behind one load balancer, or across a restart, so that one can
+    /// reset a connection another lost (RFC 9000 §10.3). Default none: a random key per
+    /// endpoint.
+    pub reset_key: Option<[u8; 32]>,
 }
 
 impl ServerConfig {
@@ -405,6 +410,7 @@ impl ServerConfig {
             retry: RetryPolicy::Never,
             max_handshakes: crate::endpoint::DEFAULT_MAX_HANDSHAKES,
             token_key: None,
+            reset_key: None,
         }
     }
 }

@@ -427,6 +427,12 @@ impl Connection {
         self.spaces.iter().map(|s| s.crypto_recv.footprint()).sum()
     }
 
+    /// Memory held for received stream data not yet read, all streams together, in bytes
+    /// (out-of-order data in blocks: at most about the flow-control windows advertised).
+    pub fn stream_reassembly_footprint(&self) -> usize {
+        self.streams.recv_footprint()
+    }
+
     /// The path's congestion controller, read-only (its window, state and, for BBR, its
     /// bandwidth estimate and pacing rate).
     pub fn congestion_controller(&self) -> &dyn Controller {

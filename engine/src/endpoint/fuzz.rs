@@ -13,8 +13,9 @@ use crate::cid::{ConnectionId, ResetToken};
 use crate::version;
 
 /// Runs one datagram through a server router that already holds a connection (with a peer
-/// reset token for the sending address). The first input byte picks the Retry policy and the
-/// sender; the rest is the datagram. Panics (the fuzzer's finding) when `handle` changes the
+/// reset token for the sending address). The first input byte picks the Retry policy (bits
+/// 0-1), the sender (bit 2) and whether the half-open cap is 1, so that the connection held
+/// fills it (bit 3); the rest is the datagram. Panics (the fuzzer's finding) when `handle` changes the
 /// routing table, answers with more bytes than it received, or reports a new connection that
 /// cannot then be accepted.
 pub fn handle(now: Instant, data: &[u8]) {
@@ -28,7 +29,10 @@ pub fn handle(now: Instant, data: &[u8]) {
     let known: SocketAddr = ([192, 0, 2, 1], 4433).into();
     let remote = if sel & 4 == 0 { known } else { ([198, 51, 100, 2], 443).into() };
     let format = CidFormat::new(8, &[0x5a], 1).unwrap_or_default();
-    let server = ServerConfig::new(TokenKey::new(&[1; 32])).with_retry_policy(policy);
+    let mut server = ServerConfig::new(TokenKey::new(&[1; 32])).with_retry_policy(policy);
+    if sel & 8 != 0 {
+        server = server.clone().with_max_handshakes(1).unwrap_or(server);
+    }
     let config = RouterConfig::new(ResetKey::new(&[2; 32]), [3; 32])
         .with_cid_format(format)
         .with_server(server);

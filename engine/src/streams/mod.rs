@@ -509,6 +509,12 @@ impl Streams {
         self.peer_max_streams[dir.index()]
     }
 
+    /// Memory held by the receiving parts of every stream for data not yet read, in bytes
+    /// ([`RecvStream::footprint`]): buffered in-order pieces and out-of-order blocks.
+    pub fn recv_footprint(&self) -> usize {
+        self.streams.values().filter_map(|e| e.recv.as_ref()).map(RecvStream::footprint).sum()
+    }
+
     /// Connection-level receive credit.
     pub fn conn_recv(&self) -> &RecvFlow {
         &self.conn_recv

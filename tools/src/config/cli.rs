@@ -82,6 +82,11 @@ pub struct ConfigArgs {
     /// half-open connections reach a quarter of --max-handshakes) [default: auto].
     #[arg(long = "retry", value_name = "always|never|auto", allow_hyphen_values = true)]
     pub retry: Option<String>,
+    /// File with a 32-byte secret (raw or 64 hex digits) keying Retry/NEW_TOKEN and stateless
+    /// reset tokens: servers given the same file accept each other's tokens [default: random
+    /// keys per process].
+    #[arg(long = "token-key-file", value_name = "FILE", allow_hyphen_values = true)]
+    pub token_key_file: Option<String>,
     /// AF_XDP ring / io_uring entries, power of two 64..=32768 [default: 4096].
     #[arg(long = "ring-size", value_name = "N", allow_hyphen_values = true)]
     pub ring_size: Option<String>,
@@ -138,6 +143,7 @@ impl ConfigArgs {
             ("handshake-timeout", &self.handshake_timeout),
             ("max-handshakes", &self.max_handshakes),
             ("retry", &self.retry),
+            ("token-key-file", &self.token_key_file),
             ("ring-size", &self.ring_size),
             ("xdp-mode", &self.xdp_mode),
             ("keylog-file", &self.keylog_file),

@@ -182,6 +182,14 @@ pub struct Settings {
     /// `retry`: always, never or auto. Default auto: Retry once a worker's half-open
     /// connections reach a quarter of `max-handshakes`; tokens are valid on every worker.
     pub retry: Retry,
+    /// `token-key-file`: a file holding a 32-byte secret, raw or as 64 hex digits (one line).
+    /// Retry and NEW_TOKEN tokens are sealed with a key derived from it and stateless reset
+    /// tokens with another, so servers given the same file accept each other's tokens and can
+    /// reset each other's connections (behind one load balancer, or across a restart).
+    /// Share it only among servers a load balancer routes to by connection ID (a server resets
+    /// a live connection of another whose packet reaches it). Default none: random keys per
+    /// process. Keep the file secret.
+    pub token_key_file: Option<PathBuf>,
     /// `ring-size`: AF_XDP ring and io_uring queue entries, a power of two in 64..=32768.
     /// Default 4096.
     pub ring_size: u32,
@@ -220,6 +228,7 @@ impl Default for Settings {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
             retry: Retry::Auto,
+            token_key_file: None,
             ring_size: DEFAULT_RING_SIZE,
             xdp_mode: XdpMode::Auto,
             keylog_file: None,
@@ -230,7 +239,7 @@ impl Default for Settings {
 }
 
 /// Every key, in the order they are printed.
-pub const KEYS: [&str; 27] = [
+pub const KEYS: [&str; 28] = [
     "datapath",
     "interface",
     "queues",
@@ -253,6 +262,7 @@ pub const KEYS: [&str; 27] = [
     "handshake-timeout",
     "max-handshakes",
     "retry",
+    "token-key-file",
     "ring-size",
     "xdp-mode",
     "keylog-file",
@@ -350,6 +360,11 @@ impl Settings {
                     "auto" => Retry::Auto,
                     _ => return Err(format!("'{v}' is not one of always, never, auto")),
                 }
+            }
+            "token-key-file" => {
+                let path = non_empty_path(v)?;
+                read_key_file(&path)?;
+                self.token_key_file = Some(path);
             }
             "ring-size" => {
                 let n = u32_in(RING_SIZE_RANGE.0, RING_SIZE_RANGE.1)?;
@@ -449,6 +464,9 @@ impl Settings {
         t.insert("handshake-timeout".into(), s(&format_duration(self.handshake_timeout)));
         t.insert("max-handshakes".into(), i(self.max_handshakes));
         t.insert("retry".into(), s(self.retry.name()));
+        if let Some(p) = &self.token_key_file {
+            t.insert("token-key-file".into(), s(&p.to_string_lossy()));
+        }
         t.insert("ring-size".into(), i(self.ring_size.into()));
         t.insert(
             "xdp-mode".into(),
@@ -476,6 +494,42 @@ impl Settings {
         }
         out
     }
+}
+
+/// Largest key file read (a key with a comment or CRLF fits easily).
+const MAX_KEY_FILE: u64 = 1024;
+
+/// The 32-byte secret in the key file at `path`: exactly 32 raw bytes, or 64 hex digits
+/// (surrounding whitespace ignored). The error names the file and what was wrong, on one line.
+pub fn read_key_file(path: &std::path::Path) -> Result<[u8; 32], String> {
+    use std::io::Read;
+    let name = path.display();
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    let text = std::str::from_utf8(&bytes).map(str::trim).unwrap_or_default();
+    let key: [u8; 32] = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut key = [0u8; 32];
+        for (k, pair) in key.iter_mut().zip(text.as_bytes().chunks(2)) {
+            let digits = std::str::from_utf8(pair).unwrap_or_default();
+            *k = u8::from_str_radix(digits, 16).map_err(|_| format!("{name}: not hex"))?;
+        }
+        key
+    } else if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
+        raw
+    } else {
+        let size = if bytes.len() as u64 > MAX_KEY_FILE {
+            format!("more than {MAX_KEY_FILE} bytes")
+        } else {
+            format!("{} bytes", bytes.len())
+        };
+        return Err(format!("{name} holds {size}: expected 32 raw bytes or 64 hex digits"));
+    };
+    if key == [0; 32] {
+        return Err(format!("{name}: the key is all zeros (generate one: openssl rand -hex 32)"));
+    }
+    Ok(key)
 }
 
 fn non_empty_path(v: &str) -> Result<PathBuf, String> {

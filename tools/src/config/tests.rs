@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// A key file (64 hex digits) for the `token-key-file` example, written once per process.
+fn example_key_file() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("peregrine-config-key-{}", std::process::id()));
+        std::fs::write(&p, format!("{}\n", "0123456789abcdef".repeat(4))).unwrap();
+        p.to_string_lossy().into_owned()
+    })
+}
+
 fn example_values() -> Vec<(&'static str, &'static str)> {
     vec![
         ("datapath", "xdp"),
@@ -26,6 +36,7 @@ fn example_values() -> Vec<(&'static str, &'static str)> {
         ("handshake-timeout", "3s"),
         ("max-handshakes", "64"),
         ("retry", "always"),
+        ("token-key-file", example_key_file()),
         ("ring-size", "2048"),
         ("xdp-mode", "native"),
         ("keylog-file", "/tmp/keys.log"),
@@ -93,6 +104,36 @@ fn bad_values_name_key_value_and_range() {
         assert!(err.contains(needle), "{key}={value}: {err}");
         assert!(!err.contains('\n'), "{err}");
     }
+}
+
+/// The key file: 32 raw bytes or 64 hex digits; anything else is one clear line naming the file.
+#[test]
+fn token_key_file_forms_and_errors() {
+    let dir = std::env::temp_dir().join(format!("peregrine-config-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let raw: Vec<u8> = (1..=32).collect();
+    let hex: String = raw.iter().map(|b| format!("{b:02X}")).collect();
+    for (name, content) in [("raw", raw.clone()), ("hex", format!("  {hex}\r\n").into_bytes())] {
+        let p = dir.join(name);
+        std::fs::write(&p, &content).unwrap();
+        assert_eq!(read_key_file(&p).unwrap().to_vec(), raw, "{name}");
+    }
+    for (name, content, needle) in [
+        ("short", b"abcd".to_vec(), "holds 4 bytes: expected 32 raw bytes or 64 hex digits"),
+        ("hex63", hex.as_bytes()[..63].to_vec(), "holds 63 bytes"),
+        ("nothex", vec![b'g'; 64], "holds 64 bytes"),
+        ("zero", vec![0; 32], "all zeros"),
+        ("big", vec![b'a'; 5000], "more than 1024 bytes"),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, &content).unwrap();
+        let err = Settings::default().set("token-key-file", p.to_str().unwrap()).unwrap_err();
+        assert!(err.starts_with("token-key-file: ") && err.contains(needle), "{name}: {err}");
+        assert!(err.contains(p.to_str().unwrap()) && !err.contains('\n'), "{err}");
+    }
+    let err = Settings::default().set("token-key-file", "/nonexistent/key").unwrap_err();
+    assert!(err.contains("cannot read /nonexistent/key") && !err.contains('\n'), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

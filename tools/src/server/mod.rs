@@ -146,7 +146,7 @@ impl Server {
     ) -> Result<Self, String> {
         let mut server = ServerConfig::new(tls);
         server.transport = endpoint::transport(settings)?;
-        endpoint::admission(settings, &mut server);
+        endpoint::admission(settings, &mut server)?;
         let state = ServerState::new(root, settings.workers as usize);
         let config = EndpointConfig::server(server).with_service(state.factory());
         let built = endpoint::build(settings, Use::Server, addr, config)?;
