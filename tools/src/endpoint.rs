@@ -108,6 +108,12 @@ pub fn validate(s: &Settings, usage: Use) -> Result<(), String> {
                  serve; use --datapath udp or uring on loopback"
             ));
         }
+        if usage == Use::PerfClient {
+            return Err("--datapath xdp: the in-process server listens on 127.0.0.1, which \
+                        AF_XDP cannot serve; run `peregrine server` on the interface and give \
+                        --server"
+                .into());
+        }
     }
     if usage == Use::PerfClient {
         return Ok(());
