@@ -370,3 +370,30 @@ fn rps_and_handshake_reports_plot_their_rates() {
         assert!(above > 20.0, "{mode}: the {axis} line runs above zero: {above} px");
     }
 }
+
+/// Ctrl-C while the handshake is still pending (a server that never answers) ends perf at
+/// once with exit 130 and says so, instead of being ignored until the connect timeout and
+/// then reported as a handshake failure.
+#[test]
+fn ctrl_c_while_connecting_ends_the_run() {
+    // A UDP socket that reads nothing and answers nothing (no ICMP either).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let out = interrupted(
+        &["--server", &server, "--insecure", "--json", "--duration", "2s"],
+        Duration::from_millis(1000),
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = one_line_of(&out.stderr);
+    assert!(err.contains("interrupted while connecting") && err.contains(&server), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("the JSON error object");
+    assert!(v["error"].as_str().unwrap().contains("interrupted"), "{v}");
+    drop(silent);
+}
+
+/// The single line of `stderr`.
+fn one_line_of(stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr).to_string();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    err
+}

@@ -291,7 +291,19 @@ fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
     if let Some(m) = metrics {
         m.stop();
     }
-    let ended = result?;
+    let ended = match result {
+        Ok(ended) => ended,
+        // Ctrl-C before anything was measured (while connecting): the error, and 130 as
+        // for any interrupted run.
+        Err(e) if stop.interrupted() => {
+            if args.json {
+                outln!("{}", serde_json::json!({ "error": e }));
+            }
+            eprintln!("peregrine: {e}");
+            std::process::exit(130);
+        }
+        Err(e) => return Err(e),
+    };
     *printed = true;
     if let Some(e) = ended.error {
         return Err(e);
