@@ -351,7 +351,7 @@ fn rps_and_handshake_reports_plot_their_rates() {
             "--handshakes",
             "handshakes/s",
             "completed handshakes per second",
-            "thread 0",
+            "slot 0",
             "handshake latency",
         ),
     ] {
