@@ -48,6 +48,19 @@ fn what_the_server_refuses_config_refuses_with_the_same_line() {
     assert!(!ok && err.contains("--metrics-addr"), "{err}");
     let (ok, _) = outcome(&["config", "--metrics-addr", "127.0.0.1:1"]);
     assert!(ok, "the server serves metrics");
+    // Server-only admission keys: the client refuses them (it used to drop them silently),
+    // with the line config gives.
+    let out = temp_dir("clientonly");
+    for flags in [&["--retry", "always"][..], &["--max-handshakes", "8"]] {
+        let (ok, config_err) = outcome(&[&["config", "--for", "client"], flags].concat());
+        assert!(!ok && config_err.contains(flags[0]), "{flags:?}: {config_err}");
+        let client = ["client", "https://127.0.0.1:9/x", "--insecure", "--output"];
+        let (ok, client_err) = outcome(&[&client[..], &[out.to_str().unwrap()], flags].concat());
+        assert!(!ok, "client accepted {flags:?}");
+        assert_eq!(config_err, client_err, "{flags:?}");
+        let (ok, err) = outcome(&[&["config"], flags].concat());
+        assert!(ok, "{flags:?} applies to the server: {err}");
+    }
 }
 
 #[test]
