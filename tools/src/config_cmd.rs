@@ -9,7 +9,7 @@ use crate::endpoint::{self, Use};
 pub enum For {
     /// `peregrine server` (every key applies).
     Server,
-    /// `peregrine client` (no metrics server).
+    /// `peregrine client` (no metrics server, no admission of new clients).
     Client,
     /// `peregrine perf` with its in-process server.
     Perf,

@@ -20,7 +20,8 @@ use peregrine_engine::streams::{Dir, StreamsConfig};
 use peregrine_engine::worker::WorkerConfig;
 
 use crate::config::{
-    format_list, Datapath, Retry, Settings, XdpMode, DEFAULT_RING_SIZE, DEFAULT_WORKERS,
+    format_list, Datapath, Retry, Settings, XdpMode, DEFAULT_MAX_HANDSHAKES, DEFAULT_RING_SIZE,
+    DEFAULT_WORKERS,
 };
 
 /// Which endpoint of a command the settings are for, so that keys that make no sense there
@@ -29,7 +30,7 @@ use crate::config::{
 pub enum Use {
     /// `server`, or perf's in-process server: every key applies.
     Server,
-    /// `client`: `metrics-addr` does not apply.
+    /// `client`: `metrics-addr`, `retry` and `max-handshakes` do not apply.
     Client,
     /// perf's client side next to its in-process server: `workers` and `cores` belong to
     /// the server; the client endpoint has one unpinned worker.
@@ -59,6 +60,16 @@ fn is_loopback(interface: &str) -> bool {
 pub fn validate(s: &Settings, usage: Use) -> Result<(), String> {
     if usage == Use::Client && s.metrics_addr.is_some() {
         return Err("--metrics-addr: only server and perf serve metrics".into());
+    }
+    // How a server admits new clients; a client accepts no connections, so these would be
+    // dropped silently.
+    if usage == Use::Client && s.retry != Retry::Auto {
+        return Err("--retry: applies to servers only (a client accepts no connections)".into());
+    }
+    if usage == Use::Client && s.max_handshakes != DEFAULT_MAX_HANDSHAKES {
+        return Err(
+            "--max-handshakes: applies to servers only (a client accepts no connections)".into()
+        );
     }
     if u32::from(MAX_DATAGRAM_SIZE_LIMIT) < s.mtu {
         return Err(format!(
@@ -107,6 +118,12 @@ pub fn validate(s: &Settings, usage: Use) -> Result<(), String> {
                 "--datapath xdp: {interface} is the loopback interface, which AF_XDP does not \
                  serve; use --datapath udp or uring on loopback"
             ));
+        }
+        if usage == Use::PerfClient {
+            return Err("--datapath xdp: the in-process server listens on 127.0.0.1, which \
+                        AF_XDP cannot serve; run `peregrine server` on the interface and give \
+                        --server"
+                .into());
         }
     }
     if usage == Use::PerfClient {

@@ -50,6 +50,19 @@ fn what_the_server_refuses_config_refuses_with_the_same_line() {
     assert!(!ok && err.contains("--metrics-addr"), "{err}");
     let (ok, _) = outcome(&["config", "--metrics-addr", "127.0.0.1:1"]);
     assert!(ok, "the server serves metrics");
+    // Server-only admission keys: the client refuses them (it used to drop them silently),
+    // with the line config gives.
+    let out = temp_dir("clientonly");
+    for flags in [&["--retry", "always"][..], &["--max-handshakes", "8"]] {
+        let (ok, config_err) = outcome(&[&["config", "--for", "client"], flags].concat());
+        assert!(!ok && config_err.contains(flags[0]), "{flags:?}: {config_err}");
+        let client = ["client", "https://127.0.0.1:9/x", "--insecure", "--output"];
+        let (ok, client_err) = outcome(&[&client[..], &[out.to_str().unwrap()], flags].concat());
+        assert!(!ok, "client accepted {flags:?}");
+        assert_eq!(config_err, client_err, "{flags:?}");
+        let (ok, err) = outcome(&[&["config"], flags].concat());
+        assert!(ok, "{flags:?} applies to the server: {err}");
+    }
 }
 
 #[test]
@@ -103,4 +116,42 @@ fn xdp_on_loopback_is_refused_by_server_and_perf() {
     assert!(!ok && err.contains("loopback") && err.lines().count() == 1, "{err}");
     let (ok, err) = outcome(&["perf", "--datapath", "xdp", "--interface", "lo"]);
     assert!(!ok && err.contains("loopback"), "{err}");
+}
+
+/// `config --for perf` runs perf's checks: what perf refuses it refuses with the same line
+/// (AF_XDP on a real interface included: perf's in-process server listens on 127.0.0.1,
+/// which `config --for perf` used to call valid), and what it accepts perf runs.
+#[test]
+fn config_for_perf_agrees_with_perf() {
+    let nic = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| {
+            std::fs::read_to_string(format!("/sys/class/net/{n}/type"))
+                .is_ok_and(|t| t.trim() != "772")
+        });
+    let mut refused: Vec<Vec<&str>> = vec![
+        vec!["--cores", "99"],
+        vec!["--workers", "2", "--cores", "0"],
+        vec!["--mtu", "65528"],
+        vec!["--queues", "0-3"],
+        vec!["--datapath", "xdp", "--interface", "lo"],
+    ];
+    match &nic {
+        Some(n) => refused.push(vec!["--datapath", "xdp", "--interface", n]),
+        None => println!("SKIP (xdp part): no non-loopback interface in /sys/class/net"),
+    }
+    for flags in &refused {
+        let (ok, config_err) = outcome(&[&["config", "--for", "perf"], &flags[..]].concat());
+        assert!(!ok, "config --for perf accepted {flags:?}");
+        let (ok, perf_err) = outcome(&[&["perf", "--duration", "100ms"], &flags[..]].concat());
+        assert!(!ok, "perf accepted {flags:?}");
+        assert_eq!(config_err, perf_err, "{flags:?}: the same check, the same line");
+    }
+    for flags in [&["--workers", "2", "--cores", "0-1"][..], &["--mtu", "1200", "--gso", "off"]] {
+        let (ok, err) = outcome(&[&["config", "--for", "perf"], flags].concat());
+        assert!(ok, "{flags:?}: {err}");
+        let (ok, err) = outcome(&[&["perf", "--duration", "200ms"], flags].concat());
+        assert!(ok, "{flags:?}: perf refused what config --for perf accepts: {err}");
+    }
 }

@@ -65,6 +65,10 @@ fn bare_numbers_and_out_of_range_values_are_refused_with_the_range() {
         (&["config", "--idle-timeout", "61m"], "outside 1ms..=1h"),
         (&["config", "--idle-timeout", "1.5s"], "has an unknown unit"),
         (&["metrics", "--duration", "5"], "has no unit"),
+        (&["metrics", "--duration", "25h"], "outside 1ms..=24h"),
+        (&["stress", "--duration", "25h"], "outside 10ms..=24h"),
+        (&["perf", "--interval", "50ms"], "outside 100ms..=1h"),
+        (&["config", "--handshake-timeout", "11m"], "outside 1ms..=10m"),
     ] {
         let err = error_of(args);
         assert!(err.contains(needle), "{args:?}: {err}");
@@ -78,6 +82,10 @@ fn help_ranges_are_the_enforced_ones() {
         ("datapath-bench", "--duration", "100ms..=10m"),
         ("client", "--timeout", "1ms..=1h"),
         ("config", "--idle-timeout", "1ms..=1h"),
+        ("config", "--handshake-timeout", "1ms..=10m"),
+        ("perf", "--interval", "100ms..=1h"),
+        ("metrics", "--duration", "1ms..=24h"),
+        ("stress", "--duration", "10ms..=24h"),
     ] {
         let out = peregrine(&[cmd, "--help"], LIMIT);
         let help = String::from_utf8_lossy(&out.stdout);

@@ -1,8 +1,9 @@
 //! `scripts/interop/run_endpoint.sh` follows the quic-interop-runner contract: /setup.sh
 //! first, the client waits for the simulator, SERVER_PARAMS / CLIENT_PARAMS are appended,
-//! QLOGDIR gets a trace per connection, v2 and the other supported cases run and the rest
-//! exit 127. Helper scripts and the binary are stubbed where the contract is checked, and
-//! the real binary transfers a file over loopback.
+//! QLOGDIR gets a trace per connection, the supported cases run and the rest (v2: no
+//! compatible version negotiation yet) exit 127. Helper scripts and the binary are stubbed
+//! where the contract is checked, and the real binary transfers a file over loopback, with
+//! and without a Retry.
 
 // A test driver: it reads the wall clock for its bounds.
 #![allow(clippy::disallowed_methods)]
@@ -79,7 +80,7 @@ fn the_contract_with_stubs() {
         ]
     };
     let calls = || std::fs::read_to_string(&log).unwrap_or_default();
-    for case in ["transfer", "v2", "chacha20", "keyupdate", "rebind-port", "ipv6"] {
+    for case in ["transfer", "chacha20", "keyupdate", "rebind-port", "ipv6"] {
         let _ = std::fs::remove_file(&log);
         let mut env = common("server", case);
         env.push(("SERVER_PARAMS", "--workers 2 --congestion newreno"));
@@ -116,75 +117,115 @@ fn the_contract_with_stubs() {
     }
 }
 
+/// The runner's `v2` case is compatible version negotiation (RFC 9368: a v1 Initial offering
+/// v2, the server switching to it), which the engine does not implement: both roles say so
+/// with 127 (unsupported) instead of running a case they cannot pass.
 #[test]
-fn v2_client_needs_the_quic_version_flag() {
-    let help = Command::new(BIN).args(["client", "--help"]).output().unwrap();
-    let has = String::from_utf8_lossy(&help.stdout).contains("--quic-version");
-    let out = script(&[
-        ("ROLE", "client"),
-        ("TESTCASE", "v2"),
-        ("PEREGRINE", BIN),
-        ("REQUESTS", "https://127.0.0.1:9/x"),
-        ("DOWNLOADS", temp_dir("v2dl").to_str().unwrap()),
-    ]);
-    if has {
-        assert_ne!(out.status.code(), Some(127), "v2 runs once the client offers it");
-    } else {
-        assert_eq!(out.status.code(), Some(127));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("--quic-version"));
+fn v2_is_unsupported_until_compatible_version_negotiation() {
+    for role in ["client", "server"] {
+        let out = script(&[
+            ("ROLE", role),
+            ("TESTCASE", "v2"),
+            ("PEREGRINE", BIN),
+            ("REQUESTS", "https://127.0.0.1:9/x"),
+            ("DOWNLOADS", temp_dir("v2dl").to_str().unwrap()),
+        ]);
+        assert_eq!(out.status.code(), Some(127), "{role}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("compatible version negotiation"), "{role}: {err}");
     }
 }
 
+/// The real binary, both roles over loopback: `transfer` and `retry` move a file byte-exact
+/// and leave a qlog trace per side in QLOGDIR; under `retry` the server's transport
+/// parameters carry `retry_source_connection_id` (a Retry happened), under `transfer` not.
 #[test]
-fn transfer_over_loopback_writes_qlogs() {
-    let dir = temp_dir("endpoint");
-    let (www, certs, downloads) = (dir.join("www"), dir.join("certs"), dir.join("downloads"));
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::create_dir_all(&certs).unwrap();
-    let data = support::pattern(300_000, 7);
-    std::fs::write(www.join("f300k"), &data).unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["server".into()]).unwrap();
-    std::fs::write(certs.join("cert.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(certs.join("priv.key"), ck.key_pair.serialize_pem()).unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (sq, cq) = (dir.join("qlog-server"), dir.join("qlog-client"));
-    let mut server = Command::new("bash")
-        .arg(SCRIPT)
-        .envs([
-            ("ROLE", "server"),
-            ("TESTCASE", "transfer"),
+fn transfer_and_retry_over_loopback_write_qlogs() {
+    for case in ["transfer", "retry"] {
+        let dir = temp_dir(&format!("endpoint-{case}"));
+        let (www, certs, downloads) = (dir.join("www"), dir.join("certs"), dir.join("downloads"));
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::create_dir_all(&certs).unwrap();
+        let data = support::pattern(300_000, 7);
+        std::fs::write(www.join("f300k"), &data).unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["server".into()]).unwrap();
+        std::fs::write(certs.join("cert.pem"), ck.cert.pem()).unwrap();
+        std::fs::write(certs.join("priv.key"), ck.key_pair.serialize_pem()).unwrap();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (sq, cq) = (dir.join("qlog-server"), dir.join("qlog-client"));
+        let mut server = Command::new("bash")
+            .arg(SCRIPT)
+            .envs([
+                ("ROLE", "server"),
+                ("TESTCASE", case),
+                ("PEREGRINE", BIN),
+                ("SETUP", "/nonexistent"),
+                ("LISTEN", &format!("127.0.0.1:{port}")),
+                ("WWW", www.to_str().unwrap()),
+                ("CERTS", certs.to_str().unwrap()),
+                ("QLOGDIR", sq.to_str().unwrap()),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let rx = lines(server.stdout.take().unwrap());
+        let Ok(first) = rx.recv_timeout(Duration::from_secs(10)) else {
+            let _ = server.kill();
+            let out = server.wait_with_output().unwrap();
+            panic!("{case}: the server did not start: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        assert!(first.starts_with("listening on"), "{case}: {first}");
+        let out = script(&[
+            ("ROLE", "client"),
+            ("TESTCASE", case),
             ("PEREGRINE", BIN),
-            ("SETUP", "/nonexistent"),
-            ("LISTEN", &format!("127.0.0.1:{port}")),
-            ("WWW", www.to_str().unwrap()),
-            ("CERTS", certs.to_str().unwrap()),
-            ("QLOGDIR", sq.to_str().unwrap()),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = lines(server.stdout.take().unwrap());
-    let first = rx.recv_timeout(Duration::from_secs(10)).expect("the server started");
-    assert!(first.starts_with("listening on"), "{first}");
-    let out = script(&[
-        ("ROLE", "client"),
-        ("TESTCASE", "transfer"),
-        ("PEREGRINE", BIN),
-        ("REQUESTS", &format!("https://127.0.0.1:{port}/f300k")),
-        ("DOWNLOADS", downloads.to_str().unwrap()),
-        ("QLOGDIR", cq.to_str().unwrap()),
-    ]);
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = server.kill();
-    let _ = server.wait();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read(downloads.join("f300k")).unwrap(), data);
-    for (q, side) in [(&cq, "client"), (&sq, "server")] {
-        let names: Vec<String> = std::fs::read_dir(q)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert!(names.iter().any(|n| n.ends_with(&format!("_{side}.sqlog"))), "{side}: {names:?}");
+            ("REQUESTS", &format!("https://127.0.0.1:{port}/f300k")),
+            ("DOWNLOADS", downloads.to_str().unwrap()),
+            ("QLOGDIR", cq.to_str().unwrap()),
+        ]);
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = server.kill();
+        let _ = server.wait();
+        assert!(out.status.success(), "{case}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read(downloads.join("f300k")).unwrap(), data, "{case}");
+        for (q, side) in [(&cq, "client"), (&sq, "server")] {
+            let names: Vec<String> = std::fs::read_dir(q)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            let trace = names
+                .iter()
+                .find(|n| n.ends_with(&format!("_{side}.sqlog")))
+                .unwrap_or_else(|| panic!("{case} {side}: {names:?}"));
+            if side == "client" {
+                let text = std::fs::read_to_string(q.join(trace)).unwrap();
+                let retried = text.contains("\"retry_source_connection_id\"");
+                assert_eq!(retried, case == "retry", "{case}: Retry seen by the client");
+            }
+        }
     }
+}
+
+/// The image the runner starts: built from the repository (no docker daemon is needed for
+/// this check, and none runs in CI, so the image itself is not built here). It builds the
+/// `peregrine` package, starts from the runner's endpoint image (which provides /setup.sh and
+/// /wait-for-it.sh) and runs this script as /run_endpoint.sh.
+#[test]
+fn dockerfile_builds_the_endpoint_the_runner_expects() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/interop/Dockerfile");
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let froms: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "a build stage and the endpoint stage: {froms:?}");
+    assert!(froms[1].starts_with("FROM martenseemann/quic-network-simulator-endpoint"));
+    assert!(lines.iter().any(|l| l.starts_with("RUN ") && l.contains("-p peregrine")));
+    assert!(lines.contains(&"COPY scripts/interop/run_endpoint.sh /run_endpoint.sh"));
+    let entry = lines.last().unwrap();
+    assert!(entry.starts_with("ENTRYPOINT") && entry.contains("/run_endpoint.sh"), "{entry}");
+    // The script's default binary is found on the image's PATH.
+    assert!(lines.iter().any(|l| l.contains("/usr/local/bin/peregrine")));
+    let script = std::fs::read_to_string(SCRIPT).unwrap();
+    assert!(script.contains("PEREGRINE=\"${PEREGRINE:-peregrine}\""));
 }

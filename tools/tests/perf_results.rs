@@ -294,13 +294,9 @@ fn upload_progress_on_a_terminal_shows_what_was_sent() {
     }
 }
 
-/// The plot of an upload draws the upload: the line is not flat at zero.
-#[test]
-fn upload_report_plots_the_upload() {
-    let dir = temp_dir("upplot");
-    let svg = dir.join("up.svg");
-    perf_json(&["--upload", "6M", "--rate", "40M", "--report", svg.to_str().unwrap()]);
-    let doc = std::fs::read_to_string(&svg).unwrap();
+/// How far connection 0's line in the first chart of `doc` runs above that chart's zero
+/// line, in pixels (its mean y against the y of the axis' `0` label).
+fn first_line_above_zero(doc: &str) -> f64 {
     let line = doc
         .split("<polyline")
         .filter(|p| p.contains("stroke=\"#0072B2\""))
@@ -321,7 +317,83 @@ fn upload_report_plots_the_upload() {
         })
         .and_then(|t| t.split("y=\"").nth(1)?.split('"').next()?.parse().ok())
         .expect("the zero label of the y axis");
-    let mean = ys.iter().sum::<f64>() / ys.len() as f64;
-    assert!(mean < zero_y - 50.0, "the line runs well above the axis ({zero_y}): {ys:?}");
+    zero_y - ys.iter().sum::<f64>() / ys.len() as f64
+}
+
+/// The texts of the SVG's `<text>` elements.
+fn svg_texts(doc: &str) -> Vec<String> {
+    doc.split("<text")
+        .skip(1)
+        .filter_map(|t| Some(t.split_once('>')?.1.split("</text>").next()?.trim().to_owned()))
+        .collect()
+}
+
+/// The plot of an upload draws the upload: the line is not flat at zero.
+#[test]
+fn upload_report_plots_the_upload() {
+    let dir = temp_dir("upplot");
+    let svg = dir.join("up.svg");
+    perf_json(&["--upload", "6M", "--rate", "40M", "--report", svg.to_str().unwrap()]);
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    let above = first_line_above_zero(&doc);
+    assert!(above > 50.0, "the line runs well above the axis: {above} px");
     assert!(doc.contains("(Mbit/s)"), "a 40 Mbit/s upload is plotted in Mbit/s");
+}
+
+/// `--rps` plots requests/s (not only Gbit/s) and `--handshakes` handshakes/s, each as the
+/// first chart with its axis label and a line above zero, next to the latency distribution.
+#[test]
+fn rps_and_handshake_reports_plot_their_rates() {
+    let dir = temp_dir("rateplots");
+    for (mode, axis, title, legend, latency) in [
+        ("--rps", "requests/s", "completed requests per second", "connection 0", "request latency"),
+        (
+            "--handshakes",
+            "handshakes/s",
+            "completed handshakes per second",
+            "slot 0",
+            "handshake latency",
+        ),
+    ] {
+        let svg = dir.join(format!("{}.svg", &mode[2..]));
+        perf_json(&[mode, "--duration", "1s", "--report", svg.to_str().unwrap()]);
+        let doc = std::fs::read_to_string(&svg).unwrap();
+        let texts = svg_texts(&doc);
+        for needed in [axis, title, legend, "time (s)", "percentile"] {
+            assert!(texts.iter().any(|t| t == needed), "{mode}: no {needed:?} in {texts:?}");
+        }
+        assert!(texts.iter().any(|t| t.starts_with(latency)), "{mode}: {texts:?}");
+        let first_axis = texts.iter().position(|t| t == axis).unwrap();
+        let throughput = texts.iter().position(|t| t.starts_with("throughput ("));
+        assert!(throughput.is_none_or(|p| p > first_axis), "{mode}: {axis} is the first chart");
+        let above = first_line_above_zero(&doc);
+        assert!(above > 20.0, "{mode}: the {axis} line runs above zero: {above} px");
+    }
+}
+
+/// Ctrl-C while the handshake is still pending (a server that never answers) ends perf at
+/// once with exit 130 and says so, instead of being ignored until the connect timeout and
+/// then reported as a handshake failure.
+#[test]
+fn ctrl_c_while_connecting_ends_the_run() {
+    // A UDP socket that reads nothing and answers nothing (no ICMP either).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap().to_string();
+    let out = interrupted(
+        &["--server", &server, "--insecure", "--json", "--duration", "2s"],
+        Duration::from_millis(1000),
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = one_line_of(&out.stderr);
+    assert!(err.contains("interrupted while connecting") && err.contains(&server), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("the JSON error object");
+    assert!(v["error"].as_str().unwrap().contains("interrupted"), "{v}");
+    drop(silent);
+}
+
+/// The single line of `stderr`.
+fn one_line_of(stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr).to_string();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    err
 }

@@ -89,6 +89,13 @@ fn reports_render_in_headless_chromium() {
         // Axes, grid, labels, lines and the summary: a few percent of the page, not blank
         // and not a solid block.
         assert!(ink * 100 > total && ink * 2 < total, "{name}: {ink} of {total} pixels inked");
+        // Nothing runs off the page's right edge: the charts keep a margin and the text
+        // summary wraps (its long note lines were cut off at the window's edge).
+        let edge = (0..h as usize)
+            .flat_map(|y| (w as usize - 6..w as usize).map(move |x| (y * w as usize + x) * 4))
+            .filter(|&i| rgba[i] < 200 || rgba[i + 1] < 200 || rgba[i + 2] < 200)
+            .count();
+        assert_eq!(edge, 0, "{name}: ink in the rightmost 6 pixel columns (clipped content)");
         // The first series colour (Okabe-Ito blue) is drawn: the data line and its legend.
         let blue = count_near(&rgba, (0, 114, 178));
         assert!(blue > 300, "{name}: {blue} blue pixels");

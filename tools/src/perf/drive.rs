@@ -41,24 +41,36 @@ fn connect_timeout(n: usize) -> Duration {
     Duration::from_secs(5) + Duration::from_millis(2) * n as u32
 }
 
-/// Waits until `n` connections reported their handshake; the first failure, or a timeout,
-/// is the run's error. Reports that are not about connecting are kept in `other`.
+/// How often a wait for the handshakes looks at Ctrl-C.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Waits until `n` connections reported their handshake; the first failure, a timeout or
+/// Ctrl-C (`stop`) is the run's error. Reports that are not about connecting are kept in
+/// `other`.
 fn wait_connected(
     reports: &Receiver<Report>,
     n: usize,
     addr: SocketAddr,
+    stop: &Stop,
     other: &mut Vec<Report>,
 ) -> Result<(), String> {
     let until = Instant::now() + connect_timeout(n);
     let mut up = 0;
     while up < n {
+        if stop.interrupted() {
+            return Err(format!(
+                "interrupted while connecting to {addr} ({up} of {n} connection(s) up); \
+                 nothing was measured"
+            ));
+        }
         let left = until.saturating_duration_since(Instant::now());
-        match reports.recv_timeout(left) {
+        match reports.recv_timeout(left.min(STOP_POLL)) {
             Ok(Report::Connected(Ok(()))) => up += 1,
             Ok(Report::Connected(Err(e))) => {
                 return Err(format!("connecting to {addr}: {e}"));
             }
             Ok(r) => other.push(r),
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < until => {}
             Err(_) => {
                 let t = crate::config::format_duration(connect_timeout(n));
                 return Err(format!("connecting to {addr}: no handshake within {t}"));
@@ -143,7 +155,7 @@ pub fn run(
             .map_err(|e| format!("connecting to {}: {e}", target.addr))?;
     }
     let mut early = Vec::new();
-    wait_connected(&reports, stats.len(), target.addr, &mut early)?;
+    wait_connected(&reports, stats.len(), target.addr, stop, &mut early)?;
     let cpu0 = cpu::process_times();
     let server_cpu0 = cpu::threads_times(server_thread);
     let start = Instant::now();

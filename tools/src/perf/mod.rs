@@ -258,12 +258,8 @@ fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
             (client::resolve(host, port)?, host.to_owned(), trust, None)
         }
         None => {
-            if settings.datapath == Datapath::Xdp {
-                return Err("--datapath xdp: the in-process server listens on 127.0.0.1, which \
-                            AF_XDP cannot serve; run `peregrine server` on the interface and \
-                            give --server"
-                    .into());
-            }
+            // (`--datapath xdp` was refused by the check above: AF_XDP cannot serve the
+            // in-process server on 127.0.0.1.)
             let g = certs::generate()?;
             let tls = certs::server_generated(&g, endpoint::keylog(&settings))?;
             let any = "127.0.0.1:0".parse().map_err(|_| "bad address".to_string())?;
@@ -295,7 +291,19 @@ fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
     if let Some(m) = metrics {
         m.stop();
     }
-    let ended = result?;
+    let ended = match result {
+        Ok(ended) => ended,
+        // Ctrl-C before anything was measured (while connecting): the error, and 130 as
+        // for any interrupted run.
+        Err(e) if stop.interrupted() => {
+            if args.json {
+                outln!("{}", serde_json::json!({ "error": e }));
+            }
+            eprintln!("peregrine: {e}");
+            std::process::exit(130);
+        }
+        Err(e) => return Err(e),
+    };
     *printed = true;
     if let Some(e) = ended.error {
         return Err(e);

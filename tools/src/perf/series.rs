@@ -121,7 +121,8 @@ pub fn charts(kind: &Kind, slots: &[Slot], ticks: &[Tick], connections: usize) -
             let lines = per_conn(&per_sec)
                 .into_iter()
                 .map(|mut l| {
-                    l.name = l.name.replace("connection", "thread");
+                    // Each slot connects and closes back to back (no thread of its own).
+                    l.name = l.name.replace("connection", "slot");
                     l
                 })
                 .collect();

@@ -116,12 +116,14 @@ pub fn svg(report: &Report<'_>) -> Result<String, String> {
     plot::svg(report)
 }
 
-/// An HTML page that embeds the SVG inline, with the text summary below it.
+/// An HTML page that embeds the SVG inline, with the text summary below it (wrapped at the
+/// window's width: its note lines are longer than the charts are wide).
 pub fn html(report: &Report<'_>) -> Result<String, String> {
     Ok(format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>{title}</title>\n</head>\n<body style=\"font-family:sans-serif;margin:16px\">\n\
-         {svg}\n<pre>{summary}</pre>\n</body>\n</html>\n",
+         {svg}\n<pre style=\"white-space:pre-wrap;overflow-wrap:anywhere\">{summary}</pre>\n\
+         </body>\n</html>\n",
         title = xml_escape(&report.title),
         svg = svg(report)?,
         summary = xml_escape(&summary(report)),

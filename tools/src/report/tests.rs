@@ -199,7 +199,7 @@ fn missing_latency_is_said_and_html_wraps() {
     assert!(doc.contains("empty"), "the empty series is in the legend");
     let page = html(&r).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert!(page.contains("<svg") && page.contains("</svg>") && page.contains("<pre>"));
+    assert!(page.contains("<svg") && page.contains("</svg>") && page.contains("<pre "));
 }
 
 #[test]

@@ -60,7 +60,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `peregrine stress` flags.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// How long the application threads run (e.g. 10s, 500ms).
+    /// How long the application threads run, e.g. 10s or 500ms (10ms..=24h).
     #[arg(long, value_parser = parse_run_duration, default_value = "10s")]
     duration: Duration,
     /// Client application threads (the server gets half as many, at least one).
