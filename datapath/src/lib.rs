@@ -11,6 +11,8 @@
 //! - [`uring`]: the same socket driven through io_uring: multishot `recvmsg` on a
 //!   provided-buffer ring (received buffers lent to the engine without a copy), linked
 //!   `sendmsg` / `sendmsg_zc` submissions with `UDP_SEGMENT`.
+//! - [`loopback`]: raw datapath throughput over loopback, a sender and a receiver thread on the
+//!   UDP or io_uring backend, every datagram verified (`peregrine datapath-bench`, benches).
 //! - [`netns`]: moving a thread into a network namespace (privileged tests and benchmarks).
 //! - [`require`]: tests that need root or a kernel feature skip loudly, or fail under
 //!   `PEREGRINE_REQUIRE_ALL=1`.
@@ -40,6 +42,7 @@
 pub mod alloc_count;
 pub mod buffer;
 pub mod fault;
+pub mod loopback;
 pub mod netns;
 pub mod require;
 pub mod sim;
