@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use peregrine_benches::{udp_loopback_throughput, Backend, LoopbackBenchConfig};
+use peregrine_datapath::loopback::{udp_loopback_throughput, Backend, LoopbackBenchConfig};
 
 const PAYLOAD: usize = 1200;
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use peregrine_benches::{udp_loopback_throughput, Backend, LoopbackBenchConfig};
+use peregrine_datapath::loopback::{udp_loopback_throughput, Backend, LoopbackBenchConfig};
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -11,7 +11,11 @@
 //! - [`uring`]: the same socket driven through io_uring: multishot `recvmsg` on a
 //!   provided-buffer ring (received buffers lent to the engine without a copy), linked
 //!   `sendmsg` / `sendmsg_zc` submissions with `UDP_SEGMENT`.
+//! - [`loopback`]: raw datapath throughput over loopback, a sender and a receiver thread on the
+//!   UDP or io_uring backend, every datagram verified (`peregrine datapath-bench`, benches).
 //! - [`netns`]: moving a thread into a network namespace (privileged tests and benchmarks).
+//! - [`require`]: tests that need root or a kernel feature skip loudly, or fail under
+//!   `PEREGRINE_REQUIRE_ALL=1`.
 //! - [`sim`]: a seeded, deterministic in-memory network on virtual time with delay, jitter, rate,
 //!   loss, reordering, duplication, corruption, MTU, blackholes and address rebinding.
 //! - [`fault`]: [`fault::FaultQueue`] wraps any queue and applies the simulated network's seeded
@@ -38,7 +42,9 @@
 pub mod alloc_count;
 pub mod buffer;
 pub mod fault;
+pub mod loopback;
 pub mod netns;
+pub mod require;
 pub mod sim;
 pub mod udp;
 pub mod uring;

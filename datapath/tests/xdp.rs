@@ -4,7 +4,8 @@
 //! ICMP keep working while the program is attached.
 //!
 //! Skips (with the reason printed) only when not root, when AF_XDP is missing, or when a tool
-//! the setup needs (`ip`, `ethtool`, `nft` for the loss test) is absent. Traffic stays inside the
+//! the setup needs (`ip`, `ethtool`, `nft` for the loss test) is absent, and fails instead
+//! under `PEREGRINE_REQUIRE_ALL=1` (`peregrine_datapath::require`). Traffic stays inside the
 //! namespaces each test creates; they are removed by a drop guard.
 
 // Tests bound their loops in wall-clock time; only they read the clock.
@@ -15,7 +16,8 @@ mod netns;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use netns::{icmp_echo, in_ns, require, NetnsPair};
+use netns::{icmp_echo, in_ns, NetnsPair};
+use peregrine_datapath::require::xdp_netns;
 use peregrine_datapath::udp::{UdpConfig, UdpQueue};
 use peregrine_datapath::xdp::{XdpConfig, XdpMode, XdpQueue};
 use peregrine_datapath::{Ecn, Queue, RxBatch, TxBatch, Waker};
@@ -292,7 +294,7 @@ fn full_exchange(tag: &str, mode: XdpMode) {
 
 #[test]
 fn xdp_generic_mode_exchange() {
-    if !require() {
+    if !xdp_netns(false) {
         return;
     }
     full_exchange("xg", XdpMode::Generic);
@@ -300,7 +302,7 @@ fn xdp_generic_mode_exchange() {
 
 #[test]
 fn xdp_native_mode_exchange() {
-    if !require() {
+    if !xdp_netns(false) {
         return;
     }
     full_exchange("xn", XdpMode::Native);
@@ -308,11 +310,7 @@ fn xdp_native_mode_exchange() {
 
 #[test]
 fn xdp_exchange_with_loss() {
-    if !require() {
-        return;
-    }
-    if !netns::have("nft") {
-        println!("SKIP xdp_exchange_with_loss: nft (nftables) not installed");
+    if !xdp_netns(true) {
         return;
     }
     let Some(mut p) = open_pair("xl", XdpMode::Generic, 2) else { return };
@@ -332,7 +330,7 @@ fn xdp_exchange_with_loss() {
 
 #[test]
 fn xdp_bad_checksums_are_counted_and_dropped() {
-    if !require() {
+    if !xdp_netns(false) {
         return;
     }
     let Some(mut p) = open_pair("xc", XdpMode::Generic, 0) else { return };
@@ -370,7 +368,7 @@ fn xdp_bad_checksums_are_counted_and_dropped() {
 
 #[test]
 fn xdp_queue_group_covers_every_rx_queue() {
-    if !require() {
+    if !xdp_netns(false) {
         return;
     }
     let Some(net) = NetnsPair::up_with("xq", &["--queues", "2"]) else { return };
@@ -419,7 +417,7 @@ fn xdp_queue_group_covers_every_rx_queue() {
 
 #[test]
 fn xdp_fragments_reach_the_guard_socket() {
-    if !require() {
+    if !xdp_netns(false) {
         return;
     }
     // Auto mode: native on veth (generic, with the reason in the capabilities, elsewhere).
@@ -455,7 +453,7 @@ fn xdp_fragments_reach_the_guard_socket() {
 
 #[test]
 fn xdp_specific_address_leaves_other_addresses_alone() {
-    if !require() {
+    if !xdp_netns(false) {
         return;
     }
     let Some(net) = NetnsPair::up("xa", 0) else { return };

@@ -87,8 +87,8 @@ fn check_close_on_wire(ep: &Endpoint, tap: &Tap, from: usize, written: [bool; 3]
 
 //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.3
 //= type=test
-//# When sending CONNECTION_CLOSE, the goal is to ensure that the peer
-//# will process the frame.
+//# When sending a CONNECTION_CLOSE frame, the goal is to ensure that
+//# the peer will process the frame.
 #[test]
 fn invariant_close_emitted_once() {
     let mut seen = Vec::new();

@@ -5,7 +5,8 @@
 //! the ring (not a recvmmsg fallback) carried the traffic.
 //!
 //! Skips (with the reason printed) only when the kernel refuses io_uring (seccomp,
-//! `kernel.io_uring_disabled`, a kernel before 6.0).
+//! `kernel.io_uring_disabled`, a kernel before 6.0), and fails instead under
+//! `PEREGRINE_REQUIRE_ALL=1` (`peregrine_datapath::require`).
 
 #![allow(clippy::disallowed_methods)]
 
@@ -100,8 +101,8 @@ impl Queue for Watched {
     }
 }
 
-/// An endpoint on one io_uring queue on 127.0.0.1, or `None` (with the reason printed) when
-/// io_uring is refused.
+/// An endpoint on one io_uring queue on 127.0.0.1, or `None` (with the reason printed; a
+/// failure under `PEREGRINE_REQUIRE_ALL=1`) when io_uring is refused.
 fn uring_endpoint(
     test: &str,
     config: EndpointConfig,
@@ -111,7 +112,7 @@ fn uring_endpoint(
     let q = match UringQueue::open(&cfg) {
         Ok(q) => q,
         Err(e) => {
-            println!("SKIP {test}: io_uring unavailable: {e}");
+            peregrine_datapath::require::unavailable(format_args!("io_uring unavailable: {e}"));
             return None;
         }
     };

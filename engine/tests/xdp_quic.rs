@@ -8,7 +8,8 @@
 //! and was completed, and the kernel's `XDP_STATISTICS` show no drops.
 //!
 //! Skips (with the reason printed) only when not root, when AF_XDP is missing, or when a tool
-//! the setup needs is absent. Traffic stays inside the namespaces each case creates.
+//! the setup needs is absent, and fails instead under `PEREGRINE_REQUIRE_ALL=1`
+//! (`peregrine_datapath::require`). Traffic stays inside the namespaces each case creates.
 
 // The case bounds read the clock.
 #![allow(clippy::disallowed_methods)]
@@ -26,7 +27,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ns::{in_ns, require, NetnsPair, Published, Watched};
+use ns::{in_ns, NetnsPair, Published, Watched};
+use peregrine_datapath::require::xdp_netns;
 use peregrine_datapath::xdp::{XdpConfig, XdpMode, XdpQueue};
 use peregrine_datapath::Queue;
 use peregrine_engine::api::{ConnError, Endpoint, EndpointConfig};
@@ -249,70 +251,70 @@ async fn case_on(tag: &str, mode: XdpMode, client: Client, loss: u32, ipv6: bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_generic_peregrine_client_50m() {
-    if require("xdp_generic_peregrine_client_50m", false) {
+    if xdp_netns(false) {
         case("qgp", XdpMode::Generic, Client::Peregrine, 0).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_native_peregrine_client_50m() {
-    if require("xdp_native_peregrine_client_50m", false) {
+    if xdp_netns(false) {
         case("qnp", XdpMode::Native, Client::Peregrine, 0).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_generic_quinn_client_50m() {
-    if require("xdp_generic_quinn_client_50m", false) {
+    if xdp_netns(false) {
         case("qgq", XdpMode::Generic, Client::Quinn, 0).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_native_quinn_client_50m() {
-    if require("xdp_native_quinn_client_50m", false) {
+    if xdp_netns(false) {
         case("qnq", XdpMode::Native, Client::Quinn, 0).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_generic_peregrine_client_50m_2pct_loss() {
-    if require("xdp_generic_peregrine_client_50m_2pct_loss", true) {
+    if xdp_netns(true) {
         case("qgpl", XdpMode::Generic, Client::Peregrine, 2).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_native_quinn_client_50m_2pct_loss() {
-    if require("xdp_native_quinn_client_50m_2pct_loss", true) {
+    if xdp_netns(true) {
         case("qnql", XdpMode::Native, Client::Quinn, 2).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_native_peregrine_client_50m_2pct_loss() {
-    if require("xdp_native_peregrine_client_50m_2pct_loss", true) {
+    if xdp_netns(true) {
         case("qnpl", XdpMode::Native, Client::Peregrine, 2).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_generic_quinn_client_50m_2pct_loss() {
-    if require("xdp_generic_quinn_client_50m_2pct_loss", true) {
+    if xdp_netns(true) {
         case("qgql", XdpMode::Generic, Client::Quinn, 2).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_generic_peregrine_client_ipv6_50m() {
-    if require("xdp_generic_peregrine_client_ipv6_50m", false) {
+    if xdp_netns(false) {
         case_on("qg6", XdpMode::Generic, Client::Peregrine, 0, true, false).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_native_quinn_client_ipv6_50m() {
-    if require("xdp_native_quinn_client_ipv6_50m", false) {
+    if xdp_netns(false) {
         case_on("qn6", XdpMode::Native, Client::Quinn, 0, true, false).await;
     }
 }
@@ -321,14 +323,14 @@ async fn xdp_native_quinn_client_ipv6_50m() {
 /// transfer completes; how often a send stopped on back-pressure is printed (`tx_full`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_generic_peregrine_client_small_rings_50m() {
-    if require("xdp_generic_peregrine_client_small_rings_50m", false) {
+    if xdp_netns(false) {
         case_on("qgs", XdpMode::Generic, Client::Peregrine, 0, false, true).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xdp_native_quinn_client_small_rings_50m() {
-    if require("xdp_native_quinn_client_small_rings_50m", false) {
+    if xdp_netns(false) {
         case_on("qns", XdpMode::Native, Client::Quinn, 0, false, true).await;
     }
 }

@@ -3,7 +3,7 @@
 use crate::report::{
     series_summary, summary, write_file, Chart, Distribution, Report, Sample, Series,
 };
-use peregrine_benches::{
+use peregrine_datapath::loopback::{
     udp_loopback_throughput, Backend, LoopbackBenchConfig, LoopbackBenchResult,
 };
 use std::time::Duration;

@@ -41,8 +41,7 @@ fn datapath_bench_uring_backend() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && stderr.contains("io_uring unavailable") {
-        println!("skipping: {stderr}");
-        return;
+        return peregrine_datapath::require::unavailable(stderr);
     }
     assert!(out.status.success(), "stderr: {stderr}");
     let c: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");

@@ -268,17 +268,10 @@ fn assert_schema_interrupted(v: &Value) {
 /// shows the bytes sent and their rate, not `0 received`.
 #[test]
 fn upload_progress_on_a_terminal_shows_what_was_sent() {
-    if !Command::new("sh")
-        .args(["-c", "command -v script"])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(std::env::var_os("CI").is_none(), "CI must have util-linux `script`");
-        println!("SKIP: util-linux `script` is not installed (needed for a pseudo-terminal)");
-        return;
-    }
+    peregrine_datapath::require!(
+        peregrine_datapath::require::have("script"),
+        "util-linux `script` is not installed (needed for a pseudo-terminal)"
+    );
     let mut cmd = Command::new("script");
     cmd.args(["-qec", &format!("'{BIN}' perf --upload 12M --rate 40M"), "/dev/null"]);
     let out = run_bounded(cmd, LIMIT);

@@ -224,10 +224,10 @@ fn rust_log_enables_structured_logs() {
 /// a pseudo-terminal from util-linux `script`.
 #[test]
 fn perf_progress_line_only_on_a_terminal() {
-    if !Command::new("sh").args(["-c", "command -v script"]).status().unwrap().success() {
-        println!("SKIP: util-linux `script` is not installed (needed for a pseudo-terminal)");
-        return;
-    }
+    peregrine_datapath::require!(
+        peregrine_datapath::require::have("script"),
+        "util-linux `script` is not installed (needed for a pseudo-terminal)"
+    );
     let mut cmd = Command::new("script");
     cmd.args(["-qec", &format!("'{BIN}' perf --duration 3s"), "/dev/null"]);
     let out = run_bounded(cmd, Duration::from_secs(30));

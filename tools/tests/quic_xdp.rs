@@ -1,7 +1,7 @@
 //! `peregrine server --datapath xdp` inside two network namespaces joined by a veth pair
 //! (scripts/netns.sh): a kernel-UDP client in the other namespace fetches a file byte-exact,
 //! and the server reports its XDP mode and copy / zero-copy at start-up. Needs root (CI runs
-//! as root); skips with the reason otherwise.
+//! as root); skips with the reason otherwise, or fails under `PEREGRINE_REQUIRE_ALL=1`.
 
 // A test driver: it reads the wall clock for its bounds.
 #![allow(clippy::disallowed_methods)]
@@ -16,20 +16,6 @@ use support::{run_bounded, BIN};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/netns.sh")
-}
-
-/// Why this test cannot run here, if it cannot.
-fn missing_capability() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root (AF_XDP and network namespaces need it)".into());
-    }
-    for tool in ["ip", "ethtool"] {
-        if Command::new(tool).arg("-V").output().is_err() {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    None
 }
 
 /// The namespaces; taken down on drop.
@@ -62,8 +48,7 @@ impl Drop for Killed {
 
 #[test]
 fn server_over_xdp_serves_a_kernel_udp_client_byte_exact() {
-    if let Some(why) = missing_capability() {
-        println!("skipping: {why}");
+    if !peregrine_datapath::require::xdp_netns(false) {
         return;
     }
     let name = format!("pgx{}", std::process::id() % 100_000);

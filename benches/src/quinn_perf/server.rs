@@ -262,12 +262,17 @@ async fn serve_stream(
     }
     let p = payload();
     let mut left = r.requested.saturating_sub(shortfall);
+    // Counted as the stream accepts them, not per whole chunk: a stream stopped halfway through
+    // a chunk has sent (and its peer may have read) the part before the stop.
+    let mut chunk = [bytes::Bytes::new()];
     while left > 0 {
-        let k = left.min(CHUNK as u64) as usize;
-        match timeout(IO_TIMEOUT, send.write_chunk(p.slice(..k))).await {
-            Ok(Ok(())) => {
-                r.sent += k as u64;
-                left -= k as u64;
+        if chunk[0].is_empty() {
+            chunk[0] = p.slice(..left.min(CHUNK as u64) as usize);
+        }
+        match timeout(IO_TIMEOUT, send.write_chunks(&mut chunk)).await {
+            Ok(Ok(w)) => {
+                r.sent += w.bytes as u64;
+                left -= w.bytes as u64;
             }
             Ok(Err(WriteError::Stopped(code))) => {
                 r.outcome = Outcome::StoppedByPeer(Some(code.into_inner()));

@@ -466,11 +466,7 @@ mod tests {
     }
 
     fn privileged() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            println!("SKIP: loading BPF programs needs root");
-            return false;
-        }
+        crate::require!(crate::require::is_root(), "loading BPF programs needs root");
         true
     }
 

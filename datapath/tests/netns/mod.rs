@@ -1,5 +1,5 @@
-//! Helpers of the privileged tests: capability checks, a namespace pair made by
-//! `scripts/netns.sh` and removed on drop, running code inside a namespace, and an ICMP echo.
+//! Helpers of the privileged tests (which check what they need with
+//! `peregrine_datapath::require`): a namespace pair made by `scripts/netns.sh` and removed on drop, running code inside a namespace, and an ICMP echo.
 
 #![allow(dead_code, clippy::disallowed_methods)]
 
@@ -11,38 +11,6 @@ use std::time::{Duration, Instant};
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/netns.sh")
-}
-
-/// Whether `tool` is on the PATH.
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// True when the privileged tests can run; prints why not otherwise.
-pub fn require() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP: AF_XDP tests need root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW)");
-        return false;
-    }
-    if let Err(e) = peregrine_datapath::xdp::probe() {
-        println!("SKIP: AF_XDP sockets unavailable: {e}");
-        return false;
-    }
-    if !have("ip") {
-        println!("SKIP: ip (iproute2) not installed");
-        return false;
-    }
-    if !have("ethtool") {
-        // Without it the veth peers keep sending partial UDP checksums, which the AF_XDP side
-        // rightly rejects (see scripts/netns.sh).
-        println!("SKIP: ethtool not installed (needed to turn off veth checksum offload)");
-        return false;
-    }
-    true
 }
 
 /// Two namespaces joined by a veth pair; removed on drop.

@@ -52,8 +52,8 @@ pub const MINIMUM_WINDOW_PACKETS: u64 = 2;
 /// `min(10 * max_datagram_size, max(14720, 2 * max_datagram_size))`.
 //= https://www.rfc-editor.org/rfc/rfc9002#section-7.2
 //# Endpoints SHOULD use an initial congestion
-//# window of 10 times the maximum datagram size (max_datagram_size),
-//# while limiting the window to the larger of 14720 bytes or twice the
+//# window of ten times the maximum datagram size (max_datagram_size),
+//# while limiting the window to the larger of 14,720 bytes or twice the
 //# maximum datagram size.
 pub const fn initial_window(max_datagram_size: u16) -> u64 {
     let mds = max_datagram_size as u64;
@@ -320,8 +320,8 @@ mod tests {
     //= https://www.rfc-editor.org/rfc/rfc9002#section-7.2
     //= type=test
     //# Endpoints SHOULD use an initial congestion
-    //# window of 10 times the maximum datagram size (max_datagram_size),
-    //# while limiting the window to the larger of 14720 bytes or twice the
+    //# window of ten times the maximum datagram size (max_datagram_size),
+    //# while limiting the window to the larger of 14,720 bytes or twice the
     //# maximum datagram size.
     #[test]
     fn initial_and_minimum_windows() {

@@ -104,7 +104,7 @@ impl Controller for NewReno {
         self.fresh = false;
         //= https://www.rfc-editor.org/rfc/rfc9002#section-7.3.2
         //# A sender that is already in a recovery period stays in it and does not
-        //# re-enter it.
+        //# reenter it.
         if self.in_recovery(time_sent) {
             return;
         }

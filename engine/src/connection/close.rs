@@ -43,10 +43,13 @@ impl CloseFrame {
             CloseFrame::Application { code, reason } => ConnectionClose::application(*code, reason),
         };
         //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.3
-        //# When sending a CONNECTION_CLOSE frame in an Initial or Handshake
-        //# packet, an endpoint MUST NOT send a CONNECTION_CLOSE frame of type
-        //# 0x1d (see Section 19.19) and instead MUST use a CONNECTION_CLOSE
-        //# frame of type 0x1c with an error code of APPLICATION_ERROR (0x0c).
+        //# A CONNECTION_CLOSE of type 0x1d MUST be replaced by a
+        //# CONNECTION_CLOSE of type 0x1c when sending the frame in Initial or
+        //# Handshake packets.
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.3
+        //# Endpoints MUST clear the value of the Reason Phrase field and SHOULD
+        //# use the APPLICATION_ERROR code when converting to a CONNECTION_CLOSE
+        //# of type 0x1c.
         if space == SpaceId::Data {
             f
         } else {

@@ -470,8 +470,10 @@ impl Connection {
         }
         self.events.push_back(Event::HandshakeConfirmed);
         self.issue_cids();
-        //= https://www.rfc-editor.org/rfc/rfc9000#section-14.3
-        //# Endpoints SHOULD NOT send probe packets until the handshake is confirmed.
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-14.3.1
+        //# A QUIC sender can therefore enter the
+        //# DPLPMTUD BASE state (Section 5.2 of [DPLPMTUD]) when the QUIC
+        //# connection handshake has been completed.
         let ipv6 = match self.remote.ip() {
             std::net::IpAddr::V4(_) => false,
             std::net::IpAddr::V6(a) => a.to_ipv4_mapped().is_none(),
@@ -537,7 +539,7 @@ impl Connection {
             return;
         }
         let Ok(retry) = RetryPacket::parse(packet) else { return };
-        //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.5.2
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.5.1
         //# A client MUST discard a Retry packet that contains a Source
         //# Connection ID field that is identical to the Destination Connection
         //# ID field of its Initial packet.
@@ -547,15 +549,14 @@ impl Connection {
         let Ok(keys) = initial_keys(cv, &retry.src_cid, Side::Client) else { return };
         self.retry_received = true;
         self.ids.retry_scid = Some(retry.src_cid);
-        //= https://www.rfc-editor.org/rfc/rfc9000#section-7.2
-        //# If the client received and processed a Retry packet, it MUST
-        //# use the Source Connection ID field of that packet as the
-        //# Destination Connection ID in subsequent Initial packets.
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.5.1
+        //# The client MUST use the value from the Source Connection ID
+        //# field of the Retry packet in the Destination Connection ID field of
+        //# subsequent packets that it sends.
         self.peer_cids.set_initial(retry.src_cid);
-        //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.5.2
-        //# The client MUST include the token in
-        //# all subsequent Initial packets it sends, unless a Version Negotiation
-        //# packet causes a different version to be chosen.
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.5.3
+        //# The value of the Token field is copied to all subsequent Initial
+        //# packets; see Section 8.1.2.
         self.token = retry.token.to_vec();
         self.spaces[0].keys = Some(keys);
         //= https://www.rfc-editor.org/rfc/rfc9002#section-6.3
@@ -590,9 +591,9 @@ impl Connection {
             return;
         }
         //= https://www.rfc-editor.org/rfc/rfc9000#section-6.2
-        //# A client that supports only this version MUST abandon the current
-        //# connection attempt if it receives a Version Negotiation packet, with
-        //# the following two exceptions.
+        //# A client that supports only this version of QUIC MUST abandon the
+        //# current connection attempt if it receives a Version Negotiation
+        //# packet, with the following two exceptions.
         let offered: Vec<u32> = vn.versions().take(16).collect();
         self.report_lost(ConnectionError::VersionMismatch { offered });
         self.set_drained();

@@ -145,12 +145,12 @@ impl Connection {
             }
             //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.4
             //# When there is no data to send, the sender SHOULD send
-            //# a PING or other ack-eliciting frame in a single packet, re-arming the
+            //# a PING or other ack-eliciting frame in a single packet, rearming the
             //# PTO timer.
             sp.probes = sp.probes.max(probe.packets);
             //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.4
-            //# Instead of sending an ack-eliciting packet, the sender MAY opportunistically
-            //# retransmit the data of unacknowledged packets.
+            //# Previously sent data MAY be sent if no new data can be
+            //# sent.
             if probe.space != SpaceId::Data && !sp.crypto_send.is_empty() {
                 sp.crypto_send.resend_all();
             }

@@ -570,8 +570,8 @@ impl Connection {
     /// Enters the closing state: the close is owed in every space with send keys.
     fn start_closing(&mut self, now: Instant, frame: CloseFrame) {
         //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.3
-        //# When sending CONNECTION_CLOSE, the goal is to ensure that the peer
-        //# will process the frame.  Generally, this means sending the frame in a
+        //# When sending a CONNECTION_CLOSE frame, the goal is to ensure that
+        //# the peer will process the frame.  Generally, this means sending the frame in a
         //# packet with the highest level of packet protection to avoid the
         //# packet being discarded.
         //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.3

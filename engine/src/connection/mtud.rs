@@ -161,7 +161,7 @@ impl Mtud {
     }
 
     /// The handshake is confirmed: start searching, bounded by the peer's max_udp_payload_size.
-    //= https://www.rfc-editor.org/rfc/rfc9000#section-14.3
+    //= https://www.rfc-editor.org/rfc/rfc9000#section-14.3.1
     //# A QUIC sender can therefore enter the DPLPMTUD BASE state
     //# (Section 5.2 of [DPLPMTUD]) when the QUIC connection handshake has
     //# been completed.

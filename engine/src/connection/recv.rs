@@ -309,7 +309,7 @@ impl Connection {
             Frame::Crypto(c) => self.on_crypto(now, space, c.offset.into_inner(), c.data)?,
             Frame::NewToken(t) => {
                 //= https://www.rfc-editor.org/rfc/rfc9000#section-19.7
-                //# Servers MUST treat receipt
+                //# A server MUST treat receipt
                 //# of a NEW_TOKEN frame as a connection error of type
                 //# PROTOCOL_VIOLATION.
                 if self.side == Side::Server {
@@ -442,7 +442,7 @@ impl Connection {
         self.amp_received = datagram_len as u64;
         self.amp_sent = 0;
         //= https://www.rfc-editor.org/rfc/rfc9000#section-9.4
-        //# Upon confirming a peer's ownership of its new address, an endpoint
+        //# On confirming a peer's ownership of its new address, an endpoint
         //# MUST immediately reset the congestion controller and round-trip time
         //# estimator for the new path to initial values (see Appendices A.3 and
         //# B.3 of [QUIC-RECOVERY]) unless the only change in the peer's address

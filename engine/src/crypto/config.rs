@@ -1,9 +1,8 @@
 //! TLS configuration builders for QUIC clients and servers, with documented defaults.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
@@ -70,7 +69,8 @@ pub enum KeyLogTarget {
     Disabled,
     /// The file named by the `SSLKEYLOGFILE` environment variable, if set (rustls `KeyLogFile`).
     FromEnv,
-    /// This file (appended to, created if missing); the CLI's `--keylog FILE`.
+    /// This file (appended to, created if missing); the CLI's `--keylog FILE`. The runtime
+    /// opens and writes it (`worker/keylog.rs`); the TLS configuration holds only the sink.
     File(PathBuf),
     /// A custom sink (tests, or forwarding to another logger).
     Custom(Arc<dyn rustls::KeyLog>),
@@ -83,63 +83,6 @@ impl fmt::Debug for KeyLogTarget {
             KeyLogTarget::FromEnv => f.write_str("FromEnv"),
             KeyLogTarget::File(p) => write!(f, "File({})", p.display()),
             KeyLogTarget::Custom(_) => f.write_str("Custom(..)"),
-        }
-    }
-}
-
-impl KeyLogTarget {
-    fn build(&self) -> Result<Arc<dyn rustls::KeyLog>, ConfigError> {
-        Ok(match self {
-            KeyLogTarget::Disabled => Arc::new(rustls::NoKeyLog),
-            KeyLogTarget::FromEnv => Arc::new(rustls::KeyLogFile::new()),
-            KeyLogTarget::File(path) => Arc::new(FileKeyLog::open(path)?),
-            KeyLogTarget::Custom(k) => k.clone(),
-        })
-    }
-}
-
-/// Appends NSS key log lines (`LABEL <client_random hex> <secret hex>`) to a file.
-struct FileKeyLog {
-    file: Mutex<std::fs::File>,
-}
-
-impl FileKeyLog {
-    fn open(path: &Path) -> Result<Self, ConfigError> {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(|source| ConfigError::KeyLogFile { path: path.to_owned(), source })?;
-        Ok(Self { file: Mutex::new(file) })
-    }
-}
-
-impl fmt::Debug for FileKeyLog {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("FileKeyLog")
-    }
-}
-
-impl rustls::KeyLog for FileKeyLog {
-    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
-        use fmt::Write as _;
-        let mut line =
-            String::with_capacity(label.len() + 2 * (client_random.len() + secret.len()) + 3);
-        line.push_str(label);
-        line.push(' ');
-        for b in client_random {
-            let _ = write!(line, "{b:02x}");
-        }
-        line.push(' ');
-        for b in secret {
-            let _ = write!(line, "{b:02x}");
-        }
-        line.push('\n');
-        // One write per line so concurrent connections never interleave; a poisoned lock or a
-        // failed write only loses debug output.
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = file.write_all(line.as_bytes()) {
-            tracing::warn!("key log write failed: {e}");
         }
     }
 }
@@ -357,7 +300,7 @@ impl ClientConfigBuilder {
         //# Unless another mechanism is used for agreeing on an application
         //# protocol, endpoints MUST use ALPN for this purpose.
         config.alpn_protocols = self.alpn;
-        config.key_log = self.keylog.build()?;
+        config.key_log = crate::worker::keylog::sink(&self.keylog)?;
         config.enable_early_data = self.early_data;
         let resumption = || {
             if self.session_cache_size == 0 {
@@ -514,7 +457,7 @@ impl ServerConfigBuilder {
         //# connection error of type 0x0178 (no_application_protocol).
         config.alpn_protocols = self.alpn;
         config.ignore_client_order = true;
-        config.key_log = self.keylog.build()?;
+        config.key_log = crate::worker::keylog::sink(&self.keylog)?;
         //= https://www.rfc-editor.org/rfc/rfc9001#section-4.6.1
         //# Servers MUST NOT send the early_data extension with a
         //# max_early_data_size field set to any value other than 0xffffffff.

@@ -444,7 +444,7 @@ impl SendStream {
 
     fn do_reset(&mut self, code: u64, reason: CancelReason) -> bool {
         //= https://www.rfc-editor.org/rfc/rfc9000#section-3.1
-        //# From any of the "Ready", "Send", or "Data Sent" states, an
+        //# From any state that is one of "Ready", "Send", or "Data Sent", an
         //# application can signal that it wishes to abandon transmission of
         //# stream data.
         if !self.sending() {

@@ -3,6 +3,9 @@
 //! through a [`Clock`]: the system's, or a virtual one (a [`ManualClock`], or the simulated
 //! network's) so that whole endpoints run on virtual time in tests.
 
+// The one file that reads the system clock.
+#![allow(clippy::disallowed_methods)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -84,4 +87,9 @@ pub fn now() -> Instant {
 /// Seconds since the Unix epoch (for address validation tokens).
 pub fn unix_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Milliseconds since the Unix epoch (a qlog trace's `reference_time`).
+pub fn unix_millis() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }

@@ -15,10 +15,11 @@
 //! and wake-up), `accounting` (idempotent connection counting for shutdown), `app` (who serves
 //! each connection, handler timers), `dispatch` (events to applications, timed), `handles`
 //! (the thread-based handles' per-connection state), `rx` (receive and routing), `commands`
-//! (the handles' commands), `driver` (stepping by hand), `qlog` (per-connection trace files).
-
-// The worker is the one module that reads the clock: the sans-IO core takes `now` from here.
-#![allow(clippy::disallowed_methods)]
+//! (the handles' commands), `driver` (stepping by hand), `qlog` (per-connection trace files),
+//! `keylog` (the TLS key log file).
+//!
+//! The worker is the one module that reads the clock, and only through `clock.rs` (the one file
+//! that opts out of clippy's `disallowed_methods`): the sans-IO core takes `now` from here.
 
 pub(crate) mod accounting;
 mod app;
@@ -28,6 +29,7 @@ mod dispatch;
 mod driver;
 mod handles;
 pub(crate) mod inbox;
+pub(crate) mod keylog;
 mod qlog;
 mod rx;
 

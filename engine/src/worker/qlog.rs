@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::connection::Connection;
 use crate::crypto::Side;
@@ -35,8 +35,7 @@ impl QlogFile {
     /// header. `None`, with a warning and qlog left off, when the file cannot be written.
     pub(crate) fn open(dir: &Path, conn: &mut Connection, now: Instant) -> Option<Self> {
         let path = dir.join(file_name(conn));
-        let reference_ms =
-            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        let reference_ms = super::clock::unix_millis();
         let header =
             crate::qlog::header(conn.side(), conn.original_dcid().as_bytes(), reference_ms);
         let r = File::create(&path).and_then(|f| {

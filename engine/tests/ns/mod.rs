@@ -1,5 +1,5 @@
-//! Helpers of the privileged engine tests: the root/AF_XDP check, a namespace pair made by
-//! `scripts/netns.sh` (removed on drop), and a [`Queue`] wrapper that publishes an
+//! Helpers of the privileged engine tests (which check what they need with
+//! `peregrine_datapath::require`): a namespace pair made by `scripts/netns.sh` (removed on drop), and a [`Queue`] wrapper that publishes an
 //! `XdpQueue`'s own counters to the test while a worker thread owns the queue.
 
 #![allow(dead_code, clippy::disallowed_methods)]
@@ -16,47 +16,6 @@ use peregrine_datapath::{Capabilities, Queue, QueueStats, RxBatch, TxBatch, TxBu
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/netns.sh")
-}
-
-/// Whether `tool` is on the PATH.
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .is_some_and(|euid| euid == "0")
-    })
-}
-
-/// True when the AF_XDP tests can run; prints why not otherwise (`nft` too when `loss`).
-pub fn require(test: &str, loss: bool) -> bool {
-    let why = if !is_root() {
-        Some("needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW, CAP_SYS_ADMIN)".to_string())
-    } else if let Err(e) = peregrine_datapath::xdp::probe() {
-        Some(format!("AF_XDP sockets unavailable: {e}"))
-    } else if !have("ip") {
-        Some("ip (iproute2) not installed".to_string())
-    } else if !have("ethtool") {
-        Some("ethtool not installed (needed to turn off veth checksum offload)".to_string())
-    } else if loss && !have("nft") {
-        Some("nft (nftables) not installed (needed for the loss rules)".to_string())
-    } else {
-        None
-    };
-    match why {
-        Some(w) => {
-            println!("SKIP {test}: {w}");
-            false
-        }
-        None => true,
-    }
 }
 
 /// Two namespaces joined by a veth pair (side a: 10.203.0.1 and fd00:203::1, side b:

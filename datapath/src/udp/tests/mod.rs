@@ -144,17 +144,16 @@ pub(super) fn expected(outs: &[Out]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Skips a test loudly when the kernel lacks a feature it needs.
+/// Skips a test loudly when the kernel lacks a feature it needs (fails it under
+/// `PEREGRINE_REQUIRE_ALL=1`: [`crate::require`]).
 macro_rules! require {
     ($q:expr, $cap:ident) => {
-        if !$q.capabilities().$cap {
-            eprintln!(
-                "SKIPPED: kernel lacks {}: {:?}",
-                stringify!($cap),
-                $q.capabilities().missing
-            );
-            return;
-        }
+        crate::require!(
+            $q.capabilities().$cap,
+            "kernel lacks {}: {:?}",
+            stringify!($cap),
+            $q.capabilities().missing
+        )
     };
 }
 pub(super) use require;

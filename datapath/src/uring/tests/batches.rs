@@ -95,10 +95,7 @@ fn long_train_is_split_at_the_segment_limit() {
 fn send_zc_is_byte_exact() {
     let mut rx = open!(v4());
     let mut tx = open!(v4().with_send_zc(true));
-    if !tx.send_zc() {
-        eprintln!("SKIPPED: SEND_ZC unavailable: {:?}", tx.capabilities().missing);
-        return;
-    }
+    crate::require!(tx.send_zc(), "SEND_ZC unavailable: {:?}", tx.capabilities().missing);
     let dst = rx.local_addr();
     let mut outs: Vec<Out> = (0..6).map(|i| train(dst, 10 + i)).collect();
     outs.push(Out::new(dst, pattern(99, 777)));
@@ -200,10 +197,7 @@ fn random_traffic_is_byte_exact_across_buffer_reuse() {
 fn send_zc_parks_buffers_until_their_notification() {
     let mut rx = open!(v4().with_gro(false));
     let mut tx = open!(v4().with_send_zc(true).with_tx_batch(1).unwrap());
-    if !tx.send_zc() {
-        eprintln!("SKIPPED: SEND_ZC unavailable: {:?}", tx.capabilities().missing);
-        return;
-    }
+    crate::require!(tx.send_zc(), "SEND_ZC unavailable: {:?}", tx.capabilities().missing);
     let dst = rx.local_addr();
     // Trains of 100 segments with one message per round: every train goes out in two rounds,
     // and its unsent tail is moved only after the first part's notification.

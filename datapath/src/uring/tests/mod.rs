@@ -30,12 +30,13 @@ pub(super) fn v6() -> UringConfig {
     UringConfig::new("[::1]:0".parse().unwrap())
 }
 
-/// Opens a queue, or `None` (printed) when this kernel or sandbox refuses io_uring.
+/// Opens a queue, or `None` (printed; a failure under `PEREGRINE_REQUIRE_ALL=1`) when this
+/// kernel or sandbox refuses io_uring.
 pub(super) fn try_open(cfg: &UringConfig) -> Option<UringQueue> {
     match UringQueue::open(cfg) {
         Ok(q) => Some(q),
         Err(e) if e.to_string().starts_with("io_uring unavailable") => {
-            eprintln!("SKIPPED: {e}");
+            crate::require::unavailable(e);
             None
         }
         Err(e) => panic!("open {:?}: {e}", cfg.bind_addr()),

@@ -101,8 +101,7 @@ fn reuseport_group_shares_a_port() {
     let mut group = match UringQueue::open_group(&v4().with_gro(false), 2) {
         Ok(g) => g,
         Err(e) if e.to_string().starts_with("io_uring unavailable") => {
-            eprintln!("SKIPPED: {e}");
-            return;
+            return crate::require::unavailable(e);
         }
         Err(e) => panic!("open group: {e}"),
     };
@@ -301,7 +300,7 @@ fn io_uring_refused_by_seccomp_is_a_clear_error() {
     .join()
     .unwrap();
     match r {
-        Err(why) => eprintln!("SKIPPED: {why}"),
+        Err(why) => crate::require::unavailable(why),
         Ok(Ok(())) => panic!("open succeeded although io_uring_setup is blocked"),
         Ok(Err(msg)) => {
             assert!(msg.starts_with("io_uring unavailable"), "{msg}");

@@ -64,10 +64,9 @@ fn assert_closed_once(conn: &mut Connection, now: std::time::Instant, want: [boo
 
 //= https://www.rfc-editor.org/rfc/rfc9000#section-10.2.3
 //= type=test
-//# When sending a CONNECTION_CLOSE frame in an Initial or Handshake
-//# packet, an endpoint MUST NOT send a CONNECTION_CLOSE frame of type
-//# 0x1d (see Section 19.19) and instead MUST use a CONNECTION_CLOSE
-//# frame of type 0x1c with an error code of APPLICATION_ERROR (0x0c).
+//# A CONNECTION_CLOSE of type 0x1d MUST be replaced by a
+//# CONNECTION_CLOSE of type 0x1c when sending the frame in Initial or
+//# Handshake packets.
 #[test]
 fn close_emitted_once_client_before_anything_was_sent() {
     let mut p = Pair::default_pair();

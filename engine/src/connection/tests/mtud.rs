@@ -61,7 +61,7 @@ fn on() -> TransportConfig {
 
 /// On a 1500-byte IPv4 path the search converges to the largest UDP payload that fits (1472)
 /// and the transfer uses it.
-//= https://www.rfc-editor.org/rfc/rfc9000#section-14.3
+//= https://www.rfc-editor.org/rfc/rfc9000#section-14.3.1
 //= type=test
 //# A QUIC sender can therefore enter the DPLPMTUD BASE state
 //# (Section 5.2 of [DPLPMTUD]) when the QUIC connection handshake has

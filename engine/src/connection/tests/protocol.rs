@@ -77,9 +77,9 @@ fn vn_datagram(p: &Pair, versions: &[u32]) -> Vec<u8> {
 
 //= https://www.rfc-editor.org/rfc/rfc9000#section-6.2
 //= type=test
-//# A client that supports only this version MUST abandon the current
-//# connection attempt if it receives a Version Negotiation packet, with
-//# the following two exceptions.
+//# A client that supports only this version of QUIC MUST abandon the
+//# current connection attempt if it receives a Version Negotiation
+//# packet, with the following two exceptions.
 #[test]
 fn version_negotiation_without_our_version_fails_typed() {
     let mut p = Pair::default_pair();

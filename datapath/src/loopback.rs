@@ -1,4 +1,5 @@
-//! Datapath throughput over loopback: a sender thread and a receiver thread, each with its own
+//! Datapath throughput over loopback (`peregrine datapath-bench`, the `udp_datapath` bench): a
+//! sender thread and a receiver thread, each with its own
 //! queue — a [`UdpQueue`] or a [`UringQueue`] on either side ([`Backend`]) — counting and
 //! verifying every datagram.
 //!
@@ -19,9 +20,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use peregrine_datapath::udp::{UdpConfig, UdpQueue, MAX_UDP_PAYLOAD};
-use peregrine_datapath::uring::{UringConfig, UringQueue};
-use peregrine_datapath::{Capabilities, Queue, RxBatch, TxBatch};
+use crate::udp::{UdpConfig, UdpQueue, MAX_UDP_PAYLOAD};
+use crate::uring::{UringConfig, UringQueue};
+use crate::{Capabilities, Queue, RxBatch, TxBatch};
 
 /// Which datapath backend a side of the benchmark uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -488,8 +489,7 @@ mod tests {
             };
             let r = match udp_loopback_throughput(&cfg) {
                 Err(e) if e.to_string().starts_with("io_uring unavailable") => {
-                    eprintln!("SKIPPED: {e}");
-                    return;
+                    return crate::require::unavailable(e);
                 }
                 r => r.unwrap(),
             };
