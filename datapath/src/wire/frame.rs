@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::ethernet::{self, EtherType, EthernetFrame, EthernetRepr, MacAddr};
 use super::ipv4::{self, Ipv4Packet, Ipv4Repr};
 use super::ipv6::{self, Ipv6Packet, Ipv6Repr};
-use super::udp::{self, ParseOptions, UdpPacket, UdpRepr};
+use super::udp::{self, ParseOptions, UdpChecksum, UdpPacket, UdpRepr};
 use super::{WireError, IP_PROTOCOL_UDP};
 use crate::Ecn;
 
@@ -214,6 +214,8 @@ pub struct ParsedFrame {
     pub hop_limit: u8,
     /// Where the UDP payload lies in the frame.
     pub payload: Range<usize>,
+    /// What the UDP checksum proved (a partial one is accepted only as the options allow).
+    pub udp_checksum: UdpChecksum,
 }
 
 /// Parses a received Ethernet + IPv4/IPv6 + UDP frame with [`ParseOptions::DEFAULT`].
@@ -266,7 +268,7 @@ pub fn parse_frame_with(frame: &[u8], options: &ParseOptions) -> Result<ParsedFr
     if usize::from(udp_view.len()) != udp_bytes.len() {
         return Err(WireError::BadLength);
     }
-    let udp = UdpRepr::parse(&udp_view, src_ip, dst_ip, options)?;
+    let (udp, udp_checksum) = UdpRepr::parse_checksum(&udp_view, src_ip, dst_ip, options)?;
     let payload_at = udp_at + udp::HEADER_LEN;
     Ok(ParsedFrame {
         src_mac: eth.src,
@@ -278,5 +280,6 @@ pub fn parse_frame_with(frame: &[u8], options: &ParseOptions) -> Result<ParsedFr
         dscp,
         hop_limit,
         payload: payload_at..payload_at + udp_view.payload().len(),
+        udp_checksum,
     })
 }
