@@ -228,7 +228,9 @@ pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame, WireError> {
 /// One VLAN tag is skipped; trailing bytes past the IP length (Ethernet padding) are ignored;
 /// IPv4 options and the IPv6 extension headers [`ipv6::skip_extension_headers`] accepts are
 /// skipped. The UDP length must equal the IP payload length. Checksums are verified as
-/// `options` say. Never panics, whatever `frame` holds.
+/// `options` say, and [`ParsedFrame::udp_checksum`] tells what the UDP one proved (with
+/// [`ParseOptions::DEFAULT`] a partial checksum is accepted as [`UdpChecksum::Partial`]).
+/// Never panics, whatever `frame` holds.
 pub fn parse_frame_with(frame: &[u8], options: &ParseOptions) -> Result<ParsedFrame, WireError> {
     let eth_view = EthernetFrame::new_checked(frame)?;
     let eth = EthernetRepr::parse(&eth_view)?;
