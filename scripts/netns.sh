@@ -17,7 +17,9 @@
 #
 # Transmit checksum offload is turned off on both ends (ethtool -K tx off): on veth the kernel
 # otherwise leaves UDP checksums partial (to be finished by a NIC that does not exist), and the
-# AF_XDP side sees and rejects them. A real NIC sends full checksums on the wire.
+# AF_XDP side sees them. It accepts and counts them (rx_csum_partial; see docs/ARCHITECTURE.md,
+# Datapaths), but the tests and benchmarks here want the full-checksum path a real NIC gives;
+# tests of partial checksums turn the offload back on (ethtool -K NAMEb0 tx on).
 #
 # Loss (nftables, `numgen random mod 100 < P drop`) and rate (tc tbf) are applied on side b,
 # on its input hook and its interface's netdev egress hook / its egress qdisc: AF_XDP bypasses netfilter and the qdisc layer on

@@ -275,6 +275,9 @@ fn quic(kind: &str, net: &Net, secs: f64) -> Quic {
         rx_bytes: q1.rx_bytes - q0.rx_bytes,
         rx_calls: q1.rx_calls - q0.rx_calls,
         rx_dropped: q1.rx_dropped - q0.rx_dropped,
+        rx_csum_partial: q1.rx_csum_partial - q0.rx_csum_partial,
+        rx_bad_checksum: q1.rx_bad_checksum - q0.rx_bad_checksum,
+        rx_malformed: q1.rx_malformed - q0.rx_malformed,
     };
     Quic { bytes, secs, queue, cpu }
 }

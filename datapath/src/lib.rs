@@ -112,6 +112,17 @@ pub struct QueueStats {
     pub rx_calls: u64,
     /// Received datagrams dropped because they were truncated or malformed.
     pub rx_dropped: u64,
+    /// Received datagrams accepted with a partial UDP checksum (only the pseudo-header sum, as
+    /// a veth peer's kernel leaves it for an offload to finish; QUIC's AEAD authenticates the
+    /// payload). AF_XDP only; the kernel's stack handles these itself for the other backends.
+    pub rx_csum_partial: u64,
+    /// Received frames dropped because a checksum failed (the IPv4 header's, or a UDP checksum
+    /// that is neither full nor partial). Part of `rx_dropped`. AF_XDP only.
+    pub rx_bad_checksum: u64,
+    /// Received frames for our port dropped as malformed or unsupported (bad lengths, an IP
+    /// fragment, stacked VLAN tags, IPv6 extension headers not handled). Part of `rx_dropped`.
+    /// AF_XDP only.
+    pub rx_malformed: u64,
 }
 
 /// One worker's view of a datapath: a socket, a NIC queue pair, or a port on the simulated

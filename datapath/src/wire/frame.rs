@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::ethernet::{self, EtherType, EthernetFrame, EthernetRepr, MacAddr};
 use super::ipv4::{self, Ipv4Packet, Ipv4Repr};
 use super::ipv6::{self, Ipv6Packet, Ipv6Repr};
-use super::udp::{self, ParseOptions, UdpPacket, UdpRepr};
+use super::udp::{self, ParseOptions, UdpChecksum, UdpPacket, UdpRepr};
 use super::{WireError, IP_PROTOCOL_UDP};
 use crate::Ecn;
 
@@ -214,6 +214,8 @@ pub struct ParsedFrame {
     pub hop_limit: u8,
     /// Where the UDP payload lies in the frame.
     pub payload: Range<usize>,
+    /// What the UDP checksum proved (a partial one is accepted only as the options allow).
+    pub udp_checksum: UdpChecksum,
 }
 
 /// Parses a received Ethernet + IPv4/IPv6 + UDP frame with [`ParseOptions::DEFAULT`].
@@ -226,7 +228,9 @@ pub fn parse_frame(frame: &[u8]) -> Result<ParsedFrame, WireError> {
 /// One VLAN tag is skipped; trailing bytes past the IP length (Ethernet padding) are ignored;
 /// IPv4 options and the IPv6 extension headers [`ipv6::skip_extension_headers`] accepts are
 /// skipped. The UDP length must equal the IP payload length. Checksums are verified as
-/// `options` say. Never panics, whatever `frame` holds.
+/// `options` say, and [`ParsedFrame::udp_checksum`] tells what the UDP one proved (with
+/// [`ParseOptions::DEFAULT`] a partial checksum is accepted as [`UdpChecksum::Partial`]).
+/// Never panics, whatever `frame` holds.
 pub fn parse_frame_with(frame: &[u8], options: &ParseOptions) -> Result<ParsedFrame, WireError> {
     let eth_view = EthernetFrame::new_checked(frame)?;
     let eth = EthernetRepr::parse(&eth_view)?;
@@ -266,7 +270,7 @@ pub fn parse_frame_with(frame: &[u8], options: &ParseOptions) -> Result<ParsedFr
     if usize::from(udp_view.len()) != udp_bytes.len() {
         return Err(WireError::BadLength);
     }
-    let udp = UdpRepr::parse(&udp_view, src_ip, dst_ip, options)?;
+    let (udp, udp_checksum) = UdpRepr::parse_checksum(&udp_view, src_ip, dst_ip, options)?;
     let payload_at = udp_at + udp::HEADER_LEN;
     Ok(ParsedFrame {
         src_mac: eth.src,
@@ -278,5 +282,6 @@ pub fn parse_frame_with(frame: &[u8], options: &ParseOptions) -> Result<ParsedFr
         dscp,
         hop_limit,
         payload: payload_at..payload_at + udp_view.payload().len(),
+        udp_checksum,
     })
 }

@@ -42,7 +42,7 @@ pub use frame::{
 };
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
-pub use udp::{ParseOptions, UdpPacket, UdpRepr};
+pub use udp::{ParseOptions, UdpChecksum, UdpPacket, UdpRepr};
 
 /// IP protocol number / IPv6 next-header value of UDP.
 pub const IP_PROTOCOL_UDP: u8 = 17;

@@ -155,8 +155,14 @@ fn captured_ipv4_frame_parses_and_reemits() {
 }
 
 #[test]
-fn loopback_partial_checksum_is_rejected() {
-    assert_eq!(parse_frame(&CAPTURED_LOOPBACK_PARTIAL), Err(WireError::BadUdpChecksum));
+fn loopback_partial_checksum_is_accepted_as_partial_and_rejected_strictly() {
+    // Linux's own partial checksum (captured) is what `is_partial_checksum` recognises.
+    let p = parse_frame(&CAPTURED_LOOPBACK_PARTIAL).unwrap();
+    assert_eq!(p.udp_checksum, UdpChecksum::Partial);
+    assert_eq!(
+        parse_frame_with(&CAPTURED_LOOPBACK_PARTIAL, &ParseOptions::STRICT),
+        Err(WireError::BadUdpChecksum)
+    );
     let trusting = ParseOptions { verify_checksums: false, ..ParseOptions::DEFAULT };
     let p = parse_frame_with(&CAPTURED_LOOPBACK_PARTIAL, &trusting).unwrap();
     assert_eq!(p.src, "127.0.0.1:55232".parse::<SocketAddr>().unwrap());
@@ -389,12 +395,20 @@ fn assert_corruption_detected(frame: &[u8], unprotected: impl Fn(usize, u8) -> b
                     assert_eq!(&f[p.payload.clone()], &frame[good.payload.clone()]);
                 }
             }
-            // By default a zeroed IPv4 UDP checksum means "none" (RFC 768): that, and only
-            // that, also gets through.
-            if parse_frame(&f).is_ok() && !unprotected(pos, mask) {
-                assert!(good.src.is_ipv4());
-                assert!((udp_ck_at..udp_ck_at + 2).contains(&pos));
-                assert_eq!(&f[udp_ck_at..udp_ck_at + 2], &[0, 0]);
+            // By default a zeroed IPv4 UDP checksum means "none" (RFC 768), and a checksum
+            // field holding the pseudo-header sum is a partial checksum: a flip of the
+            // checksum field into one of those, and only that, also gets through.
+            match parse_frame(&f) {
+                Ok(p) if !unprotected(pos, mask) => {
+                    assert!((udp_ck_at..udp_ck_at + 2).contains(&pos));
+                    if p.udp_checksum == UdpChecksum::Zero {
+                        assert!(good.src.is_ipv4());
+                        assert_eq!(&f[udp_ck_at..udp_ck_at + 2], &[0, 0]);
+                    } else {
+                        assert_eq!(p.udp_checksum, UdpChecksum::Partial);
+                    }
+                }
+                _ => {}
             }
             f[pos] ^= mask;
         }
@@ -614,5 +628,63 @@ proptest! {
         let cut = cut.index(f.len() + 1);
         parse_all_ways(&f[..cut]);
         parse_all_ways(&f);
+    }
+}
+
+/// Replaces the UDP checksum of a built frame with the partial checksum a Linux sender leaves
+/// for its offload: the folded pseudo-header sum, not complemented.
+fn make_partial(frame: &mut [u8], spec: &FrameSpec) {
+    let p = parse_frame_with(frame, &ParseOptions::STRICT).unwrap();
+    let udp_at = p.payload.start - udp::HEADER_LEN;
+    let udp_len = frame.len() - udp_at;
+    let sum = udp::pseudo_header(spec.src.ip(), spec.dst.ip(), udp_len).unwrap().sum();
+    frame[udp_at + 6..udp_at + 8].copy_from_slice(&sum.to_be_bytes());
+}
+
+#[test]
+fn udp_checksums_are_classified_full_partial_or_bad() {
+    let payload: Vec<u8> = (0..101u8).collect();
+    for spec in [v4_spec(), v6_spec()] {
+        let full = build(&spec, &payload);
+        let ck_at = parse_frame(&full).unwrap().payload.start - 2;
+        let class = |f: &[u8], o: &ParseOptions| parse_frame_with(f, o).map(|p| p.udp_checksum);
+        for o in [ParseOptions::DEFAULT, ParseOptions::STRICT] {
+            assert_eq!(class(&full, &o), Ok(UdpChecksum::Verified), "full, {o:?}");
+        }
+
+        // Partial: accepted and said so by default, refused by STRICT.
+        let mut partial = full.clone();
+        make_partial(&mut partial, &spec);
+        assert_ne!(partial[ck_at..ck_at + 2], full[ck_at..ck_at + 2]);
+        let p = parse_frame(&partial).unwrap();
+        assert_eq!(p.udp_checksum, UdpChecksum::Partial);
+        assert_eq!((p.src, p.dst), (spec.src, spec.dst));
+        assert_eq!(&partial[p.payload], &payload[..]);
+        assert_eq!(class(&partial, &ParseOptions::STRICT), Err(WireError::BadUdpChecksum));
+        let no_partial =
+            ParseOptions { accept_partial_udp_checksum: false, ..ParseOptions::DEFAULT };
+        assert_eq!(class(&partial, &no_partial), Err(WireError::BadUdpChecksum));
+        // The payload is not covered by a partial checksum (QUIC's AEAD covers it) ...
+        let mut partial_payload = partial.clone();
+        partial_payload[ck_at + 10] ^= 0x40;
+        assert_eq!(class(&partial_payload, &ParseOptions::DEFAULT), Ok(UdpChecksum::Partial));
+        // ... but the pseudo-header is: the sum of another destination is not our partial.
+        let other_dst = if spec.src.is_ipv4() { "198.51.100.8:443" } else { "[2001:db8::9]:443" };
+        let other = FrameSpec { dst: other_dst.parse().unwrap(), ..spec };
+        let mut wrong = full.clone();
+        make_partial(&mut wrong, &other);
+        assert_eq!(class(&wrong, &ParseOptions::DEFAULT), Err(WireError::BadUdpChecksum));
+
+        // Corrupted: a full checksum with a flipped payload bit, or a checksum off by one.
+        let mut corrupt = full.clone();
+        corrupt[ck_at + 10] ^= 0x40;
+        assert_eq!(class(&corrupt, &ParseOptions::DEFAULT), Err(WireError::BadUdpChecksum));
+        let mut off = full.clone();
+        off[ck_at + 1] ^= 0x01;
+        assert_eq!(class(&off, &ParseOptions::DEFAULT), Err(WireError::BadUdpChecksum));
+
+        // Unverified when checks are off.
+        let trusting = ParseOptions { verify_checksums: false, ..ParseOptions::DEFAULT };
+        assert_eq!(class(&corrupt, &trusting), Ok(UdpChecksum::Unverified));
     }
 }

@@ -22,15 +22,45 @@ pub struct ParseOptions {
     /// (a corruption that zeroes the checksum field is caught too). Over IPv6 a zero checksum
     /// is always rejected.
     pub accept_zero_udp_checksum_ipv4: bool,
+    /// Accept a datagram whose checksum field holds only the sum of its pseudo-header, not
+    /// complemented: a *partial* checksum (Linux `CHECKSUM_PARTIAL`), which the sender's kernel
+    /// leaves for a checksum offload to finish. A veth (and some virtual NICs) delivers it
+    /// unfinished to an XDP program, so an AF_XDP receiver sees it. Default `true`: such a
+    /// datagram is sound in every header field and QUIC's AEAD authenticates its payload, so
+    /// only a corruption the AEAD would catch anyway goes undetected ([`UdpChecksum::Partial`]
+    /// tells the caller, to count it). With `false` it is [`WireError::BadUdpChecksum`].
+    pub accept_partial_udp_checksum: bool,
+}
+
+/// What the checksum of an accepted UDP datagram proved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UdpChecksum {
+    /// The full checksum verified.
+    Verified,
+    /// IPv4 checksum field zero: the sender computed none (RFC 768).
+    Zero,
+    /// The field holds only the pseudo-header sum (see
+    /// [`ParseOptions::accept_partial_udp_checksum`]): header fields are sound, the payload
+    /// is not covered.
+    Partial,
+    /// Not checked ([`ParseOptions::verify_checksums`] off).
+    Unverified,
 }
 
 impl ParseOptions {
     /// Verify everything; accept zero IPv4 UDP checksums (RFC 768). The default.
-    pub const DEFAULT: ParseOptions =
-        ParseOptions { verify_checksums: true, accept_zero_udp_checksum_ipv4: true };
-    /// Verify everything; reject zero IPv4 UDP checksums.
-    pub const STRICT: ParseOptions =
-        ParseOptions { verify_checksums: true, accept_zero_udp_checksum_ipv4: false };
+    /// Accept partial checksums too (see [`ParseOptions::accept_partial_udp_checksum`]).
+    pub const DEFAULT: ParseOptions = ParseOptions {
+        verify_checksums: true,
+        accept_zero_udp_checksum_ipv4: true,
+        accept_partial_udp_checksum: true,
+    };
+    /// Verify everything; reject zero IPv4 UDP checksums and partial checksums.
+    pub const STRICT: ParseOptions = ParseOptions {
+        verify_checksums: true,
+        accept_zero_udp_checksum_ipv4: false,
+        accept_partial_udp_checksum: false,
+    };
 }
 
 impl Default for ParseOptions {
@@ -130,6 +160,14 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         sum.add(datagram);
         Ok(sum.verifies())
     }
+
+    /// Whether the checksum field holds the partial checksum a sender's kernel leaves for an
+    /// offload to finish: the pseudo-header sum of `src`, `dst` and the length, folded and not
+    /// complemented (Linux: `~csum_tcpudp_magic(..)` / `~csum_ipv6_magic(..)`).
+    pub fn is_partial_checksum(&self, src: IpAddr, dst: IpAddr) -> Result<bool, WireError> {
+        let sum = pseudo_header(src, dst, self.datagram().len())?.sum();
+        Ok(self.checksum() == sum)
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
@@ -187,8 +225,18 @@ impl UdpRepr {
         dst: IpAddr,
         options: &ParseOptions,
     ) -> Result<Self, WireError> {
+        Self::parse_checksum(packet, src, dst, options).map(|(repr, _)| repr)
+    }
+
+    /// [`UdpRepr::parse`], also saying what the checksum proved.
+    pub fn parse_checksum<T: AsRef<[u8]>>(
+        packet: &UdpPacket<T>,
+        src: IpAddr,
+        dst: IpAddr,
+        options: &ParseOptions,
+    ) -> Result<(Self, UdpChecksum), WireError> {
         packet.check_len()?;
-        if packet.checksum() == 0 {
+        let class = if packet.checksum() == 0 {
             match src {
                 //= https://www.rfc-editor.org/rfc/rfc8200#section-8.1
                 //# IPv6 receivers must discard UDP packets containing a zero checksum
@@ -201,12 +249,18 @@ impl UdpRepr {
                 IpAddr::V4(_) if !options.accept_zero_udp_checksum_ipv4 => {
                     return Err(WireError::BadUdpChecksum)
                 }
-                IpAddr::V4(_) => {}
+                IpAddr::V4(_) => UdpChecksum::Zero,
             }
-        } else if options.verify_checksums && !packet.verify_checksum(src, dst)? {
+        } else if !options.verify_checksums {
+            UdpChecksum::Unverified
+        } else if packet.verify_checksum(src, dst)? {
+            UdpChecksum::Verified
+        } else if options.accept_partial_udp_checksum && packet.is_partial_checksum(src, dst)? {
+            UdpChecksum::Partial
+        } else {
             return Err(WireError::BadUdpChecksum);
-        }
-        Ok(UdpRepr { src_port: packet.src_port(), dst_port: packet.dst_port() })
+        };
+        Ok((UdpRepr { src_port: packet.src_port(), dst_port: packet.dst_port() }, class))
     }
 
     /// Writes the header, checksum included, at the front of `datagram`, whose remaining bytes

@@ -12,9 +12,19 @@
 //! **Receive.** The XDP program redirects UDP frames for our port to the socket of the queue
 //! they arrived on (everything else, ARP, NDP, ICMP, other ports, goes to the kernel). The
 //! queue takes descriptors off the RX ring, parses each frame with [`crate::wire::parse_frame`]
-//! (IPv4 header and full UDP checksums verified; a bad frame is dropped and counted), learns the
+//! (IPv4 header and UDP checksums verified; a bad frame is dropped and counted by class,
+//! [`XdpStats::rx_bad_checksum`] or [`XdpStats::rx_malformed`]), learns the
 //! sender's MAC, **copies** the UDP payload into a pool buffer, and hands the UMEM frame straight
 //! back to the fill ring. Metadata: source, destination IP, ECN from the IP header.
+//!
+//! **Partial checksums.** A veth peer (and some virtual NICs) hands XDP the frames its kernel
+//! sent with `CHECKSUM_PARTIAL`: the UDP checksum field holds only the pseudo-header sum, for
+//! an offload that never runs. Such a frame is accepted when everything else verifies (IPv4
+//! header checksum, lengths, and the pseudo-header sum itself, so addresses and length are
+//! covered) and counted in [`XdpStats::rx_csum_partial`] / [`QueueStats::rx_csum_partial`]:
+//! the payload is then unprotected by UDP, but QUIC's AEAD authenticates every packet, so a
+//! corrupted payload is dropped by the engine instead. Refusing them would make the server
+//! silently useless to any client behind a veth with default offloads.
 //!
 //! **Transmit.** For each [`TxBuffer`], the next hop's MAC is resolved
 //! (`neigh.rs`), the payload is **copied** into a free UMEM frame behind
@@ -93,8 +103,15 @@ pub struct XdpStats {
     /// Frames taken off the RX ring (redirected by the XDP program to this socket).
     pub xsk_rx_frames: u64,
     /// Frames on the RX ring that failed [`crate::wire::parse_frame`] (bad checksum, bad
-    /// lengths, ...), dropped.
+    /// lengths, ...), dropped: the sum of `rx_bad_checksum` and `rx_malformed`.
     pub rx_invalid: u64,
+    /// Of `rx_invalid`: frames whose IPv4 header checksum or UDP checksum failed (a UDP
+    /// checksum that is neither full nor partial).
+    pub rx_bad_checksum: u64,
+    /// Of `rx_invalid`: every other parse failure (lengths, fragments, headers not handled).
+    pub rx_malformed: u64,
+    /// Frames accepted with a partial UDP checksum (see [`crate::wire::UdpChecksum::Partial`]).
+    pub rx_csum_partial: u64,
     /// Valid frames on the RX ring for another local address than ours, dropped.
     pub rx_not_ours: u64,
     /// Datagrams that arrived through the kernel's UDP stack on the guard socket instead of the

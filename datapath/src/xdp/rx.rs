@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::XdpQueue;
-use crate::wire::parse_frame;
+use crate::wire::{parse_frame, UdpChecksum, WireError};
 use crate::{Ecn, RxBatch, RxMeta};
 
 impl XdpQueue {
@@ -45,11 +45,20 @@ impl XdpQueue {
             self.stats.rx_dropped += 1;
             return;
         };
+        // Partial UDP checksums (veth peers) are accepted and counted: see "Partial
+        // checksums" in the module docs.
         let p = match parse_frame(bytes) {
             Ok(p) => p,
-            Err(_) => {
+            Err(e) => {
                 self.xstats.rx_invalid += 1;
                 self.stats.rx_dropped += 1;
+                if matches!(e, WireError::BadUdpChecksum | WireError::BadIpChecksum) {
+                    self.xstats.rx_bad_checksum += 1;
+                    self.stats.rx_bad_checksum += 1;
+                } else {
+                    self.xstats.rx_malformed += 1;
+                    self.stats.rx_malformed += 1;
+                }
                 return;
             }
         };
@@ -59,6 +68,10 @@ impl XdpQueue {
             self.xstats.rx_not_ours += 1;
             self.stats.rx_dropped += 1;
             return;
+        }
+        if p.udp_checksum == UdpChecksum::Partial {
+            self.xstats.rx_csum_partial += 1;
+            self.stats.rx_csum_partial += 1;
         }
         self.neigh.learn(p.src.ip(), p.src_mac, now);
         let payload = &bytes[p.payload.clone()];

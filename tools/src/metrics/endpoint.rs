@@ -117,6 +117,24 @@ pub fn endpoint_metrics(e: &mut Exposition, role: &str, s: &EndpointStats) {
             q.rx_dropped as f64,
         );
         e.counter(
+            "peregrine_datapath_rx_bad_checksum_total",
+            "Received frames dropped for a bad IPv4 or UDP checksum (AF_XDP).",
+            &l,
+            q.rx_bad_checksum as f64,
+        );
+        e.counter(
+            "peregrine_datapath_rx_malformed_total",
+            "Received frames for our port dropped as malformed or unsupported (AF_XDP).",
+            &l,
+            q.rx_malformed as f64,
+        );
+        e.counter(
+            "peregrine_datapath_rx_csum_partial_total",
+            "Received datagrams accepted with a partial UDP checksum (AF_XDP, veth peers).",
+            &l,
+            q.rx_csum_partial as f64,
+        );
+        e.counter(
             "peregrine_datapath_tx_errors_total",
             "Datapath transmit errors.",
             &l,

@@ -10,6 +10,7 @@
 
 pub mod hq;
 pub mod perf;
+pub mod rx_report;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -116,8 +117,13 @@ pub fn run(args: &Args) -> Result<(), String> {
     endpoint::print_notes("server", &server.notes);
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    let mut rx_report = rx_report::RxReport::default();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        let stats = server.ep.stats();
+        for line in rx_report.check(&rx_report::sum(stats.workers.iter().map(|w| &w.queue))) {
+            eprintln!("{line}");
+        }
     }
     if let Some(m) = metrics {
         m.stop();
