@@ -363,14 +363,42 @@ pub struct ClientConfig {
     pub tls: Arc<TlsClientConfig>,
     /// Transport settings.
     pub transport: TransportConfig,
-    /// QUIC version of the first Initial. Default v1.
+    /// QUIC version of the first Initial (the Original Version of RFC 9368). Default v1. A
+    /// reserved version (0x?a?a?a?a) is offered to draw a Version Negotiation packet: the
+    /// first Initial is then a v1 one under that version number, and the connection starts
+    /// again in the best version the server lists.
     pub version: u32,
+    /// The versions this client speaks, in order of preference: sent as the Available Versions
+    /// of its version_information (so a server may move the connection to a compatible one,
+    /// RFC 9368), and chosen from after a Version Negotiation packet. Default v1 then v2.
+    pub versions: Vec<u32>,
 }
 
 impl ClientConfig {
-    /// A client configuration with default transport settings and QUIC v1.
+    /// A client configuration with default transport settings and QUIC v1 (v2 offered).
     pub fn new(tls: Arc<TlsClientConfig>) -> Self {
-        Self { tls, transport: TransportConfig::default(), version: crate::version::V1 }
+        Self {
+            tls,
+            transport: TransportConfig::default(),
+            version: crate::version::V1,
+            versions: crate::version::SUPPORTED.to_vec(),
+        }
+    }
+
+    /// Starts connections in `version`, which becomes the preferred one. Errors for a version
+    /// that is neither spoken here nor reserved.
+    pub fn with_version(mut self, version: u32) -> Result<Self, ConfigError> {
+        if !crate::version::is_supported(version) && !crate::version::is_reserved(version) {
+            return Err(ConfigError(
+                "QUIC version neither supported (v1, v2) nor reserved (0x?a?a?a?a)",
+            ));
+        }
+        self.version = version;
+        if crate::version::is_supported(version) {
+            self.versions.retain(|v| *v != version);
+            self.versions.insert(0, version);
+        }
+        Ok(self)
     }
 }
 
@@ -394,6 +422,14 @@ pub struct ServerConfig {
     /// endpoint uses the same key, so a token one worker issued is valid on the others; set
     /// it to share tokens across servers too. Default none: a random key per endpoint.
     pub token_key: Option<[u8; 32]>,
+    /// The versions the server accepts, in order of preference (others get Version
+    /// Negotiation; sent as the Available Versions of its version_information). Default
+    /// [`crate::version::SUPPORTED`].
+    pub versions: Vec<u32>,
+    /// When set, a connection whose client lists this version in its version_information is
+    /// moved to it if the client's version is compatible (RFC 9368 compatible negotiation: a
+    /// v1 Initial answered in v2). Default none: connections stay in the client's version.
+    pub preferred_version: Option<u32>,
 }
 
 impl ServerConfig {
@@ -405,6 +441,8 @@ impl ServerConfig {
             retry: RetryPolicy::Never,
             max_handshakes: crate::endpoint::DEFAULT_MAX_HANDSHAKES,
             token_key: None,
+            versions: crate::version::SUPPORTED.to_vec(),
+            preferred_version: None,
         }
     }
 }

@@ -16,11 +16,11 @@
 //! rebinding, RFC 9000 §9.3) and validates the new path.
 //!
 //! Not implemented (yet): 0-RTT, DATAGRAM frames, client-initiated migration and
-//! preferred_address, resetting the RTT estimator on migration, compatible version negotiation
-//! (RFC 9368; a Version Negotiation packet without our version ends the attempt), the spin bit.
+//! preferred_address, resetting the RTT estimator on migration, the spin bit.
 //!
 //! Every entry point takes `now`; nothing reads the clock. The rules live in the submodules:
-//! `handshake` (TLS, keys, transport parameters, Retry, Version Negotiation), `mtud` (path MTU
+//! `handshake` (TLS, keys, transport parameters, Retry), `versions` (Version Negotiation,
+//! compatible negotiation, version_information checks), `mtud` (path MTU
 //! discovery, RFC 8899 / RFC 9000 §14.3), `recv` (datagram →
 //! packets → frames), `send` (packet assembly, coalescing, padding, GSO, congestion and
 //! amplification limits), `close` (explicit close state), `spaces`, `cids`, `timers`.
@@ -40,6 +40,7 @@ mod sent;
 mod spaces;
 mod stats;
 mod timers;
+mod versions;
 
 #[cfg(test)]
 mod tests;
@@ -212,6 +213,8 @@ pub struct Connection {
     rng: ChaCha8Rng,
     /// qlog event buffer; `None` (the default) records nothing.
     qlog: Option<Box<crate::qlog::Qlog>>,
+    /// Versions offered and negotiated (see the `versions` module).
+    versions: versions::Versions,
     /// Something happened since `poll_transmit` last found nothing to send (see
     /// [`Connection::interests`]).
     transmit_interest: bool,
@@ -326,6 +329,13 @@ impl Connection {
     /// The peer's address.
     pub fn remote_address(&self) -> SocketAddr {
         self.remote
+    }
+
+    /// The QUIC version the connection sends in: the client's first one until negotiation
+    /// moves it (Version Negotiation, or a server's compatible negotiation), then the
+    /// negotiated one.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// Whether the TLS handshake completed.

@@ -14,3 +14,4 @@ mod mtud_large;
 mod protocol;
 mod qlog;
 mod transfer;
+mod versions;
