@@ -448,6 +448,7 @@ impl Connection {
         let mut s = self.stats;
         s.cwnd = self.cc.window();
         s.congestion = self.cc.name();
+        s.version = self.version;
         s.bytes_in_flight = self.loss.bytes_in_flight();
         s.smoothed_rtt = self.loss.rtt().smoothed();
         s.min_rtt = self.loss.rtt().min();

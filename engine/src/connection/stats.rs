@@ -62,6 +62,9 @@ pub struct ConnectionStats {
     pub immediate_acks_sent: u64,
     /// IMMEDIATE_ACK frames received.
     pub immediate_acks_received: u64,
+    /// The QUIC version the connection sends in (negotiated once the handshake is done; 0 in
+    /// a default value that no connection filled).
+    pub version: u32,
     /// Name of the congestion controller in use ("newreno", "cubic"; empty in a default
     /// value that no connection filled).
     pub congestion: &'static str,
