@@ -110,6 +110,10 @@ pub struct TransportConfig {
     pub(crate) ack_frequency: bool,
     /// Largest UDP payload we can receive (advertised as max_udp_payload_size).
     pub(crate) max_recv_udp_payload: u64,
+    /// DATAGRAM (RFC 9221): our max_datagram_frame_size (`None`: not advertised).
+    pub(crate) max_datagram_frame_size: Option<u64>,
+    /// DATAGRAM: most datagrams held in each direction's queue.
+    pub(crate) datagram_queue: usize,
 }
 
 impl Default for TransportConfig {
@@ -134,6 +138,8 @@ impl Default for TransportConfig {
             pacing: true,
             ack_frequency: true,
             max_recv_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,
+            max_datagram_frame_size: None,
+            datagram_queue: super::datagrams::DEFAULT_DATAGRAM_QUEUE,
         }
     }
 }
@@ -216,6 +222,26 @@ impl TransportConfig {
     pub fn with_ack_frequency(mut self, on: bool) -> Self {
         self.ack_frequency = on;
         self
+    }
+
+    /// Accept DATAGRAM frames (RFC 9221) of up to `max_frame_size` bytes (advertised as
+    /// max_datagram_frame_size; at least 64, at most 65535) and hold at most `queue` datagrams
+    /// (1..=65536) in each direction: sending drops the oldest queued datagram when the queue
+    /// is full, and so does receiving when the application has not read them. Default off.
+    pub fn with_datagrams(
+        mut self,
+        max_frame_size: u64,
+        queue: usize,
+    ) -> Result<Self, ConfigError> {
+        if !(64..=65535).contains(&max_frame_size) {
+            return Err(ConfigError("max_datagram_frame_size must be 64..=65535"));
+        }
+        if !(1..=65536).contains(&queue) {
+            return Err(ConfigError("datagram queue must hold 1..=65536 datagrams"));
+        }
+        self.max_datagram_frame_size = Some(max_frame_size);
+        self.datagram_queue = queue;
+        Ok(self)
     }
 
     /// Our max_ack_delay. Default 25 ms; below 2^14 ms. Longer delays mean fewer ACKs and

@@ -86,6 +86,10 @@ pub(super) fn local_params(
             let d = super::ack_frequency::DEFAULT_MIN_ACK_DELAY.min(cfg.max_ack_delay);
             varint(d.as_micros() as u64)
         }),
+        //= https://www.rfc-editor.org/rfc/rfc9221#section-3
+        //# Endpoints advertise their support for receiving DATAGRAM frames
+        //# by including the max_datagram_frame_size transport parameter.
+        max_datagram_frame_size: cfg.max_datagram_frame_size.map(varint),
         ..TransportParameters::default()
     };
     if let Some((odcid, retry_scid, token)) = server {
@@ -360,6 +364,7 @@ impl Connection {
             app_limited: false,
             rng: p.rng,
             versions: p.versions,
+            datagrams: Default::default(),
             qlog: None,
             config: cfg,
         }

@@ -15,12 +15,13 @@
 //! source address: a server follows a change of it after the handshake is confirmed (NAT
 //! rebinding, RFC 9000 §9.3) and validates the new path.
 //!
-//! Not implemented (yet): 0-RTT, DATAGRAM frames, client-initiated migration and
+//! Not implemented (yet): 0-RTT, client-initiated migration and
 //! preferred_address, resetting the RTT estimator on migration, the spin bit.
 //!
 //! Every entry point takes `now`; nothing reads the clock. The rules live in the submodules:
 //! `handshake` (TLS, keys, transport parameters, Retry), `versions` (Version Negotiation,
-//! compatible negotiation, version_information checks), `mtud` (path MTU
+//! compatible negotiation, version_information checks), `datagrams` (RFC 9221 DATAGRAM
+//! frames and their bounded queues), `mtud` (path MTU
 //! discovery, RFC 8899 / RFC 9000 §14.3), `recv` (datagram →
 //! packets → frames), `send` (packet assembly, coalescing, padding, GSO, congestion and
 //! amplification limits), `close` (explicit close state), `spaces`, `cids`, `timers`.
@@ -29,6 +30,7 @@ mod ack_frequency;
 mod cids;
 mod close;
 mod config;
+mod datagrams;
 mod events;
 mod handshake;
 mod loss;
@@ -52,6 +54,7 @@ pub use config::{
     DEFAULT_INITIAL_RTT, DEFAULT_KEY_UPDATE_INTERVAL, DEFAULT_MAX_ACK_DELAY,
     DEFAULT_MAX_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE_LIMIT, MAX_ISSUED_CIDS,
 };
+pub use datagrams::{DatagramError, DEFAULT_DATAGRAM_QUEUE};
 pub use events::{ConnectionError, EndpointEvent, Event};
 pub use mtud::{
     MtudState, BASE_PLPMTU, BLACK_HOLE_THRESHOLD, DEFAULT_PMTUD, DEFAULT_PMTU_RAISE_INTERVAL,
@@ -215,6 +218,8 @@ pub struct Connection {
     qlog: Option<Box<crate::qlog::Qlog>>,
     /// Versions offered and negotiated (see the `versions` module).
     versions: versions::Versions,
+    /// DATAGRAM queues (see the `datagrams` module).
+    datagrams: datagrams::Datagrams,
     /// Something happened since `poll_transmit` last found nothing to send (see
     /// [`Connection::interests`]).
     transmit_interest: bool,

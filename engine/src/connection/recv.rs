@@ -443,13 +443,7 @@ impl Connection {
             }
             Frame::AckFrequency(f) => self.on_ack_frequency(&f)?,
             Frame::ImmediateAck(_) => self.on_immediate_ack(now)?,
-            Frame::Datagram(_) => {
-                //= https://www.rfc-editor.org/rfc/rfc9221#section-3
-                //# An endpoint that receives a DATAGRAM frame when it has not indicated
-                //# support via the transport parameter MUST terminate the connection
-                //# with an error of type PROTOCOL_VIOLATION.
-                return Err(Error::protocol_violation("DATAGRAM not negotiated"));
-            }
+            Frame::Datagram(d) => self.on_datagram_frame(&d)?,
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ mod pair;
 mod ack_frequency;
 mod bbr;
 mod close;
+mod datagrams;
 mod exhaustion;
 mod handshake;
 mod mtud;
