@@ -55,6 +55,9 @@ pub struct Setup {
     pub client_versions: Option<Vec<u32>>,
     /// A Peregrine server's `preferred_version` (compatible negotiation, RFC 9368).
     pub server_preferred: Option<u32>,
+    /// Peregrine accepts DATAGRAM frames (max_datagram_frame_size 1200, queues of 1024);
+    /// quinn-proto does by default.
+    pub datagrams: bool,
     /// Extra DNS names on the server's certificate (0: a small chain of ~1 KB).
     pub cert_names: usize,
     /// Largest UDP payload Peregrine builds (`None`: its default, 1200).
@@ -79,6 +82,7 @@ impl Setup {
             client_version: peregrine_engine::version::V1,
             client_versions: None,
             server_preferred: None,
+            datagrams: false,
             cert_names: 0,
             max_datagram: None,
             quinn_ack_threshold: None,
@@ -152,6 +156,9 @@ impl Setup {
         }
         if let Some(size) = self.max_datagram {
             t = t.with_max_datagram_size(size).expect("valid datagram size");
+        }
+        if self.datagrams {
+            t = t.with_datagrams(1200, 1024).expect("valid datagram settings");
         }
         if self.tight {
             let s = StreamsConfig::default()
