@@ -149,6 +149,74 @@ impl rustls::KeyLog for SecretCapture {
     }
 }
 
+/// A client session store that forwards to the v1 or the v2 store: the original version's
+/// for the ClientHello (tickets offered), the negotiated version's once a compatible
+/// negotiation moved the connection (tickets received), so a ticket is only ever offered on
+/// the version it was issued on (RFC 9369 §5).
+#[derive(Debug)]
+struct VersionedStore {
+    stores: [Arc<dyn rustls::client::ClientSessionStore>; 2],
+    current: std::sync::atomic::AtomicUsize,
+}
+
+impl VersionedStore {
+    fn index(v: Version) -> usize {
+        match v {
+            Version::V1 => 0,
+            Version::V2 => 1,
+        }
+    }
+
+    fn store(&self) -> &dyn rustls::client::ClientSessionStore {
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed).min(1);
+        self.stores[i].as_ref()
+    }
+}
+
+impl rustls::client::ClientSessionStore for VersionedStore {
+    fn set_kx_hint(&self, name: rustls::pki_types::ServerName<'static>, group: rustls::NamedGroup) {
+        self.store().set_kx_hint(name, group)
+    }
+
+    fn kx_hint(&self, name: &rustls::pki_types::ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.store().kx_hint(name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        name: rustls::pki_types::ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.store().set_tls12_session(name, value)
+    }
+
+    fn tls12_session(
+        &self,
+        name: &rustls::pki_types::ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.store().tls12_session(name)
+    }
+
+    fn remove_tls12_session(&self, name: &rustls::pki_types::ServerName<'static>) {
+        self.store().remove_tls12_session(name)
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        name: rustls::pki_types::ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.store().insert_tls13_ticket(name, value)
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        name: &rustls::pki_types::ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.store().take_tls13_ticket(name)
+    }
+}
+
 /// One connection's TLS 1.3 handshake (client or server) over QUIC CRYPTO frames.
 pub struct TlsSession {
     conn: quic::Connection,
@@ -158,6 +226,8 @@ pub struct TlsSession {
     /// compatible negotiation moved the connection (then from `capture`'s secrets).
     key_version: Version,
     capture: Option<Arc<SecretCapture>>,
+    /// Client offering compatible versions: the store its tickets go to.
+    store: Option<Arc<VersionedStore>>,
     write_level: Level,
     has_handshake_keys: bool,
     has_one_rtt_keys: bool,
@@ -207,6 +277,7 @@ impl TlsSession {
         //# parameters (see Section 8.2) that it wishes to carry.
         let mut rustls_config = config.rustls(version).clone();
         let mut capture = None;
+        let mut store = None;
         if compatible {
             let c = Arc::new(SecretCapture {
                 secrets: Mutex::new(Default::default()),
@@ -214,6 +285,14 @@ impl TlsSession {
             });
             let mut own = (*rustls_config).clone();
             own.key_log = c.clone();
+            if let Some(stores) = config.stores.clone() {
+                let vs = Arc::new(VersionedStore {
+                    stores,
+                    current: VersionedStore::index(version).into(),
+                });
+                own.resumption = rustls::client::Resumption::store(vs.clone());
+                store = Some(vs);
+            }
             rustls_config = Arc::new(own);
             capture = Some(c);
         }
@@ -230,6 +309,7 @@ impl TlsSession {
         })?;
         let mut s = Self::new(conn.into(), Side::Client, version);
         s.capture = capture;
+        s.store = store;
         Ok(s)
     }
 
@@ -269,6 +349,7 @@ impl TlsSession {
             version,
             key_version: version,
             capture: None,
+            store: None,
             write_level: Level::Initial,
             has_handshake_keys: false,
             has_one_rtt_keys: false,
@@ -307,6 +388,10 @@ impl TlsSession {
             return Err(TlsError::internal("cannot change the version of the packet keys"));
         }
         self.key_version = version;
+        if let Some(vs) = &self.store {
+            let i = VersionedStore::index(version);
+            vs.current.store(i, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 

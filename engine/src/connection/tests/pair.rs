@@ -53,18 +53,20 @@ pub fn tls_server() -> Arc<TlsServerConfig> {
 /// TLS client configuration trusting [`tls_server`]'s certificate.
 pub fn tls_client() -> Arc<TlsClientConfig> {
     static CFG: OnceLock<Arc<TlsClientConfig>> = OnceLock::new();
-    CFG.get_or_init(|| {
-        let (c, _) = cert();
-        Arc::new(
-            TlsClientConfig::builder()
-                .add_root_certificate(c.clone())
-                .unwrap()
-                .alpn_protocols([ALPN])
-                .build()
-                .unwrap(),
-        )
-    })
-    .clone()
+    CFG.get_or_init(new_tls_client).clone()
+}
+
+/// A TLS client configuration of its own (its own session caches), trusting [`tls_server`].
+pub fn new_tls_client() -> Arc<TlsClientConfig> {
+    let (c, _) = cert();
+    Arc::new(
+        TlsClientConfig::builder()
+            .add_root_certificate(c.clone())
+            .unwrap()
+            .alpn_protocols([ALPN])
+            .build()
+            .unwrap(),
+    )
 }
 
 /// How the harness's server side treats new connection attempts.
@@ -102,6 +104,8 @@ pub struct PairConfig {
     pub server_versions: Vec<u32>,
     /// [`ServerConfig::preferred_version`].
     pub server_preferred: Option<u32>,
+    /// The client's TLS configuration (its session caches); `None`: the shared one.
+    pub client_tls: Option<Arc<TlsClientConfig>>,
 }
 
 impl Default for PairConfig {
@@ -122,6 +126,7 @@ impl Default for PairConfig {
             client_versions: None,
             server_versions: crate::version::SUPPORTED.to_vec(),
             server_preferred: None,
+            client_tls: None,
         }
     }
 }
@@ -194,7 +199,7 @@ impl Pair {
         let sq = net.bind_with(server_addr, qcfg).unwrap();
         net.set_link(client_addr, server_addr, cfg.up.clone()).unwrap();
         net.set_link(server_addr, client_addr, cfg.down.clone()).unwrap();
-        let mut ccfg = ClientConfig::new(tls_client());
+        let mut ccfg = ClientConfig::new(cfg.client_tls.clone().unwrap_or_else(tls_client));
         if let Some(v) = &cfg.client_versions {
             ccfg.versions = v.clone();
         }

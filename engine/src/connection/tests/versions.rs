@@ -342,3 +342,35 @@ fn reserved_version_draws_version_negotiation() {
     handshake_ok(&mut p);
     assert_eq!((p.client.version(), p.server().version()), (V2, V2));
 }
+
+//= https://www.rfc-editor.org/rfc/rfc9369#section-5
+//= type=test
+//# Clients MUST NOT use a
+//# session ticket or token from a QUIC version 1 connection to initiate
+//# a QUIC version 2 connection, and vice versa.
+/// A session ticket received on a connection a server moved from v1 to v2 is kept for v2: a
+/// later v2 connection resumes with it (it would find nothing if the ticket had gone to the v1
+/// cache of the client's original version).
+#[test]
+fn ticket_after_compatible_switch_is_kept_for_the_negotiated_version() {
+    let tls = super::pair::new_tls_client();
+    let cfg = PairConfig {
+        server_preferred: Some(V2),
+        client_tls: Some(tls.clone()),
+        ..PairConfig::default()
+    };
+    let mut first = Pair::new(cfg);
+    handshake_ok(&mut first);
+    assert_eq!(first.client.version(), V2);
+    first.run_for(Duration::from_millis(500), 10_000);
+    let cfg = PairConfig {
+        client_version: Some(V2),
+        client_tls: Some(tls),
+        client: crate::connection::TransportConfig::default().with_rng_seed(77),
+        ..PairConfig::default()
+    };
+    let mut second = Pair::new(cfg);
+    handshake_ok(&mut second);
+    assert_eq!(second.client.version(), V2);
+    assert!(second.client.is_resumed(), "the v2 connection resumed with the v2 ticket");
+}
