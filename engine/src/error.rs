@@ -56,6 +56,7 @@ errors! {
     KEY_UPDATE_ERROR(0xe) "key update error";
     AEAD_LIMIT_REACHED(0xf) "the endpoint has reached the confidentiality or integrity limit for the AEAD algorithm";
     NO_VIABLE_PATH(0x10) "no viable network path exists";
+    VERSION_NEGOTIATION_ERROR(0x11) "version negotiation failed or was tampered with (RFC 9368)";
 }
 
 impl TransportErrorCode {

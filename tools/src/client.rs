@@ -37,9 +37,57 @@ pub struct Args {
     /// Handshake timeout: 1ms..=1h, e.g. 5s or 500ms.
     #[arg(long, default_value = "5s", value_parser = parse_timeout)]
     timeout: Duration,
+    /// QUIC versions.
+    #[command(flatten)]
+    versions: VersionArgs,
     /// Endpoint settings (datapath, transport, key log).
     #[command(flatten)]
     settings: Box<ConfigArgs>,
+}
+
+/// `--quic-version` and `--offer-version`, for `peregrine client` and `peregrine perf`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct VersionArgs {
+    /// QUIC version to start in: v1 or v2 [default: v1]. The other one is offered too (a
+    /// server may move the connection to it, RFC 9368) and is followed after a Version
+    /// Negotiation packet.
+    #[arg(long = "quic-version", value_name = "VERSION", value_parser = parse_quic_version)]
+    quic_version: Option<u32>,
+    /// Start with this reserved version (0x?a?a?a?a, e.g. 0x1a2a3a4a) to test the server's
+    /// Version Negotiation; the connection then starts again in the best version it lists.
+    #[arg(long = "offer-version", value_name = "0x?a?a?a?a", value_parser = parse_offer_version)]
+    offer_version: Option<u32>,
+}
+
+impl VersionArgs {
+    /// `config` with the versions asked for.
+    pub fn apply(&self, mut config: ClientConfig) -> Result<ClientConfig, String> {
+        for v in [self.quic_version, self.offer_version].into_iter().flatten() {
+            config = config.with_version(v).map_err(|e| format!("QUIC version: {e}"))?;
+        }
+        Ok(config)
+    }
+}
+
+/// Parses `--quic-version`: v1 or v2 (or their numbers).
+pub fn parse_quic_version(s: &str) -> Result<u32, String> {
+    use peregrine_engine::version::{V1, V2};
+    match s.to_ascii_lowercase().as_str() {
+        "v1" | "1" | "0x1" | "0x00000001" => Ok(V1),
+        "v2" | "0x6b3343cf" => Ok(V2),
+        _ => Err(format!("'{s}' is not a QUIC version this client speaks (v1 or v2)")),
+    }
+}
+
+/// Parses `--offer-version`: a reserved version, in hex.
+pub fn parse_offer_version(s: &str) -> Result<u32, String> {
+    let hex = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let v = u32::from_str_radix(hex, 16)
+        .map_err(|_| format!("'{s}' is not a 32-bit hexadecimal version"))?;
+    if !peregrine_engine::version::is_reserved(v) {
+        return Err(format!("{v:#010x} is not a reserved version (0x?a?a?a?a)"));
+    }
+    Ok(v)
 }
 
 /// Parses `--timeout`: the one duration syntax, 1ms..=1h.
@@ -167,7 +215,8 @@ pub fn run(args: &Args) -> Result<(), String> {
     let tls = certs::client(trust, args.alpn.as_bytes(), endpoint::keylog(&settings))?;
     std::fs::create_dir_all(&args.output)
         .map_err(|e| format!("--output {}: {e}", args.output.display()))?;
-    let built = client_endpoint(addr, &settings, Use::Client, ClientConfig::new(tls))?;
+    let config = args.versions.apply(ClientConfig::new(tls))?;
+    let built = client_endpoint(addr, &settings, Use::Client, config)?;
     endpoint::print_notes("client", &built.notes);
     let ep = built.endpoint;
     let conn = connect(&ep, addr, &host, args.timeout)
@@ -260,5 +309,31 @@ mod tests {
         assert!(parse_url("http://h/x").is_err());
         assert!(parse_url("https://h:notaport/x").is_err());
         assert!(parse_url("https:///x").is_err());
+    }
+
+    #[test]
+    fn versions_parse_and_apply() {
+        use peregrine_engine::version::{V1, V2};
+        assert_eq!(parse_quic_version("v2"), Ok(V2));
+        assert_eq!(parse_quic_version("V1"), Ok(V1));
+        assert!(parse_quic_version("v3").is_err() && parse_quic_version("").is_err());
+        assert_eq!(parse_offer_version("0x1a2a3a4a"), Ok(0x1a2a_3a4a));
+        assert!(parse_offer_version("0x00000001").is_err(), "not reserved");
+        assert!(parse_offer_version("zz").is_err());
+        let tls = crate::certs::client(
+            crate::certs::Trust::Insecure,
+            b"hq-interop",
+            peregrine_engine::crypto::KeyLogTarget::Disabled,
+        )
+        .unwrap();
+        let base = ClientConfig::new(tls);
+        let a = VersionArgs { quic_version: Some(V2), offer_version: None };
+        let c = a.apply(base.clone()).unwrap();
+        assert_eq!((c.version, c.versions.as_slice()), (V2, &[V2, V1][..]));
+        let a = VersionArgs { quic_version: Some(V2), offer_version: Some(0x1a2a_3a4a) };
+        let c = a.apply(base.clone()).unwrap();
+        assert_eq!((c.version, c.versions.as_slice()), (0x1a2a_3a4a, &[V2, V1][..]));
+        let c = VersionArgs::default().apply(base).unwrap();
+        assert_eq!((c.version, c.versions.as_slice()), (V1, &[V1, V2][..]));
     }
 }

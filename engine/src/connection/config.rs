@@ -110,6 +110,10 @@ pub struct TransportConfig {
     pub(crate) ack_frequency: bool,
     /// Largest UDP payload we can receive (advertised as max_udp_payload_size).
     pub(crate) max_recv_udp_payload: u64,
+    /// DATAGRAM (RFC 9221): our max_datagram_frame_size (`None`: not advertised).
+    pub(crate) max_datagram_frame_size: Option<u64>,
+    /// DATAGRAM: most datagrams held in each direction's queue.
+    pub(crate) datagram_queue: usize,
 }
 
 impl Default for TransportConfig {
@@ -134,6 +138,8 @@ impl Default for TransportConfig {
             pacing: true,
             ack_frequency: true,
             max_recv_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,
+            max_datagram_frame_size: None,
+            datagram_queue: super::datagrams::DEFAULT_DATAGRAM_QUEUE,
         }
     }
 }
@@ -216,6 +222,26 @@ impl TransportConfig {
     pub fn with_ack_frequency(mut self, on: bool) -> Self {
         self.ack_frequency = on;
         self
+    }
+
+    /// Accept DATAGRAM frames (RFC 9221) of up to `max_frame_size` bytes (advertised as
+    /// max_datagram_frame_size; at least 64, at most 65535) and hold at most `queue` datagrams
+    /// (1..=65536) in each direction: sending drops the oldest queued datagram when the queue
+    /// is full, and so does receiving when the application has not read them. Default off.
+    pub fn with_datagrams(
+        mut self,
+        max_frame_size: u64,
+        queue: usize,
+    ) -> Result<Self, ConfigError> {
+        if !(64..=65535).contains(&max_frame_size) {
+            return Err(ConfigError("max_datagram_frame_size must be 64..=65535"));
+        }
+        if !(1..=65536).contains(&queue) {
+            return Err(ConfigError("datagram queue must hold 1..=65536 datagrams"));
+        }
+        self.max_datagram_frame_size = Some(max_frame_size);
+        self.datagram_queue = queue;
+        Ok(self)
     }
 
     /// Our max_ack_delay. Default 25 ms; below 2^14 ms. Longer delays mean fewer ACKs and
@@ -363,14 +389,42 @@ pub struct ClientConfig {
     pub tls: Arc<TlsClientConfig>,
     /// Transport settings.
     pub transport: TransportConfig,
-    /// QUIC version of the first Initial. Default v1.
+    /// QUIC version of the first Initial (the Original Version of RFC 9368). Default v1. A
+    /// reserved version (0x?a?a?a?a) is offered to draw a Version Negotiation packet: the
+    /// first Initial is then a v1 one under that version number, and the connection starts
+    /// again in the best version the server lists.
     pub version: u32,
+    /// The versions this client speaks, in order of preference: sent as the Available Versions
+    /// of its version_information (so a server may move the connection to a compatible one,
+    /// RFC 9368), and chosen from after a Version Negotiation packet. Default v1 then v2.
+    pub versions: Vec<u32>,
 }
 
 impl ClientConfig {
-    /// A client configuration with default transport settings and QUIC v1.
+    /// A client configuration with default transport settings and QUIC v1 (v2 offered).
     pub fn new(tls: Arc<TlsClientConfig>) -> Self {
-        Self { tls, transport: TransportConfig::default(), version: crate::version::V1 }
+        Self {
+            tls,
+            transport: TransportConfig::default(),
+            version: crate::version::V1,
+            versions: crate::version::SUPPORTED.to_vec(),
+        }
+    }
+
+    /// Starts connections in `version`, which becomes the preferred one. Errors for a version
+    /// that is neither spoken here nor reserved.
+    pub fn with_version(mut self, version: u32) -> Result<Self, ConfigError> {
+        if !crate::version::is_supported(version) && !crate::version::is_reserved(version) {
+            return Err(ConfigError(
+                "QUIC version neither supported (v1, v2) nor reserved (0x?a?a?a?a)",
+            ));
+        }
+        self.version = version;
+        if crate::version::is_supported(version) {
+            self.versions.retain(|v| *v != version);
+            self.versions.insert(0, version);
+        }
+        Ok(self)
     }
 }
 
@@ -399,6 +453,14 @@ pub struct ServerConfig {
     /// reset a connection another lost (RFC 9000 §10.3). Default none: a random key per
     /// endpoint.
     pub reset_key: Option<[u8; 32]>,
+    /// The versions the server accepts, in order of preference (others get Version
+    /// Negotiation; sent as the Available Versions of its version_information). Default
+    /// [`crate::version::SUPPORTED`].
+    pub versions: Vec<u32>,
+    /// When set, a connection whose client lists this version in its version_information is
+    /// moved to it if the client's version is compatible (RFC 9368 compatible negotiation: a
+    /// v1 Initial answered in v2). Default none: connections stay in the client's version.
+    pub preferred_version: Option<u32>,
 }
 
 impl ServerConfig {
@@ -411,6 +473,8 @@ impl ServerConfig {
             max_handshakes: crate::endpoint::DEFAULT_MAX_HANDSHAKES,
             token_key: None,
             reset_key: None,
+            versions: crate::version::SUPPORTED.to_vec(),
+            preferred_version: None,
         }
     }
 }

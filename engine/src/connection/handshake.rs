@@ -11,13 +11,14 @@ use rand_chacha::ChaCha8Rng;
 use super::cids::{LocalCids, PeerCids};
 use super::close::CloseState;
 use super::config::{CidGenerator, ClientConfig, ServerConfig, TransportConfig, MAX_ISSUED_CIDS};
-use super::events::{ConnectionError, EndpointEvent, Event};
+use super::events::{EndpointEvent, Event};
 use super::sent::RetxPool;
 use super::spaces::{
     level_of, space_of, PacketSpace, MAX_CRYPTO_BUFFER, MAX_CRYPTO_BUFFER_UNVALIDATED,
 };
 use super::stats::ConnectionStats;
 use super::timers::{Timer, TimerTable};
+use super::versions::{offers_compatible, protection_version, Restart, ServerSwitch, Versions};
 use super::{ConnectError, Connection, HandshakeIds, Incoming};
 use crate::cid::{ConnectionId, ResetToken};
 use crate::congestion::Pacer;
@@ -28,6 +29,7 @@ use crate::recovery::{AckTrackerConfig, LossConfig, LossDetector, SpaceId};
 use crate::streams::{Dir, PeerLimits, Role, Streams};
 use crate::transport_params::{HandshakeCids, TransportParameters};
 use crate::varint::VarInt;
+use crate::version;
 
 /// Length of the random Destination Connection ID of a client's first Initial.
 //= https://www.rfc-editor.org/rfc/rfc9000#section-7.2
@@ -40,6 +42,15 @@ const CLIENT_INITIAL_DCID_LEN: usize = 16;
 
 /// Bound on `write_hs` rounds after one read (each round may hand over one key change).
 const MAX_TLS_WRITE_ROUNDS: usize = 8;
+
+/// The ACK tracker settings of a connection with `cfg`.
+pub(super) fn ack_config(cfg: &TransportConfig) -> AckTrackerConfig {
+    AckTrackerConfig {
+        max_ack_delay: cfg.max_ack_delay,
+        ack_delay_exponent: cfg.ack_delay_exponent,
+        ..AckTrackerConfig::default()
+    }
+}
 
 fn varint(v: u64) -> VarInt {
     VarInt::new(v).unwrap_or(VarInt::MAX)
@@ -75,6 +86,10 @@ pub(super) fn local_params(
             let d = super::ack_frequency::DEFAULT_MIN_ACK_DELAY.min(cfg.max_ack_delay);
             varint(d.as_micros() as u64)
         }),
+        //= https://www.rfc-editor.org/rfc/rfc9221#section-3
+        //# Endpoints advertise their support for receiving DATAGRAM frames
+        //# by including the max_datagram_frame_size transport parameter.
+        max_datagram_frame_size: cfg.max_datagram_frame_size.map(varint),
         ..TransportParameters::default()
     };
     if let Some((odcid, retry_scid, token)) = server {
@@ -99,6 +114,7 @@ struct Parts {
     remote: SocketAddr,
     ids: HandshakeIds,
     rng: ChaCha8Rng,
+    versions: Versions,
 }
 
 impl Connection {
@@ -124,15 +140,39 @@ impl Connection {
         mut cid_gen: Box<dyn CidGenerator>,
         seed: u64,
     ) -> Result<Self, ConnectError> {
-        let cv = crypto::Version::from_wire(config.version)
+        let cv = protection_version(config.version, &config.versions)
             .ok_or(ConnectError::UnsupportedVersion(config.version))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut d = [0u8; CLIENT_INITIAL_DCID_LEN];
         rng.fill_bytes(&mut d);
         let dcid = ConnectionId::new(&d).map_err(|_| ConnectError::InvalidCid)?;
         let (scid, scid_token) = cid_gen.generate();
-        let params = local_params(&config.transport, scid, None).to_vec();
-        let tls = TlsSession::client(&config.tls, cv, server_name, &params)?;
+        let available: Vec<u32> =
+            config.versions.iter().copied().filter(|v| version::is_supported(*v)).collect();
+        let versions = Versions {
+            available,
+            original: config.version,
+            first_flight: config.version,
+            restart: Some(Box::new(Restart {
+                tls: config.tls.clone(),
+                server_name: server_name.to_owned(),
+            })),
+            ..Versions::default()
+        };
+        let mut params = local_params(&config.transport, scid, None);
+        if version::is_supported(config.version) {
+            //= https://www.rfc-editor.org/rfc/rfc9369#section-4
+            //# Any QUIC endpoint that supports QUIC version 2 MUST send, process, and validate
+            //# the version_information transport parameter specified in [QUIC-VN] to prevent
+            //# version downgrade attacks.
+            params.version_information = Some(versions.info(config.version));
+        }
+        let params = params.to_vec();
+        let tls = if offers_compatible(config.version, &versions.available) {
+            TlsSession::client_compatible(&config.tls, cv, server_name, &params)?
+        } else {
+            TlsSession::client(&config.tls, cv, server_name, &params)?
+        };
         let initial =
             initial_keys(cv, &dcid, Side::Client).map_err(|_| ConnectError::InvalidCid)?;
         let ids = HandshakeIds { original_dcid: dcid, peer_initial_scid: None, retry_scid: None };
@@ -149,6 +189,7 @@ impl Connection {
             remote,
             ids,
             rng,
+            versions,
         });
         conn.drive_tls_write(now).map_err(|e| {
             ConnectError::Tls(crypto::TlsError { code: e.code, reason: e.reason, tls: None })
@@ -186,9 +227,26 @@ impl Connection {
         let (scid, scid_token) = cid_gen.generate();
         let odcid = incoming.retry.map_or(incoming.dst_cid, |r| r.0);
         let retry_scid = incoming.retry.map(|r| r.1);
-        let params =
-            local_params(&config.transport, scid, Some((odcid, retry_scid, scid_token))).to_vec();
-        let tls = TlsSession::server(&config.tls, cv, &params)?;
+        let mut versions = Versions {
+            available: config.versions.clone(),
+            first_flight: incoming.version,
+            ..Versions::default()
+        };
+        if let Some(preferred) = config.preferred_version.filter(|p| *p != incoming.version) {
+            if version::compatible(incoming.version, preferred) {
+                versions.switch = Some(Box::new(ServerSwitch {
+                    preferred,
+                    tls: config.tls.clone(),
+                    initial_dcid: incoming.dst_cid,
+                    reset_token: scid_token,
+                    held: Vec::new(),
+                }));
+            }
+        }
+        let mut params =
+            local_params(&config.transport, scid, Some((odcid, retry_scid, scid_token)));
+        params.version_information = Some(versions.info(incoming.version));
+        let tls = TlsSession::server(&config.tls, cv, &params.to_vec())?;
         let initial = initial_keys(cv, &incoming.dst_cid, Side::Server)
             .map_err(|_| ConnectError::InvalidCid)?;
         let ids = HandshakeIds {
@@ -210,6 +268,7 @@ impl Connection {
             remote,
             ids,
             rng,
+            versions,
         });
         //= https://www.rfc-editor.org/rfc/rfc9000#section-8.1
         //# A server might wish to validate the client address before starting
@@ -224,11 +283,7 @@ impl Connection {
 
     fn assemble(p: Parts) -> Self {
         let cfg = p.config;
-        let acks = AckTrackerConfig {
-            max_ack_delay: cfg.max_ack_delay,
-            ack_delay_exponent: cfg.ack_delay_exponent,
-            ..AckTrackerConfig::default()
-        };
+        let acks = ack_config(&cfg);
         let mut spaces = [
             PacketSpace::new(SpaceId::Initial, acks),
             PacketSpace::new(SpaceId::Handshake, acks),
@@ -308,6 +363,8 @@ impl Connection {
             ),
             app_limited: false,
             rng: p.rng,
+            versions: p.versions,
+            datagrams: Default::default(),
             qlog: None,
             config: cfg,
         }
@@ -329,6 +386,9 @@ impl Connection {
             MAX_CRYPTO_BUFFER
         };
         let mut r = self.spaces[space.index()].crypto_recv.on_frame(offset, data, limit, &mut buf);
+        if r.is_ok() && !buf.is_empty() && space == SpaceId::Initial {
+            r = self.hold_client_hello(&mut buf);
+        }
         if r.is_ok() && !buf.is_empty() {
             r = self.tls.read_hs(level_of(space), &buf).map_err(|e| {
                 self.tls_detail = e.tls.as_ref().map(ToString::to_string);
@@ -421,6 +481,7 @@ impl Connection {
             retry_scid: self.ids.retry_scid,
         };
         params.authenticate_cids(sender, &seen)?;
+        self.check_version_information(params.version_information.as_ref())?;
         self.streams.set_peer_limits(PeerLimits {
             initial_max_data: params.initial_max_data.into_inner(),
             initial_max_stream_data_bidi_local: params
@@ -567,35 +628,5 @@ impl Connection {
         }
         self.spaces[0].crypto_send.resend_all();
         self.update_timers(now);
-    }
-
-    /// A Version Negotiation packet (client).
-    pub(super) fn on_version_negotiation(&mut self, packet: &[u8]) {
-        //= https://www.rfc-editor.org/rfc/rfc9000#section-6.2
-        //# A client MUST discard any Version Negotiation packet if it has
-        //# received and successfully processed any other packet, including an
-        //# earlier Version Negotiation packet.
-        if self.side != Side::Client || self.received_valid || self.retry_received {
-            return;
-        }
-        let Ok(vn) = crate::packet::VersionNegotiation::parse(packet) else { return };
-        if vn.dst_cid != self.local_scid.as_bytes()
-            || vn.src_cid != self.ids.original_dcid.as_bytes()
-        {
-            return;
-        }
-        //= https://www.rfc-editor.org/rfc/rfc9000#section-6.2
-        //# A client MUST discard a Version Negotiation packet that lists the QUIC
-        //# version selected by the client.
-        if vn.contains(self.version) {
-            return;
-        }
-        //= https://www.rfc-editor.org/rfc/rfc9000#section-6.2
-        //# A client that supports only this version of QUIC MUST abandon the
-        //# current connection attempt if it receives a Version Negotiation
-        //# packet, with the following two exceptions.
-        let offered: Vec<u32> = vn.versions().take(16).collect();
-        self.report_lost(ConnectionError::VersionMismatch { offered });
-        self.set_drained();
     }
 }

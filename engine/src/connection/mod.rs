@@ -15,12 +15,13 @@
 //! source address: a server follows a change of it after the handshake is confirmed (NAT
 //! rebinding, RFC 9000 §9.3) and validates the new path.
 //!
-//! Not implemented (yet): 0-RTT, DATAGRAM frames, client-initiated migration and
-//! preferred_address, resetting the RTT estimator on migration, compatible version negotiation
-//! (RFC 9368; a Version Negotiation packet without our version ends the attempt), the spin bit.
+//! Not implemented (yet): 0-RTT, client-initiated migration and
+//! preferred_address, resetting the RTT estimator on migration, the spin bit.
 //!
 //! Every entry point takes `now`; nothing reads the clock. The rules live in the submodules:
-//! `handshake` (TLS, keys, transport parameters, Retry, Version Negotiation), `mtud` (path MTU
+//! `handshake` (TLS, keys, transport parameters, Retry), `versions` (Version Negotiation,
+//! compatible negotiation, version_information checks), `datagrams` (RFC 9221 DATAGRAM
+//! frames and their bounded queues), `mtud` (path MTU
 //! discovery, RFC 8899 / RFC 9000 §14.3), `recv` (datagram →
 //! packets → frames), `send` (packet assembly, coalescing, padding, GSO, congestion and
 //! amplification limits), `close` (explicit close state), `spaces`, `cids`, `timers`.
@@ -29,6 +30,7 @@ mod ack_frequency;
 mod cids;
 mod close;
 mod config;
+mod datagrams;
 mod events;
 mod handshake;
 mod loss;
@@ -40,6 +42,7 @@ mod sent;
 mod spaces;
 mod stats;
 mod timers;
+mod versions;
 
 #[cfg(test)]
 mod tests;
@@ -51,6 +54,7 @@ pub use config::{
     DEFAULT_INITIAL_RTT, DEFAULT_KEY_UPDATE_INTERVAL, DEFAULT_MAX_ACK_DELAY,
     DEFAULT_MAX_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE_LIMIT, MAX_ISSUED_CIDS,
 };
+pub use datagrams::{DatagramError, DEFAULT_DATAGRAM_QUEUE};
 pub use events::{ConnectionError, EndpointEvent, Event};
 pub use mtud::{
     MtudState, BASE_PLPMTU, BLACK_HOLE_THRESHOLD, DEFAULT_PMTUD, DEFAULT_PMTU_RAISE_INTERVAL,
@@ -212,6 +216,10 @@ pub struct Connection {
     rng: ChaCha8Rng,
     /// qlog event buffer; `None` (the default) records nothing.
     qlog: Option<Box<crate::qlog::Qlog>>,
+    /// Versions offered and negotiated (see the `versions` module).
+    versions: versions::Versions,
+    /// DATAGRAM queues (see the `datagrams` module).
+    datagrams: datagrams::Datagrams,
     /// Something happened since `poll_transmit` last found nothing to send (see
     /// [`Connection::interests`]).
     transmit_interest: bool,
@@ -326,6 +334,13 @@ impl Connection {
     /// The peer's address.
     pub fn remote_address(&self) -> SocketAddr {
         self.remote
+    }
+
+    /// The QUIC version the connection sends in: the client's first one until negotiation
+    /// moves it (Version Negotiation, or a server's compatible negotiation), then the
+    /// negotiated one.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// Whether the TLS handshake completed.
@@ -444,6 +459,7 @@ impl Connection {
         let mut s = self.stats;
         s.cwnd = self.cc.window();
         s.congestion = self.cc.name();
+        s.version = self.version;
         s.bytes_in_flight = self.loss.bytes_in_flight();
         s.smoothed_rtt = self.loss.rtt().smoothed();
         s.min_rtt = self.loss.rtt().min();

@@ -31,6 +31,43 @@ enum Outcome {
 }
 
 impl Connection {
+    /// A long header packet of another version than the connection's: an Initial of the
+    /// client's version after this server moved the connection to another one, or a server's
+    /// first Initial in the version it moved this client to (see the `versions` module).
+    /// Anything else is dropped (RFC 9369 §4.1: Handshake and 1-RTT packets of another
+    /// version are dropped).
+    fn handle_other_version(
+        &mut self,
+        now: Instant,
+        ecn: Ecn,
+        p: CoalescedPacket<'_>,
+        datagram_len: usize,
+        version: u32,
+        initial: bool,
+    ) -> Outcome {
+        if !initial {
+            return self.drop_packet();
+        }
+        if self.versions.other_initial.as_ref().is_some_and(|(v, _)| *v == version) {
+            let Some((v, theirs)) = self.versions.other_initial.take() else {
+                return self.drop_packet();
+            };
+            let ours = self.spaces[0].keys.replace(theirs);
+            let current = std::mem::replace(&mut self.version, v);
+            let out = self.handle_packet(now, ecn, p, datagram_len);
+            self.version = current;
+            let theirs = std::mem::replace(&mut self.spaces[0].keys, ours);
+            self.versions.other_initial = theirs.map(|k| (v, k));
+            return out;
+        }
+        let Some(old) = self.follow_version(version) else { return self.drop_packet() };
+        let out = self.handle_packet(now, ecn, p, datagram_len);
+        if out == Outcome::Dropped {
+            self.unfollow_version(old);
+        }
+        out
+    }
+
     /// Processes one datagram from `remote` (decrypting it in place in `data`).
     pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, ecn: Ecn, data: &mut [u8]) {
         self.transmit_interest = true;
@@ -101,7 +138,7 @@ impl Connection {
     ) -> Outcome {
         let (space, kind, dcid, scid, pn_offset, has_token) = match p.header.header() {
             PlainHeader::VersionNegotiation { .. } => {
-                self.on_version_negotiation(p.bytes);
+                self.on_version_negotiation(now, p.bytes);
                 return Outcome::Dropped;
             }
             PlainHeader::Retry { .. } => {
@@ -110,7 +147,8 @@ impl Connection {
             }
             PlainHeader::Long { ty, version, dst_cid, src_cid, token, pn_offset } => {
                 if *version != self.version {
-                    return self.drop_packet();
+                    let (v, initial) = (*version, *ty == LongType::Initial);
+                    return self.handle_other_version(now, ecn, p, datagram_len, v, initial);
                 }
                 let (space, kind) = match ty {
                     LongType::Initial => (SpaceId::Initial, PacketKind::Initial),
@@ -198,6 +236,9 @@ impl Connection {
             return Outcome::Processed;
         }
         self.on_authenticated(now, space, scid);
+        if space == SpaceId::Handshake {
+            self.versions.other_initial = None;
+        }
         let payload = &bytes[hdr.header_len..hdr.header_len + len];
         if self.qlog.is_some() {
             self.qlog_packet(now, false, space, pn, bytes.len(), payload);
@@ -402,13 +443,7 @@ impl Connection {
             }
             Frame::AckFrequency(f) => self.on_ack_frequency(&f)?,
             Frame::ImmediateAck(_) => self.on_immediate_ack(now)?,
-            Frame::Datagram(_) => {
-                //= https://www.rfc-editor.org/rfc/rfc9221#section-3
-                //# An endpoint that receives a DATAGRAM frame when it has not indicated
-                //# support via the transport parameter MUST terminate the connection
-                //# with an error of type PROTOCOL_VIOLATION.
-                return Err(Error::protocol_violation("DATAGRAM not negotiated"));
-            }
+            Frame::Datagram(d) => self.on_datagram_frame(&d)?,
         }
         Ok(())
     }

@@ -251,6 +251,7 @@ impl Connection {
                 || self.path_challenge_pending
                 || !self.local_cids.to_send.is_empty()
                 || !self.peer_cids.to_retire.is_empty()
+                || self.has_datagrams_to_send()
                 || (self.handshake_complete && self.streams.wants_transmit()))
     }
 
@@ -709,6 +710,12 @@ impl Connection {
                     self.streams.on_control_lost(&c);
                     break;
                 }
+            }
+        }
+        if self.has_datagrams_to_send() {
+            let r = room(w);
+            if self.write_datagrams(w, r) > 0 {
+                summary.on_frame(FrameType::DATAGRAM_LEN);
             }
         }
         // A STREAM frame is at least 3 bytes (type, ID, length) and the packet number at

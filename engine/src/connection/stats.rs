@@ -62,6 +62,15 @@ pub struct ConnectionStats {
     pub immediate_acks_sent: u64,
     /// IMMEDIATE_ACK frames received.
     pub immediate_acks_received: u64,
+    /// DATAGRAM frames sent (RFC 9221).
+    pub datagram_frames_sent: u64,
+    /// DATAGRAM frames received and queued for the application.
+    pub datagram_frames_received: u64,
+    /// Datagrams dropped: the oldest queued ones when a send or receive queue was full.
+    pub datagram_frames_dropped: u64,
+    /// The QUIC version the connection sends in (negotiated once the handshake is done; 0 in
+    /// a default value that no connection filled).
+    pub version: u32,
     /// Name of the congestion controller in use ("newreno", "cubic"; empty in a default
     /// value that no connection filled).
     pub congestion: &'static str,

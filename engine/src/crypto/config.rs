@@ -158,6 +158,9 @@ impl ServerCertVerifier for SkipServerVerification {
 pub struct TlsClientConfig {
     v1: Arc<rustls::ClientConfig>,
     v2: Arc<rustls::ClientConfig>,
+    /// The v1 and v2 session stores (none with resumption off): a session moved to the other
+    /// version by compatible negotiation stores its tickets in that version's.
+    pub(crate) stores: Option<[Arc<dyn rustls::client::ClientSessionStore>; 2]>,
 }
 
 impl TlsClientConfig {
@@ -302,21 +305,23 @@ impl ClientConfigBuilder {
         config.alpn_protocols = self.alpn;
         config.key_log = crate::worker::keylog::sink(&self.keylog)?;
         config.enable_early_data = self.early_data;
-        let resumption = || {
-            if self.session_cache_size == 0 {
-                Resumption::disabled()
-            } else {
-                Resumption::in_memory_sessions(self.session_cache_size)
-            }
+        let n = self.session_cache_size;
+        let store = || -> Arc<dyn rustls::client::ClientSessionStore> {
+            Arc::new(rustls::client::ClientSessionMemoryCache::new(n))
+        };
+        let stores = (n > 0).then(|| [store(), store()]);
+        let resumption = |i: usize| match &stores {
+            Some(s) => Resumption::store(s[i].clone()),
+            None => Resumption::disabled(),
         };
         //= https://www.rfc-editor.org/rfc/rfc9369#section-5
         //# Clients MUST NOT use a
         //# session ticket or token from a QUIC version 1 connection to initiate
         //# a QUIC version 2 connection, and vice versa.
-        config.resumption = resumption();
+        config.resumption = resumption(0);
         let mut v2 = config.clone();
-        v2.resumption = resumption();
-        Ok(TlsClientConfig { v1: Arc::new(config), v2: Arc::new(v2) })
+        v2.resumption = resumption(1);
+        Ok(TlsClientConfig { v1: Arc::new(config), v2: Arc::new(v2), stores })
     }
 }
 

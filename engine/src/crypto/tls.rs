@@ -11,10 +11,13 @@
 //! 4. 0-RTT keys, when resuming with early data, come from [`TlsSession::zero_rtt_keys`] (client:
 //!    after the first `write_hs`; server: after reading the ClientHello).
 
+use std::sync::{Arc, Mutex};
+
 use rustls::quic;
 use rustls::HandshakeType;
 
 use super::config::{TlsClientConfig, TlsServerConfig};
+use super::hkdf::Secret;
 use super::key_update::OneRttKeys;
 use super::keys::{DirectionalKeys, Keys};
 use super::{Cipher, CryptoError, Level, Side, Version};
@@ -91,11 +94,140 @@ pub struct HandshakeWrite {
     pub keys: Option<KeyChange>,
 }
 
+/// The key log labels of the four traffic secrets a [`SecretCapture`] keeps.
+const CLIENT_HS: &str = "CLIENT_HANDSHAKE_TRAFFIC_SECRET";
+const SERVER_HS: &str = "SERVER_HANDSHAKE_TRAFFIC_SECRET";
+const CLIENT_AP: &str = "CLIENT_TRAFFIC_SECRET_0";
+const SERVER_AP: &str = "SERVER_TRAFFIC_SECRET_0";
+
+/// One connection's handshake and application traffic secrets, as rustls logs them (its
+/// key log is the only way rustls hands them out), so that the packet keys can be derived
+/// with another QUIC version's labels than the one rustls was started with: a client whose
+/// ClientHello went out in v1 follows a server that moved the connection to v2 (RFC 9368
+/// compatible negotiation). Whatever key log the configuration had still gets every secret.
+struct SecretCapture {
+    secrets: Mutex<[Option<Vec<u8>>; 4]>,
+    forward: Arc<dyn rustls::KeyLog>,
+}
+
+impl SecretCapture {
+    fn slot(label: &str) -> Option<usize> {
+        [CLIENT_HS, SERVER_HS, CLIENT_AP, SERVER_AP].iter().position(|l| *l == label)
+    }
+
+    /// The secret logged under `label`, for a suite hashing with `cipher`'s hash.
+    fn secret(&self, label: &str, cipher: Cipher) -> Result<Secret, TlsError> {
+        let missing = TlsError::internal("traffic secret not available for the new version");
+        let i = Self::slot(label).ok_or(missing.clone())?;
+        let guard = self.secrets.lock().map_err(|_| missing.clone())?;
+        let bytes = guard[i].as_deref().ok_or(missing)?;
+        Ok(Secret::new(cipher.hash(), bytes)?)
+    }
+}
+
+impl std::fmt::Debug for SecretCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.write_str("SecretCapture(..)")
+    }
+}
+
+impl rustls::KeyLog for SecretCapture {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        if let Some(i) = Self::slot(label) {
+            if let Ok(mut g) = self.secrets.lock() {
+                g[i] = Some(secret.to_vec());
+            }
+        }
+        if self.forward.will_log(label) {
+            self.forward.log(label, client_random, secret);
+        }
+    }
+
+    fn will_log(&self, label: &str) -> bool {
+        Self::slot(label).is_some() || self.forward.will_log(label)
+    }
+}
+
+/// A client session store that forwards to the v1 or the v2 store: the original version's
+/// for the ClientHello (tickets offered), the negotiated version's once a compatible
+/// negotiation moved the connection (tickets received), so a ticket is only ever offered on
+/// the version it was issued on (RFC 9369 §5).
+#[derive(Debug)]
+struct VersionedStore {
+    stores: [Arc<dyn rustls::client::ClientSessionStore>; 2],
+    current: std::sync::atomic::AtomicUsize,
+}
+
+impl VersionedStore {
+    fn index(v: Version) -> usize {
+        match v {
+            Version::V1 => 0,
+            Version::V2 => 1,
+        }
+    }
+
+    fn store(&self) -> &dyn rustls::client::ClientSessionStore {
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed).min(1);
+        self.stores[i].as_ref()
+    }
+}
+
+impl rustls::client::ClientSessionStore for VersionedStore {
+    fn set_kx_hint(&self, name: rustls::pki_types::ServerName<'static>, group: rustls::NamedGroup) {
+        self.store().set_kx_hint(name, group)
+    }
+
+    fn kx_hint(&self, name: &rustls::pki_types::ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.store().kx_hint(name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        name: rustls::pki_types::ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.store().set_tls12_session(name, value)
+    }
+
+    fn tls12_session(
+        &self,
+        name: &rustls::pki_types::ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.store().tls12_session(name)
+    }
+
+    fn remove_tls12_session(&self, name: &rustls::pki_types::ServerName<'static>) {
+        self.store().remove_tls12_session(name)
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        name: rustls::pki_types::ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.store().insert_tls13_ticket(name, value)
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        name: &rustls::pki_types::ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.store().take_tls13_ticket(name)
+    }
+}
+
 /// One connection's TLS 1.3 handshake (client or server) over QUIC CRYPTO frames.
 pub struct TlsSession {
     conn: quic::Connection,
     side: Side,
     version: Version,
+    /// The version whose labels derive Handshake and 1-RTT packet keys: `version` unless a
+    /// compatible negotiation moved the connection (then from `capture`'s secrets).
+    key_version: Version,
+    capture: Option<Arc<SecretCapture>>,
+    /// Client offering compatible versions: the store its tickets go to.
+    store: Option<Arc<VersionedStore>>,
     write_level: Level,
     has_handshake_keys: bool,
     has_one_rtt_keys: bool,
@@ -110,6 +242,28 @@ impl TlsSession {
         server_name: &str,
         transport_params: &[u8],
     ) -> Result<Self, TlsError> {
+        Self::client_with(config, version, server_name, transport_params, false)
+    }
+
+    /// [`TlsSession::client`] that can also derive its packet keys for another QUIC version
+    /// later ([`TlsSession::set_key_version`]), for a client that offers compatible versions.
+    /// It costs a copy of the rustls configuration (to capture this session's secrets).
+    pub fn client_compatible(
+        config: &TlsClientConfig,
+        version: Version,
+        server_name: &str,
+        transport_params: &[u8],
+    ) -> Result<Self, TlsError> {
+        Self::client_with(config, version, server_name, transport_params, true)
+    }
+
+    fn client_with(
+        config: &TlsClientConfig,
+        version: Version,
+        server_name: &str,
+        transport_params: &[u8],
+        compatible: bool,
+    ) -> Result<Self, TlsError> {
         let name =
             rustls::pki_types::ServerName::try_from(server_name.to_owned()).map_err(|_| {
                 TlsError {
@@ -121,8 +275,29 @@ impl TlsSession {
         //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.3
         //# Before starting the handshake, QUIC provides TLS with the transport
         //# parameters (see Section 8.2) that it wishes to carry.
+        let mut rustls_config = config.rustls(version).clone();
+        let mut capture = None;
+        let mut store = None;
+        if compatible {
+            let c = Arc::new(SecretCapture {
+                secrets: Mutex::new(Default::default()),
+                forward: rustls_config.key_log.clone(),
+            });
+            let mut own = (*rustls_config).clone();
+            own.key_log = c.clone();
+            if let Some(stores) = config.stores.clone() {
+                let vs = Arc::new(VersionedStore {
+                    stores,
+                    current: VersionedStore::index(version).into(),
+                });
+                own.resumption = rustls::client::Resumption::store(vs.clone());
+                store = Some(vs);
+            }
+            rustls_config = Arc::new(own);
+            capture = Some(c);
+        }
         let conn = quic::ClientConnection::new(
-            config.rustls(version).clone(),
+            rustls_config,
             version.rustls(),
             name,
             transport_params.to_vec(),
@@ -132,7 +307,10 @@ impl TlsSession {
             reason: "TLS setup failed",
             tls: Some(e),
         })?;
-        Ok(Self::new(conn.into(), Side::Client, version))
+        let mut s = Self::new(conn.into(), Side::Client, version);
+        s.capture = capture;
+        s.store = store;
+        Ok(s)
     }
 
     /// Starts a server handshake carrying the encoded `transport_params`.
@@ -169,6 +347,9 @@ impl TlsSession {
             conn,
             side,
             version,
+            key_version: version,
+            capture: None,
+            store: None,
             write_level: Level::Initial,
             has_handshake_keys: false,
             has_one_rtt_keys: false,
@@ -180,9 +361,53 @@ impl TlsSession {
         self.side
     }
 
-    /// The QUIC version the handshake runs for (it selects the key derivation labels).
+    /// The QUIC version the handshake was started for.
     pub fn version(&self) -> Version {
         self.version
+    }
+
+    /// The QUIC version whose labels derive the Handshake and 1-RTT packet keys.
+    pub fn key_version(&self) -> Version {
+        self.key_version
+    }
+
+    /// Whether [`TlsSession::set_key_version`] can still move the keys to another version.
+    pub fn can_change_key_version(&self) -> bool {
+        self.capture.is_some() && !self.has_handshake_keys
+    }
+
+    /// Derives the Handshake and 1-RTT packet keys with `version`'s labels (RFC 9369 §3.3.2)
+    /// from the traffic secrets, instead of the version the session was started for: the
+    /// connection was moved by compatible version negotiation. Only before Handshake keys were
+    /// handed over, and only for a session built with [`TlsSession::client_compatible`].
+    pub fn set_key_version(&mut self, version: Version) -> Result<(), TlsError> {
+        if version != self.version && !self.can_change_key_version() {
+            return Err(TlsError::internal("cannot change the version of the packet keys"));
+        }
+        if self.has_handshake_keys && version != self.key_version {
+            return Err(TlsError::internal("cannot change the version of the packet keys"));
+        }
+        self.key_version = version;
+        if let Some(vs) = &self.store {
+            let i = VersionedStore::index(version);
+            vs.current.store(i, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The captured secrets `(local, remote)` of one level, by their client and server labels.
+    fn captured(
+        &self,
+        client: &str,
+        server: &str,
+        cipher: Cipher,
+    ) -> Result<(Secret, Secret), TlsError> {
+        let cap = self.capture.as_ref().ok_or(TlsError::internal("no captured secrets"))?;
+        let (c, s) = (cap.secret(client, cipher)?, cap.secret(server, cipher)?);
+        Ok(match self.side {
+            Side::Client => (c, s),
+            Side::Server => (s, c),
+        })
     }
 
     //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.3
@@ -313,13 +538,28 @@ impl TlsSession {
                 let cipher = self.cipher()?;
                 self.write_level = Level::Handshake;
                 self.has_handshake_keys = true;
-                Some(KeyChange::Handshake(Keys::from_rustls(keys, cipher)))
+                if self.key_version == self.version {
+                    Some(KeyChange::Handshake(Keys::from_rustls(keys, cipher)))
+                } else {
+                    let (l, r) = self.captured(CLIENT_HS, SERVER_HS, cipher)?;
+                    let v = self.key_version;
+                    Some(KeyChange::Handshake(Keys {
+                        local: DirectionalKeys::from_secret(cipher, v, &l)?,
+                        remote: DirectionalKeys::from_secret(cipher, v, &r)?,
+                    }))
+                }
             }
             Some(quic::KeyChange::OneRtt { keys, next }) => {
                 let cipher = self.cipher()?;
                 self.write_level = Level::OneRtt;
                 self.has_one_rtt_keys = true;
-                Some(KeyChange::OneRtt(Box::new(OneRttKeys::from_rustls(cipher, keys, next)?)))
+                let keys = if self.key_version == self.version {
+                    OneRttKeys::from_rustls(cipher, keys, next)?
+                } else {
+                    let (l, r) = self.captured(CLIENT_AP, SERVER_AP, cipher)?;
+                    OneRttKeys::from_secrets(cipher, self.key_version, &l, &r)?
+                };
+                Some(KeyChange::OneRtt(Box::new(keys)))
             }
         };
         Ok(HandshakeWrite { level, keys })
@@ -387,6 +627,7 @@ impl std::fmt::Debug for TlsSession {
         f.debug_struct("TlsSession")
             .field("side", &self.side)
             .field("version", &self.version)
+            .field("key_version", &self.key_version)
             .field("read_level", &self.read_level())
             .field("write_level", &self.write_level)
             .field("handshaking", &self.conn.is_handshaking())

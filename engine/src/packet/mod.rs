@@ -110,7 +110,9 @@ impl LongType {
         Some(table[usize::from(bits & 0x03)])
     }
 
-    /// The two type bits (not shifted) for `version`, or `None` for an unknown version.
+    /// The two type bits (not shifted) for `version`, or `None` for an unknown version. A
+    /// reserved version (0x?a?a?a?a, RFC 9000 §15) is written with v1's bits: a client offers
+    /// one only to draw a Version Negotiation packet, and no server parses it.
     pub fn to_bits(self, version: u32) -> Option<u8> {
         let v1 = match self {
             LongType::Initial => 0,
@@ -121,6 +123,7 @@ impl LongType {
         match version {
             version::V1 => Some(v1),
             version::V2 => Some((v1 + 1) & 0x03),
+            v if version::is_reserved(v) => Some(v1),
             _ => None,
         }
     }

@@ -270,7 +270,7 @@ pub(crate) fn build<Q: Queue>(
             .with_retry_policy(server.retry)
             .with_max_handshakes(server.max_handshakes)
             .map_err(std::io::Error::other)?;
-        rc = rc.with_server(sc);
+        rc = rc.with_server(sc).with_versions(&server.versions).map_err(std::io::Error::other)?;
     }
     let now = ctx.clock.now();
     let router = Router::new(rc, now, ctx.clock.unix_secs());

@@ -53,16 +53,31 @@ pub fn nat_rebinding<C: Peer, S: Peer>(build: impl Build<C, S>) {
     assert!(unroutable > 0, "datagrams went to the expired mapping before the switch");
 }
 
-/// A client starting with QUIC v2 against a server that speaks only v1: the server answers
+/// A client that speaks only QUIC v2 against a server that speaks only v1: the server answers
 /// with Version Negotiation and the client abandons the attempt (RFC 9000 §6.2).
 pub fn version_negotiation<C: Peer, S: Peer>(build: impl Build<C, S>) {
-    let setup = Setup { client_version: peregrine_engine::version::V2, ..Setup::new(33) };
+    let v2 = peregrine_engine::version::V2;
+    let setup = Setup { client_version: v2, client_versions: Some(vec![v2]), ..Setup::new(33) };
     let (mut p, _) = build(&setup);
     let seen = scenarios::wait_end(&mut p, true, Budget::new(1_000, 10));
     assert_eq!(seen, Ended::VersionMismatch, "client");
     assert!(!p.server.is_connected(), "no server connection");
     let (up, down) = p.tap.datagrams();
     assert_eq!((up, down), (1, 1), "one Initial, one Version Negotiation");
+}
+
+/// A client starting in v2 (and offering v1) against a server that speaks only v1 and does
+/// not implement RFC 9368: the client follows the Version Negotiation and starts again in v1,
+/// but the server's transport parameters carry no version_information, so the client cannot
+/// tell a genuine Version Negotiation from a forged one and must close with
+/// VERSION_NEGOTIATION_ERROR (RFC 9368 §4) instead of completing the handshake.
+pub fn version_negotiation_without_version_information<C: Peer, S: Peer>(build: impl Build<C, S>) {
+    let setup = Setup { client_version: peregrine_engine::version::V2, ..Setup::new(36) };
+    let (mut p, _) = build(&setup);
+    let seen = scenarios::wait_end(&mut p, true, Budget::new(10_000, 10));
+    assert_eq!(seen, Ended::LocalTransport { code: 0x11 }, "client");
+    let (up, _) = p.tap.datagrams();
+    assert!(up >= 2, "a v2 Initial, then a v1 first flight: {up}");
 }
 
 /// The quinn-proto server restarts and forgets the connection (keeping its reset key): the

@@ -15,6 +15,7 @@
 //! - [`peregrine_peer`]: Peregrine's `Connection` behind the same traits.
 //! - [`quinn_self`]: quinn-proto against itself, the harness's self-check.
 //! - [`peregrine_client`], [`peregrine_server`]: the interop suites, both directions.
+//! - [`datagrams`]: DATAGRAM frames (RFC 9221) both ways with loss, both roles.
 //! - [`ack_frequency`]: the ACK frequency extension (draft-ietf-quic-ack-frequency) with
 //!   quinn-proto, each side asking the other.
 //!
@@ -35,6 +36,7 @@ mod cases_more;
 mod cases_path;
 mod cases_streams;
 mod certs;
+mod datagrams;
 mod driver;
 mod peregrine_client;
 mod peregrine_peer;

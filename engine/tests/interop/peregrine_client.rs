@@ -19,6 +19,13 @@ fn version_negotiation() {
 }
 
 #[test]
+fn version_negotiation_without_version_information() {
+    crate::cases_path::version_negotiation_without_version_information(
+        crate::setup::peregrine_quinn,
+    );
+}
+
+#[test]
 fn resumption() {
     // A ~4 KB certificate chain, so that a full handshake is unmistakable on the wire.
     let setup = crate::setup::Setup { cert_names: 100, ..crate::setup::Setup::new(50) };

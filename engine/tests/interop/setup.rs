@@ -50,6 +50,14 @@ pub struct Setup {
     pub retry: bool,
     /// The QUIC version a Peregrine client starts with (default v1).
     pub client_version: u32,
+    /// The versions a Peregrine client offers, by preference (`None`: its default, with
+    /// `client_version` first).
+    pub client_versions: Option<Vec<u32>>,
+    /// A Peregrine server's `preferred_version` (compatible negotiation, RFC 9368).
+    pub server_preferred: Option<u32>,
+    /// Peregrine accepts DATAGRAM frames (max_datagram_frame_size 1200, queues of 1024);
+    /// quinn-proto does by default.
+    pub datagrams: bool,
     /// Extra DNS names on the server's certificate (0: a small chain of ~1 KB).
     pub cert_names: usize,
     /// Largest UDP payload Peregrine builds (`None`: its default, 1200).
@@ -72,6 +80,9 @@ impl Setup {
             tight: false,
             retry: false,
             client_version: peregrine_engine::version::V1,
+            client_versions: None,
+            server_preferred: None,
+            datagrams: false,
             cert_names: 0,
             max_datagram: None,
             quinn_ack_threshold: None,
@@ -146,6 +157,9 @@ impl Setup {
         if let Some(size) = self.max_datagram {
             t = t.with_max_datagram_size(size).expect("valid datagram size");
         }
+        if self.datagrams {
+            t = t.with_datagrams(1200, 1024).expect("valid datagram settings");
+        }
         if self.tight {
             let s = StreamsConfig::default()
                 .with_max_concurrent_streams(Dir::Bi, TIGHT_STREAMS)
@@ -175,7 +189,10 @@ pub fn peregrine_quinn(setup: &Setup) -> (Pair<PeregrinePeer, QuinnPeer>, KeyLog
         .expect("Peregrine TLS client config");
     let mut client_cfg = ClientConfig::new(Arc::new(tls));
     client_cfg.transport = setup.peregrine_transport(false);
-    client_cfg.version = setup.client_version;
+    client_cfg = client_cfg.with_version(setup.client_version).expect("client version");
+    if let Some(v) = &setup.client_versions {
+        client_cfg.versions = v.clone();
+    }
     let (c, s) = Setup::addrs();
     let client = PeregrinePeer::client(c, s, &client_cfg, net.now());
     let server = QuinnPeer::server(s, server_cfg, setup.retry);
@@ -196,6 +213,7 @@ pub fn quinn_peregrine(setup: &Setup) -> (Pair<QuinnPeer, PeregrinePeer>, KeyLog
         .expect("Peregrine TLS server config");
     let mut server_cfg = ServerConfig::new(Arc::new(tls));
     server_cfg.transport = setup.peregrine_transport(true);
+    server_cfg.preferred_version = setup.server_preferred;
     let (c, s) = Setup::addrs();
     let client = QuinnPeer::client(c, s, client_cfg, net.now());
     let server = PeregrinePeer::server(s, server_cfg);

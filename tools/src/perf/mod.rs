@@ -118,6 +118,9 @@ pub struct Args {
     /// distribution; with --handshakes handshakes/s and the handshake latency distribution.
     #[arg(long, value_name = "FILE")]
     report: Option<std::path::PathBuf>,
+    /// QUIC versions of the client's connections.
+    #[command(flatten)]
+    versions: client::VersionArgs,
     /// Endpoint settings; see the command's description for which endpoint each applies to.
     #[command(flatten)]
     settings: Box<ConfigArgs>,
@@ -268,7 +271,8 @@ fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
         }
     };
     let tls = certs::client(trust, certs::ALPN_PERF, endpoint::keylog(&settings))?;
-    let built = client::client_endpoint(addr, &settings, client_use, ClientConfig::new(tls))?;
+    let config = args.versions.apply(ClientConfig::new(tls))?;
+    let built = client::client_endpoint(addr, &settings, client_use, config)?;
     let ep = Arc::new(built.endpoint);
     let mut notes =
         local.as_ref().map(|s| endpoint::labelled("server", &s.notes)).unwrap_or_default();

@@ -61,6 +61,11 @@ pub struct Args {
     /// With --self-signed: write the certificate (PEM) to FILE, for the clients' --ca.
     #[arg(long, value_name = "FILE", requires = "self_signed")]
     cert_out: Option<PathBuf>,
+    /// Move clients that offer this QUIC version (v1 or v2) to it (compatible version
+    /// negotiation, RFC 9368): a v1 client offering v2 is answered in v2 without a round trip.
+    /// Without it a connection stays in the client's version.
+    #[arg(long, value_name = "VERSION", value_parser = crate::client::parse_quic_version)]
+    prefer_version: Option<u32>,
     /// Check the effective settings, print them as TOML (accepted back by --config) and exit.
     #[arg(long)]
     print_config: bool,
@@ -102,7 +107,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         signal_hook::flag::register(sig, stop.clone())
             .map_err(|e| format!("installing a signal handler: {e}"))?;
     }
-    let server = Server::start(listen, tls, &settings, root)?;
+    let server = Server::start_preferring(listen, tls, &settings, root, args.prefer_version)?;
     let metrics = match settings.metrics_addr {
         Some(addr) => Some(server.serve_metrics(addr)?),
         None => None,
@@ -150,7 +155,19 @@ impl Server {
         settings: &Settings,
         root: Option<PathBuf>,
     ) -> Result<Self, String> {
+        Self::start_preferring(addr, tls, settings, root, None)
+    }
+
+    /// [`Server::start`] moving clients that offer `preferred` to that QUIC version.
+    pub fn start_preferring(
+        addr: SocketAddr,
+        tls: Arc<TlsServerConfig>,
+        settings: &Settings,
+        root: Option<PathBuf>,
+        preferred: Option<u32>,
+    ) -> Result<Self, String> {
         let mut server = ServerConfig::new(tls);
+        server.preferred_version = preferred;
         server.transport = endpoint::transport(settings)?;
         endpoint::admission(settings, &mut server)?;
         let state = ServerState::new(root, settings.workers as usize);

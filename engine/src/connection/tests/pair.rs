@@ -53,18 +53,20 @@ pub fn tls_server() -> Arc<TlsServerConfig> {
 /// TLS client configuration trusting [`tls_server`]'s certificate.
 pub fn tls_client() -> Arc<TlsClientConfig> {
     static CFG: OnceLock<Arc<TlsClientConfig>> = OnceLock::new();
-    CFG.get_or_init(|| {
-        let (c, _) = cert();
-        Arc::new(
-            TlsClientConfig::builder()
-                .add_root_certificate(c.clone())
-                .unwrap()
-                .alpn_protocols([ALPN])
-                .build()
-                .unwrap(),
-        )
-    })
-    .clone()
+    CFG.get_or_init(new_tls_client).clone()
+}
+
+/// A TLS client configuration of its own (its own session caches), trusting [`tls_server`].
+pub fn new_tls_client() -> Arc<TlsClientConfig> {
+    let (c, _) = cert();
+    Arc::new(
+        TlsClientConfig::builder()
+            .add_root_certificate(c.clone())
+            .unwrap()
+            .alpn_protocols([ALPN])
+            .build()
+            .unwrap(),
+    )
 }
 
 /// How the harness's server side treats new connection attempts.
@@ -93,6 +95,17 @@ pub struct PairConfig {
     pub mode: ServerMode,
     /// Most datagrams per GSO transmit.
     pub gso_segments: usize,
+    /// The client's first version ([`ClientConfig::with_version`]); `None`: the default.
+    pub client_version: Option<u32>,
+    /// The client's versions by preference; `None`: the default.
+    pub client_versions: Option<Vec<u32>>,
+    /// The versions the harness's server accepts (others get Version Negotiation, as the
+    /// endpoint's router answers them).
+    pub server_versions: Vec<u32>,
+    /// [`ServerConfig::preferred_version`].
+    pub server_preferred: Option<u32>,
+    /// The client's TLS configuration (its session caches); `None`: the shared one.
+    pub client_tls: Option<Arc<TlsClientConfig>>,
 }
 
 impl Default for PairConfig {
@@ -109,6 +122,11 @@ impl Default for PairConfig {
             server: TransportConfig::default().with_rng_seed(22),
             mode: ServerMode::Accept,
             gso_segments: 16,
+            client_version: None,
+            client_versions: None,
+            server_versions: crate::version::SUPPORTED.to_vec(),
+            server_preferred: None,
+            client_tls: None,
         }
     }
 }
@@ -137,6 +155,8 @@ pub struct Pair {
     spares: (Option<TxBuffer>, Option<TxBuffer>),
     /// Retry packets the harness's server sent.
     pub retries_sent: u64,
+    /// Version Negotiation packets the harness's server sent.
+    pub vn_sent: u64,
     /// Steps run.
     pub steps: u64,
     /// Events seen by the client and server, in order (drained by [`Pair::drive`]).
@@ -149,6 +169,16 @@ pub struct Pair {
     pub transmits: (u64, u64),
     /// `handle_timeout` calls (client, server).
     pub wakeups: (u64, u64),
+}
+
+/// A Version Negotiation packet to a client whose SCID is `dcid` and whose Initial's DCID was
+/// `scid`, listing `versions`.
+pub fn version_negotiation(dcid: &[u8], scid: &[u8], versions: &[u32]) -> Vec<u8> {
+    let mut buf = [0u8; 512];
+    let mut w = Writer::new(&mut buf);
+    let range =
+        crate::packet::write_version_negotiation(&mut w, 0x40, dcid, scid, versions).unwrap();
+    w.written()[range].to_vec()
 }
 
 /// The token the harness's Retry carries: a marker and the original DCID.
@@ -169,7 +199,13 @@ impl Pair {
         let sq = net.bind_with(server_addr, qcfg).unwrap();
         net.set_link(client_addr, server_addr, cfg.up.clone()).unwrap();
         net.set_link(server_addr, client_addr, cfg.down.clone()).unwrap();
-        let mut ccfg = ClientConfig::new(tls_client());
+        let mut ccfg = ClientConfig::new(cfg.client_tls.clone().unwrap_or_else(tls_client));
+        if let Some(v) = &cfg.client_versions {
+            ccfg.versions = v.clone();
+        }
+        if let Some(v) = cfg.client_version {
+            ccfg = ccfg.with_version(v).unwrap();
+        }
         ccfg.transport = cfg.client.clone();
         let client = Connection::client(
             &ccfg,
@@ -181,6 +217,8 @@ impl Pair {
         .unwrap();
         let mut server_cfg = ServerConfig::new(tls_server());
         server_cfg.transport = cfg.server.clone();
+        server_cfg.versions = cfg.server_versions.clone();
+        server_cfg.preferred_version = cfg.server_preferred;
         Self {
             net,
             client,
@@ -196,6 +234,7 @@ impl Pair {
             srx: RxBatch::new(64),
             spares: (None, None),
             retries_sent: 0,
+            vn_sent: 0,
             steps: 0,
             client_events: Vec::new(),
             server_events: Vec::new(),
@@ -223,6 +262,14 @@ impl Pair {
     /// Handles a datagram arriving at the server with no connection yet: create one (or
     /// answer with a Retry in [`ServerMode::Retry`]).
     fn accept(&mut self, now: Instant, data: &[u8]) -> bool {
+        if let Ok(crate::packet::InvariantHeader::Long { version, dst_cid, src_cid, .. }) =
+            crate::packet::InvariantHeader::parse(data, CID_LEN)
+        {
+            if version != 0 && !self.server_cfg.versions.contains(&version) {
+                self.send_version_negotiation(dst_cid, src_cid);
+                return false;
+            }
+        }
         let Ok((pd, _)) = PartialDecode::new(data, CID_LEN, false) else { return false };
         let PlainHeader::Long { ty: LongType::Initial, version, dst_cid, src_cid, .. } =
             pd.header().clone()
@@ -253,6 +300,23 @@ impl Pair {
         .unwrap();
         self.server = Some(server);
         true
+    }
+
+    /// Answers a client Initial of a version not accepted (what the endpoint's router does).
+    fn send_version_negotiation(&mut self, dcid: &[u8], scid: &[u8]) {
+        let d = version_negotiation(scid, dcid, &self.server_cfg.versions);
+        self.send_raw(&d);
+        self.vn_sent += 1;
+    }
+
+    /// Sends `d` from the server's port to the client.
+    pub fn send_raw(&mut self, d: &[u8]) {
+        let mut tx = self.sq.alloc_tx().unwrap();
+        tx.extend_from_slice(d);
+        tx.meta = TxMeta::to(self.client_addr);
+        let mut batch = TxBatch::new();
+        batch.push(tx);
+        self.sq.send(&mut batch).unwrap();
     }
 
     fn send_retry(&mut self, version: u32, odcid: ConnectionId, client_scid: ConnectionId) {

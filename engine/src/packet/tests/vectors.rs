@@ -251,5 +251,6 @@ fn type_bits_per_version() {
         assert_eq!(LongType::from_bits(V2, v2), Some(ty));
     }
     assert_eq!(LongType::from_bits(0xff00_001d, 0), None);
-    assert_eq!(Initial.to_bits(0x1a2a_3a4a), None);
+    assert_eq!(Initial.to_bits(0x1a2a_3a4a), Some(0), "reserved: written as v1");
+    assert_eq!(Initial.to_bits(0xff00_001d), None);
 }
