@@ -74,10 +74,13 @@ case "$TESTCASE" in
     ;;
   v2)
     # The runner's v2 case is compatible version negotiation (RFC 9368): the client's first
-    # Initial is v1 and offers v2 in version_information, and the server switches to v2.
-    # The engine speaks v2 (RFC 9369) but implements no compatible version negotiation yet
-    # (engine/src/connection/mod.rs), so neither role can pass it.
-    unsupported "compatible version negotiation (RFC 9368) is not implemented"
+    # Initial is v1 and offers v2 in version_information, and the server switches to v2. The
+    # server moves clients that offer v2 with --prefer-version v2; the client offers v2 by
+    # default (it starts in v1 and lists v2 in its version_information).
+    if [ "$ROLE" = server ]; then
+      has_flag server --prefer-version || unsupported "this peregrine server has no --prefer-version"
+      extra+=(--prefer-version v2)
+    fi
     ;;
   *) unsupported "not implemented" ;;
 esac

@@ -1,9 +1,9 @@
 //! `scripts/interop/run_endpoint.sh` follows the quic-interop-runner contract: /setup.sh
 //! first, the client waits for the simulator, SERVER_PARAMS / CLIENT_PARAMS are appended,
-//! QLOGDIR gets a trace per connection, the supported cases run and the rest (v2: no
-//! compatible version negotiation yet) exit 127. Helper scripts and the binary are stubbed
-//! where the contract is checked, and the real binary transfers a file over loopback, with
-//! and without a Retry.
+//! QLOGDIR gets a trace per connection, the supported cases run and the rest exit 127.
+//! Helper scripts and the binary are stubbed where the contract is checked, and the real
+//! binary transfers a file over loopback: plain, with a Retry, and in the `v2` case (the
+//! server started with `--prefer-version v2`, compatible version negotiation).
 
 // A test driver: it reads the wall clock for its bounds.
 #![allow(clippy::disallowed_methods)]
@@ -117,31 +117,12 @@ fn the_contract_with_stubs() {
     }
 }
 
-/// The runner's `v2` case is compatible version negotiation (RFC 9368: a v1 Initial offering
-/// v2, the server switching to it), which the engine does not implement: both roles say so
-/// with 127 (unsupported) instead of running a case they cannot pass.
-#[test]
-fn v2_is_unsupported_until_compatible_version_negotiation() {
-    for role in ["client", "server"] {
-        let out = script(&[
-            ("ROLE", role),
-            ("TESTCASE", "v2"),
-            ("PEREGRINE", BIN),
-            ("REQUESTS", "https://127.0.0.1:9/x"),
-            ("DOWNLOADS", temp_dir("v2dl").to_str().unwrap()),
-        ]);
-        assert_eq!(out.status.code(), Some(127), "{role}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("compatible version negotiation"), "{role}: {err}");
-    }
-}
-
-/// The real binary, both roles over loopback: `transfer` and `retry` move a file byte-exact
+/// The real binary, both roles over loopback: `transfer`, `retry` and `v2` move a file byte-exact
 /// and leave a qlog trace per side in QLOGDIR; under `retry` the server's transport
 /// parameters carry `retry_source_connection_id` (a Retry happened), under `transfer` not.
 #[test]
 fn transfer_and_retry_over_loopback_write_qlogs() {
-    for case in ["transfer", "retry"] {
+    for case in ["transfer", "retry", "v2"] {
         let dir = temp_dir(&format!("endpoint-{case}"));
         let (www, certs, downloads) = (dir.join("www"), dir.join("certs"), dir.join("downloads"));
         std::fs::create_dir_all(&www).unwrap();
