@@ -134,7 +134,10 @@ fn stream_priority_orders_queued_data() {
         support::loopback_pair(TransportConfig::default(), TransportConfig::default());
     let conn = client.connect(server.local_addr(), "localhost").unwrap().wait(T).unwrap();
     let sconn = server.accept_blocking(Some(T)).unwrap();
-    let size = 512 << 10;
+    // Large enough that the low-priority stream cannot be all sent (loopback, slow start)
+    // in the moment between the two writes reaching the worker, even when the test thread is
+    // descheduled between them on a loaded machine (512 KiB lost that race ~1 run in 8).
+    let size = 8 << 20;
     let lo = conn.open_uni_blocking(T).unwrap();
     let hi = conn.open_uni_blocking(T).unwrap();
     hi.set_priority(10);
