@@ -38,7 +38,7 @@ pub(crate) mod socket;
 pub(crate) mod tx;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use config::{
     UdpConfig, DEFAULT_BATCH, DEFAULT_MAX_DATAGRAM, DEFAULT_RX_POOL, DEFAULT_SOCKET_BUFFER,

@@ -76,15 +76,8 @@ fn reuseport_lets_a_group_share_a_port() {
 fn a_steered_group_routes_by_the_connection_id_octet() {
     let mut group = UdpQueue::open_steered_group(&v4(), 2, 1).unwrap();
     let mut tx = open(&v4());
-    // (datagram, queue it must reach): short headers (0x40, DCID at 1) and long headers
-    // (0xc0, version, DCID length, DCID at 6); the octet is DCID[1], modulo 2.
-    let mut cases = Vec::new();
-    for i in 0..8u8 {
-        let short = vec![0x40, 0xf0 | i, i, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
-        let long = vec![0xc0, 0, 0, 0, 1, 8, 0xf0, i + 1, 0, 0, 0, 0, 0, 0];
-        cases.push((short, usize::from(i % 2)));
-        cases.push((long, usize::from((i + 1) % 2)));
-    }
+    // (datagram, queue it must reach).
+    let cases = super::steering_cases();
     let outs: Vec<Out> =
         cases.iter().map(|(d, _)| Out::new(group[0].local_addr(), d.clone())).collect();
     send_all(&mut tx, &outs);

@@ -16,6 +16,20 @@ use super::{UdpConfig, UdpQueue};
 use crate::{Ecn, Queue, RxBatch, RxMeta, TxBatch};
 
 /// A loopback configuration: IPv4 127.0.0.1, every feature requested.
+/// Datagrams for a group steered by DCID octet 1 over 2 queues, with the queue each must
+/// reach: short headers (0x40, DCID at 1) and long headers (0xc0, version, DCID length, DCID
+/// at 6); the octet is DCID[1], modulo 2. Shared with the io_uring group's test.
+pub(crate) fn steering_cases() -> Vec<(Vec<u8>, usize)> {
+    let mut cases = Vec::new();
+    for i in 0..8u8 {
+        let short = vec![0x40, 0xf0 | i, i, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
+        let long = vec![0xc0, 0, 0, 0, 1, 8, 0xf0, i + 1, 0, 0, 0, 0, 0, 0];
+        cases.push((short, usize::from(i % 2)));
+        cases.push((long, usize::from((i + 1) % 2)));
+    }
+    cases
+}
+
 pub(super) fn v4() -> UdpConfig {
     UdpConfig::new("127.0.0.1:0".parse().unwrap())
 }

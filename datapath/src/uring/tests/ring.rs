@@ -328,13 +328,7 @@ fn a_steered_group_routes_by_the_connection_id_octet() {
         Err(e) => panic!("open steered group: {e}"),
     };
     let mut tx = udp(UdpConfig::new("127.0.0.1:0".parse().unwrap()));
-    let mut cases = Vec::new();
-    for i in 0..8u8 {
-        let short = vec![0x40, 0xf0 | i, i, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
-        let long = vec![0xc0, 0, 0, 0, 1, 8, 0xf0, i + 1, 0, 0, 0, 0, 0, 0];
-        cases.push((short, usize::from(i % 2)));
-        cases.push((long, usize::from((i + 1) % 2)));
-    }
+    let mut cases = crate::udp::tests::steering_cases();
     let dst = group[0].local_addr();
     let outs: Vec<Out> = cases.iter().map(|(d, _)| Out::new(dst, d.clone())).collect();
     send_all(&mut tx, &outs);
