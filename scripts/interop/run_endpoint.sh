@@ -45,7 +45,7 @@ case "$ROLE" in
     ;;
 esac
 
-# Test cases and what each role needs. Cases not listed (http3, resumption, zerortt,
+# Test cases and what each role needs. Cases not listed (http3, zerortt,
 # connectionmigration, ...) are not supported.
 extra=()
 case "$TESTCASE" in
@@ -63,6 +63,11 @@ case "$TESTCASE" in
   keyupdate)
     # The server follows the client's key update; the client cannot force one yet.
     [ "$ROLE" = server ] || unsupported "the client has no option to initiate a key update"
+    ;;
+  resumption)
+    # The server issues session tickets and resumes with them (rustls, stateless tickets);
+    # the client fetches every URL on one connection and keeps no session across runs yet.
+    [ "$ROLE" = server ] || unsupported "the client keeps no session across connections"
     ;;
   retry)
     # The client follows a Retry; the server sends one to every new client with
