@@ -32,6 +32,7 @@ mod close;
 mod config;
 mod datagrams;
 mod events;
+mod fill;
 mod handshake;
 mod loss;
 mod mtud;
