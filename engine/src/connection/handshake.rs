@@ -385,7 +385,20 @@ impl Connection {
         } else {
             MAX_CRYPTO_BUFFER
         };
-        let mut r = self.spaces[space.index()].crypto_recv.on_frame(offset, data, limit, &mut buf);
+        let sp = &mut self.spaces[space.index()];
+        //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.3
+        //# To speed up handshake completion under these conditions, an endpoint MAY, for a
+        //# limited number of times per connection, send a packet containing unacknowledged
+        //# CRYPTO data earlier than the PTO expiry, subject to the address validation limits
+        //# in Section 8.1 of [QUIC-TRANSPORT].
+        if self.side == Side::Server
+            && space == SpaceId::Initial
+            && sp.crypto_recv.is_duplicate(offset, data.len())
+            && sp.crypto_send.resend_early()
+        {
+            self.transmit_interest = true;
+        }
+        let mut r = sp.crypto_recv.on_frame(offset, data, limit, &mut buf);
         if r.is_ok() && !buf.is_empty() && space == SpaceId::Initial {
             r = self.hold_client_hello(&mut buf);
         }

@@ -25,7 +25,13 @@ pub struct CryptoSend {
     data: Vec<u8>,
     sent: u64,
     retransmit: Vec<(u64, u64)>,
+    /// Early resends done (see [`resend_early`](Self::resend_early)).
+    early_resends: u8,
 }
+
+/// Most early resends of a crypto stream per connection (RFC 9002 §6.2.3: "for a limited
+/// number of times per connection").
+pub const MAX_EARLY_CRYPTO_RESENDS: u8 = 2;
 
 impl CryptoSend {
     /// Appends bytes TLS wrote.
@@ -77,6 +83,25 @@ impl CryptoSend {
         if len > 0 && !self.retransmit.contains(&(off, off + len)) {
             self.retransmit.push((off, off + len));
         }
+    }
+
+    /// The peer sent CRYPTO data again that it had sent before: it likely did not get what
+    /// we sent in this space (or its RTT estimate is short). Queues everything sent so far
+    /// for resending now rather than at the PTO, at most [`MAX_EARLY_CRYPTO_RESENDS`] times
+    /// per connection; returns whether it did. Acknowledged data is resent too: a client
+    /// that restarts its Initial state after a compatible version upgrade (picoquic 1.1)
+    /// acknowledges the server's first upgraded Initial without using its ServerHello.
+    //= https://www.rfc-editor.org/rfc/rfc9002#section-6.2.3
+    //# When a server receives an Initial packet containing duplicate CRYPTO data, it can
+    //# assume the client did not receive all of the server's CRYPTO data sent in Initial
+    //# packets, or the client's estimated RTT is too small.
+    pub fn resend_early(&mut self) -> bool {
+        if self.sent == 0 || self.early_resends >= MAX_EARLY_CRYPTO_RESENDS {
+            return false;
+        }
+        self.early_resends += 1;
+        self.resend_all();
+        true
     }
 
     /// Queues everything for resending (after a Retry, or for a PTO probe with nothing new).
@@ -138,6 +163,11 @@ impl CryptoRecv {
             self.delivered += piece.len() as u64;
         }
         Ok(())
+    }
+
+    /// Whether every byte of `offset..offset+len` was delivered already (a duplicate).
+    pub fn is_duplicate(&self, offset: u64, len: usize) -> bool {
+        len > 0 && offset + len as u64 <= self.delivered
     }
 
     /// Memory held for out-of-order bytes, in bytes.
@@ -253,6 +283,29 @@ mod tests {
         assert_eq!(out.len() as u64, limit);
         assert!(out.iter().enumerate().all(|(i, &b)| b == i as u8));
         assert_eq!(r.footprint(), 0);
+    }
+
+    #[test]
+    fn early_resend_needs_sent_data_and_is_limited() {
+        let mut s = CryptoSend::default();
+        s.push(&[7; 300]);
+        assert!(!s.resend_early(), "nothing sent yet");
+        let (off, len) = s.next_chunk(1000).map(|(o, d)| (o, d.len() as u64)).unwrap();
+        s.on_sent(off, len);
+        assert!(!s.has_data());
+        for _ in 0..MAX_EARLY_CRYPTO_RESENDS {
+            assert!(s.resend_early());
+            assert_eq!(s.next_chunk(1000).map(|(o, d)| (o, d.len())), Some((0, 300)));
+            s.on_sent(0, 300);
+        }
+        assert!(!s.resend_early(), "the limit per connection");
+        assert!(!s.has_data());
+        let mut r = CryptoRecv::default();
+        let mut out = Vec::new();
+        assert!(!r.is_duplicate(0, 10));
+        r.on_frame(0, &[1; 10], MAX_CRYPTO_BUFFER, &mut out).unwrap();
+        assert!(r.is_duplicate(0, 10) && r.is_duplicate(5, 5) && !r.is_duplicate(5, 6));
+        assert!(!r.is_duplicate(10, 0), "an empty frame is no duplicate");
     }
 
     #[test]

@@ -230,3 +230,40 @@ fn tls_failures_close_with_crypto_error() {
     }
     assert!(p.client_events.iter().any(|e| matches!(e, Event::HandshakeFailed { .. })));
 }
+
+/// A client that sends its ClientHello again after the server answered (its PTO fired before
+/// the answer arrived, or it restarted its Initial state, as picoquic 1.1's client does after a
+/// compatible upgrade to v2) gets the server's Initial CRYPTO data again at once, not at the
+/// server's PTO (RFC 9002 §6.2.3).
+#[test]
+fn duplicate_client_hello_brings_the_server_flight_early() {
+    use peregrine_datapath::sim::LinkConfig;
+    use std::time::Duration;
+    // The server's answer takes 1.5 s to arrive; the client's PTO (initial RTT 333 ms) fires
+    // at about 1 s; the server's own PTO (initial RTT 2 s) would fire at about 6 s.
+    let cfg = super::pair::PairConfig {
+        up: LinkConfig::with_delay(Duration::from_millis(10)),
+        down: LinkConfig::with_delay(Duration::from_millis(1500)),
+        server: crate::connection::TransportConfig::default()
+            .with_rng_seed(22)
+            .with_initial_rtt(Duration::from_secs(2))
+            .unwrap(),
+        ..super::pair::PairConfig::default()
+    };
+    let mut p = Pair::new(cfg);
+    p.run_for(Duration::from_millis(500), 1000);
+    let first = p.server().stats();
+    assert!(first.datagrams_sent > 0, "the server answered");
+    assert_eq!(p.client.stats().packets_sent, 1, "the client waits for its PTO");
+    p.run_for(Duration::from_millis(1000), 1000);
+    assert!(p.client.stats().packets_sent > 1, "the client's PTO resent its ClientHello");
+    let later = p.server().stats();
+    // An ACK alone is a small datagram; an Initial with CRYPTO data is padded to 1200 bytes.
+    assert!(
+        later.bytes_sent >= first.bytes_sent + 1200,
+        "the server resent its Initial CRYPTO data on the duplicate ClientHello ({} then {} bytes)",
+        first.bytes_sent,
+        later.bytes_sent
+    );
+    assert!(p.handshake(), "the handshake completes");
+}
