@@ -220,7 +220,8 @@ impl Group {
             .args(["--cert", &p("cert.pem"), "--key", &p("key.pem"), "--root"])
             .arg(&root)
             .args(["--quic-lb-server-id", &id, "--cid-len", "8", "--retry", "always"])
-            .args(["--token-key-file", &p("group.key")])
+            .args(["--token-key-file", &p("group.key"), "--qlog-dir"])
+            .arg(self.dir.join(format!("qlog-{name}")))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -253,6 +254,42 @@ impl Group {
         let addr: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
         netns::run_in(ns, || Endpoint::bind(addr, EndpointConfig::client(c))).unwrap()
     }
+}
+
+/// Every connection ID the server `name` issued, from its qlog traces: its transport
+/// parameters' initial_source_connection_id (the handshake Source Connection ID) and
+/// retry_source_connection_id, and the NEW_CONNECTION_ID frames it sent; in hex, by kind.
+fn issued_cids(group: &Group, name: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let dir = group.dir.join(format!("qlog-{name}"));
+    for file in std::fs::read_dir(&dir).into_iter().flatten() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+        for rec in text.split('\x1e').filter(|r| !r.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(rec.trim()).unwrap();
+            let d = &v["data"];
+            if v["name"] == "quic:parameters_set" && d["initiator"] == "local" {
+                for (kind, key) in [
+                    ("handshake", "initial_source_connection_id"),
+                    ("retry", "retry_source_connection_id"),
+                ] {
+                    if let Some(c) = d[key].as_str() {
+                        out.push((kind, c.to_owned()));
+                    }
+                }
+            }
+            if v["name"] == "quic:packet_sent" {
+                for f in d["frames"].as_array().into_iter().flatten() {
+                    if f["frame_type"] == "new_connection_id" {
+                        out.push((
+                            "new_connection_id",
+                            f["connection_id"].as_str().unwrap().into(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn vip() -> SocketAddr {
@@ -297,6 +334,21 @@ fn connections_spread_over_servers_and_follow_their_server_id() {
         (0..SERVERS).map(|k| counter(&topo.balancer, "quiclb", &format!("cid{k}"))).collect();
     eprintln!("short-header packets routed by server ID: {by_cid:?}");
     assert!(by_cid.iter().filter(|&&n| n > 0).count() >= 2, "{by_cid:?}");
+    // Every ID each server issued carries its server ID after the first octet (config
+    // rotation 0, length 8: 0x07), whatever the kind.
+    for k in 0..SERVERS {
+        let name = format!("s{k}");
+        let cids = issued_cids(&group, &name);
+        let prefix = format!("07{:02x}", k + 1);
+        for (kind, cid) in &cids {
+            assert!(cid.len() == 16 && cid.starts_with(&prefix), "{name} issued {kind} {cid}");
+        }
+        if seen.contains(&name) {
+            for kind in ["handshake", "retry", "new_connection_id"] {
+                assert!(cids.iter().any(|(k, _)| *k == kind), "{name}: no {kind} ID in its qlog");
+            }
+        }
+    }
 }
 
 /// A NAT rebinding mid-connection: the client's source port changes (stateless port rewrite
