@@ -371,6 +371,7 @@ fn rebinding_keeps_the_connection_because_the_cid_picks_the_server() {
     let owner = who(&conn).unwrap();
     // A port the 4-tuple hash sends elsewhere: 40 tries of a 2-in-3 chance.
     let new_port = (40_000..40_040)
+        .filter(|&port| port != old_port)
         .find(|&port| {
             let probe = group.client(&topo.client, port).unwrap();
             let c = probe.connect(vip(), "localhost").unwrap().wait(T).unwrap();
