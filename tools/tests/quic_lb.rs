@@ -1,7 +1,9 @@
 //! Scale-out behind an existing L4 balancer (issue 16): the kernel's own nftables, in a balancer
 //! namespace, routes QUIC to three `peregrine server` processes in their own namespaces by the
 //! QUIC-LB server ID their connection IDs carry (`--quic-lb-server-id`), with no QUIC-specific
-//! code in the balancer. The ruleset is the README's deployment recipe ("Behind a load
+//! code in the balancer. Each server runs 2 workers, so inside a host the datagrams are
+//! steered by the worker octet that follows the server ID. The ruleset is the README's
+//! deployment recipe ("Behind a load
 //! balancer"):
 //!
 //! - long-header packets (first byte & 0x80: Initial, 0-RTT, Handshake) by a hash of the
@@ -219,7 +221,16 @@ impl Group {
             .args(["netns", "exec", ns, BIN, "server", "--listen", &format!("0.0.0.0:{PORT}")])
             .args(["--cert", &p("cert.pem"), "--key", &p("key.pem"), "--root"])
             .arg(&root)
-            .args(["--quic-lb-server-id", &id, "--cid-len", "8", "--retry", "always"])
+            .args([
+                "--quic-lb-server-id",
+                &id,
+                "--cid-len",
+                "8",
+                "--retry",
+                "always",
+                "--workers",
+                "2",
+            ])
             .args(["--token-key-file", &p("group.key"), "--qlog-dir"])
             .arg(self.dir.join(format!("qlog-{name}")))
             .stdout(Stdio::piped())
