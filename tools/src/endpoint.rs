@@ -15,7 +15,8 @@ use peregrine_datapath::{Capabilities, Queue};
 use peregrine_engine::api::{Endpoint, EndpointConfig};
 use peregrine_engine::connection::{ServerConfig, TransportConfig, MAX_DATAGRAM_SIZE_LIMIT};
 use peregrine_engine::crypto::KeyLogTarget;
-use peregrine_engine::endpoint::{CidFormat, RetryPolicy};
+use peregrine_engine::endpoint::cid::DEFAULT_CID_LEN;
+use peregrine_engine::endpoint::RetryPolicy;
 use peregrine_engine::streams::{Dir, StreamsConfig};
 use peregrine_engine::worker::WorkerConfig;
 
@@ -71,6 +72,16 @@ pub fn validate(s: &Settings, usage: Use) -> Result<(), String> {
             "--max-handshakes: applies to servers only (a client accepts no connections)".into()
         );
     }
+    // A client endpoint issues the default format (no balancer routes to a client).
+    if usage == Use::Client {
+        let lb = s.quic_lb_server_id.is_some() || s.quic_lb_config_rotation.is_some();
+        if lb || s.cid_len != DEFAULT_CID_LEN as u32 {
+            let key =
+                if lb { "--quic-lb-server-id/--quic-lb-config-rotation" } else { "--cid-len" };
+            return Err(format!("{key}: applies to servers only (a client is not load balanced)"));
+        }
+    }
+    s.cid_format()?;
     if u32::from(MAX_DATAGRAM_SIZE_LIMIT) < s.mtu {
         return Err(format!(
             "--mtu: {} is above {MAX_DATAGRAM_SIZE_LIMIT}, the largest UDP payload the engine \
@@ -214,6 +225,7 @@ pub fn admission(s: &Settings, server: &mut ServerConfig) -> Result<(), String> 
         Retry::Never => RetryPolicy::Never,
         Retry::Auto => RetryPolicy::AboveHandshakes((server.max_handshakes / 4).max(1)),
     };
+    server.cid_format = Some(s.cid_format()?);
     if let Some(path) = &s.token_key_file {
         let secret =
             crate::config::read_key_file(path).map_err(|e| format!("--token-key-file: {e}"))?;
@@ -303,7 +315,7 @@ pub fn build(
             let udp = udp_config(s, bind, n)?;
             // Connections are steered to their owner's queue by the worker octet of their
             // connection IDs, and one client's new connections spread over all workers.
-            let octet = CidFormat::default().worker_offset() as u8;
+            let octet = config.cid_format().worker_offset() as u8;
             let queues = if n > 1 {
                 UdpQueue::open_steered_group(&udp, n, octet)
             } else {
@@ -319,7 +331,7 @@ pub fn build(
                 .with_ring_entries(s.ring_size)
                 .map_err(|e| format!("--ring-size: {e}"))?;
             // Steered like the UDP group (above).
-            let octet = CidFormat::default().worker_offset() as u8;
+            let octet = config.cid_format().worker_offset() as u8;
             let queues = if n > 1 {
                 UringQueue::open_steered_group(&ring, n, octet)
             } else {

@@ -52,6 +52,8 @@ fn settings_that_cannot_apply_fail_with_one_line_naming_the_key() {
         (&["--workers", "0"], "--workers"),
         (&["--congestion", "vegas"], "--congestion"),
         (&["--stream-window", "5G"], "--stream-window"),
+        (&["--quic-lb-server-id", "zz"], "--quic-lb-server-id"),
+        (&["--quic-lb-config-rotation", "1"], "--quic-lb-config-rotation"),
     ];
     for (extra, key) in cases {
         for base in [&server[..], &client[..], &["perf", "--duration", "1s"][..]] {
@@ -69,6 +71,12 @@ fn settings_that_cannot_apply_fail_with_one_line_naming_the_key() {
         args.extend(["--cores", "4095"]);
         assert!(one_error_line(&args).contains("core 4095 does not exist"));
     }
+    // A server ID leaves too little room in the length; a client issues no routable IDs.
+    let err =
+        one_error_line(&[&server[..], &["--quic-lb-server-id", "01", "--cid-len", "6"]].concat());
+    assert!(err.contains("--cid-len") && err.contains("outside 7..=20"), "{err}");
+    let err = one_error_line(&[&client[..], &["--cid-len", "10"]].concat());
+    assert!(err.contains("--cid-len: applies to servers only"), "{err}");
     assert!(one_error_line(&[&client[..], &["--metrics-addr", "127.0.0.1:0"]].concat())
         .contains("--metrics-addr"));
     assert!(one_error_line(&["perf", "--report", "/tmp/x.png"]).contains("--report"));

@@ -15,6 +15,7 @@ use super::sync::block_on;
 use super::ShutdownError;
 use crate::app::{ConnectionHandler, ServiceFactory};
 use crate::connection::{ClientConfig, ServerConfig};
+use crate::endpoint::CidFormat;
 use crate::handoff::shared::{ConnShared, Counters};
 use crate::handoff::{abandon, Command, ConnError, Mailbox};
 use crate::varint::VarInt;
@@ -88,6 +89,13 @@ impl EndpointConfig {
         }
     }
 
+    /// The format of the connection IDs the endpoint issues: the server's
+    /// [`ServerConfig::cid_format`] when set, else [`CidFormat::default`]. Its worker octet is
+    /// what [`Endpoint::bind`] steers datagrams by.
+    pub fn cid_format(&self) -> CidFormat {
+        self.server.as_ref().and_then(|s| s.cid_format).unwrap_or_default()
+    }
+
     /// Serves accepted connections with handlers from `service` (see [`Self::service`]).
     pub fn with_service(mut self, service: ServiceFactory) -> Self {
         self.service = Some(service);
@@ -158,7 +166,7 @@ impl Endpoint {
     pub fn bind(addr: SocketAddr, config: EndpointConfig) -> std::io::Result<Self> {
         let n = config.workers.max(1);
         let udp = UdpConfig::new(addr).with_reuse_port(n > 1);
-        let octet = crate::endpoint::CidFormat::default().worker_offset() as u8;
+        let octet = config.cid_format().worker_offset() as u8;
         let queues = if n > 1 {
             UdpQueue::open_steered_group(&udp, n, octet)?
         } else {
@@ -233,6 +241,7 @@ impl Endpoint {
         if let Some(key) = config.server.as_ref().and_then(|s| s.reset_key) {
             seed.reset_key = crate::endpoint::ResetKey::new(&key);
         }
+        seed.cid_format = config.cid_format();
         Ok((ctx, seed, local_addr))
     }
 

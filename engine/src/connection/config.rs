@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::cid::{ConnectionId, ResetToken, MAX_CID_LEN};
 use crate::congestion::{self, Algorithm};
 use crate::crypto::{TlsClientConfig, TlsServerConfig};
-use crate::endpoint::RetryPolicy;
+use crate::endpoint::{CidFormat, RetryPolicy};
 use crate::streams::StreamsConfig;
 
 /// Default idle timeout we advertise: 30 s.
@@ -453,6 +453,13 @@ pub struct ServerConfig {
     /// reset a connection another lost (RFC 9000 §10.3). Default none: a random key per
     /// endpoint.
     pub reset_key: Option<[u8; 32]>,
+    /// The shape of every connection ID the endpoint issues (handshake Source Connection ID,
+    /// NEW_CONNECTION_ID, Retry Source Connection ID): length, QUIC-LB config rotation and
+    /// server ID (draft-ietf-quic-load-balancers), so that a load balancer routes short-header
+    /// packets by the server ID. Servers behind one balancer share the length and config
+    /// rotation and each has its own server ID. Default none: [`CidFormat::default`] (8 octets,
+    /// config rotation 0b111, unroutable).
+    pub cid_format: Option<CidFormat>,
     /// The versions the server accepts, in order of preference (others get Version
     /// Negotiation; sent as the Available Versions of its version_information). Default
     /// [`crate::version::SUPPORTED`].
@@ -473,6 +480,7 @@ impl ServerConfig {
             max_handshakes: crate::endpoint::DEFAULT_MAX_HANDSHAKES,
             token_key: None,
             reset_key: None,
+            cid_format: None,
             versions: crate::version::SUPPORTED.to_vec(),
             preferred_version: None,
         }

@@ -87,6 +87,19 @@ pub struct ConfigArgs {
     /// keys per process].
     #[arg(long = "token-key-file", value_name = "FILE", allow_hyphen_values = true)]
     pub token_key_file: Option<String>,
+    /// Length of the connection IDs the server issues, 6..=20; the same on every server behind
+    /// one load balancer [default: 8].
+    #[arg(long = "cid-len", value_name = "N", allow_hyphen_values = true)]
+    pub cid_len: Option<String>,
+    /// QUIC-LB server ID, 1..=14 octets in hex (e.g. 01): carried by every connection ID the
+    /// server issues so a load balancer routes by it; one per server of a group [default:
+    /// none, connection IDs unroutable by QUIC-LB].
+    #[arg(long = "quic-lb-server-id", value_name = "HEX", allow_hyphen_values = true)]
+    pub quic_lb_server_id: Option<String>,
+    /// QUIC-LB config rotation codepoint, 0..=6, in the first octet of every connection ID
+    /// (needs --quic-lb-server-id) [default: 0].
+    #[arg(long = "quic-lb-config-rotation", value_name = "N", allow_hyphen_values = true)]
+    pub quic_lb_config_rotation: Option<String>,
     /// AF_XDP ring / io_uring entries, power of two 64..=32768 [default: 4096].
     #[arg(long = "ring-size", value_name = "N", allow_hyphen_values = true)]
     pub ring_size: Option<String>,
@@ -144,6 +157,9 @@ impl ConfigArgs {
             ("max-handshakes", &self.max_handshakes),
             ("retry", &self.retry),
             ("token-key-file", &self.token_key_file),
+            ("cid-len", &self.cid_len),
+            ("quic-lb-server-id", &self.quic_lb_server_id),
+            ("quic-lb-config-rotation", &self.quic_lb_config_rotation),
             ("ring-size", &self.ring_size),
             ("xdp-mode", &self.xdp_mode),
             ("keylog-file", &self.keylog_file),

@@ -15,7 +15,9 @@ pub use values::{
     parse_size,
 };
 
+use peregrine_engine::cid::MAX_CID_LEN;
 use peregrine_engine::congestion::Algorithm;
+use peregrine_engine::endpoint::cid::{CidFormat, DEFAULT_CID_LEN, MAX_SERVER_ID_LEN};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -190,6 +192,20 @@ pub struct Settings {
     /// a live connection of another whose packet reaches it). Default none: random keys per
     /// process. Keep the file secret.
     pub token_key_file: Option<PathBuf>,
+    /// `cid-len`: length in octets of the connection IDs a server issues, 6..=20 (at least
+    /// `quic-lb-server-id`'s length + 6: the QUIC-LB first octet, the worker octet and a
+    /// 4-octet nonce). Default 8. Every server behind one load balancer uses the same length.
+    pub cid_len: u32,
+    /// `quic-lb-server-id`: this server's QUIC-LB server ID, 1..=14 octets in hex (e.g. `01`
+    /// or `0a0b`), written after the first octet of every connection ID the server issues so
+    /// that a load balancer routes short-header packets to it (draft-ietf-quic-load-balancers,
+    /// plaintext mode). Give each server of a group its own ID. Default none: connection IDs
+    /// carry config rotation 0b111 (unroutable by QUIC-LB).
+    pub quic_lb_server_id: Option<Vec<u8>>,
+    /// `quic-lb-config-rotation`: the QUIC-LB config rotation codepoint, 0..=6, in the top
+    /// three bits of every connection ID's first octet (a balancer running two configurations
+    /// during a change tells them apart by it). Needs `quic-lb-server-id`. Default 0.
+    pub quic_lb_config_rotation: Option<u8>,
     /// `ring-size`: AF_XDP ring and io_uring queue entries, a power of two in 64..=32768.
     /// Default 4096.
     pub ring_size: u32,
@@ -229,6 +245,9 @@ impl Default for Settings {
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
             retry: Retry::Auto,
             token_key_file: None,
+            cid_len: DEFAULT_CID_LEN as u32,
+            quic_lb_server_id: None,
+            quic_lb_config_rotation: None,
             ring_size: DEFAULT_RING_SIZE,
             xdp_mode: XdpMode::Auto,
             keylog_file: None,
@@ -239,7 +258,7 @@ impl Default for Settings {
 }
 
 /// Every key, in the order they are printed.
-pub const KEYS: [&str; 28] = [
+pub const KEYS: [&str; 31] = [
     "datapath",
     "interface",
     "queues",
@@ -263,6 +282,9 @@ pub const KEYS: [&str; 28] = [
     "max-handshakes",
     "retry",
     "token-key-file",
+    "cid-len",
+    "quic-lb-server-id",
+    "quic-lb-config-rotation",
     "ring-size",
     "xdp-mode",
     "keylog-file",
@@ -366,6 +388,11 @@ impl Settings {
                 read_key_file(&path)?;
                 self.token_key_file = Some(path);
             }
+            "cid-len" => self.cid_len = u32_in(MIN_CID_LEN as u32, MAX_CID_LEN as u32)?,
+            "quic-lb-server-id" => self.quic_lb_server_id = Some(parse_server_id(v)?),
+            "quic-lb-config-rotation" => {
+                self.quic_lb_config_rotation = Some(u32_in(0, 6)? as u8);
+            }
             "ring-size" => {
                 let n = u32_in(RING_SIZE_RANGE.0, RING_SIZE_RANGE.1)?;
                 if !n.is_power_of_two() {
@@ -426,6 +453,20 @@ impl Settings {
         self.apply_toml(&text, &path.display().to_string())
     }
 
+    /// The connection ID format a server issues: `cid-len`, and with `quic-lb-server-id` a
+    /// QUIC-LB configuration (`quic-lb-config-rotation`, default 0). The error names the key.
+    pub fn cid_format(&self) -> Result<CidFormat, String> {
+        let len = self.cid_len as usize;
+        let format = match (&self.quic_lb_server_id, self.quic_lb_config_rotation) {
+            (Some(id), rotation) => CidFormat::new(len, id, rotation.unwrap_or(0)),
+            (None, None) => CidFormat::unconfigured(len),
+            (None, Some(_)) => {
+                return Err("--quic-lb-config-rotation: needs --quic-lb-server-id".into())
+            }
+        };
+        format.map_err(|e| format!("--cid-len: {e}"))
+    }
+
     /// The effective settings as a TOML document `--config` accepts (unset optional keys are
     /// left out).
     pub fn to_toml(&self) -> String {
@@ -467,6 +508,13 @@ impl Settings {
         if let Some(p) = &self.token_key_file {
             t.insert("token-key-file".into(), s(&p.to_string_lossy()));
         }
+        t.insert("cid-len".into(), i(self.cid_len.into()));
+        if let Some(id) = &self.quic_lb_server_id {
+            t.insert("quic-lb-server-id".into(), s(&format_server_id(id)));
+        }
+        if let Some(r) = self.quic_lb_config_rotation {
+            t.insert("quic-lb-config-rotation".into(), i(r.into()));
+        }
         t.insert("ring-size".into(), i(self.ring_size.into()));
         t.insert(
             "xdp-mode".into(),
@@ -494,6 +542,30 @@ impl Settings {
         }
         out
     }
+}
+
+/// Shortest `cid-len`: the QUIC-LB first octet, the worker octet and a 4-octet nonce.
+pub const MIN_CID_LEN: usize = CidFormat::min_len(0);
+
+/// Parses `quic-lb-server-id`: 1..=14 octets as hex digits (an even count, optional `0x`).
+fn parse_server_id(v: &str) -> Result<Vec<u8>, String> {
+    let t = v.trim();
+    let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let bad = || {
+        format!("'{v}' is not 1..={MAX_SERVER_ID_LEN} octets in hex (an even number of digits, e.g. 01 or 0a0b)")
+    };
+    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > 2 * MAX_SERVER_ID_LEN {
+        return Err(bad());
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok()).ok_or_else(bad))
+        .collect()
+}
+
+/// Prints a server ID the way [`parse_server_id`] reads it.
+pub fn format_server_id(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Largest key file read (a key with a comment or CRLF fits easily).

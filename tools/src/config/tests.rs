@@ -37,6 +37,9 @@ fn example_values() -> Vec<(&'static str, &'static str)> {
         ("max-handshakes", "64"),
         ("retry", "always"),
         ("token-key-file", example_key_file()),
+        ("cid-len", "12"),
+        ("quic-lb-server-id", "0a0b"),
+        ("quic-lb-config-rotation", "2"),
         ("ring-size", "2048"),
         ("xdp-mode", "native"),
         ("keylog-file", "/tmp/keys.log"),
@@ -191,4 +194,36 @@ fn every_key_is_a_flag() {
     assert_eq!(t.a.given().len(), KEYS.len());
     let s = t.a.resolve().unwrap();
     assert_eq!(s.ring_size, 2048);
+}
+
+#[test]
+fn quic_lb_keys_build_the_cid_format() {
+    let mut s = Settings::default();
+    assert_eq!(s.cid_format().unwrap(), CidFormat::default());
+    s.set("quic-lb-config-rotation", "3").unwrap();
+    let err = s.cid_format().unwrap_err();
+    assert!(err.contains("needs --quic-lb-server-id"), "{err}");
+    s.set("quic-lb-server-id", "0x0A0b").unwrap();
+    let f = s.cid_format().unwrap();
+    assert_eq!((f.len(), f.server_id(), f.config_rotation()), (8, &[10, 11][..], 3));
+    s.set("cid-len", "7").unwrap();
+    let err = s.cid_format().unwrap_err();
+    assert!(err.starts_with("--cid-len: ") && err.contains("7 outside 8..=20"), "{err}");
+    for bad in ["", "1", "0g", "0x", "é1", &"00".repeat(15)] {
+        let err = Settings::default().set("quic-lb-server-id", bad).unwrap_err();
+        assert!(err.starts_with("quic-lb-server-id: ") && err.contains("in hex"), "{bad}: {err}");
+    }
+    for (key, bad) in [("cid-len", "5"), ("cid-len", "21"), ("quic-lb-config-rotation", "7")] {
+        assert!(Settings::default().set(key, bad).is_err(), "{key} = {bad}");
+    }
+    // The TOML round trip keeps the configuration.
+    let mut s = Settings::default();
+    for (k, v) in
+        [("cid-len", "10"), ("quic-lb-server-id", "ff01"), ("quic-lb-config-rotation", "1")]
+    {
+        s.set(k, v).unwrap();
+    }
+    let mut back = Settings::default();
+    back.apply_toml(&s.to_toml(), "t").unwrap();
+    assert_eq!(back, s);
 }
