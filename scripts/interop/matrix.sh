@@ -142,6 +142,13 @@ for case in "${CASES[@]}"; do
     [ -f "$DIR/cap.pcap" ] && wire_note "$case"
     [ -d "$DIR/qlog" ] && NOTE2="$NOTE2 pg-qlog key_updated=$KU"
     if declare -f "${P}_check_$case" >/dev/null; then "${P}_check_$case" "$role" "$DIR"; fi
+    # A server without version_information (RFC 9368): after acting on a Version Negotiation
+    # packet, Peregrine's client MUST close with VERSION_NEGOTIATION_ERROR (RFC 9368 §4,
+    # downgrade protection), so the case cannot pass against that server.
+    if [ "$case" = vn ] && [ "$role" = pg-client ] && [ "$RESULT" = FAIL ] \
+        && grep -q 'no version_information from the server after negotiation' "$DIR/client.log"; then
+      RESULT=N-A; NOTE="$PEER's server sends no version_information (RFC 9368); after its Version Negotiation Peregrine's client closes with VERSION_NEGOTIATION_ERROR as RFC 9368 §4 requires"
+    fi
     [ "$RESULT" = FAIL ] && NOTE="$NOTE; client: $(tail -n 2 "$DIR/client.log" | tr '\n\t' '  ' | cut -c1-300)"
     record "$case" "$role" "$RESULT" "$SECS" "$NOTE${NOTE2:+; $NOTE2}"
   done

@@ -40,11 +40,3 @@ quiche_CAP_CLI_ZERORTT=(--resume --early-data)
 quiche_CAP_SRV_RETRY=(--retry)
 quiche_build
 quiche_CAP_SRV_ZERORTT=(--early-data)
-# quiche's server sends no version_information (RFC 9368). A client that acted on a Version
-# Negotiation packet MUST then close with VERSION_NEGOTIATION_ERROR (RFC 9368 §4, downgrade
-# protection), which Peregrine's client does: the case cannot pass against this server.
-quiche_check_vn() {
-  if [ "$1" = pg-client ] && [ "$RESULT" = FAIL ] && grep -q 'no version_information from the server after negotiation' "$2/client.log"; then
-    RESULT=N-A; NOTE="quiche's server sends no version_information; after a Version Negotiation Peregrine's client closes with VERSION_NEGOTIATION_ERROR as RFC 9368 §4 requires"
-  fi
-}
