@@ -121,7 +121,7 @@ done
 echo
 echo "quinn client downloads $size on loopback (own namespace), $rounds rounds; per round:"
 echo "goodput Gbit/s / receive-buffer drops (RcvbufErrors: the client's socket, or the server's"
-echo "for ACKs) / UDP InDatagrams of the namespace"
+echo "for ACKs) / UDP InDatagrams of the namespace (a GRO batch counts once)"
 for s in "${servers[@]}"; do
     printf '  %-32s %s\n' "${label[$s]}" "${res[$s]}"
 done
