@@ -230,3 +230,24 @@ fn bbr_survives_one_percent_random_loss_near_the_rate() {
     eprintln!("20 MB with 1% loss under BBR: {t:?}, {:.1} Mbit/s", goodput * 8e-6);
     assert!(goodput > 0.5 * payload_rate(), "goodput {goodput} B/s");
 }
+
+#[test]
+fn the_default_transport_sends_five_megabytes_through_the_relay_within_two_seconds() {
+    // Issue 18's target for a server with its defaults: 5 MB through the lossy relay in at
+    // most 2 s (virtual time, handshake included). CUBIC, the previous default, needs ~10 s.
+    let config = PairConfig {
+        seed: 44,
+        up: relay(0.03),
+        down: relay(0.03),
+        client: TransportConfig::default().with_rng_seed(11),
+        server: TransportConfig::default().with_rng_seed(22),
+        ..PairConfig::default()
+    };
+    let o = run_until_done(config, (0, 0), (1, 5_000_000), 3_000_000);
+    check(&o, (0, 0), (1, 5_000_000));
+    let mut pair = o.pair;
+    let t = pair.net.elapsed();
+    eprintln!("5 MB through the relay with the default transport (seed 44): {t:?}");
+    assert_eq!(pair.server().congestion_controller().name(), "bbr");
+    assert!(t <= Duration::from_secs(2), "took {t:?}");
+}
