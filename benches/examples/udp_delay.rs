@@ -12,6 +12,9 @@
 //! exit). The delay is a user-space sleep (polls every 100 µs): a loaded machine adds
 //! scheduling jitter on top of it.
 
+// A benchmark tool outside the sans-IO core: it reads the clock to hold datagrams.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
