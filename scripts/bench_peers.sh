@@ -8,8 +8,10 @@
 # process's CPU seconds per GB moved (utime + stime from /proc/PID/stat around each transfer).
 #
 #   scripts/bench_peers.sh [--size 1G] [--rounds 3] [--old PATH] [--no-build]
-#                          [--peregrine-args "ARGS"] [--json FILE]
+#                          [--peregrine-args "ARGS"] [--also "ARGS"] [--json FILE]
 #
+# --also "ARGS" adds a second server from the same Peregrine binary with ARGS appended (e.g.
+# --also "--congestion bbr"), so two settings are compared within one run.
 # Each server runs with its own defaults: `peregrine server` (as built), quinn_perf server
 # (quinn's default transport, 2 tokio threads), s2n-perf server (s2n-quic's perf defaults: max
 # MTU 9000, BBR, 2 tokio threads). Clients: quinn_perf client (quinn's defaults) and s2n-perf
@@ -24,6 +26,7 @@ rounds=3
 old=""
 build=1
 pg_args=""
+also_args=""
 json_out=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,8 +35,9 @@ while [ $# -gt 0 ]; do
         --old) old="${2:?--old needs a path}"; shift 2 ;;
         --no-build) build=0; shift ;;
         --peregrine-args) pg_args="${2?}"; shift 2 ;;
+        --also) also_args="${2:?--also needs arguments}"; shift 2 ;;
         --json) json_out="${2:?--json needs a file}"; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "bench_peers.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -99,6 +103,12 @@ servers=(peregrine)
 # shellcheck disable=SC2086 # extra arguments are meant to split
 start_server peregrine "$peregrine" server --listen 127.0.0.1:0 \
     --cert "$work/cert.pem" --key "$work/key.pem" --root "$work/www" $pg_args
+if [ -n "$also_args" ]; then
+    servers+=(also)
+    # shellcheck disable=SC2086 # extra arguments are meant to split
+    start_server also "$peregrine" server --listen 127.0.0.1:0 \
+        --cert "$work/cert.pem" --key "$work/key.pem" --root "$work/www" $pg_args $also_args
+fi
 if [ -n "$old" ]; then
     servers+=(old)
     start_server old "$old" server --listen 127.0.0.1:0 \
@@ -163,7 +173,8 @@ median() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 fmt() { awk -v v="$1" 'BEGIN { if (v == "nan") print "n/a"; else printf "%.2f", v }'; }
 
-declare -A name=([peregrine]=Peregrine [old]="Peregrine (old)" [quinn]=quinn [s2n]=s2n-quic)
+declare -A name=([peregrine]=Peregrine [old]="Peregrine (old)" [also]="Peregrine $also_args"
+    [quinn]=quinn [s2n]=s2n-quic)
 echo
 echo "loopback, $size per transfer, median of $rounds, $(nproc) CPUs; Gbit/s and server CPU s/GB"
 echo "(min-max of the goodput runs in brackets)"
@@ -171,7 +182,7 @@ for dir in "${dirs[@]}"; do
     for c in "${clients[@]}"; do
         echo
         echo "$dir, ${name[$c]} client:"
-        printf '  %-17s %9s %15s %9s %10s %10s\n' server Gbit/s "(min-max)" "CPU s/GB" "vs quinn" "CPU/quinn"
+        printf '  %-28s %9s %15s %9s %10s %10s\n' server Gbit/s "(min-max)" "CPU s/GB" "vs quinn" "CPU/quinn"
         qg="$(median "${goodput[$dir,$c,quinn]}")"
         qu="$(median "${cpu[$dir,$c,quinn]}")"
         for s in "${servers[@]}"; do
@@ -179,7 +190,7 @@ for dir in "${dirs[@]}"; do
             u="$(median "${cpu[$dir,$c,$s]}")"
             range="$(tr ' ' '\n' <<<"${goodput[$dir,$c,$s]}" | grep -v -e '^$' -e nan | sort -g \
                 | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "(%.2f-%.2f)", lo, hi }')"
-            printf '  %-17s %9s %15s %9s %10s %10s\n' "${name[$s]}" "$(fmt "$g")" "$range" \
+            printf '  %-28s %9s %15s %9s %10s %10s\n' "${name[$s]}" "$(fmt "$g")" "$range" \
                 "$(fmt "$u")" "$(ratio "$g" "$qg")" "$(ratio "$u" "$qu")"
         done
     done

@@ -146,7 +146,7 @@ fn perf_knobs_are_in_effect_and_bytes_move() {
     assert!(note.contains("gso off") && note.contains("gro off"), "{note}");
     assert_eq!(v["start"]["datapath"]["workers_pinned"], 0, "no --cores, no pinning: {v}");
     let (d, _) = perf_json(&["--download", "2M", "--cores", "0", "--busy-poll-us", "200"]);
-    assert_eq!(d["end"]["client"]["congestion"], "cubic", "the default controller: {d}");
+    assert_eq!(d["end"]["client"]["congestion"], "bbr", "the default controller: {d}");
     assert_eq!(d["start"]["datapath"]["workers_pinned"], 1, "the server's worker on core 0: {d}");
     assert_eq!(d["end"]["sum"]["bytes_received"].as_u64(), Some(2 << 20));
     // --mtu up to what its help says: path MTU discovery climbs to it over loopback (1472,

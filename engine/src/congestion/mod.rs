@@ -246,10 +246,12 @@ impl Config {
 pub enum Algorithm {
     /// NewReno (RFC 9002 §7, Appendix B).
     NewReno,
-    /// CUBIC (RFC 9438), the default.
-    #[default]
+    /// CUBIC (RFC 9438).
     Cubic,
     /// BBR version 3 (draft-cardwell-ccwg-bbr): model-based, paced at its bandwidth estimate.
+    /// The default: under random loss it keeps the path full where loss-based CUBIC shrinks
+    /// its window (README, "Congestion control").
+    #[default]
     Bbr,
 }
 

@@ -263,7 +263,7 @@ impl TransportConfig {
         Ok(self)
     }
 
-    /// The congestion controller. Default CUBIC.
+    /// The congestion controller. Default BBR ([`Algorithm::Bbr`]).
     pub fn with_congestion(mut self, alg: Algorithm) -> Self {
         self.congestion = alg;
         self

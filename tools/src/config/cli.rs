@@ -36,7 +36,7 @@ pub struct ConfigArgs {
     /// Busy-poll window of an idle worker in µs, 0..=1000000 [default: 0].
     #[arg(long = "busy-poll-us", value_name = "US", allow_hyphen_values = true)]
     pub busy_poll_us: Option<String>,
-    /// Congestion controller: newreno, cubic or bbr [default: cubic].
+    /// Congestion controller: newreno, cubic or bbr [default: bbr].
     #[arg(long = "congestion", value_name = "NAME", allow_hyphen_values = true)]
     pub congestion: Option<String>,
     /// Initial congestion window, 2400..=16M [default: 14720].

@@ -148,7 +148,7 @@ pub struct Settings {
     /// `busy-poll-us`: how long an idle worker spins before sleeping, in µs, 0..=1000000.
     /// Default 0 (sleep at once). Spinning lowers latency and burns a core.
     pub busy_poll_us: u64,
-    /// `congestion`: newreno, cubic or bbr (BBRv3). Default cubic.
+    /// `congestion`: newreno, cubic or bbr (BBRv3). Default bbr.
     pub congestion: Algorithm,
     /// `initial-window`: initial congestion window in bytes, 2400..=16M. Default 14720.
     pub initial_window: u64,

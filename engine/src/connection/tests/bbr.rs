@@ -164,16 +164,26 @@ fn bbr_keeps_the_bottleneck_queue_short_after_startup() {
     assert!(bbr_min >= Duration::from_millis(20));
 }
 
+/// Datagrams the relay really dropped on the way from the server to the client (random and
+/// burst loss, tail drops), and the server's loss declarations beside them.
+fn declared_and_dropped(p: &mut Pair) -> (u64, u64) {
+    let down = p.net.link_stats(p.server_addr, p.client_addr);
+    let dropped = down.lost_random + down.lost_burst + down.dropped_queue_full;
+    (p.server().stats().packets_lost, dropped)
+}
+
 #[test]
 fn five_megabytes_through_the_lossy_relay_bbr_and_cubic() {
     const SIZE: u64 = 5_000_000;
     let mut times = Vec::new();
     for seed in [41, 42, 43] {
-        let (bbr, p) = download(Algorithm::Bbr, 0.03, SIZE, seed);
+        let (bbr, mut p) = download(Algorithm::Bbr, 0.03, SIZE, seed);
         let bs = p.client.stats();
+        let (bbr_declared, bbr_dropped) = declared_and_dropped(&mut p);
         let (cubic, mut q) = download(Algorithm::Cubic, 0.03, SIZE, seed);
         let cs = q.client.stats();
         let ss = q.server().stats();
+        let (cubic_declared, cubic_dropped) = declared_and_dropped(&mut q);
         // CUBIC's window under 3% random loss: the loss-based response (about 1.7 / sqrt(p)
         // datagrams, ~10 of them, 14 kB), not persistent congestion.
         eprintln!(
@@ -189,15 +199,25 @@ fn five_megabytes_through_the_lossy_relay_bbr_and_cubic() {
         eprintln!(
             "5 MB through the relay (3% loss, bursts <= 3, 10 ms, 100 Mbit/s, 200 datagrams), \
              seed {seed}: BBR {bbr:?} (server lost {} of {} datagrams, {} bursts capped), \
-             CUBIC {cubic:?} (client saw {} / {} received)",
+             CUBIC {cubic:?} (client saw {} / {} received); declared lost / dropped by the \
+             relay: BBR {bbr_declared} / {bbr_dropped}, CUBIC {cubic_declared} / {cubic_dropped}",
             down.lost_random, down.sent, down.loss_spared, cs.packets_received, bs.packets_received,
         );
         assert!(down.lost_random > 0, "the relay loses packets");
+        // No spurious loss declarations: the relay neither reorders nor jitters, so every
+        // packet the sender declares lost (packet or time threshold) was really dropped.
+        // A spurious declaration would cost a window reduction for nothing.
+        assert!(bbr_declared <= bbr_dropped, "BBR: {bbr_declared} declared, {bbr_dropped} lost");
+        assert!(
+            cubic_declared <= cubic_dropped,
+            "CUBIC: {cubic_declared} declared, {cubic_dropped} lost"
+        );
         times.push((bbr, cubic));
     }
     for (bbr, cubic) in times {
-        // 5 MB at 100 Mbit/s is 0.4 s; BBR must not collapse under random loss.
-        assert!(bbr < Duration::from_secs(3), "BBR took {bbr:?}");
+        // 5 MB at 100 Mbit/s is 0.4 s; issue 18 asks for at most 2 s (handshake included)
+        // through this relay, which BBR must meet under random loss.
+        assert!(bbr <= Duration::from_secs(2), "BBR took {bbr:?}");
         assert!(bbr < cubic, "BBR {bbr:?} not faster than CUBIC {cubic:?} under random loss");
     }
 }
@@ -209,4 +229,25 @@ fn bbr_survives_one_percent_random_loss_near_the_rate() {
     let goodput = 20_000_000.0 / t.as_secs_f64();
     eprintln!("20 MB with 1% loss under BBR: {t:?}, {:.1} Mbit/s", goodput * 8e-6);
     assert!(goodput > 0.5 * payload_rate(), "goodput {goodput} B/s");
+}
+
+#[test]
+fn the_default_transport_sends_five_megabytes_through_the_relay_within_two_seconds() {
+    // Issue 18's target for a server with its defaults: 5 MB through the lossy relay in at
+    // most 2 s (virtual time, handshake included). CUBIC, the previous default, needs ~10 s.
+    let config = PairConfig {
+        seed: 44,
+        up: relay(0.03),
+        down: relay(0.03),
+        client: TransportConfig::default().with_rng_seed(11),
+        server: TransportConfig::default().with_rng_seed(22),
+        ..PairConfig::default()
+    };
+    let o = run_until_done(config, (0, 0), (1, 5_000_000), 3_000_000);
+    check(&o, (0, 0), (1, 5_000_000));
+    let mut pair = o.pair;
+    let t = pair.net.elapsed();
+    eprintln!("5 MB through the relay with the default transport (seed 44): {t:?}");
+    assert_eq!(pair.server().congestion_controller().name(), "bbr");
+    assert!(t <= Duration::from_secs(2), "took {t:?}");
 }
