@@ -26,7 +26,7 @@ use crate::crypto::{self, initial_keys, KeyChange, Side, TlsSession};
 use crate::error::Error;
 use crate::packet::RetryPacket;
 use crate::recovery::{AckTrackerConfig, LossConfig, LossDetector, SpaceId};
-use crate::streams::{Dir, PeerLimits, Role, Streams};
+use crate::streams::{Dir, Role, Streams};
 use crate::transport_params::{HandshakeCids, TransportParameters};
 use crate::varint::VarInt;
 use crate::version;
@@ -192,6 +192,9 @@ impl Connection {
             versions,
         });
         conn.drive_tls_write(now).map_err(|e| {
+            ConnectError::Tls(crypto::TlsError { code: e.code, reason: e.reason, tls: None })
+        })?;
+        conn.start_zero_rtt().map_err(|e| {
             ConnectError::Tls(crypto::TlsError { code: e.code, reason: e.reason, tls: None })
         })?;
         conn.reset_idle_timer(now);
@@ -365,6 +368,7 @@ impl Connection {
             rng: p.rng,
             versions: p.versions,
             datagrams: Default::default(),
+            early: Default::default(),
             qlog: None,
             config: cfg,
         }
@@ -397,6 +401,7 @@ impl Connection {
         }
         self.crypto_scratch = buf;
         r?;
+        self.accept_zero_rtt();
         self.drive_tls_write(now)?;
         self.check_handshake_progress(now)
     }
@@ -424,7 +429,10 @@ impl Connection {
                     self.spaces[SpaceId::Handshake.index()].keys = Some(keys);
                     self.loss.on_handshake_keys(now);
                 }
-                Some(KeyChange::OneRtt(keys)) => self.one_rtt = Some(keys),
+                Some(KeyChange::OneRtt(keys)) => {
+                    self.one_rtt = Some(keys);
+                    self.on_one_rtt_keys();
+                }
             }
         }
         Ok(())
@@ -482,18 +490,7 @@ impl Connection {
         };
         params.authenticate_cids(sender, &seen)?;
         self.check_version_information(params.version_information.as_ref())?;
-        self.streams.set_peer_limits(PeerLimits {
-            initial_max_data: params.initial_max_data.into_inner(),
-            initial_max_stream_data_bidi_local: params
-                .initial_max_stream_data_bidi_local
-                .into_inner(),
-            initial_max_stream_data_bidi_remote: params
-                .initial_max_stream_data_bidi_remote
-                .into_inner(),
-            initial_max_stream_data_uni: params.initial_max_stream_data_uni.into_inner(),
-            initial_max_streams_bidi: params.initial_max_streams_bidi.into_inner(),
-            initial_max_streams_uni: params.initial_max_streams_uni.into_inner(),
-        })?;
+        self.apply_peer_limits(now, super::zero_rtt::peer_limits(&params))?;
         //= https://www.rfc-editor.org/rfc/rfc9000#section-10.1
         //# Each endpoint advertises a max_idle_timeout, but the effective value
         //# at an endpoint is computed as the minimum of the two advertised
@@ -624,7 +621,14 @@ impl Connection {
         //# Clients that receive a Retry packet reset congestion control and loss
         //# recovery state, including resetting any pending timers.
         for p in self.loss.on_retry() {
-            self.retx_pool.put(p.payload.items);
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.3
+            //# A client SHOULD attempt
+            //# to resend data in 0-RTT packets after it sends a new Initial packet.
+            if p.payload.space == SpaceId::Data {
+                self.requeue_packet(SpaceId::Data, p);
+            } else {
+                self.retx_pool.put(p.payload.items);
+            }
         }
         self.spaces[0].crypto_send.resend_all();
         self.update_timers(now);

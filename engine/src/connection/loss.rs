@@ -233,6 +233,13 @@ impl Connection {
                 black_hole = self.mtud.on_packet_lost(p.size, p.time_sent);
             }
         }
+        self.requeue_packet(space, p);
+        black_hole
+    }
+
+    /// Queues again what a packet of `space` carried (lost, or a 0-RTT packet the server
+    /// rejected or a Retry made moot).
+    pub(super) fn requeue_packet(&mut self, space: SpaceId, p: SentPacket<SentFrames>) {
         let items = p.payload.items;
         for item in &items {
             match *item {
@@ -269,7 +276,6 @@ impl Connection {
             }
         }
         self.retx_pool.put(items);
-        black_hole
     }
 }
 

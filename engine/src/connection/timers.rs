@@ -19,11 +19,13 @@ pub enum Timer {
     KeyDiscard,
     /// The handshake has not completed in time: drop the connection silently.
     Handshake,
+    /// Server: drop the 0-RTT keys, three PTO after the first 1-RTT packet (RFC 9001 §4.9.3).
+    ZeroRttDiscard,
 }
 
 impl Timer {
     /// All timers, in table order.
-    pub const ALL: [Timer; 7] = [
+    pub const ALL: [Timer; 8] = [
         Timer::Idle,
         Timer::LossDetection,
         Timer::AckDelay,
@@ -31,6 +33,7 @@ impl Timer {
         Timer::Close,
         Timer::KeyDiscard,
         Timer::Handshake,
+        Timer::ZeroRttDiscard,
     ];
 
     const fn index(self) -> usize {
