@@ -249,7 +249,12 @@ impl Connection {
         let mut params =
             local_params(&config.transport, scid, Some((odcid, retry_scid, scid_token)));
         params.version_information = Some(versions.info(incoming.version));
-        let tls = TlsSession::server(&config.tls, cv, &params.to_vec())?;
+        let tls = TlsSession::server_with_limits(
+            &config.tls,
+            cv,
+            &params.to_vec(),
+            &super::zero_rtt::remembered_limits(&params),
+        )?;
         let initial = initial_keys(cv, &incoming.dst_cid, Side::Server)
             .map_err(|_| ConnectError::InvalidCid)?;
         let ids = HandshakeIds {

@@ -101,6 +101,6 @@ mod tests {
         assert!(t.is_expired(Timer::AckDelay, t0 + Duration::from_millis(25)));
         t.stop(Timer::AckDelay);
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(30)));
-        assert_eq!(Timer::ALL.len(), 7);
+        assert_eq!(Timer::ALL.len(), 8);
     }
 }

@@ -80,6 +80,24 @@ pub(super) fn peer_limits(params: &TransportParameters) -> PeerLimits {
     }
 }
 
+/// The server limits a client remembers for 0-RTT that a server accepting it must not lower
+/// (RFC 9000 §7.4.1), in a fixed order: tickets carry them (see `crypto::session`).
+pub(super) fn remembered_limits(params: &TransportParameters) -> [u64; 7] {
+    //= https://www.rfc-editor.org/rfc/rfc9000#section-7.4.1
+    //# In particular, a server that accepts 0-RTT data
+    //# MUST NOT set values for the following parameters (Section 18.2) that
+    //# are smaller than the remembered values of the parameters.
+    [
+        params.active_connection_id_limit.into_inner(),
+        params.initial_max_data.into_inner(),
+        params.initial_max_stream_data_bidi_local.into_inner(),
+        params.initial_max_stream_data_bidi_remote.into_inner(),
+        params.initial_max_stream_data_uni.into_inner(),
+        params.initial_max_streams_bidi.into_inner(),
+        params.initial_max_streams_uni.into_inner(),
+    ]
+}
+
 impl Connection {
     /// Where 0-RTT stands: attempted, accepted or rejected (client), accepted (server).
     pub fn early_data_state(&self) -> EarlyDataState {

@@ -134,7 +134,6 @@ fn zero_rtt_rejected_data_resent_in_one_rtt() {
 /// The server lowered initial_max_data since the ticket was issued: it must reject 0-RTT
 /// (RFC 9000 §7.4.1) and the data arrives in 1-RTT.
 #[test]
-#[ignore = "server-side check of remembered limits: next commit"]
 fn zero_rtt_rejected_when_server_limits_shrank() {
     let (c, s) = (new_tls_client_early(), new_tls_server(true));
     prime(&c, &s);
