@@ -163,6 +163,11 @@ impl Connection {
         }
     }
 
+    /// Whether the application-data packet `pn` we sent was a 0-RTT one.
+    pub(super) fn is_zero_rtt_pn(&self, pn: u64) -> bool {
+        self.early.last_pn.is_some_and(|last| pn <= last)
+    }
+
     /// A 0-RTT packet numbered `pn` was sent.
     pub(super) fn on_zero_rtt_sent(&mut self, pn: u64) {
         self.early.last_pn = Some(pn);
