@@ -87,6 +87,10 @@ pub struct ConfigArgs {
     /// keys per process].
     #[arg(long = "token-key-file", value_name = "FILE", allow_hyphen_values = true)]
     pub token_key_file: Option<String>,
+    /// Server: accept 0-RTT on resumed connections, with single-use session tickets as
+    /// anti-replay [default: off].
+    #[arg(long = "early-data", value_name = "on|off", allow_hyphen_values = true)]
+    pub early_data: Option<String>,
     /// AF_XDP ring / io_uring entries, power of two 64..=32768 [default: 4096].
     #[arg(long = "ring-size", value_name = "N", allow_hyphen_values = true)]
     pub ring_size: Option<String>,
@@ -144,6 +148,7 @@ impl ConfigArgs {
             ("max-handshakes", &self.max_handshakes),
             ("retry", &self.retry),
             ("token-key-file", &self.token_key_file),
+            ("early-data", &self.early_data),
             ("ring-size", &self.ring_size),
             ("xdp-mode", &self.xdp_mode),
             ("keylog-file", &self.keylog_file),

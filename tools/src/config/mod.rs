@@ -190,6 +190,12 @@ pub struct Settings {
     /// a live connection of another whose packet reaches it). Default none: random keys per
     /// process. Keep the file secret.
     pub token_key_file: Option<PathBuf>,
+    /// `early-data`: a server accepts 0-RTT on resumed connections. Default off. Anti-replay:
+    /// session tickets become single-use (stateful, kept in memory per process, at most 4096
+    /// sessions), so a replayed 0-RTT flight is refused; tickets do not survive a restart.
+    /// The application must still only act on 0-RTT requests that are safe to replay across
+    /// servers not sharing that memory (RFC 9001 §9.2).
+    pub early_data: bool,
     /// `ring-size`: AF_XDP ring and io_uring queue entries, a power of two in 64..=32768.
     /// Default 4096.
     pub ring_size: u32,
@@ -229,6 +235,7 @@ impl Default for Settings {
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
             retry: Retry::Auto,
             token_key_file: None,
+            early_data: false,
             ring_size: DEFAULT_RING_SIZE,
             xdp_mode: XdpMode::Auto,
             keylog_file: None,
@@ -239,7 +246,7 @@ impl Default for Settings {
 }
 
 /// Every key, in the order they are printed.
-pub const KEYS: [&str; 28] = [
+pub const KEYS: [&str; 29] = [
     "datapath",
     "interface",
     "queues",
@@ -263,6 +270,7 @@ pub const KEYS: [&str; 28] = [
     "max-handshakes",
     "retry",
     "token-key-file",
+    "early-data",
     "ring-size",
     "xdp-mode",
     "keylog-file",
@@ -361,6 +369,7 @@ impl Settings {
                     _ => return Err(format!("'{v}' is not one of always, never, auto")),
                 }
             }
+            "early-data" => self.early_data = values::parse_switch(v)?,
             "token-key-file" => {
                 let path = non_empty_path(v)?;
                 read_key_file(&path)?;
@@ -467,6 +476,7 @@ impl Settings {
         if let Some(p) = &self.token_key_file {
             t.insert("token-key-file".into(), s(&p.to_string_lossy()));
         }
+        t.insert("early-data".into(), Value::Boolean(self.early_data));
         t.insert("ring-size".into(), i(self.ring_size.into()));
         t.insert(
             "xdp-mode".into(),

@@ -37,6 +37,7 @@ fn example_values() -> Vec<(&'static str, &'static str)> {
         ("max-handshakes", "64"),
         ("retry", "always"),
         ("token-key-file", example_key_file()),
+        ("early-data", "on"),
         ("ring-size", "2048"),
         ("xdp-mode", "native"),
         ("keylog-file", "/tmp/keys.log"),
