@@ -234,3 +234,21 @@ fn zero_rtt_with_loss() {
         assert_eq!(p.client.early_data_state(), EarlyDataState::Accepted, "seed {seed}");
     }
 }
+
+/// A Retry after a 0-RTT first flight (RFC 9000 §17.2.3): the server dropped those 0-RTT
+/// packets; the client sends their data again after its new Initial, and it arrives once.
+#[test]
+fn zero_rtt_data_resent_after_retry() {
+    let (c, s) = (new_tls_client_early(), new_tls_server(true));
+    prime(&c, &s);
+    let mut pc = cfg(&c, &s);
+    pc.mode = super::pair::ServerMode::Retry;
+    let mut p = Pair::new(pc);
+    assert_eq!(p.client.early_data_state(), EarlyDataState::Pending);
+    let msg = message(2500);
+    let out = request(&mut p, &msg);
+    assert_eq!(p.retries_sent, 1);
+    assert_eq!(out.got, msg.to_vec(), "every byte once, in order");
+    assert_eq!(p.client.early_data_state(), EarlyDataState::Accepted);
+    assert!(p.server().stats().zero_rtt_packets > 0, "resent in 0-RTT after the Retry");
+}
