@@ -195,6 +195,16 @@ pub fn client(
     alpn: &[u8],
     keylog: KeyLogTarget,
 ) -> Result<Arc<TlsClientConfig>, String> {
+    client_early(trust, alpn, keylog, false)
+}
+
+/// [`client`], attempting 0-RTT on resumed connections when `early_data`.
+pub fn client_early(
+    trust: Trust<'_>,
+    alpn: &[u8],
+    keylog: KeyLogTarget,
+    early_data: bool,
+) -> Result<Arc<TlsClientConfig>, String> {
     let mut b = TlsClientConfig::builder();
     b = match trust {
         Trust::CaFile(p) => {
@@ -207,6 +217,11 @@ pub fn client(
         Trust::Cert(c) => b.add_root_certificate(c).map_err(|e| e.to_string())?,
         Trust::Insecure => b.dangerous_skip_verify(),
     };
-    let tls = b.alpn_protocols([alpn]).keylog(keylog).build().map_err(|e| e.to_string())?;
+    let tls = b
+        .alpn_protocols([alpn])
+        .keylog(keylog)
+        .enable_early_data(early_data)
+        .build()
+        .map_err(|e| e.to_string())?;
     Ok(Arc::new(tls))
 }
