@@ -45,11 +45,12 @@ pub fn fingerprint(der: &[u8]) -> String {
 
 /// `server --self-signed`: a configuration with a certificate generated for localhost,
 /// 127.0.0.1, ::1 and `listen`'s address (when it is a specific one), written as PEM to
-/// `cert_out` when given; and the line to print about it.
+/// `cert_out` when given; and the line to print about it. `early_data`: accept 0-RTT.
 pub fn self_signed(
     listen: std::net::SocketAddr,
     cert_out: Option<&Path>,
     keylog: KeyLogTarget,
+    early_data: bool,
 ) -> Result<(Arc<TlsServerConfig>, Option<String>), String> {
     let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     let ip = listen.ip().to_string();
@@ -68,7 +69,7 @@ pub fn self_signed(
             .map(|p| format!(" (PEM in {}, the clients' --ca)", p.display()))
             .unwrap_or_default()
     );
-    Ok((server_generated(&g, keylog)?, Some(note)))
+    Ok((server_generated(&g, keylog, early_data)?, Some(note)))
 }
 
 /// The PEM private key forms the server reads.
@@ -115,16 +116,19 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 /// A server TLS configuration offering both ALPNs, from PEM files, logging secrets to `keylog`.
 /// A missing file, a file that holds no PEM certificate or key, and a key that does not
 /// belong to the certificate are each a one-line error naming the flag and the file.
+/// With `early_data`, resumed connections may send 0-RTT (single-use tickets).
 pub fn server_from_files(
     cert: &Path,
     key: &Path,
     keylog: KeyLogTarget,
+    early_data: bool,
 ) -> Result<Arc<TlsServerConfig>, String> {
     let chain = read_chain("--cert", cert)?;
     let key_der = read_key(key)?;
     let tls = TlsServerConfig::builder(chain, key_der)
         .alpn_protocols([ALPN_HQ, ALPN_PERF])
         .keylog(keylog)
+        .enable_early_data(early_data)
         .build()
         .map_err(|e| match e {
             ConfigError::Tls(rustls::Error::InconsistentKeys(
@@ -160,14 +164,16 @@ pub fn explain(err: String, ca: Option<&Path>, name: &str) -> String {
 }
 
 /// A server TLS configuration offering both ALPNs, with a generated certificate, logging
-/// secrets to `keylog`.
+/// secrets to `keylog`; accepting 0-RTT with `early_data`.
 pub fn server_generated(
     g: &GeneratedCert,
     keylog: KeyLogTarget,
+    early_data: bool,
 ) -> Result<Arc<TlsServerConfig>, String> {
     let tls = TlsServerConfig::builder(vec![g.cert.clone()], g.key.clone_key())
         .alpn_protocols([ALPN_HQ, ALPN_PERF])
         .keylog(keylog)
+        .enable_early_data(early_data)
         .build()
         .map_err(|e| e.to_string())?;
     Ok(Arc::new(tls))
@@ -189,6 +195,16 @@ pub fn client(
     alpn: &[u8],
     keylog: KeyLogTarget,
 ) -> Result<Arc<TlsClientConfig>, String> {
+    client_early(trust, alpn, keylog, false)
+}
+
+/// [`client`], attempting 0-RTT on resumed connections when `early_data`.
+pub fn client_early(
+    trust: Trust<'_>,
+    alpn: &[u8],
+    keylog: KeyLogTarget,
+    early_data: bool,
+) -> Result<Arc<TlsClientConfig>, String> {
     let mut b = TlsClientConfig::builder();
     b = match trust {
         Trust::CaFile(p) => {
@@ -201,6 +217,11 @@ pub fn client(
         Trust::Cert(c) => b.add_root_certificate(c).map_err(|e| e.to_string())?,
         Trust::Insecure => b.dangerous_skip_verify(),
     };
-    let tls = b.alpn_protocols([alpn]).keylog(keylog).build().map_err(|e| e.to_string())?;
+    let tls = b
+        .alpn_protocols([alpn])
+        .keylog(keylog)
+        .enable_early_data(early_data)
+        .build()
+        .map_err(|e| e.to_string())?;
     Ok(Arc::new(tls))
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peregrine_engine::api::{Connection, Endpoint, EndpointConfig};
-use peregrine_engine::connection::ClientConfig;
+use peregrine_engine::connection::{ClientConfig, EarlyDataState};
 use peregrine_engine::VarInt;
 
 use crate::certs::{self, Trust};
@@ -37,6 +37,13 @@ pub struct Args {
     /// Handshake timeout: 1ms..=1h, e.g. 5s or 500ms.
     #[arg(long, default_value = "5s", value_parser = parse_timeout)]
     timeout: Duration,
+    /// Fetch the URLs this many times, 1..=100, over successive connections of one endpoint
+    /// that share its TLS session cache: later connections resume, and with `--early-data on`
+    /// they write their requests before the handshake completes, in 0-RTT when the server
+    /// allows it. Each connection's 0-RTT outcome is printed on stderr. (Sessions are not kept
+    /// across runs: rustls cannot serialize a client session.)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    repeat: u32,
     /// QUIC versions.
     #[command(flatten)]
     versions: VersionArgs,
@@ -212,17 +219,50 @@ pub fn run(args: &Args) -> Result<(), String> {
         Some(p) => Trust::CaFile(p),
         None => Trust::Insecure,
     };
-    let tls = certs::client(trust, args.alpn.as_bytes(), endpoint::keylog(&settings))?;
+    let tls = certs::client_early(
+        trust,
+        args.alpn.as_bytes(),
+        endpoint::keylog(&settings),
+        settings.early_data,
+    )?;
     std::fs::create_dir_all(&args.output)
         .map_err(|e| format!("--output {}: {e}", args.output.display()))?;
     let config = args.versions.apply(ClientConfig::new(tls))?;
     let built = client_endpoint(addr, &settings, Use::Client, config)?;
     endpoint::print_notes("client", &built.notes);
     let ep = built.endpoint;
-    let conn = connect(&ep, addr, &host, args.timeout)
-        .map_err(|e| certs::explain(e, args.ca.as_deref(), &host))?;
+    for round in 1..=args.repeat {
+        let early = fetch_all(args, &ep, addr, &host, &urls, settings.early_data && round > 1)?;
+        if args.repeat > 1 {
+            eprintln!("connection {round}: {}", describe_early(early));
+        }
+    }
+    Ok(())
+}
+
+/// Fetches every URL over one new connection. `early`: open the streams and write the requests
+/// before the handshake completes (0-RTT when the session allows it). Returns the
+/// connection's 0-RTT outcome.
+#[allow(clippy::disallowed_methods)] // A command: bounds its wait for the close with the clock.
+fn fetch_all(
+    args: &Args,
+    ep: &Endpoint,
+    addr: SocketAddr,
+    host: &str,
+    urls: &[Url],
+    early: bool,
+) -> Result<EarlyDataState, String> {
+    let explain = |e: String| certs::explain(e, args.ca.as_deref(), host);
+    let (conn, connecting) = if early {
+        let connecting =
+            ep.connect(addr, host).map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let conn = connecting.connection().ok_or("connecting: no connection handle")?;
+        (conn, Some(connecting))
+    } else {
+        (connect(ep, addr, host, args.timeout).map_err(explain)?, None)
+    };
     let mut jobs = Vec::new();
-    for url in &urls {
+    for url in urls {
         let (send, recv) = conn
             .open_bi_blocking(IO_TIMEOUT)
             .map_err(|e| format!("opening a stream for {}: {e}", url.path))?;
@@ -234,6 +274,12 @@ pub fn run(args: &Args) -> Result<(), String> {
             save(recv, &dest).map_err(|e| format!("{label}: {e}"))
         }));
     }
+    if let Some(connecting) = connecting {
+        // The requests are queued (in 0-RTT if the session allowed it): surface a failed
+        // handshake as such.
+        connecting.wait(args.timeout).map_err(|e| explain(format!("connecting to {addr}: {e}")))?;
+    }
+    let state = conn.early_data_state();
     let mut errors = Vec::new();
     for j in jobs {
         match j.join() {
@@ -251,9 +297,19 @@ pub fn run(args: &Args) -> Result<(), String> {
         && std::time::Instant::now() < deadline
     {}
     match errors.len() {
-        0 => Ok(()),
+        0 => Ok(state),
         1 => Err(errors.remove(0)),
         n => Err(format!("{n} of {} downloads failed; first: {}", urls.len(), errors[0])),
+    }
+}
+
+/// One line about a connection's 0-RTT outcome.
+fn describe_early(s: EarlyDataState) -> &'static str {
+    match s {
+        EarlyDataState::NotAttempted => "no 0-RTT",
+        EarlyDataState::Pending => "0-RTT attempted, no answer",
+        EarlyDataState::Accepted => "0-RTT accepted",
+        EarlyDataState::Rejected => "0-RTT rejected (requests sent again in 1-RTT)",
     }
 }
 

@@ -98,6 +98,12 @@ impl Connection {
         self.shared.mail.with(|m| m.alpn.clone())
     }
 
+    /// Whether 0-RTT was accepted or rejected by the server, once the handshake completed
+    /// ([`crate::connection::EarlyDataState`]; `NotAttempted` without 0-RTT).
+    pub fn early_data_state(&self) -> crate::connection::EarlyDataState {
+        self.shared.mail.with(|m| m.early_data)
+    }
+
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<ConnError> {
         self.shared.mail.with(|m| m.error.clone())

@@ -75,6 +75,12 @@ impl<'a> ConnCtx<'a> {
         self.conn.alpn_protocol()
     }
 
+    /// Where 0-RTT stands ([`crate::connection::EarlyDataState`]): a server handler sees
+    /// `Accepted` when the client's first streams came in 0-RTT (before `on_connected`).
+    pub fn early_data_state(&self) -> crate::connection::EarlyDataState {
+        self.conn.early_data_state()
+    }
+
     /// The connection's counters.
     pub fn stats(&self) -> ConnectionStats {
         self.conn.stats()

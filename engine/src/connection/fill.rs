@@ -166,10 +166,11 @@ impl Connection {
             items.push(Retx::RetireCid(seq));
             summary.on_frame(FrameType::RETIRE_CONNECTION_ID);
         }
-        if !self.handshake_complete {
+        let zero_rtt = self.sends_zero_rtt();
+        if !self.handshake_complete && !zero_rtt {
             return path_frame;
         }
-        if room(w) >= MAX_CONTROL_FRAME {
+        if !zero_rtt && room(w) >= MAX_CONTROL_FRAME {
             if let Some(seq) = self.write_ack_frequency(now, w) {
                 items.push(Retx::AckFrequency(seq));
                 summary.on_frame(FrameType::ACK_FREQUENCY);
@@ -189,7 +190,7 @@ impl Connection {
                 }
             }
         }
-        if self.has_datagrams_to_send() {
+        if !zero_rtt && self.has_datagrams_to_send() {
             let r = room(w);
             if self.write_datagrams(w, r) > 0 {
                 summary.on_frame(FrameType::DATAGRAM_LEN);

@@ -26,7 +26,7 @@ use crate::crypto::{self, initial_keys, KeyChange, Side, TlsSession};
 use crate::error::Error;
 use crate::packet::RetryPacket;
 use crate::recovery::{AckTrackerConfig, LossConfig, LossDetector, SpaceId};
-use crate::streams::{Dir, PeerLimits, Role, Streams};
+use crate::streams::{Dir, Role, Streams};
 use crate::transport_params::{HandshakeCids, TransportParameters};
 use crate::varint::VarInt;
 use crate::version;
@@ -194,6 +194,9 @@ impl Connection {
         conn.drive_tls_write(now).map_err(|e| {
             ConnectError::Tls(crypto::TlsError { code: e.code, reason: e.reason, tls: None })
         })?;
+        conn.start_zero_rtt().map_err(|e| {
+            ConnectError::Tls(crypto::TlsError { code: e.code, reason: e.reason, tls: None })
+        })?;
         conn.reset_idle_timer(now);
         conn.timers.set_opt(Timer::Handshake, conn.config.handshake_timeout.map(|t| now + t));
         conn.update_timers(now);
@@ -246,7 +249,12 @@ impl Connection {
         let mut params =
             local_params(&config.transport, scid, Some((odcid, retry_scid, scid_token)));
         params.version_information = Some(versions.info(incoming.version));
-        let tls = TlsSession::server(&config.tls, cv, &params.to_vec())?;
+        let tls = TlsSession::server_with_limits(
+            &config.tls,
+            cv,
+            &params.to_vec(),
+            &super::zero_rtt::remembered_limits(&params),
+        )?;
         let initial = initial_keys(cv, &incoming.dst_cid, Side::Server)
             .map_err(|_| ConnectError::InvalidCid)?;
         let ids = HandshakeIds {
@@ -365,6 +373,7 @@ impl Connection {
             rng: p.rng,
             versions: p.versions,
             datagrams: Default::default(),
+            early: Default::default(),
             qlog: None,
             config: cfg,
         }
@@ -410,6 +419,7 @@ impl Connection {
         }
         self.crypto_scratch = buf;
         r?;
+        self.accept_zero_rtt();
         self.drive_tls_write(now)?;
         self.check_handshake_progress(now)
     }
@@ -437,7 +447,10 @@ impl Connection {
                     self.spaces[SpaceId::Handshake.index()].keys = Some(keys);
                     self.loss.on_handshake_keys(now);
                 }
-                Some(KeyChange::OneRtt(keys)) => self.one_rtt = Some(keys),
+                Some(KeyChange::OneRtt(keys)) => {
+                    self.one_rtt = Some(keys);
+                    self.on_one_rtt_keys();
+                }
             }
         }
         Ok(())
@@ -495,18 +508,7 @@ impl Connection {
         };
         params.authenticate_cids(sender, &seen)?;
         self.check_version_information(params.version_information.as_ref())?;
-        self.streams.set_peer_limits(PeerLimits {
-            initial_max_data: params.initial_max_data.into_inner(),
-            initial_max_stream_data_bidi_local: params
-                .initial_max_stream_data_bidi_local
-                .into_inner(),
-            initial_max_stream_data_bidi_remote: params
-                .initial_max_stream_data_bidi_remote
-                .into_inner(),
-            initial_max_stream_data_uni: params.initial_max_stream_data_uni.into_inner(),
-            initial_max_streams_bidi: params.initial_max_streams_bidi.into_inner(),
-            initial_max_streams_uni: params.initial_max_streams_uni.into_inner(),
-        })?;
+        self.apply_peer_limits(now, super::zero_rtt::peer_limits(&params))?;
         //= https://www.rfc-editor.org/rfc/rfc9000#section-10.1
         //# Each endpoint advertises a max_idle_timeout, but the effective value
         //# at an endpoint is computed as the minimum of the two advertised
@@ -637,7 +639,14 @@ impl Connection {
         //# Clients that receive a Retry packet reset congestion control and loss
         //# recovery state, including resetting any pending timers.
         for p in self.loss.on_retry() {
-            self.retx_pool.put(p.payload.items);
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.3
+            //# A client SHOULD attempt
+            //# to resend data in 0-RTT packets after it sends a new Initial packet.
+            if p.payload.space == SpaceId::Data {
+                self.requeue_packet(SpaceId::Data, p);
+            } else {
+                self.retx_pool.put(p.payload.items);
+            }
         }
         self.spaces[0].crypto_send.resend_all();
         self.update_timers(now);

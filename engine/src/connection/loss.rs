@@ -83,7 +83,10 @@ impl Connection {
             //= https://www.rfc-editor.org/rfc/rfc9001#section-4.1.2
             //# Additionally, a client MAY consider the handshake to be confirmed
             //# when it receives an acknowledgment for a 1-RTT packet.
-            if self.side == Side::Client && self.handshake_complete && !out.acked.is_empty() {
+            // An acknowledgment of 0-RTT packets only does not count: it can arrive with the
+            // server's Handshake flight, before the client sent its Finished.
+            let one_rtt_acked = out.acked.iter().any(|p| !self.is_zero_rtt_pn(p.pn));
+            if self.side == Side::Client && self.handshake_complete && one_rtt_acked {
                 self.confirm_handshake(now);
             }
         }
@@ -233,6 +236,13 @@ impl Connection {
                 black_hole = self.mtud.on_packet_lost(p.size, p.time_sent);
             }
         }
+        self.requeue_packet(space, p);
+        black_hole
+    }
+
+    /// Queues again what a packet of `space` carried (lost, or a 0-RTT packet the server
+    /// rejected or a Retry made moot).
+    pub(super) fn requeue_packet(&mut self, space: SpaceId, p: SentPacket<SentFrames>) {
         let items = p.payload.items;
         for item in &items {
             match *item {
@@ -269,7 +279,6 @@ impl Connection {
             }
         }
         self.retx_pool.put(items);
-        black_hole
     }
 }
 

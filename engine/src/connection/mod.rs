@@ -15,13 +15,13 @@
 //! source address: a server follows a change of it after the handshake is confirmed (NAT
 //! rebinding, RFC 9000 §9.3) and validates the new path.
 //!
-//! Not implemented (yet): 0-RTT, client-initiated migration and
+//! Not implemented (yet): client-initiated migration and
 //! preferred_address, resetting the RTT estimator on migration, the spin bit.
 //!
 //! Every entry point takes `now`; nothing reads the clock. The rules live in the submodules:
 //! `handshake` (TLS, keys, transport parameters, Retry), `versions` (Version Negotiation,
 //! compatible negotiation, version_information checks), `datagrams` (RFC 9221 DATAGRAM
-//! frames and their bounded queues), `mtud` (path MTU
+//! frames and their bounded queues), `zero_rtt` (0-RTT in both roles), `mtud` (path MTU
 //! discovery, RFC 8899 / RFC 9000 §14.3), `recv` (datagram →
 //! packets → frames), `send` (packet assembly, coalescing, padding, GSO, congestion and
 //! amplification limits), `close` (explicit close state), `spaces`, `cids`, `timers`.
@@ -44,6 +44,7 @@ mod spaces;
 mod stats;
 mod timers;
 mod versions;
+mod zero_rtt;
 
 #[cfg(test)]
 mod tests;
@@ -64,6 +65,7 @@ pub use mtud::{
 pub use send::Transmit;
 pub use stats::ConnectionStats;
 pub use timers::Timer;
+pub use zero_rtt::EarlyDataState;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -224,6 +226,8 @@ pub struct Connection {
     /// Something happened since `poll_transmit` last found nothing to send (see
     /// [`Connection::interests`]).
     transmit_interest: bool,
+    /// 0-RTT keys and state (see the `zero_rtt` module).
+    early: zero_rtt::EarlyData,
 }
 
 impl std::fmt::Debug for Connection {
@@ -290,6 +294,9 @@ impl Connection {
             if let Some(k) = self.one_rtt.as_mut() {
                 k.discard_previous();
             }
+        }
+        if self.timers.is_expired(Timer::ZeroRttDiscard, now) {
+            self.discard_zero_rtt_keys();
         }
         if self.timers.is_expired(Timer::Pacing, now) {
             self.timers.stop(Timer::Pacing);
@@ -461,6 +468,7 @@ impl Connection {
         s.cwnd = self.cc.window();
         s.congestion = self.cc.name();
         s.version = self.version;
+        s.zero_rtt_packets = self.early.packets;
         s.bytes_in_flight = self.loss.bytes_in_flight();
         s.smoothed_rtt = self.loss.rtt().smoothed();
         s.min_rtt = self.loss.rtt().min();

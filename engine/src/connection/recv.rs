@@ -153,7 +153,13 @@ impl Connection {
                 let (space, kind) = match ty {
                     LongType::Initial => (SpaceId::Initial, PacketKind::Initial),
                     LongType::Handshake => (SpaceId::Handshake, PacketKind::Handshake),
-                    // 0-RTT is not accepted (no early data in this connection).
+                    //= https://www.rfc-editor.org/rfc/rfc9000#section-12.3
+                    //# Application data space:  All 0-RTT (Section 17.2.3) and 1-RTT
+                    //# (Section 17.3.1) packets are in this space.
+                    // Only a server that accepted 0-RTT has the keys (see `zero_rtt`).
+                    LongType::ZeroRtt if self.side == Side::Server => {
+                        (SpaceId::Data, PacketKind::ZeroRtt)
+                    }
                     _ => return self.drop_packet(),
                 };
                 (space, kind, *dst_cid, Some(*src_cid), *pn_offset, !token.is_empty())
@@ -180,13 +186,16 @@ impl Connection {
         if has_token && self.side == Side::Client {
             return self.drop_packet();
         }
-        if space == SpaceId::Data && !self.local_cids.contains(&dcid) {
+        let zero_rtt = kind == PacketKind::ZeroRtt;
+        // 0-RTT packets carry the DCID of the client's Initial (routed by the endpoint).
+        if space == SpaceId::Data && !zero_rtt && !self.local_cids.contains(&dcid) {
             return self.drop_packet();
         }
         let bytes = p.bytes;
         let si = space.index();
         // Remove header protection.
         let hp = match space {
+            SpaceId::Data if zero_rtt => self.zero_rtt_keys().map(|k| &k.header),
             SpaceId::Data => self.one_rtt.as_ref().map(|k| k.remote_header()),
             _ => self.spaces[si].keys.as_ref().map(|k| &k.remote.header),
         };
@@ -199,6 +208,10 @@ impl Connection {
             return self.drop_packet();
         };
         let opened = match space {
+            SpaceId::Data if zero_rtt => {
+                let Some(k) = self.zero_rtt_keys() else { return self.drop_packet() };
+                k.packet.open_in_place(pn, bytes, hdr.header_len).map(|len| (len, None))
+            }
             SpaceId::Data => {
                 let Some(k) = self.one_rtt.as_mut() else { return self.drop_packet() };
                 k.open(hdr.key_phase, pn, bytes, hdr.header_len).map(|o| (o.len, Some(o.slot)))
@@ -236,6 +249,11 @@ impl Connection {
             return Outcome::Processed;
         }
         self.on_authenticated(now, space, scid);
+        match kind {
+            PacketKind::ZeroRtt => self.early.packets += 1,
+            PacketKind::OneRtt => self.on_one_rtt_received(now),
+            _ => {}
+        }
         if space == SpaceId::Handshake {
             self.versions.other_initial = None;
         }

@@ -156,7 +156,7 @@ impl Connection {
     /// Whether `space` has keys to send with.
     fn can_send_in(&self, space: SpaceId) -> bool {
         match space {
-            SpaceId::Data => self.one_rtt.is_some(),
+            SpaceId::Data => self.one_rtt.is_some() || self.sends_zero_rtt(),
             _ => !self.spaces[space.index()].discarded && self.spaces[space.index()].keys.is_some(),
         }
     }
@@ -181,7 +181,8 @@ impl Connection {
                 || !self.local_cids.to_send.is_empty()
                 || !self.peer_cids.to_retire.is_empty()
                 || self.has_datagrams_to_send()
-                || (self.handshake_complete && self.streams.wants_transmit()))
+                || ((self.handshake_complete || self.sends_zero_rtt())
+                    && self.streams.wants_transmit()))
     }
 
     fn has_work(&self, now: Instant, space: SpaceId, allow: bool) -> bool {
@@ -310,6 +311,21 @@ impl Connection {
         let tpn = TruncatedPn::encode(pn, self.loss.largest_acked(space)).ok()?;
         let dst_cid = self.peer_cids.current();
         let r = match space {
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.3
+            //# A 0-RTT packet uses long headers with a type value of 0x01, followed
+            //# by the Length and Packet Number fields; see Section 17.2.
+            SpaceId::Data if self.sends_zero_rtt() => PacketBuilder::long(
+                w,
+                &LongHeader {
+                    ty: LongType::ZeroRtt,
+                    version: self.version,
+                    dst_cid,
+                    src_cid: self.local_scid,
+                    token: &[],
+                    pn: tpn,
+                    grease_quic_bit: false,
+                },
+            ),
             SpaceId::Data => PacketBuilder::short(
                 w,
                 &ShortHeader {
@@ -354,6 +370,11 @@ impl Connection {
             e.connection_error().unwrap_or(Error::internal("packet protection failed"))
         };
         match space {
+            SpaceId::Data if self.sends_zero_rtt() => {
+                let k = self.zero_rtt_keys().ok_or(Error::internal("no 0-RTT keys"))?;
+                k.packet.seal_in_place(pn, pkt, header_len).map_err(fail)?;
+                k.header.protect(pkt, pn_offset).map_err(fail)
+            }
             SpaceId::Data => {
                 let k = self.one_rtt.as_mut().ok_or(Error::internal("no 1-RTT keys"))?;
                 k.seal(pn, pkt, header_len).map_err(fail)?;
@@ -399,8 +420,13 @@ impl Connection {
 
         // ACK: due, or riding along with other frames.
         let other = self.has_other_work(space, allow);
+        let zero_rtt = space == SpaceId::Data && self.sends_zero_rtt();
         let sp = &mut self.spaces[si];
-        if sp.acks.wants_ack(now) || (sp.acks.has_new_packets() && other) {
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.3
+        //# For instance, a
+        //# client cannot send an ACK frame in a 0-RTT packet, because that can
+        //# only acknowledge a 1-RTT packet.
+        if !zero_rtt && (sp.acks.wants_ack(now) || (sp.acks.has_new_packets() && other)) {
             if let Some(data) = sp.acks.ack_frame(now) {
                 let ecn_counts = data.ecn;
                 if let Ok(plan) = plan_ack(data.ranges(), data.delay, ecn_counts.as_ref(), room(&w))
@@ -507,6 +533,9 @@ impl Connection {
         }
         let len = layout.len;
         self.spaces[si].next_pn += 1;
+        if zero_rtt {
+            self.on_zero_rtt_sent(pn);
+        }
         let sent = SentPacket::new(
             pn,
             now,

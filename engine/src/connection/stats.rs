@@ -7,6 +7,8 @@ use std::time::Duration;
 pub struct ConnectionStats {
     /// UDP datagrams sent.
     pub datagrams_sent: u64,
+    /// 0-RTT packets sent (client) or received and processed (server).
+    pub zero_rtt_packets: u64,
     /// UDP datagrams received (including ones dropped later).
     pub datagrams_received: u64,
     /// QUIC packets sent.

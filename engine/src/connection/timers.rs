@@ -19,11 +19,13 @@ pub enum Timer {
     KeyDiscard,
     /// The handshake has not completed in time: drop the connection silently.
     Handshake,
+    /// Server: drop the 0-RTT keys, three PTO after the first 1-RTT packet (RFC 9001 §4.9.3).
+    ZeroRttDiscard,
 }
 
 impl Timer {
     /// All timers, in table order.
-    pub const ALL: [Timer; 7] = [
+    pub const ALL: [Timer; 8] = [
         Timer::Idle,
         Timer::LossDetection,
         Timer::AckDelay,
@@ -31,6 +33,7 @@ impl Timer {
         Timer::Close,
         Timer::KeyDiscard,
         Timer::Handshake,
+        Timer::ZeroRttDiscard,
     ];
 
     const fn index(self) -> usize {
@@ -98,6 +101,6 @@ mod tests {
         assert!(t.is_expired(Timer::AckDelay, t0 + Duration::from_millis(25)));
         t.stop(Timer::AckDelay);
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(30)));
-        assert_eq!(Timer::ALL.len(), 7);
+        assert_eq!(Timer::ALL.len(), 8);
     }
 }

@@ -312,7 +312,9 @@ impl Connection {
         let server = Some((odcid, self.ids.retry_scid, sw.reset_token));
         let mut params = local_params(&self.config, self.local_scid, server);
         params.version_information = Some(self.versions.info(sw.preferred));
-        self.tls = TlsSession::server(&sw.tls, cv, &params.to_vec()).map_err(|e| e.to_error())?;
+        let limits = super::zero_rtt::remembered_limits(&params);
+        self.tls = TlsSession::server_with_limits(&sw.tls, cv, &params.to_vec(), &limits)
+            .map_err(|e| e.to_error())?;
         let keys = initial_keys(cv, &sw.initial_dcid, Side::Server).map_err(|_| failed())?;
         let theirs = self.spaces[0].keys.replace(keys);
         //= https://www.rfc-editor.org/rfc/rfc9369#section-4.1

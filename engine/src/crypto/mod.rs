@@ -26,6 +26,7 @@ pub mod key_update;
 pub mod keys;
 pub mod provider;
 pub mod retry;
+mod session;
 pub mod tls;
 
 #[cfg(test)]

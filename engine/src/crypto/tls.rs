@@ -319,16 +319,36 @@ impl TlsSession {
         version: Version,
         transport_params: &[u8],
     ) -> Result<Self, TlsError> {
-        let conn = quic::ServerConnection::new(
-            config.rustls(version).clone(),
-            version.rustls(),
-            transport_params.to_vec(),
-        )
-        .map_err(|e| TlsError {
-            code: TransportErrorCode::INTERNAL_ERROR,
-            reason: "TLS setup failed",
-            tls: Some(e),
-        })?;
+        Self::server_with_limits(config, version, transport_params, &[])
+    }
+
+    /// [`TlsSession::server`] for a connection whose 0-RTT-relevant transport limits are
+    /// `limits` (a fixed order of values that must not shrink, RFC 9000 §7.4.1). With 0-RTT
+    /// on, the tickets this connection issues remember them, and a session issued under a
+    /// larger value at any position does not resume here (so its 0-RTT is rejected). It costs
+    /// a copy of the rustls configuration per connection, only with 0-RTT on.
+    pub fn server_with_limits(
+        config: &TlsServerConfig,
+        version: Version,
+        transport_params: &[u8],
+        limits: &[u64],
+    ) -> Result<Self, TlsError> {
+        let mut rustls_config = config.rustls(version).clone();
+        if rustls_config.max_early_data_size > 0 && !limits.is_empty() {
+            let mut own = (*rustls_config).clone();
+            own.session_storage = Arc::new(super::session::LimitBoundStore::new(
+                own.session_storage.clone(),
+                limits.to_vec(),
+            ));
+            rustls_config = Arc::new(own);
+        }
+        let conn =
+            quic::ServerConnection::new(rustls_config, version.rustls(), transport_params.to_vec())
+                .map_err(|e| TlsError {
+                    code: TransportErrorCode::INTERNAL_ERROR,
+                    reason: "TLS setup failed",
+                    tls: Some(e),
+                })?;
         Ok(Self::new(conn.into(), Side::Server, version))
     }
 

@@ -128,6 +128,8 @@ pub(crate) struct ConnMail {
     pub stats: ConnectionStats,
     /// The application protocol TLS negotiated (ALPN), once the handshake completed.
     pub alpn: Option<Vec<u8>>,
+    /// Where 0-RTT stood when the handshake completed (accepted or rejected, if attempted).
+    pub early_data: crate::connection::EarlyDataState,
 }
 
 /// The handle value of a connection its worker has not registered yet.

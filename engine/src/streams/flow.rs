@@ -187,6 +187,15 @@ impl SendFlow {
         }
     }
 
+    /// Replaces the limit, lower ones included: the remembered 0-RTT limit gives way to the
+    /// handshake's after 0-RTT was rejected (RFC 9000 §7.4.1). The caller checks that the
+    /// credit already used fits.
+    pub fn reset_max(&mut self, max: u64) {
+        self.max = max;
+        self.blocked_at = None;
+        self.blocked_pending = false;
+    }
+
     /// We have data the limit stops us from sending: queue a BLOCKED signal unless one was
     /// already queued for this limit value.
     pub fn on_blocked(&mut self) {

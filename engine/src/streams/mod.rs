@@ -168,6 +168,64 @@ impl Streams {
         Ok(())
     }
 
+    /// 0-RTT was rejected (client): the limits of the handshake replace the remembered ones
+    /// exactly, lower ones included (RFC 9000 §7.4.1: once the handshake completes the client
+    /// uses the transport parameters established in it). Errors, changing nothing, when what
+    /// was sent in 0-RTT (streams opened, connection or stream credit used) does not fit in
+    /// the new limits: it could not be sent again.
+    pub fn reset_peer_limits(&mut self, limits: PeerLimits) -> Result<(), Error> {
+        limits.validate()?;
+        let too_small = || {
+            Error::new(
+                crate::error::TransportErrorCode::NO_ERROR,
+                "0-RTT rejected and the server's new limits are below what 0-RTT already used",
+            )
+        };
+        if self.conn_send.used() > limits.initial_max_data {
+            return Err(too_small());
+        }
+        for dir in [Dir::Bi, Dir::Uni] {
+            if self.next_local[dir.index()] > limits.max_streams(dir) {
+                return Err(too_small());
+            }
+        }
+        let old = std::mem::replace(&mut self.peer, limits);
+        for (id, e) in &self.streams {
+            if let Some(send) = &e.send {
+                if send.flow().used() > self.initial_send_window(*id) {
+                    self.peer = old;
+                    return Err(too_small());
+                }
+            }
+        }
+        self.conn_send.reset_max(limits.initial_max_data);
+        for dir in [Dir::Bi, Dir::Uni] {
+            self.peer_max_streams[dir.index()] = limits.max_streams(dir);
+        }
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        for id in ids {
+            let max = self.initial_send_window(id);
+            if let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) {
+                send.flow_mut().reset_max(max);
+            }
+            self.maybe_schedule(id);
+        }
+        self.wake_conn_blocked();
+        Ok(())
+    }
+
+    /// Whether `limits` lowers any limit applied so far (a server that accepted 0-RTT must
+    /// not, RFC 9000 §7.4.1).
+    pub fn lowers_peer_limits(&self, limits: &PeerLimits) -> bool {
+        let p = &self.peer;
+        limits.initial_max_data < p.initial_max_data
+            || limits.initial_max_stream_data_bidi_local < p.initial_max_stream_data_bidi_local
+            || limits.initial_max_stream_data_bidi_remote < p.initial_max_stream_data_bidi_remote
+            || limits.initial_max_stream_data_uni < p.initial_max_stream_data_uni
+            || limits.initial_max_streams_bidi < p.initial_max_streams_bidi
+            || limits.initial_max_streams_uni < p.initial_max_streams_uni
+    }
+
     /// The peer's initial credit for a stream we send on.
     fn initial_send_window(&self, id: StreamId) -> u64 {
         match (id.dir(), id.is_local(self.role)) {

@@ -257,8 +257,10 @@ impl HandleState {
         match ev {
             Event::Connected => {
                 let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+                let early_data = conn.early_data_state();
                 self.shared.mail.update(|m| {
                     m.alpn = alpn;
+                    m.early_data = early_data;
                     if m.handshake.is_none() {
                         m.handshake = Some(Ok(()));
                     }

@@ -91,6 +91,19 @@ pub trait Peer: SansIo {
         None
     }
 
+    /// Whether the server accepted 0-RTT, when the implementation tells (`None` also when no
+    /// 0-RTT was attempted).
+    fn early_data_accepted(&self) -> Option<bool> {
+        None
+    }
+
+    /// Whether what the application wrote in 0-RTT is sent again by the stack itself when the
+    /// server rejects 0-RTT (Peregrine), rather than dropped for the application to write again
+    /// (quinn-proto: its streams start over).
+    fn resends_rejected_0rtt(&self) -> bool {
+        true
+    }
+
     /// Queues `data` on stream `id`, returning how much was accepted (flow control).
     fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, StreamError>;
 

@@ -142,3 +142,75 @@ pub fn large_certificate_chain<C: Peer, S: Peer>(build: impl Build<C, S>) {
     assert!(hs > 3 * 1200, "the server's Handshake flight is larger than 3 x 1200 B: {hs} B");
     scenarios::transfer(&mut p, 2, 16 * 1024, Budget::new(20_000, 30));
 }
+
+/// 0-RTT across two connections through configurations that keep TLS state: the first leaves
+/// a ticket; the second writes a request before its handshake, which leaves in 0-RTT packets.
+/// `accept`: whether the server takes 0-RTT. Either way its application reads the request
+/// exactly once (rejected: the client sends it again in 1-RTT).
+pub fn zero_rtt<C: Peer, S: Peer>(mut make: Factory<C, S>, accept: bool) {
+    let mut p: Pair<C, S> = make(61);
+    scenarios::handshake(&mut p);
+    // Give the NewSessionTicket time to arrive before this connection goes away.
+    scenarios::transfer(&mut p, 1, 4096, Budget::new(10_000, 30));
+
+    let mut p: Pair<C, S> = make(62);
+    let id = p.client.open_bi().expect("the remembered limits allow a stream before the handshake");
+    let msg = scenarios::payload(9, 0, 3000);
+    let request = |c: &mut C, id: u64| {
+        let mut sent = 0;
+        while sent < msg.len() {
+            let n = c.write(id, &msg[sent..]).expect("request write");
+            assert!(n > 0, "the flow control limits allow the request");
+            sent += n;
+        }
+        c.finish(id).expect("finish");
+    };
+    request(&mut p.client, id);
+    let (mut got, mut fin, mut sid, mut again) = (Vec::new(), false, None, false);
+    let r = p.run_until(Budget::new(20_000, 30), |c, s, _| {
+        // quinn-proto drops what was written in rejected 0-RTT: its application writes again.
+        if !again && c.early_data_accepted() == Some(false) && !c.resends_rejected_0rtt() {
+            again = true;
+            let id = c.open_bi().expect("a stream after the handshake");
+            request(c, id);
+        }
+        if sid.is_none() {
+            sid = s.accept_bi();
+        }
+        if let (Some(sid), false) = (sid, fin) {
+            fin = s.read(sid, &mut got).expect("server read");
+        }
+        fin && c.is_connected() && s.is_connected()
+    });
+    if let Err(e) = r {
+        panic!(
+            "0-RTT request: {e}; connected {} {}, ended {:?} {:?}, read {} B fin {fin}, \
+             0-RTT packets {:?}; client {}; server {}",
+            p.client.is_connected(),
+            p.server.is_connected(),
+            p.client.ended(),
+            p.server.ended(),
+            got.len(),
+            p.tap.zero_rtt_packets(),
+            p.client.summary(),
+            p.server.summary()
+        );
+    }
+    assert_eq!(got, msg, "the request, once");
+    let (zero_rtt, _) = p.tap.zero_rtt_packets();
+    eprintln!("[zero_rtt] client 0-RTT packets on the wire: {zero_rtt}");
+    assert!(zero_rtt > 0, "the request left in 0-RTT packets");
+    let flags =
+        [("client", p.client.early_data_accepted()), ("server", p.server.early_data_accepted())];
+    for (side, flag) in flags {
+        if let Some(flag) = flag {
+            assert_eq!(
+                flag,
+                accept,
+                "{side} ({}) says 0-RTT accepted",
+                [p.client.name(), p.server.name()][usize::from(side == "server")]
+            );
+        }
+    }
+    assert!(flags.iter().any(|(_, f)| f.is_some()), "one side tells whether 0-RTT was accepted");
+}

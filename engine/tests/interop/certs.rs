@@ -77,6 +77,17 @@ pub fn quinn_client(
     keylog: &KeyLog,
     transport: quinn_proto::TransportConfig,
 ) -> quinn_proto::ClientConfig {
+    quinn_client_with(ca, alpn, keylog, transport, false)
+}
+
+/// [`quinn_client`], attempting 0-RTT on resumption when `early_data`.
+pub fn quinn_client_with(
+    ca: &CertificateDer<'static>,
+    alpn: &[u8],
+    keylog: &KeyLog,
+    transport: quinn_proto::TransportConfig,
+    early_data: bool,
+) -> quinn_proto::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.clone()).expect("CA root");
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
@@ -86,6 +97,7 @@ pub fn quinn_client(
         .with_no_client_auth();
     tls.alpn_protocols = vec![alpn.to_vec()];
     tls.key_log = Arc::new(keylog.clone());
+    tls.enable_early_data = early_data;
     let crypto = QuicClientConfig::try_from(tls).expect("QUIC client config");
     let mut config = quinn_proto::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport));
@@ -99,6 +111,17 @@ pub fn quinn_server(
     keylog: &KeyLog,
     transport: quinn_proto::TransportConfig,
 ) -> quinn_proto::ServerConfig {
+    quinn_server_with(pki, alpn, keylog, transport, false)
+}
+
+/// [`quinn_server`], accepting 0-RTT (stateful single-use tickets) when `early_data`.
+pub fn quinn_server_with(
+    pki: &Pki,
+    alpn: &[u8],
+    keylog: &KeyLog,
+    transport: quinn_proto::TransportConfig,
+    early_data: bool,
+) -> quinn_proto::ServerConfig {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("TLS 1.3")
@@ -107,6 +130,9 @@ pub fn quinn_server(
         .expect("server cert");
     tls.alpn_protocols = vec![alpn.to_vec()];
     tls.key_log = Arc::new(keylog.clone());
+    if early_data {
+        tls.max_early_data_size = u32::MAX;
+    }
     let crypto = QuicServerConfig::try_from(tls).expect("QUIC server config");
     let mut config = quinn_proto::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport));

@@ -36,3 +36,18 @@ fn resumption() {
 fn stateless_reset() {
     crate::cases_path::stateless_reset(crate::setup::peregrine_quinn);
 }
+
+/// A Peregrine client's request in 0-RTT to a quinn-proto server that accepts it.
+#[test]
+fn zero_rtt() {
+    let setup = crate::setup::Setup::new(60);
+    crate::cases_streams::zero_rtt(crate::setup::peregrine_quinn_zero_rtt(&setup, true), true);
+}
+
+/// The same against a quinn-proto server that does not know the ticket: 0-RTT is rejected
+/// and the Peregrine client sends the request again in 1-RTT by itself.
+#[test]
+fn zero_rtt_rejected() {
+    let setup = crate::setup::Setup::new(60);
+    crate::cases_streams::zero_rtt(crate::setup::peregrine_quinn_zero_rtt(&setup, false), false);
+}

@@ -226,6 +226,15 @@ impl Peer for PeregrinePeer {
         self.conn.as_ref().map(Connection::is_resumed)
     }
 
+    fn early_data_accepted(&self) -> Option<bool> {
+        use peregrine_engine::connection::EarlyDataState;
+        match self.conn.as_ref()?.early_data_state() {
+            EarlyDataState::Accepted => Some(true),
+            EarlyDataState::Rejected => Some(false),
+            EarlyDataState::NotAttempted | EarlyDataState::Pending => None,
+        }
+    }
+
     fn write(&mut self, id: u64, data: &[u8]) -> Result<usize, StreamError> {
         let id = stream(id)?;
         let conn = self.conn().ok_or(other("no connection"))?;

@@ -30,3 +30,17 @@ fn preferring_v2_keeps_a_client_that_does_not_offer_it() {
     let conn = p.server.conn().expect("server connection");
     assert_eq!(conn.version(), peregrine_engine::version::V1);
 }
+
+/// A quinn-proto client's request in 0-RTT to a Peregrine server that accepts it.
+#[test]
+fn zero_rtt() {
+    let setup = crate::setup::Setup::new(60);
+    crate::cases_streams::zero_rtt(crate::setup::quinn_peregrine_zero_rtt(&setup, true), true);
+}
+
+/// The same against a Peregrine server with 0-RTT off: rejected, the request arrives in 1-RTT.
+#[test]
+fn zero_rtt_rejected() {
+    let setup = crate::setup::Setup::new(60);
+    crate::cases_streams::zero_rtt(crate::setup::quinn_peregrine_zero_rtt(&setup, false), false);
+}

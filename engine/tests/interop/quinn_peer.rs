@@ -282,6 +282,23 @@ impl Peer for QuinnPeer {
         data.protocol
     }
 
+    fn resends_rejected_0rtt(&self) -> bool {
+        false
+    }
+
+    fn early_data_accepted(&self) -> Option<bool> {
+        // quinn-proto: `accepted_0rtt` means something on a client only; a server has 0-RTT
+        // keys (`has_0rtt`) only when it accepted.
+        let c = &self.conn.as_ref()?.1;
+        if !self.connected {
+            None
+        } else if self.server_config.is_some() {
+            Some(c.has_0rtt())
+        } else {
+            c.has_0rtt().then(|| c.accepted_0rtt())
+        }
+    }
+
     fn open_bi(&mut self) -> Option<u64> {
         self.conn()?.streams().open(Dir::Bi).map(u64::from)
     }

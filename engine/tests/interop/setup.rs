@@ -296,3 +296,84 @@ pub fn quinn_quinn_resumable(setup: &Setup) -> Factory<QuinnPeer, QuinnPeer> {
         Pair::new(net, client, server, link.clone())
     })
 }
+
+/// Peregrine clients attempting 0-RTT against quinn-proto servers that accept it, each side
+/// sharing one configuration (session cache, ticket store) across connections.
+///
+/// The first connection's server accepts 0-RTT; later ones too, or, when
+/// `!server_early_data`, a server with another configuration (its ticket store does not know
+/// the ticket, so 0-RTT is rejected).
+pub fn peregrine_quinn_zero_rtt(
+    setup: &Setup,
+    server_early_data: bool,
+) -> Factory<PeregrinePeer, QuinnPeer> {
+    let (pki, root) = setup.pki();
+    let keylog = KeyLog::default();
+    let quinn =
+        |early| certs::quinn_server_with(&pki, ALPN, &keylog, setup.quinn_transport(true), early);
+    let first_cfg = quinn(true);
+    let later_cfg = if server_early_data { first_cfg.clone() } else { quinn(false) };
+    let mut first = true;
+    let tls = TlsClientConfig::builder()
+        .add_root_certificate(root)
+        .expect("CA root")
+        .alpn_protocols([setup.client_alpn])
+        .enable_early_data(true)
+        .build()
+        .expect("Peregrine TLS client config");
+    let mut client_cfg = ClientConfig::new(Arc::new(tls));
+    client_cfg.transport = setup.peregrine_transport(false);
+    let link = setup.link.clone();
+    Box::new(move |seed| {
+        let net = SimNetwork::new(seed);
+        let (c, s) = Setup::addrs();
+        let mut cfg = client_cfg.clone();
+        cfg.transport = cfg.transport.with_rng_seed(seed);
+        let client = PeregrinePeer::client(c, s, &cfg, net.now());
+        let server_cfg = if std::mem::take(&mut first) { &first_cfg } else { &later_cfg };
+        let server = QuinnPeer::server(s, server_cfg.clone(), false);
+        Pair::new(net, client, server, link.clone())
+    })
+}
+
+/// quinn-proto clients attempting 0-RTT against Peregrine servers, each side sharing one
+/// configuration across connections. The first connection's server has 0-RTT on (its ticket
+/// allows early data); later ones have it on, or off when `!server_early_data` (another TLS
+/// configuration, so the ticket does not resume and 0-RTT is rejected).
+pub fn quinn_peregrine_zero_rtt(
+    setup: &Setup,
+    server_early_data: bool,
+) -> Factory<QuinnPeer, PeregrinePeer> {
+    let (pki, root) = setup.pki();
+    let client_cfg = certs::quinn_client_with(
+        &root,
+        setup.client_alpn,
+        &KeyLog::default(),
+        setup.quinn_transport(false),
+        true,
+    );
+    let tls = |early: bool| {
+        let tls = TlsServerConfig::builder(pki.chain.clone(), pki.key_der())
+            .alpn_protocols([ALPN])
+            .enable_early_data(early)
+            .build()
+            .expect("Peregrine TLS server config");
+        let mut cfg = ServerConfig::new(Arc::new(tls));
+        cfg.transport = setup.peregrine_transport(true);
+        cfg
+    };
+    let first_cfg = tls(true);
+    let later_cfg = if server_early_data { first_cfg.clone() } else { tls(false) };
+    let mut first = true;
+    let link = setup.link.clone();
+    Box::new(move |seed| {
+        let net = SimNetwork::new(seed);
+        let (c, s) = Setup::addrs();
+        let client = QuinnPeer::client(c, s, client_cfg.clone(), net.now());
+        let server_cfg = if std::mem::take(&mut first) { &first_cfg } else { &later_cfg };
+        let mut cfg = server_cfg.clone();
+        cfg.transport = cfg.transport.with_rng_seed(seed ^ 1);
+        let server = PeregrinePeer::server(s, cfg);
+        Pair::new(net, client, server, link.clone())
+    })
+}

@@ -36,6 +36,8 @@ struct Direction {
     retries: usize,
     /// Bytes of Handshake packets (long header type 2).
     handshake_bytes: usize,
+    /// 0-RTT packets (long header type 1).
+    zero_rtt: usize,
     /// Largest datagram.
     max_len: usize,
     /// Transmit calls, and the ECN codepoint of the last one.
@@ -110,6 +112,9 @@ impl Tap {
             if ty == 2 {
                 self.dirs[dir].handshake_bytes += end;
             }
+            if ty == 1 {
+                self.dirs[dir].zero_rtt += 1;
+            }
             d = &d[end..];
         }
     }
@@ -132,6 +137,11 @@ impl Tap {
     /// The ECN codepoint each side set on its last transmit (client, server).
     pub fn last_ecn(&self) -> (Ecn, Ecn) {
         (self.dirs[0].last_ecn, self.dirs[1].last_ecn)
+    }
+
+    /// 0-RTT packets sent by the client and by the server.
+    pub fn zero_rtt_packets(&self) -> (usize, usize) {
+        (self.dirs[0].zero_rtt, self.dirs[1].zero_rtt)
     }
 
     /// Bytes of Handshake packets sent by the client and by the server.

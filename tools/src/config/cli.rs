@@ -100,6 +100,10 @@ pub struct ConfigArgs {
     /// (needs --quic-lb-server-id) [default: 0].
     #[arg(long = "quic-lb-config-rotation", value_name = "N", allow_hyphen_values = true)]
     pub quic_lb_config_rotation: Option<String>,
+    /// Server: accept 0-RTT on resumed connections, with single-use session tickets as
+    /// anti-replay [default: off].
+    #[arg(long = "early-data", value_name = "on|off", allow_hyphen_values = true)]
+    pub early_data: Option<String>,
     /// AF_XDP ring / io_uring entries, power of two 64..=32768 [default: 4096].
     #[arg(long = "ring-size", value_name = "N", allow_hyphen_values = true)]
     pub ring_size: Option<String>,
@@ -160,6 +164,7 @@ impl ConfigArgs {
             ("cid-len", &self.cid_len),
             ("quic-lb-server-id", &self.quic_lb_server_id),
             ("quic-lb-config-rotation", &self.quic_lb_config_rotation),
+            ("early-data", &self.early_data),
             ("ring-size", &self.ring_size),
             ("xdp-mode", &self.xdp_mode),
             ("keylog-file", &self.keylog_file),

@@ -206,6 +206,12 @@ pub struct Settings {
     /// three bits of every connection ID's first octet (a balancer running two configurations
     /// during a change tells them apart by it). Needs `quic-lb-server-id`. Default 0.
     pub quic_lb_config_rotation: Option<u8>,
+    /// `early-data`: a server accepts 0-RTT on resumed connections. Default off. Anti-replay:
+    /// session tickets become single-use (stateful, kept in memory per process, at most 4096
+    /// sessions), so a replayed 0-RTT flight is refused; tickets do not survive a restart.
+    /// The application must still only act on 0-RTT requests that are safe to replay across
+    /// servers not sharing that memory (RFC 9001 §9.2).
+    pub early_data: bool,
     /// `ring-size`: AF_XDP ring and io_uring queue entries, a power of two in 64..=32768.
     /// Default 4096.
     pub ring_size: u32,
@@ -248,6 +254,7 @@ impl Default for Settings {
             cid_len: DEFAULT_CID_LEN as u32,
             quic_lb_server_id: None,
             quic_lb_config_rotation: None,
+            early_data: false,
             ring_size: DEFAULT_RING_SIZE,
             xdp_mode: XdpMode::Auto,
             keylog_file: None,
@@ -258,7 +265,7 @@ impl Default for Settings {
 }
 
 /// Every key, in the order they are printed.
-pub const KEYS: [&str; 31] = [
+pub const KEYS: [&str; 32] = [
     "datapath",
     "interface",
     "queues",
@@ -285,6 +292,7 @@ pub const KEYS: [&str; 31] = [
     "cid-len",
     "quic-lb-server-id",
     "quic-lb-config-rotation",
+    "early-data",
     "ring-size",
     "xdp-mode",
     "keylog-file",
@@ -383,6 +391,7 @@ impl Settings {
                     _ => return Err(format!("'{v}' is not one of always, never, auto")),
                 }
             }
+            "early-data" => self.early_data = values::parse_switch(v)?,
             "token-key-file" => {
                 let path = non_empty_path(v)?;
                 read_key_file(&path)?;
@@ -515,6 +524,7 @@ impl Settings {
         if let Some(r) = self.quic_lb_config_rotation {
             t.insert("quic-lb-config-rotation".into(), i(r.into()));
         }
+        t.insert("early-data".into(), Value::Boolean(self.early_data));
         t.insert("ring-size".into(), i(self.ring_size.into()));
         t.insert(
             "xdp-mode".into(),

@@ -40,6 +40,7 @@ fn example_values() -> Vec<(&'static str, &'static str)> {
         ("cid-len", "12"),
         ("quic-lb-server-id", "0a0b"),
         ("quic-lb-config-rotation", "2"),
+        ("early-data", "on"),
         ("ring-size", "2048"),
         ("xdp-mode", "native"),
         ("keylog-file", "/tmp/keys.log"),

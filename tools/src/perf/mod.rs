@@ -264,7 +264,8 @@ fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
             // (`--datapath xdp` was refused by the check above: AF_XDP cannot serve the
             // in-process server on 127.0.0.1.)
             let g = certs::generate()?;
-            let tls = certs::server_generated(&g, endpoint::keylog(&settings))?;
+            let tls =
+                certs::server_generated(&g, endpoint::keylog(&settings), settings.early_data)?;
             let any = "127.0.0.1:0".parse().map_err(|_| "bad address".to_string())?;
             let server = Server::start(any, tls, &settings, None)?;
             (server.local_addr(), "localhost".into(), Trust::Cert(g.cert), Some(server))

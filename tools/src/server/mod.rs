@@ -99,8 +99,10 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     let keylog = endpoint::keylog(&settings);
     let (tls, self_signed) = match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => (certs::server_from_files(cert, key, keylog)?, None),
-        _ => certs::self_signed(listen, args.cert_out.as_deref(), keylog)?,
+        (Some(cert), Some(key)) => {
+            (certs::server_from_files(cert, key, keylog, settings.early_data)?, None)
+        }
+        _ => certs::self_signed(listen, args.cert_out.as_deref(), keylog, settings.early_data)?,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

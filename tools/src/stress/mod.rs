@@ -262,7 +262,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     link.validate().map_err(|e| format!("fault flags: {e}"))?;
     let cert = certs::generate()?;
-    let mut sc = ServerConfig::new(certs::server_generated(&cert, KeyLogTarget::Disabled)?);
+    let mut sc = ServerConfig::new(certs::server_generated(&cert, KeyLogTarget::Disabled, false)?);
     sc.transport = transport()?;
     let mut cc = ClientConfig::new(certs::client(
         Trust::Cert(cert.cert.clone()),

@@ -16,3 +16,4 @@ mod protocol;
 mod qlog;
 mod transfer;
 mod versions;
+mod zero_rtt;

@@ -50,6 +50,33 @@ pub fn tls_server() -> Arc<TlsServerConfig> {
     .clone()
 }
 
+/// A TLS server configuration of its own (its own session store) for "localhost", with
+/// 0-RTT on or off.
+pub fn new_tls_server(early_data: bool) -> Arc<TlsServerConfig> {
+    let (c, k) = cert();
+    Arc::new(
+        TlsServerConfig::builder(vec![c.clone()], k.clone_key())
+            .alpn_protocols([ALPN])
+            .enable_early_data(early_data)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A TLS client configuration of its own (its own session caches) that attempts 0-RTT.
+pub fn new_tls_client_early() -> Arc<TlsClientConfig> {
+    let (c, _) = cert();
+    Arc::new(
+        TlsClientConfig::builder()
+            .add_root_certificate(c.clone())
+            .unwrap()
+            .alpn_protocols([ALPN])
+            .enable_early_data(true)
+            .build()
+            .unwrap(),
+    )
+}
+
 /// TLS client configuration trusting [`tls_server`]'s certificate.
 pub fn tls_client() -> Arc<TlsClientConfig> {
     static CFG: OnceLock<Arc<TlsClientConfig>> = OnceLock::new();
@@ -106,6 +133,8 @@ pub struct PairConfig {
     pub server_preferred: Option<u32>,
     /// The client's TLS configuration (its session caches); `None`: the shared one.
     pub client_tls: Option<Arc<TlsClientConfig>>,
+    /// The server's TLS configuration (its session store); `None`: the shared one.
+    pub server_tls: Option<Arc<TlsServerConfig>>,
 }
 
 impl Default for PairConfig {
@@ -127,6 +156,7 @@ impl Default for PairConfig {
             server_versions: crate::version::SUPPORTED.to_vec(),
             server_preferred: None,
             client_tls: None,
+            server_tls: None,
         }
     }
 }
@@ -215,7 +245,7 @@ impl Pair {
             Box::new(RandomCidGenerator::new(CID_LEN, cfg.seed ^ 0xc11e)),
         )
         .unwrap();
-        let mut server_cfg = ServerConfig::new(tls_server());
+        let mut server_cfg = ServerConfig::new(cfg.server_tls.clone().unwrap_or_else(tls_server));
         server_cfg.transport = cfg.server.clone();
         server_cfg.versions = cfg.server_versions.clone();
         server_cfg.preferred_version = cfg.server_preferred;
@@ -261,7 +291,7 @@ impl Pair {
 
     /// Handles a datagram arriving at the server with no connection yet: create one (or
     /// answer with a Retry in [`ServerMode::Retry`]).
-    fn accept(&mut self, now: Instant, data: &[u8]) -> bool {
+    pub fn accept(&mut self, now: Instant, data: &[u8]) -> bool {
         if let Ok(crate::packet::InvariantHeader::Long { version, dst_cid, src_cid, .. }) =
             crate::packet::InvariantHeader::parse(data, CID_LEN)
         {
