@@ -75,5 +75,7 @@ pg_CAP_CLI_CHACHA20=(); pg_CAP_CLI_KEYUPDATE=(); pg_CAP_CLI_V2=(--quic-version v
 pg_CAP_CLI_VN=(--offer-version 0x1a2a3a4a); pg_CAP_SRV_RETRY=(--retry always); pg_CAP_SRV_V2CVN=(--prefer-version v2)
 pg_CAP_SRV_CHACHA20=(); pg_CAP_SRV_KEYUPDATE=(); pg_CAP_SRV_V2=(); pg_CAP_SRV_VN=(); pg_CAP_SRV_RESUMPTION=()
 pg_CAP_CLI_RETRY=()
-pg_WHY_CLI_RESUMPTION="one connection per run, no session cache across runs"
-pg_WHY_CLI_ZERORTT="no session cache across runs, no 0-RTT"
+# Resumption and 0-RTT: the client fetches the files twice over two connections of one run
+# (--repeat 2: the second resumes from the first's ticket; sessions do not outlive the run).
+pg_CAP_CLI_RESUMPTION=(--repeat 2); pg_CAP_CLI_ZERORTT=(--repeat 2 --early-data on)
+pg_CAP_SRV_ZERORTT=(--early-data on)

@@ -44,6 +44,7 @@ picoquic_CAP_CLI_V2CVN=(-U 6b3343cf)   # start in v1, ask for compatible upgrade
 picoquic_CAP_SRV_V2=()                 # picoquic server accepts v2 (Peregrine's client starts in it with --quic-version v2)
 picoquic_CAP_CLI_VN=(-v 1a2a3a4a)      # unknown version first; expects VN then v1
 picoquic_CAP_CLI_RESUMPTION=(--resume); picoquic_CAP_CLI_ZERORTT=(--resume)   # tickets in the output folder
+picoquic_CAP_SRV_ZERORTT=()            # picoquicdemo's server accepts early data by default
 picoquic_build
 picoquic_CAP_CLI_V2KU=(-v 6b3343cf -u 100)   # v2 plus a client-initiated key update
 # picoquicdemo's client closes with 0x437 after any Version Negotiation packet (also against a
