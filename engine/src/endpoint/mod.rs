@@ -65,9 +65,7 @@ pub use owner::{Endpoint, EndpointCounters, EndpointParams, Entry, Handled, Remo
 pub use reset::{RateLimiter, ResetKey};
 pub use response::ResponseError;
 pub use table::TableError;
-pub use token::{
-    TokenCounters, TokenError, TokenKey, TokenLifetimes, TokenValidation, WallClock,
-};
+pub use token::{TokenCounters, TokenError, TokenKey, TokenLifetimes, TokenValidation, WallClock};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
