@@ -337,7 +337,7 @@ impl Connection {
     }
 
     /// Dispatches one frame of a packet of `space` sent to `dcid`.
-    fn on_frame(
+    pub(super) fn on_frame(
         &mut self,
         now: Instant,
         space: SpaceId,
