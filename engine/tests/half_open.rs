@@ -66,10 +66,12 @@ fn flood(q: &mut SimQueue, to: SocketAddr, first: u32, n: u32) {
     }
 }
 
-/// Half-open state is gone after the handshake timeout (10 s by default), well before the
+/// Half-open state is gone after the handshake timeout (5 s by default), well before the
 /// idle timeout (30 s): before the fix each such connection lived for the idle timeout.
 #[test]
 fn half_open_state_is_gone_after_the_handshake_timeout() {
+    let timeout = peregrine_engine::connection::DEFAULT_HANDSHAKE_TIMEOUT;
+    assert_eq!(timeout, Duration::from_secs(5));
     let mut rt = SimRuntime::new(31);
     let scfg = EndpointConfig::server(support::server_config(TransportConfig::default()));
     let server = rt.endpoint(&[addr("10.0.0.1:443")], scfg).unwrap();
@@ -81,11 +83,11 @@ fn half_open_state_is_gone_after_the_handshake_timeout() {
     let live = rt.worker_stats()[0].connections;
     println!("50 half-open Initials: {live} connections after 1 s");
     assert_eq!(live, 50);
-    rt.run_for(Duration::from_secs(8));
+    rt.run_for(timeout - Duration::from_millis(1500));
     assert_eq!(rt.worker_stats()[0].connections, 50, "kept until the handshake timeout");
-    rt.run_for(Duration::from_secs(2));
+    rt.run_for(Duration::from_secs(1));
     let live = rt.worker_stats()[0].connections;
-    println!("after the 10 s handshake timeout (idle timeout 30 s): {live} connections");
+    println!("after the {timeout:?} handshake timeout (idle timeout 30 s): {live} connections");
     assert_eq!(live, 0);
 
     // The control: without a handshake timeout (as before), they stay for the idle timeout.
@@ -96,9 +98,9 @@ fn half_open_state_is_gone_after_the_handshake_timeout() {
     let mut attacker = rt.network().bind(addr("10.0.0.66:9000")).unwrap();
     flood(&mut attacker, server.local_addr(), 0, 50);
     drop(attacker);
-    rt.run_for(Duration::from_secs(11));
+    rt.run_for(timeout + Duration::from_secs(1));
     let live = rt.worker_stats()[0].connections;
-    println!("without a handshake timeout: {live} connections after 11 s");
+    println!("without a handshake timeout: {live} connections after {timeout:?} + 1 s");
     assert_eq!(live, 50);
     rt.run_for(Duration::from_secs(25));
     assert_eq!(rt.worker_stats()[0].connections, 0, "gone after the idle timeout");

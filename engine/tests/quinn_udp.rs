@@ -135,6 +135,45 @@ async fn peregrine_client_quinn_server(kind: &str) {
     bounded("quinn server idle", server.wait_idle()).await;
 }
 
+/// (c) quinn's client keeps the NEW_TOKEN token a Peregrine server gives it (quinn-proto
+/// 0.11's default `TokenMemoryCache`) and presents it on its next connection: under
+/// `RetryPolicy::Always` only the first connection gets a Retry. (The other direction is not
+/// tested: quinn-proto built without its `bloom` feature, as here, sends no NEW_TOKEN.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quinn_client_uses_the_new_token_of_a_peregrine_server() {
+    let mut sc = ServerConfig::new(certs::peregrine_server());
+    sc.transport = transport();
+    sc.retry = peregrine_engine::endpoint::RetryPolicy::Always;
+    let server = Endpoint::bind(any(), EndpointConfig::server(sc)).expect("bind peregrine server");
+    let addr = server.local_addr();
+    let mut client = quinn::Endpoint::client(any()).expect("bind quinn client");
+    client.set_default_client_config(certs::quinn_client());
+    for i in 0..2u8 {
+        let served = Arc::new(AtomicUsize::new(0));
+        let connecting = client.connect(addr, "localhost").expect("quinn connect");
+        let sconn = bounded("peregrine accept", server.accept()).await.expect("accepted");
+        let serving = tokio::spawn(hq::serve_peregrine(sconn.clone(), served.clone()));
+        let conn = bounded("quinn handshake", connecting).await.expect("quinn handshake");
+        let got = bounded("quinn fetch", hq::fetch_quinn(&conn, 1024, i)).await;
+        hq::check_body(&got, 1024, i);
+        conn.close(CLOSE_CODE.into(), b"done");
+        bounded("peregrine sees close", serving).await.expect("serve task");
+        let w = &server.stats().workers[0];
+        println!(
+            "quinn connection {i}: server sent {} Retry, {} NEW_TOKEN, accepted {} token(s)",
+            w.retries, w.new_tokens_sent, w.new_tokens_accepted
+        );
+    }
+    let w = &server.stats().workers[0];
+    assert_eq!(w.new_tokens_sent, 2, "one token per connection");
+    assert_eq!(w.retries, 1, "only the first connection was retried");
+    assert_eq!(w.new_tokens_accepted, 1, "the second carried the first one's token");
+    assert_eq!((w.tokens_ignored, w.invalid_retry_tokens), (0, 0));
+    bounded("quinn idle", client.wait_idle()).await;
+    let report = server.shutdown(LIMIT);
+    assert!(report.is_ok(), "peregrine shutdown: {report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quinn_client_fetches_1k_from_peregrine() {
     quinn_client_peregrine_server("small").await;

@@ -31,11 +31,14 @@ use crate::config::{
 pub enum Use {
     /// `server`, or perf's in-process server: every key applies.
     Server,
-    /// `client`: `metrics-addr`, `retry` and `max-handshakes` do not apply.
+    /// `client`: `metrics-addr`, `retry`, `max-handshakes` and `token-key-file` do not apply.
     Client,
     /// perf's client side next to its in-process server: `workers` and `cores` belong to
     /// the server; the client endpoint has one unpinned worker.
     PerfClient,
+    /// `perf --server`: only a client endpoint, which `workers` and `cores` size and pin;
+    /// `retry`, `max-handshakes` and `token-key-file` do not apply (there is no local server).
+    PerfRemote,
 }
 
 /// Refuses settings that cannot apply to `datapath`/`use`, before anything is opened, and
@@ -64,13 +67,24 @@ pub fn validate(s: &Settings, usage: Use) -> Result<(), String> {
     }
     // How a server admits new clients; a client accepts no connections, so these would be
     // dropped silently.
-    if usage == Use::Client && s.retry != Retry::Auto {
-        return Err("--retry: applies to servers only (a client accepts no connections)".into());
-    }
-    if usage == Use::Client && s.max_handshakes != DEFAULT_MAX_HANDSHAKES {
-        return Err(
-            "--max-handshakes: applies to servers only (a client accepts no connections)".into()
-        );
+    let why = match usage {
+        Use::Client => Some("a client accepts no connections"),
+        Use::PerfRemote => Some("perf --server runs no local server"),
+        Use::Server | Use::PerfClient => None,
+    };
+    if let Some(why) = why {
+        let key = if s.retry != Retry::Auto {
+            Some("retry")
+        } else if s.max_handshakes != DEFAULT_MAX_HANDSHAKES {
+            Some("max-handshakes")
+        } else if s.token_key_file.is_some() {
+            Some("token-key-file")
+        } else {
+            None
+        };
+        if let Some(key) = key {
+            return Err(format!("--{key}: applies to servers only ({why})"));
+        }
     }
     // A client endpoint issues the default format (no balancer routes to a client).
     if usage == Use::Client {

@@ -65,6 +65,38 @@ fn what_the_server_refuses_config_refuses_with_the_same_line() {
     }
 }
 
+/// `perf --server HOST` runs no local server: the server-only admission keys used to be
+/// ignored silently there (`--retry always` changed nothing); now each is refused in one line,
+/// before anything is opened, as `client` refuses it. Without `--server` they configure the
+/// in-process server and are accepted.
+#[test]
+fn perf_against_a_remote_server_refuses_server_only_keys() {
+    let dir = temp_dir("perfremote");
+    let key = dir.join("key");
+    std::fs::write(&key, "ab".repeat(32)).unwrap();
+    let key = key.to_str().unwrap();
+    let remote = ["perf", "--server", "127.0.0.1:9", "--insecure", "--duration", "10ms"];
+    for (flags, name) in [
+        (&["--retry", "always"][..], "--retry"),
+        (&["--retry", "never"], "--retry"),
+        (&["--max-handshakes", "8"], "--max-handshakes"),
+        (&["--token-key-file", key], "--token-key-file"),
+    ] {
+        let out = peregrine(&[&remote[..], flags].concat(), LIMIT);
+        let err = support::one_error_line(&out);
+        assert!(
+            err.contains(name) && err.contains("perf --server runs no local server"),
+            "{flags:?}: {err}"
+        );
+        // The client refuses the same keys for its own reason.
+        let (ok, err) = outcome(&[&["config", "--for", "client"], flags].concat());
+        assert!(!ok && err.contains(name), "{flags:?}: {err}");
+    }
+    // Against the in-process server the keys apply, and the run succeeds.
+    let (ok, err) = outcome(&["perf", "--duration", "200ms", "--retry", "always"]);
+    assert!(ok, "perf --retry always (in-process server): {err}");
+}
+
 #[test]
 fn what_config_accepts_the_server_accepts() {
     let dir = temp_dir("agree");

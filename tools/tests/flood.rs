@@ -198,7 +198,7 @@ fn flood_run(tag: &str, flags: &[&str]) -> Outcome {
 }
 
 /// The flood with `--retry auto` and with the default settings (which are `--retry auto`,
-/// 1024 half-open connections per worker, a 10 s handshake timeout): run one after the other,
+/// 1024 half-open connections per worker, a 5 s handshake timeout): run one after the other,
 /// so that the two servers do not share the two cores.
 #[test]
 fn initial_flood_leaves_legitimate_handshakes_and_memory_bounded() {

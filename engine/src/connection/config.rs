@@ -14,12 +14,17 @@ use crate::crypto::{TlsClientConfig, TlsServerConfig};
 use crate::endpoint::{CidFormat, RetryPolicy};
 use crate::streams::StreamsConfig;
 
+use super::token_store::TokenStore;
+
 /// Default idle timeout we advertise: 30 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default handshake timeout: 10 s (MsQuic's default). A connection whose handshake has not
-/// completed by then is dropped silently, whatever the idle timeout, so half-open state that
-/// a flood of Initials creates does not live for the whole idle timeout.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default handshake timeout: 5 s. A connection whose handshake has not completed by then is
+/// dropped silently, whatever the idle timeout, so half-open state that a flood of Initials
+/// creates does not live for the whole idle timeout. With the 333 ms initial RTT the first
+/// probe timeout is about 1 s and then doubles, so 5 s lets a handshake survive a flight lost
+/// twice in a row (probes at about 1 s and 3 s) on any RTT up to a few hundred ms; three
+/// losses in a row (the third probe at about 7 s) need a longer timeout (MsQuic's is 10 s).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default largest UDP payload we build: 1200 bytes, the size every QUIC path must carry.
 pub const DEFAULT_MAX_DATAGRAM_SIZE: u16 = 1200;
 /// Largest UDP payload this implementation ever builds: QUIC's largest max_udp_payload_size
@@ -174,7 +179,7 @@ impl TransportConfig {
     }
 
     /// How long the handshake may take from the connection's creation (`None`: only the idle
-    /// timeout applies). Default [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s). Past it a connection
+    /// timeout applies). Default [`DEFAULT_HANDSHAKE_TIMEOUT`] (5 s). Past it a connection
     /// that has not completed its handshake is dropped silently (no packet is sent), which
     /// bounds how long a flood of Initials keeps half-open state; too short a value fails
     /// handshakes on slow, lossy paths.
@@ -398,6 +403,13 @@ pub struct ClientConfig {
     /// of its version_information (so a server may move the connection to a compatible one,
     /// RFC 9368), and chosen from after a Version Negotiation packet. Default v1 then v2.
     pub versions: Vec<u32>,
+    /// Where tokens from servers' NEW_TOKEN frames are kept, by server name: each connection
+    /// started with this configuration puts one (taken, never reused) in its Initials so the
+    /// server can skip address validation (no Retry round trip, no anti-amplification limit),
+    /// and stores the ones it receives. Default: a fresh [`TokenStore::default`] (in memory,
+    /// 256 server names, 2 tokens each), shared by the clones of this configuration. `None`
+    /// neither uses nor keeps tokens (no continuity a server could link connections by).
+    pub token_store: Option<Arc<TokenStore>>,
 }
 
 impl ClientConfig {
@@ -408,6 +420,7 @@ impl ClientConfig {
             transport: TransportConfig::default(),
             version: crate::version::V1,
             versions: crate::version::SUPPORTED.to_vec(),
+            token_store: Some(Arc::new(TokenStore::default())),
         }
     }
 
@@ -468,6 +481,18 @@ pub struct ServerConfig {
     /// moved to it if the client's version is compatible (RFC 9368 compatible negotiation: a
     /// v1 Initial answered in v2). Default none: connections stay in the client's version.
     pub preferred_version: Option<u32>,
+    /// Send each client one NEW_TOKEN frame once its handshake is confirmed (RFC 9000
+    /// §8.1.3), so its next connection skips address validation: no Retry under
+    /// [`RetryPolicy::Always`] or a busy [`RetryPolicy::AboveHandshakes`], and no
+    /// anti-amplification limit. Default true. Tokens in clients' Initials are validated
+    /// either way (servers sharing [`Self::token_key`] honour each other's).
+    pub new_tokens: bool,
+    /// How long a NEW_TOKEN token stays valid. Default
+    /// [`crate::endpoint::token::DEFAULT_NEW_TOKEN_LIFETIME`] (24 h); must be at least 1 s.
+    /// Longer lets clients that come back later skip the Retry; shorter narrows replay, since
+    /// a token is not single-use (it is bound to the client's IP address and to this lifetime
+    /// only).
+    pub new_token_lifetime: Duration,
 }
 
 impl ServerConfig {
@@ -483,6 +508,8 @@ impl ServerConfig {
             cid_format: None,
             versions: crate::version::SUPPORTED.to_vec(),
             preferred_version: None,
+            new_tokens: true,
+            new_token_lifetime: crate::endpoint::token::DEFAULT_NEW_TOKEN_LIFETIME,
         }
     }
 }

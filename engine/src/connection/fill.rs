@@ -1,5 +1,5 @@
 //! Filling a 1-RTT packet after its ACK: CRYPTO frames, then HANDSHAKE_DONE, path and
-//! connection-ID frames, stream-manager control frames and stream data (`send.rs` builds
+//! connection-ID frames, NEW_TOKEN, stream-manager control frames and stream data (`send.rs` builds
 //! the packet around them).
 
 use std::time::Instant;
@@ -10,7 +10,7 @@ use super::Connection;
 use crate::coding::Writer;
 use crate::crypto::TAG_LEN;
 use crate::frame::{
-    Crypto, DataBlocked, FrameType, HandshakeDone, MaxData, MaxStreamData, MaxStreams,
+    Crypto, DataBlocked, FrameType, HandshakeDone, MaxData, MaxStreamData, MaxStreams, NewToken,
     PacketSummary, PathChallenge, PathResponse, ResetStream, RetireConnectionId, StopSending,
     Stream, StreamDataBlocked, StreamDir, StreamsBlocked,
 };
@@ -169,6 +169,16 @@ impl Connection {
         let zero_rtt = self.sends_zero_rtt();
         if !self.handshake_complete && !zero_rtt {
             return path_frame;
+        }
+        if let (false, true, Some(token)) =
+            (zero_rtt, self.token_out_pending, self.token_out.as_deref())
+        {
+            let f = NewToken { token };
+            if room(w) >= f.encoded_len() && f.encode(w).is_ok() {
+                self.token_out_pending = false;
+                items.push(Retx::NewToken);
+                summary.on_frame(FrameType::NEW_TOKEN);
+            }
         }
         if !zero_rtt && room(w) >= MAX_CONTROL_FRAME {
             if let Some(seq) = self.write_ack_frequency(now, w) {

@@ -191,6 +191,17 @@ impl Connection {
             rng,
             versions,
         });
+        if let Some(store) = &config.token_store {
+            //= https://www.rfc-editor.org/rfc/rfc9000#section-8.1.3
+            //# When connecting to a server for
+            //# which the client retains an applicable and unused token, it SHOULD
+            //# include that token in the Token field of its Initial packet.
+            if let Some(t) = store.take(server_name) {
+                conn.token = t;
+                conn.stats.new_token_used = true;
+            }
+            conn.token_store = Some((store.clone(), server_name.into()));
+        }
         conn.drive_tls_write(now).map_err(|e| {
             ConnectError::Tls(crypto::TlsError { code: e.code, reason: e.reason, tls: None })
         })?;
@@ -283,6 +294,7 @@ impl Connection {
         //# the cryptographic handshake.  QUIC uses a token in the Initial packet
         //# to provide address validation prior to completing the handshake.
         conn.address_validated = incoming.retry.is_some();
+        conn.stats.retry = incoming.retry.is_some();
         conn.reset_idle_timer(now);
         conn.timers.set_opt(Timer::Handshake, conn.config.handshake_timeout.map(|t| now + t));
         conn.update_timers(now);
@@ -333,6 +345,9 @@ impl Connection {
             ids: p.ids,
             token: Vec::new(),
             new_token: None,
+            token_store: None,
+            token_out: None,
+            token_out_pending: false,
             peer_params: None,
             received_valid: false,
             retry_received: false,
@@ -624,6 +639,7 @@ impl Connection {
         }
         let Ok(keys) = initial_keys(cv, &retry.src_cid, Side::Client) else { return };
         self.retry_received = true;
+        self.stats.retry = true;
         self.ids.retry_scid = Some(retry.src_cid);
         //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.5.1
         //# The client MUST use the value from the Source Connection ID

@@ -211,6 +211,8 @@ impl Connection {
                     self.flush_acked_run(run);
                     self.streams.on_control_acked(&c)
                 }
+                // Delivered: the token need not be kept for a resend.
+                Retx::NewToken => self.token_out = None,
                 Retx::Crypto { .. }
                 | Retx::HandshakeDone
                 | Retx::NewCid(_)
@@ -258,6 +260,10 @@ impl Connection {
                     }
                 }
                 Retx::HandshakeDone => self.handshake_done_pending = true,
+                //= https://www.rfc-editor.org/rfc/rfc9000#section-13.3
+                //# NEW_TOKEN frames are retransmitted if the packet containing them
+                //# is lost.
+                Retx::NewToken => self.token_out_pending = self.token_out.is_some(),
                 Retx::NewCid(seq) => {
                     if self.local_cids.frame(seq).is_some()
                         && !self.local_cids.to_send.contains(&seq)

@@ -43,6 +43,7 @@ mod sent;
 mod spaces;
 mod stats;
 mod timers;
+mod token_store;
 mod versions;
 mod zero_rtt;
 
@@ -52,9 +53,10 @@ mod tests;
 pub use close::{CloseFrame, CloseState};
 pub use config::{
     CidGenerator, ClientConfig, ConfigError, RandomCidGenerator, ServerConfig, TransportConfig,
-    DEFAULT_ACK_DELAY_EXPONENT, DEFAULT_ACTIVE_CID_LIMIT, DEFAULT_CID_LEN, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_INITIAL_RTT, DEFAULT_KEY_UPDATE_INTERVAL, DEFAULT_MAX_ACK_DELAY,
-    DEFAULT_MAX_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE_LIMIT, MAX_ISSUED_CIDS,
+    DEFAULT_ACK_DELAY_EXPONENT, DEFAULT_ACTIVE_CID_LIMIT, DEFAULT_CID_LEN,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INITIAL_RTT,
+    DEFAULT_KEY_UPDATE_INTERVAL, DEFAULT_MAX_ACK_DELAY, DEFAULT_MAX_DATAGRAM_SIZE,
+    MAX_DATAGRAM_SIZE_LIMIT, MAX_ISSUED_CIDS,
 };
 pub use datagrams::{DatagramError, DEFAULT_DATAGRAM_QUEUE};
 pub use events::{ConnectionError, EndpointEvent, Event};
@@ -66,9 +68,13 @@ pub use send::Transmit;
 pub use stats::ConnectionStats;
 pub use timers::Timer;
 pub use zero_rtt::EarlyDataState;
+pub use token_store::{
+    TokenStore, DEFAULT_TOKENS_PER_SERVER, DEFAULT_TOKEN_STORE_SERVERS, MAX_STORED_TOKEN_LEN,
+};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -166,10 +172,16 @@ pub struct Connection {
     peer_cids: PeerCids,
     remote: SocketAddr,
     ids: HandshakeIds,
-    /// Client: the token to put in Initial packets (from a Retry).
+    /// Client: the token to put in Initial packets (from the token store, then from a Retry).
     token: Vec<u8>,
-    /// Client: a NEW_TOKEN received for future connections.
+    /// Client: the last NEW_TOKEN received for future connections.
     new_token: Option<Vec<u8>>,
+    /// Client: where received NEW_TOKEN tokens go, and the server name they are for.
+    token_store: Option<(Arc<TokenStore>, Box<str>)>,
+    /// Server: the NEW_TOKEN token given to the client, until acknowledged, and whether the
+    /// frame still has to be (re)sent.
+    token_out: Option<Vec<u8>>,
+    token_out_pending: bool,
     peer_params: Option<TransportParameters>,
     /// Client: a packet from the server was authenticated (Retry / VN no longer accepted).
     received_valid: bool,
@@ -429,9 +441,44 @@ impl Connection {
         self.peer_cids.current()
     }
 
-    /// A NEW_TOKEN the server gave us (client), for the next connection's Initial.
+    /// The last NEW_TOKEN token the server gave us (client); it is also in the
+    /// configuration's [`TokenStore`], for the next connection's Initial.
     pub fn new_token(&self) -> Option<&[u8]> {
         self.new_token.as_deref()
+    }
+
+    /// Server: sends `token` to the client in a NEW_TOKEN frame once the handshake is
+    /// confirmed (resent until acknowledged). The endpoint mints it
+    /// ([`crate::endpoint::Router::new_token`]). Ignored on a client, for an empty token, or
+    /// when a token is already queued or was sent.
+    //= https://www.rfc-editor.org/rfc/rfc9000#section-8.1.3
+    //# The server uses the NEW_TOKEN frame (Section 19.7) to provide the
+    //# client with an address validation token that can be used to validate
+    //# future connections.
+    pub fn queue_new_token(&mut self, token: Vec<u8>) {
+        if self.side != Side::Server || token.is_empty() || self.stats.new_tokens_sent > 0 {
+            return;
+        }
+        self.token_out = Some(token);
+        self.token_out_pending = true;
+        self.stats.new_tokens_sent = 1;
+        self.transmit_interest = true;
+    }
+
+    /// Server: the endpoint validated the client's address with a NEW_TOKEN token before
+    /// creating the connection: no anti-amplification limit applies (RFC 9000 §8). Call it
+    /// before the first datagram.
+    pub fn set_address_validated_by_token(&mut self) {
+        if self.side == Side::Server {
+            self.address_validated = true;
+            self.stats.new_token_used = true;
+        }
+    }
+
+    /// Whether the peer's address is validated (server: by a token, a Handshake packet or a
+    /// path validation; a client always considers the server's validated).
+    pub fn is_address_validated(&self) -> bool {
+        self.address_validated
     }
 
     /// Where path MTU discovery of the path stands.

@@ -355,7 +355,7 @@ impl Connection {
     }
 
     /// Dispatches one frame of a packet of `space` sent to `dcid`.
-    fn on_frame(
+    pub(super) fn on_frame(
         &mut self,
         now: Instant,
         space: SpaceId,
@@ -374,7 +374,18 @@ impl Connection {
                 if self.side == Side::Server {
                     return Err(Error::protocol_violation("NEW_TOKEN from a client"));
                 }
-                self.new_token = Some(t.token.to_vec());
+                self.stats.new_tokens_received += 1;
+                //= https://www.rfc-editor.org/rfc/rfc9000#section-19.7
+                //# Clients are responsible for discarding
+                //# duplicate values, which might be used to link connection attempts;
+                //# see Section 8.1.3.
+                // (A resend of the last token is dropped here; the store drops one it holds.)
+                if self.new_token.as_deref() != Some(t.token) {
+                    if let Some((store, name)) = &self.token_store {
+                        store.insert(name, t.token);
+                    }
+                    self.new_token = Some(t.token.to_vec());
+                }
             }
             Frame::Stream(s) => {
                 let id = stream_id(s.stream_id.into_inner())?;

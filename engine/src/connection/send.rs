@@ -176,6 +176,7 @@ impl Connection {
         }
         space == SpaceId::Data
             && (self.handshake_done_pending
+                || (self.token_out_pending && self.handshake_complete)
                 || self.path_response.is_some()
                 || self.path_challenge_pending
                 || !self.local_cids.to_send.is_empty()

@@ -30,6 +30,8 @@ pub enum Retx {
     Control(ControlFrame),
     /// HANDSHAKE_DONE.
     HandshakeDone,
+    /// NEW_TOKEN (the connection keeps the token until it is acknowledged).
+    NewToken,
     /// NEW_CONNECTION_ID with this sequence number.
     NewCid(u64),
     /// RETIRE_CONNECTION_ID with this sequence number.

@@ -70,6 +70,16 @@ pub struct ConnectionStats {
     pub datagram_frames_received: u64,
     /// Datagrams dropped: the oldest queued ones when a send or receive queue was full.
     pub datagram_frames_dropped: u64,
+    /// Client: the server answered the first Initial with a Retry. Server: a Retry token
+    /// validated the client's address.
+    pub retry: bool,
+    /// Client: the first Initial carried a NEW_TOKEN token from the token store. Server: a
+    /// NEW_TOKEN token validated the client's address.
+    pub new_token_used: bool,
+    /// Client: NEW_TOKEN frames received (always 0 on a server).
+    pub new_tokens_received: u64,
+    /// Server: NEW_TOKEN tokens queued for the client (0 or 1; resends not counted).
+    pub new_tokens_sent: u64,
     /// The QUIC version the connection sends in (negotiated once the handshake is done; 0 in
     /// a default value that no connection filled).
     pub version: u32,

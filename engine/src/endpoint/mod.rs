@@ -65,7 +65,7 @@ pub use owner::{Endpoint, EndpointCounters, EndpointParams, Entry, Handled, Remo
 pub use reset::{RateLimiter, ResetKey};
 pub use response::ResponseError;
 pub use table::TableError;
-pub use token::{TokenError, TokenKey, TokenLifetimes, TokenValidation, WallClock};
+pub use token::{TokenCounters, TokenError, TokenKey, TokenLifetimes, TokenValidation, WallClock};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -96,6 +96,7 @@ pub struct Router {
     /// Version Negotiation, Retry and refusals.
     response_limiter: RateLimiter,
     next_handle: usize,
+    tokens: TokenCounters,
 }
 
 impl Router {
@@ -113,6 +114,7 @@ impl Router {
             reset_limiter,
             response_limiter,
             next_handle: 0,
+            tokens: TokenCounters::default(),
         }
     }
 
@@ -338,11 +340,17 @@ impl Router {
         self.config.reset_key.token(cid)
     }
 
-    /// A token for a NEW_TOKEN frame to the client at `ip`; `None` unless this router is a
-    /// server.
+    /// A token for a NEW_TOKEN frame to the client at `ip`, sealed with the server's token key
+    /// (so every worker, and every server sharing the key, validates it); `None` unless this
+    /// router is a server.
     pub fn new_token(&mut self, now: Instant, ip: IpAddr) -> Option<Vec<u8>> {
         let server = self.config.server.as_ref()?;
         Some(server.token_key.seal_new_token(&mut self.rng, ip, self.clock.unix_secs(now)))
+    }
+
+    /// What became of new clients' tokens, and the Retries sent.
+    pub fn token_counters(&self) -> TokenCounters {
+        self.tokens
     }
 
     /// Local connection IDs routing to `handle`.

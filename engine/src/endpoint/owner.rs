@@ -131,6 +131,8 @@ pub struct EndpointCounters {
     pub accepted: u64,
     /// New clients refused (limits, shutdown, setup failure).
     pub refused: u64,
+    /// NEW_TOKEN tokens minted for clients whose handshake was confirmed.
+    pub new_tokens_sent: u64,
 }
 
 /// One worker's sans-IO endpoint. See the module documentation.
@@ -264,6 +266,12 @@ impl<T: Default> Endpoint<T> {
         if self.params.qlog {
             conn.enable_qlog(now);
         }
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-8.1.3
+        //# If the validation succeeds, the server SHOULD then allow
+        //# the handshake to proceed.
+        if incoming.validation == AddressValidation::NewToken {
+            conn.set_address_validated_by_token();
+        }
         conn.handle_datagram(now, incoming.remote, incoming.ecn, data);
         self.insert(accepted.handle, conn, Arc::new(CloseFlag::new()));
         self.counters.accepted += 1;
@@ -338,7 +346,7 @@ impl<T: Default> Endpoint<T> {
 }
 
 impl<T> Endpoint<T> {
-    /// The router (tables, counters).
+    /// The router (tables, token counters).
     pub fn router(&self) -> &Router {
         &self.router
     }
@@ -419,8 +427,10 @@ impl<T> Endpoint<T> {
     /// Acts on what connection `h` reports about itself: routes its new and retired
     /// connection IDs, tells the router when its handshake is confirmed, schedules it when it
     /// wants to transmit, re-arms its timer, and removes it once drained (then
-    /// [`Endpoint::poll_removed`] yields it). Returns whether it is still held.
-    pub fn refresh(&mut self, h: ConnectionHandle) -> bool {
+    /// [`Endpoint::poll_removed`] yields it). A server connection whose handshake is
+    /// confirmed gets its NEW_TOKEN token here, minted at `now`. Returns whether it is still
+    /// held.
+    pub fn refresh(&mut self, now: Instant, h: ConnectionHandle) -> bool {
         let Some(e) = self.conns.get_mut(&h) else { return false };
         while let Some(ev) = e.conn.poll_endpoint_event() {
             match ev {
@@ -437,6 +447,15 @@ impl<T> Endpoint<T> {
             e.confirmed = true;
             // No more Initial / 0-RTT routing by the client's DCID; not a handshake anymore.
             self.router.handshake_done(h);
+            let send_token = self.params.server.as_ref().is_some_and(|s| s.new_tokens);
+            if send_token && e.conn.side() == Side::Server && e.conn.close_state().is_open() {
+                // Bound to the IP address the handshake validated (RFC 9000 §8.1.4).
+                let ip = e.conn.remote_address().ip();
+                if let Some(token) = self.router.new_token(now, ip) {
+                    e.conn.queue_new_token(token);
+                    self.counters.new_tokens_sent += 1;
+                }
+            }
         }
         if !e.reset_token_added && e.conn.side() == Side::Client && e.conn.is_handshake_complete() {
             e.reset_token_added = true;
@@ -515,7 +534,7 @@ impl<T> Endpoint<T> {
         let mut set = Set(&mut self.conns);
         self.scheduler.flush(now, queue, batch, &mut set, &mut served);
         for &h in &served {
-            self.refresh(h);
+            self.refresh(now, h);
         }
         self.served = served;
     }

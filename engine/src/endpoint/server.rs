@@ -8,7 +8,7 @@ use peregrine_datapath::Ecn;
 
 use super::{
     respond, response, AcceptError, Accepted, AddressValidation, DatagramEvent, DropReason,
-    Incoming, Response, ResponseKind, RetryPolicy, Router, TokenValidation, Transmit,
+    Incoming, Response, ResponseKind, RetryPolicy, Router, TokenError, TokenValidation, Transmit,
     MIN_INITIAL_DCID_LEN,
 };
 use crate::cid::ConnectionId;
@@ -72,7 +72,26 @@ impl Router {
         };
         let token = packet.token(datagram);
         let unix = self.clock.unix_secs(now);
-        let checked = server.token_key.validate(token, remote, &dst_cid, unix, &server.lifetimes);
+        let mut checked =
+            server.token_key.validate(token, remote, &dst_cid, unix, &server.lifetimes);
+        // A token that does not open under our key may be a Retry token of ours (key changed)
+        // or any server's NEW_TOKEN token whose first octet happens to read "Retry". Only an
+        // Initial sent to a connection ID of ours (a Retry's Source Connection ID) can follow
+        // one of our Retries: anything else proceeds as if it had no token (RFC 9000 §8.1.3),
+        // as quinn does for every token it cannot open.
+        if checked == TokenValidation::InvalidRetry(TokenError::Unauthentic)
+            && (dst_cid.len() != self.config.cid_format.len()
+                || self.config.cid_format.decode_worker(&dst_cid) != Some(self.config.worker))
+        {
+            checked = TokenValidation::Ignored(TokenError::Unauthentic);
+        }
+        match checked {
+            TokenValidation::None => {}
+            TokenValidation::Retry { .. } => self.tokens.retry_tokens_accepted += 1,
+            TokenValidation::NewToken => self.tokens.new_tokens_accepted += 1,
+            TokenValidation::Ignored(_) => self.tokens.tokens_ignored += 1,
+            TokenValidation::InvalidRetry(_) => self.tokens.invalid_retry_tokens += 1,
+        }
         let (orig_dst_cid, validation, ignored_token) = match checked {
             TokenValidation::None => (dst_cid, AddressValidation::None, None),
             TokenValidation::Retry { orig_dst_cid, retry_src_cid } => {
@@ -153,7 +172,10 @@ impl Router {
                 return DatagramEvent::Drop(DropReason::ResponseRateLimited);
             }
             return match self.retry(now, &incoming) {
-                Some(r) => DatagramEvent::Response(r),
+                Some(r) => {
+                    self.tokens.retries += 1;
+                    DatagramEvent::Response(r)
+                }
                 None => DatagramEvent::Drop(DropReason::Malformed),
             };
         }

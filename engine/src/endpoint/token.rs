@@ -92,6 +92,25 @@ impl Default for TokenLifetimes {
     }
 }
 
+/// What a server's router did with the tokens of new clients' Initials, and the Retries it
+/// sent (each Initial counted once, retransmissions included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenCounters {
+    /// Retry packets sent.
+    pub retries: u64,
+    /// Initials whose Retry token validated the address.
+    pub retry_tokens_accepted: u64,
+    /// Initials whose NEW_TOKEN token validated the address (no Retry, no
+    /// anti-amplification limit).
+    pub new_tokens_accepted: u64,
+    /// Initials whose token was ignored as if absent (expired, another address, another key,
+    /// modified, not ours): the client was treated as unvalidated.
+    pub tokens_ignored: u64,
+    /// Initials refused with INVALID_TOKEN: an authentic Retry token that was expired or used
+    /// from another address or connection ID.
+    pub invalid_retry_tokens: u64,
+}
+
 /// Why a token did not validate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {

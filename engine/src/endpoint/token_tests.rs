@@ -196,3 +196,42 @@ fn wall_clock() {
     assert_eq!(c.unix_secs(base + Duration::from_millis(2500)), T + 2);
     assert_eq!(c.unix_secs(base.checked_sub(Duration::from_secs(5)).unwrap_or(base)), T);
 }
+
+/// A Retry token never validates as a NEW_TOKEN token and a NEW_TOKEN token never as a Retry
+/// token, whatever the address, connection ID or time; changing the kind octet breaks the
+/// seal (the kind is the AEAD's associated data).
+//= https://www.rfc-editor.org/rfc/rfc9000#section-8.1.3
+//= type=test
+//# Information that
+//# allows the server to distinguish between tokens from Retry and
+//# NEW_TOKEN MAY be accessible to entities other than the server.
+#[test]
+fn retry_and_new_token_tokens_never_cross() {
+    let key = TokenKey::new(&[7; 32]);
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let r = retry_token(&key, &mut rng);
+    let n = key.seal_new_token(&mut rng, remote().ip(), T);
+    assert_eq!((r[0], n[0]), (KIND_RETRY, KIND_NEW_TOKEN));
+    let other_port: SocketAddr = "192.0.2.7:9".parse().unwrap();
+    for at in [T, T + 5, T + 3600] {
+        for from in [remote(), other_port] {
+            for dcid in [cid(&[2; 8]), cid(&[9; 16])] {
+                let v = key.validate(&r, from, &dcid, at, &lifetimes());
+                assert!(!matches!(v, TokenValidation::NewToken), "Retry token as NEW_TOKEN: {v:?}");
+                let v = key.validate(&n, from, &dcid, at, &lifetimes());
+                assert_eq!(v, TokenValidation::NewToken, "NEW_TOKEN token: {v:?}");
+            }
+        }
+    }
+    let (mut r2, mut n2) = (r.clone(), n.clone());
+    (r2[0], n2[0]) = (KIND_NEW_TOKEN, KIND_RETRY);
+    let dcid = cid(&[2; 8]);
+    assert_eq!(
+        key.validate(&r2, remote(), &dcid, T, &lifetimes()),
+        TokenValidation::Ignored(TokenError::Unauthentic)
+    );
+    assert_eq!(
+        key.validate(&n2, remote(), &dcid, T, &lifetimes()),
+        TokenValidation::InvalidRetry(TokenError::Unauthentic)
+    );
+}

@@ -131,6 +131,19 @@ pub struct WorkerStats {
     pub rx_dropped: u64,
     /// Stateless responses sent (Version Negotiation, Retry, reset, refusal).
     pub responses: u64,
+    /// Retry packets sent (among `responses`).
+    pub retries: u64,
+    /// NEW_TOKEN tokens given to clients whose handshake was confirmed.
+    pub new_tokens_sent: u64,
+    /// New clients admitted on a NEW_TOKEN token (no Retry, no anti-amplification limit).
+    pub new_tokens_accepted: u64,
+    /// New clients admitted on a Retry token.
+    pub retry_tokens_accepted: u64,
+    /// Tokens in new clients' Initials ignored as unusable (expired, another address, another
+    /// key, modified): those clients were treated as unvalidated (a Retry when Retry is on).
+    pub tokens_ignored: u64,
+    /// Initials refused with INVALID_TOKEN (an authentic Retry token that did not fit).
+    pub invalid_retry_tokens: u64,
     /// Commands applied.
     pub commands: u64,
     /// Timer expirations handled.
@@ -263,12 +276,17 @@ pub(crate) fn build<Q: Queue>(
         .map_err(std::io::Error::other)?
         .with_cid_format(seed.cid_format);
     if let Some(server) = &ctx.server {
-        // One token key for every worker: a Retry token one worker sealed opens on another.
+        // One token key for every worker: a Retry or NEW_TOKEN token one worker sealed opens
+        // on another.
         let key =
             crate::endpoint::TokenKey::new(server.token_key.as_ref().unwrap_or(&seed.token_secret));
         let sc = crate::endpoint::ServerConfig::new(key)
             .with_retry_policy(server.retry)
             .with_max_handshakes(server.max_handshakes)
+            .and_then(|c| {
+                let retry = crate::endpoint::token::DEFAULT_RETRY_TOKEN_LIFETIME;
+                c.with_token_lifetimes(retry, server.new_token_lifetime)
+            })
             .map_err(std::io::Error::other)?;
         rc = rc.with_server(sc).with_versions(&server.versions).map_err(std::io::Error::other)?;
     }
@@ -411,7 +429,7 @@ impl<Q: Queue> Worker<Q> {
             }
             for &h in &touched {
                 self.dispatch(h, now);
-                self.endpoint.refresh(h);
+                self.endpoint.refresh(now, h);
                 self.arm_app_timer(h);
             }
         }
@@ -499,6 +517,13 @@ impl<Q: Queue> Worker<Q> {
         self.stats.rx_routed = c.routed;
         self.stats.rx_dropped = c.dropped;
         self.stats.timeouts = c.timeouts;
+        self.stats.new_tokens_sent = c.new_tokens_sent;
+        let t = self.endpoint.router().token_counters();
+        self.stats.retries = t.retries;
+        self.stats.new_tokens_accepted = t.new_tokens_accepted;
+        self.stats.retry_tokens_accepted = t.retry_tokens_accepted;
+        self.stats.tokens_ignored = t.tokens_ignored;
+        self.stats.invalid_retry_tokens = t.invalid_retry_tokens;
         self.stats.scheduler = self.endpoint.scheduler_stats();
         self.stats.queue = self.queue.stats();
         let s = self.stats.clone();

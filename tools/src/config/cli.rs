@@ -71,7 +71,7 @@ pub struct ConfigArgs {
     #[arg(long = "idle-timeout", value_name = "DURATION", allow_hyphen_values = true)]
     pub idle_timeout: Option<String>,
     /// Drop a connection whose handshake has not completed after this, 1ms..=10m
-    /// [default: 10s].
+    /// [default: 5s].
     #[arg(long = "handshake-timeout", value_name = "DURATION", allow_hyphen_values = true)]
     pub handshake_timeout: Option<String>,
     /// Most half-open connections per worker; past it new clients get a Retry or are dropped

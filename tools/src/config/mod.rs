@@ -113,8 +113,9 @@ pub const MAX_STREAMS: u64 = 1 << 20;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest idle timeout.
 pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Default handshake timeout: a connection whose handshake has not completed by then is dropped.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default handshake timeout (the engine's, 5 s): a connection whose handshake has not
+/// completed by then is dropped.
+pub use peregrine_engine::connection::DEFAULT_HANDSHAKE_TIMEOUT;
 /// Largest handshake timeout.
 pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default cap on half-open connections per worker.
@@ -174,7 +175,7 @@ pub struct Settings {
     /// `idle-timeout`: close a silent connection after this, 1ms..=1h. Default 30s.
     pub idle_timeout: Duration,
     /// `handshake-timeout`: drop a connection whose handshake has not completed after this,
-    /// 1ms..=10m, whatever the idle timeout. Default 10s. Shorter frees the state of a flood
+    /// 1ms..=10m, whatever the idle timeout. Default 5s. Shorter frees the state of a flood
     /// of Initials sooner; too short fails handshakes on slow, lossy paths.
     pub handshake_timeout: Duration,
     /// `max-handshakes`: most half-open connections per worker, 1..=1048576. Default 1024

@@ -51,7 +51,7 @@ pub fn endpoint_metrics(e: &mut Exposition, role: &str, s: &EndpointStats) {
         );
         let q = &w.queue;
         let sc = &w.scheduler;
-        let counters: [(&str, &str, u64); 22] = [
+        let counters: [(&str, &str, u64); 28] = [
             ("peregrine_worker_iterations_total", "Worker loop iterations.", w.iterations),
             (
                 "peregrine_worker_rx_routed_total",
@@ -68,6 +68,32 @@ pub fn endpoint_metrics(e: &mut Exposition, role: &str, s: &EndpointStats) {
                 "peregrine_worker_stateless_responses_total",
                 "Version Negotiation, Retry, reset and refusal packets sent.",
                 w.responses,
+            ),
+            ("peregrine_worker_retries_total", "Retry packets sent.", w.retries),
+            (
+                "peregrine_worker_new_tokens_sent_total",
+                "NEW_TOKEN tokens given to clients whose handshake was confirmed.",
+                w.new_tokens_sent,
+            ),
+            (
+                "peregrine_worker_new_tokens_accepted_total",
+                "New clients admitted on a NEW_TOKEN token (no Retry).",
+                w.new_tokens_accepted,
+            ),
+            (
+                "peregrine_worker_retry_tokens_accepted_total",
+                "New clients admitted on a Retry token.",
+                w.retry_tokens_accepted,
+            ),
+            (
+                "peregrine_worker_tokens_ignored_total",
+                "Unusable tokens in new clients' Initials, treated as absent.",
+                w.tokens_ignored,
+            ),
+            (
+                "peregrine_worker_invalid_retry_tokens_total",
+                "Initials refused with INVALID_TOKEN.",
+                w.invalid_retry_tokens,
             ),
             ("peregrine_worker_commands_total", "Application commands applied.", w.commands),
             ("peregrine_worker_timeouts_total", "Timer expirations handled.", w.timeouts),

@@ -12,7 +12,8 @@
 //! Settings (`--config FILE` and the per-key flags): the transport and datapath keys apply to
 //! both the client endpoint and the in-process server. `workers` and `cores` size and pin the
 //! in-process server; the client endpoint then has one unpinned worker. With `--server` there
-//! is no local server, and `workers` / `cores` apply to the client endpoint. `--metrics-addr`
+//! is no local server, `workers` / `cores` apply to the client endpoint, and the server-only
+//! keys (`retry`, `max-handshakes`, `token-key-file`) are refused rather than ignored. `--metrics-addr`
 //! serves the counters of both endpoints (labelled `endpoint="server"` / `"client"`).
 
 // A command, not the sans-IO core: it reads the wall clock for deadlines and rates.
@@ -244,7 +245,7 @@ fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
         Some(path) => Some(series::ReportFile::create(path)?),
         None => None,
     };
-    let client_use = if args.server.is_some() { Use::Server } else { Use::PerfClient };
+    let client_use = if args.server.is_some() { Use::PerfRemote } else { Use::PerfClient };
     endpoint::check(&settings, client_use)?;
     let stop = stop::install()?;
     let (addr, name, trust, local) = match &args.server {

@@ -12,6 +12,7 @@ mod exhaustion;
 mod handshake;
 mod mtud;
 mod mtud_large;
+mod new_token;
 mod protocol;
 mod qlog;
 mod transfer;

@@ -441,3 +441,48 @@ fn unknown_long_headers_are_dropped() {
 }
 
 use rand::SeedableRng;
+
+/// A token that does not open under our key but reads "Retry" (its first octet) closes with
+/// INVALID_TOKEN only when the Initial goes to a connection ID of ours (where a Retry of ours
+/// sent the client); in a client's first Initial it is any server's NEW_TOKEN token (or a
+/// modified one) and is ignored: a Retry follows, as for no token. A genuine Retry token
+/// reused in a later connection attempt is still refused, never taken for a NEW_TOKEN token.
+#[test]
+fn unauthentic_retry_kind_tokens_are_ignored_outside_a_retry() {
+    let now = t0();
+    let mut r = server(now, RetryPolicy::Always);
+    let first = client_initial(version::V1, &cid(&ODCID), &scid(), &[], 1200);
+    let t = expect_response(
+        r.handle(now, client_addr(), None, Ecn::NotEct, &first),
+        ResponseKind::Retry,
+    );
+    let retry = RetryPacket::parse(&t.contents).unwrap();
+    let (token, rscid) = (retry.token.to_vec(), retry.src_cid);
+    let mut forged = token.clone();
+    forged[20] ^= 4;
+    let foreign = [&[1u8][..], &[0x5a; 60]].concat();
+    let fresh = cid(&[0x77; 16]);
+    for (what, tok) in [("modified Retry token", &forged), ("foreign token", &foreign)] {
+        let d = client_initial(version::V1, &fresh, &scid(), tok, 1200);
+        let t = expect_response(
+            r.handle(now, client_addr(), None, Ecn::NotEct, &d),
+            ResponseKind::Retry,
+        );
+        assert!(RetryPacket::parse(&t.contents).is_ok(), "{what}");
+        // At the Retry's connection ID the same token is refused.
+        let d = client_initial(version::V1, &rscid, &scid(), tok, 1200);
+        expect_response(
+            r.handle(now, client_addr(), None, Ecn::NotEct, &d),
+            ResponseKind::InvalidToken,
+        );
+    }
+    // The genuine Retry token in a new attempt (a fresh DCID): refused, not a NEW_TOKEN token.
+    let d = client_initial(version::V1, &fresh, &scid(), &token, 1200);
+    expect_response(
+        r.handle(now, client_addr(), None, Ecn::NotEct, &d),
+        ResponseKind::InvalidToken,
+    );
+    let c = r.token_counters();
+    assert_eq!((c.retries, c.tokens_ignored, c.invalid_retry_tokens), (3, 2, 3));
+    assert_eq!((c.new_tokens_accepted, c.retry_tokens_accepted), (0, 0));
+}
