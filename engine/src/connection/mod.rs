@@ -67,10 +67,10 @@ pub use mtud::{
 pub use send::Transmit;
 pub use stats::ConnectionStats;
 pub use timers::Timer;
-pub use zero_rtt::EarlyDataState;
 pub use token_store::{
     TokenStore, DEFAULT_TOKENS_PER_SERVER, DEFAULT_TOKEN_STORE_SERVERS, MAX_STORED_TOKEN_LEN,
 };
+pub use zero_rtt::EarlyDataState;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
