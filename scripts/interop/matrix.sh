@@ -108,7 +108,11 @@ wire_note() {
       npsk=$($TS -Y 'tls.handshake.type==2' -T fields -e tls.handshake.extension.type 2>/dev/null | grep -c '\b41\b')
       nee=$($TS -Y 'tls.handshake.type==8' -T fields -e tls.handshake.extension.type 2>/dev/null | grep -c '\b42\b')
       NOTE2="$NOTE2 ServerHellos_with_psk=$npsk EE_early_data=$nee"
+      local ntkt; ntkt=$($TS -Y 'tls.handshake.type==4' -T fields -e frame.number 2>/dev/null | wc -l)
+      NOTE2="$NOTE2 NewSessionTickets=$ntkt"
       [ "$npsk" -gt 0 ] || { RESULT=FAIL; NOTE="no resumed handshake (no ServerHello with pre_shared_key)"; }
+      # A server that issues no ticket cannot be resumed with.
+      [ "$npsk" -eq 0 ] && [ "$ntkt" -eq 0 ] && { RESULT=N-A; NOTE="the server sent no NewSessionTicket"; }
       [ "$case" = zerortt ] && [ "$nee" -eq 0 ] && { RESULT=FAIL; NOTE="0-RTT not accepted (no early_data in EncryptedExtensions)"; } ;;
   esac
 }
