@@ -47,7 +47,9 @@ pub use send::{
     WriteId, WriteOutcome,
 };
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use rustc_hash::FxHashMap;
 
 use bytes::Bytes;
 
@@ -82,7 +84,10 @@ pub struct Streams {
     role: Role,
     config: StreamsConfig,
     peer: PeerLimits,
-    streams: BTreeMap<StreamId, Entry>,
+    /// Looked up several times per acknowledged STREAM frame: a hash map (the ID space a peer
+    /// can fill is bounded by our stream limits). Where the order of a walk over every stream
+    /// shows (events, completions), the IDs are sorted first.
+    streams: FxHashMap<StreamId, Entry>,
     /// Local streams opened, per direction.
     next_local: [u64; 2],
     /// The peer's limit on streams we open.
@@ -125,7 +130,7 @@ impl Streams {
             conn_send: SendFlow::new(0),
             config,
             peer: PeerLimits::default(),
-            streams: BTreeMap::new(),
+            streams: FxHashMap::default(),
             next_local: [0; 2],
             peer_max_streams: [0; 2],
             open_blocked: [false; 2],
@@ -157,7 +162,7 @@ impl Streams {
         for dir in [Dir::Bi, Dir::Uni] {
             self.raise_peer_max_streams(dir, limits.max_streams(dir));
         }
-        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        let ids = self.sorted_ids();
         for id in ids {
             let max = self.initial_send_window(id);
             if let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) {
@@ -202,7 +207,7 @@ impl Streams {
         for dir in [Dir::Bi, Dir::Uni] {
             self.peer_max_streams[dir.index()] = limits.max_streams(dir);
         }
-        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        let ids = self.sorted_ids();
         for id in ids {
             let max = self.initial_send_window(id);
             if let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) {
@@ -330,6 +335,7 @@ impl Streams {
                 freed.push(*id);
             }
         }
+        freed.sort_unstable();
         for id in freed {
             self.after_send_change(id);
         }
@@ -519,7 +525,7 @@ impl Streams {
             return;
         }
         self.closed = Some(reason);
-        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        let ids = self.sorted_ids();
         for id in ids {
             if let Some(send) = self.streams.get_mut(&id).and_then(|e| e.send.as_mut()) {
                 send.cancel_all(reason);
@@ -649,6 +655,13 @@ impl Streams {
 
     /// Frees `id` once both parts are terminal and nothing is left to send for it; a freed
     /// peer-initiated stream gives the peer one more stream of its type.
+    /// Every stream's ID, in ascending order (walks whose order shows in events).
+    fn sorted_ids(&self) -> Vec<StreamId> {
+        let mut ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     fn maybe_free(&mut self, id: StreamId) {
         let Some(e) = self.streams.get(&id) else { return };
         let send_done = e.send.as_ref().is_none_or(|s| s.is_terminal());
