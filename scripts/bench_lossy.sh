@@ -57,14 +57,10 @@ done
     || { echo "bench_lossy.sh: --delay-ms is 0..1000" >&2; exit 2; }
 [[ $queue =~ ^[0-9]+$ && $queue -ge 1 ]] || { echo "bench_lossy.sh: bad --queue" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || { echo "bench_lossy.sh: must run as root (namespaces)" >&2; exit 1; }
-for tool in ip nft tc ethtool jq awk timeout; do
-    command -v "$tool" >/dev/null || { echo "bench_lossy.sh: needs $tool" >&2; exit 1; }
-done
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_need ip nft tc ethtool jq awk timeout
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-target="${CARGO_TARGET_DIR:-$root/target}"
-peregrine="$target/release/peregrine"
-quinn="$target/release/examples/quinn_perf"
 relay="$target/release/examples/udp_delay"
 bins=("$peregrine" "$quinn")
 [ "$delay_ms" -gt 0 ] && bins+=("$relay")
@@ -76,19 +72,10 @@ done
 
 name="pgls$$"
 name="${name:0:10}"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
+bench_cleanup_extra() {
     "$root/scripts/netns.sh" down "$name" >/dev/null 2>&1 || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+bench_init
 
 eval "$("$root/scripts/netns.sh" up "$name")"
 # Server in namespace B, client in A.
@@ -110,26 +97,11 @@ ip netns exec "$NS_B" tc qdisc replace dev "$IF_B" root tbf rate "$rate" burst 1
 "$quinn" gen-cert --cert "$work/cert.pem" --key "$work/key.pem"
 mkdir -p "$work/www"
 
-declare -A port pid
-# start_server NAME NS CMD...: runs CMD in namespace NS in the background; records its port
-# (from its "listening on ADDR" line) and its PID.
+# start_server NAME NS CMD...: bench_start (lib.sh) with CMD run in namespace NS.
 start_server() {
-    local name="$1" ns="$2" i addr=""
+    local name="$1" ns="$2"
     shift 2
-    ip netns exec "$ns" "$@" >"$work/$name.out" 2>"$work/$name.err" &
-    pids+=("$!")
-    pid[$name]="$!"
-    for i in $(seq 1 400); do
-        addr="$(sed -n 's/^listening on //p' "$work/$name.out" | head -n1)"
-        [ -n "$addr" ] && break
-        if [ "$i" = 400 ] || ! kill -0 "${pid[$name]}" 2>/dev/null; then
-            echo "bench_lossy.sh: $name server did not start:" >&2
-            cat "$work/$name.err" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
-    port[$name]="${addr##*:}"
+    bench_start "$name" ip netns exec "$ns" "$@"
 }
 
 pg=("$peregrine" server --listen "$IP4_B:0" --cert "$work/cert.pem" --key "$work/key.pem"
@@ -183,10 +155,6 @@ for r in $(seq 1 "$rounds"); do
     done
 done
 
-median() {
-    tr ' ' '\n' <<<"$1" | grep -v -e '^$' -e nan | sort -g \
-        | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 declare -A label=([cubic]="Peregrine cubic" [bbr]="Peregrine bbr" [quinn]="quinn (cubic)")
 echo
 echo "veth, $loss% loss each way (per datagram), $rate tbf with $queue-datagram limit, \

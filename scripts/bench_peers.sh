@@ -42,88 +42,38 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-target="${CARGO_TARGET_DIR:-$root/target}"
-peregrine="$target/release/peregrine"
-quinn="$target/release/examples/quinn_perf"
-s2n_target="$target/s2n-perf"
-s2n="$s2n_target/release/s2n-perf"
 
-for tool in jq awk timeout; do
-    command -v "$tool" >/dev/null || { echo "bench_peers.sh: needs $tool" >&2; exit 1; }
-done
-if [ "$build" = 1 ]; then
-    (cd "$root" && cargo build --release -q -p peregrine --bin peregrine \
-        && cargo build --release -q -p peregrine-benches --example quinn_perf)
-    (cd "$root/benches/s2n_perf" && CARGO_TARGET_DIR="$s2n_target" cargo build --release -q)
-fi
-for b in "$peregrine" "$quinn" "$s2n" ${old:+"$old"}; do
-    [ -x "$b" ] || { echo "bench_peers.sh: $b missing (run without --no-build)" >&2; exit 1; }
-done
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_need jq awk timeout
+[ "$build" = 1 ] && bench_build s2n
+bench_bins "$peregrine" "$quinn" "$s2n" ${old:+"$old"}
+bench_init
 
 "$quinn" gen-cert --cert "$work/cert.pem" --key "$work/key.pem"
 mkdir -p "$work/www"
 
-declare -A port pid
-# start_server NAME CMD...: runs CMD in the background; records its port (from its
-# "listening on ADDR" line) and its PID.
-start_server() {
-    local name="$1" i addr=""
-    shift
-    "$@" >"$work/$name.out" 2>"$work/$name.err" &
-    pids+=("$!")
-    pid[$name]="$!"
-    for i in $(seq 1 400); do
-        addr="$(sed -n 's/^listening on //p' "$work/$name.out" | head -n1)"
-        [ -n "$addr" ] && break
-        if [ "$i" = 400 ] || ! kill -0 "${pid[$name]}" 2>/dev/null; then
-            echo "bench_peers.sh: $name server did not start:" >&2
-            cat "$work/$name.err" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
-    port[$name]="${addr##*:}"
-}
-
 servers=(peregrine)
 # shellcheck disable=SC2086 # extra arguments are meant to split
-start_server peregrine "$peregrine" server --listen 127.0.0.1:0 \
+bench_start peregrine "$peregrine" server --listen 127.0.0.1:0 \
     --cert "$work/cert.pem" --key "$work/key.pem" --root "$work/www" $pg_args
 if [ -n "$also_args" ]; then
     servers+=(also)
     # shellcheck disable=SC2086 # extra arguments are meant to split
-    start_server also "$peregrine" server --listen 127.0.0.1:0 \
+    bench_start also "$peregrine" server --listen 127.0.0.1:0 \
         --cert "$work/cert.pem" --key "$work/key.pem" --root "$work/www" $pg_args $also_args
 fi
 if [ -n "$old" ]; then
     servers+=(old)
-    start_server old "$old" server --listen 127.0.0.1:0 \
+    bench_start old "$old" server --listen 127.0.0.1:0 \
         --cert "$work/cert.pem" --key "$work/key.pem" --root "$work/www"
 fi
 servers+=(quinn s2n)
-start_server quinn "$quinn" server --listen 127.0.0.1:0 \
+bench_start quinn "$quinn" server --listen 127.0.0.1:0 \
     --cert "$work/cert.pem" --key "$work/key.pem"
-start_server s2n "$s2n" server --listen 127.0.0.1:0 \
+bench_start s2n "$s2n" server --listen 127.0.0.1:0 \
     --cert "$work/cert.pem" --key "$work/key.pem"
 
-# cpu_ticks PID: user + system clock ticks of every thread of the process so far.
-cpu_ticks() {
-    awk '{ sub(/^[^)]*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
 hz="$(getconf CLK_TCK)"
 
 # run CLIENT SERVER DIR: one transfer; prints "goodput_gbps cpu_s_per_gb" (or "nan nan").
@@ -165,12 +115,6 @@ for r in $(seq 1 "$rounds"); do
     done
 done
 
-# median "v1 v2 ...": the median of the numbers (nan ignored), or nan.
-median() {
-    tr ' ' '\n' <<<"$1" | grep -v -e '^$' -e nan | sort -g \
-        | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 fmt() { awk -v v="$1" 'BEGIN { if (v == "nan") print "n/a"; else printf "%.2f", v }'; }
 
 declare -A name=([peregrine]=Peregrine [old]="Peregrine (old)" [also]="Peregrine $also_args"

@@ -42,43 +42,21 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-target="${CARGO_TARGET_DIR:-$root/target}"
-peregrine="$target/release/peregrine"
-quinn="$target/release/examples/quinn_perf"
 
-for tool in jq awk timeout; do
-    command -v "$tool" >/dev/null || { echo "bench_server.sh: needs $tool" >&2; exit 1; }
-done
-if [ "$build" = 1 ]; then
-    (cd "$root" && cargo build --release -q -p peregrine --bin peregrine \
-        && cargo build --release -q -p peregrine-benches --example quinn_perf)
-fi
-for b in "$peregrine" "$quinn" ${old:+"$old"}; do
-    [ -x "$b" ] || { echo "bench_server.sh: $b missing (run without --no-build)" >&2; exit 1; }
-done
-
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_need jq awk timeout
+[ "$build" = 1 ] && bench_build
+bench_bins "$peregrine" "$quinn" ${old:+"$old"}
+bench_init
 
 "$quinn" gen-cert --cert "$work/cert.pem" --key "$work/key.pem"
 mkdir -p "$work/www"
 
-declare -A port pid
-# start_server NAME KIND: starts server KIND (peregrine, old, quinn) in the background as NAME;
-# records its port (from its "listening on ADDR" line) and its PID.
+# start_server NAME KIND: starts server KIND (peregrine, old, quinn) in the background as NAME
+# (port[NAME], pid[NAME]; see lib.sh).
 start_server() {
-    local name="$1" kind="$2" i addr=""
+    local name="$1" kind="$2"
     local -a cmd
     case "$kind" in
         # shellcheck disable=SC2206 # extra arguments are meant to split
@@ -90,46 +68,9 @@ start_server() {
         quinn) cmd=("$quinn" server --listen 127.0.0.1:0 --cert "$work/cert.pem"
             --key "$work/key.pem") ;;
     esac
-    # Truncated here, not by the background job's own redirection: that runs asynchronously,
-    # so a read right after could see the previous run's file, or none.
-    : >"$work/$name.out"
-    : >"$work/$name.err"
-    "${cmd[@]}" >>"$work/$name.out" 2>>"$work/$name.err" &
-    pids+=("$!")
-    pid[$name]="$!"
-    for i in $(seq 1 400); do
-        addr="$(sed -n 's/^listening on //p' "$work/$name.out" | head -n1)"
-        [ -n "$addr" ] && break
-        if [ "$i" = 400 ] || ! kill -0 "${pid[$name]}" 2>/dev/null; then
-            echo "bench_server.sh: $name server did not start:" >&2
-            cat "$work/$name.err" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
-    port[$name]="${addr##*:}"
+    bench_start "$name" "${cmd[@]}"
 }
 
-# stop_server NAME: SIGTERM, then SIGKILL after 10 s.
-stop_server() {
-    local p="${pid[$1]}" i
-    kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$p" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-}
-
-# cpu_ticks PID: user + system clock ticks of every thread of the process so far.
-cpu_ticks() {
-    awk '{ sub(/^[^)]*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
-# status_field PID FIELD: the number of a /proc/PID/status line (VmRSS in KiB, Threads).
-status_field() {
-    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
-}
 hz="$(getconf CLK_TCK)"
 
 servers=(peregrine)
@@ -174,7 +115,7 @@ hold_run() {
     sleep 0.5
     rss0="$(status_field "$p" VmRSS)"
     # The client holds long enough for the settle second, the window and a margin. Its files
-    # are truncated first (see start_server).
+    # are truncated first (see bench_start in lib.sh).
     : >"$work/hold.out"
     : >"$work/hold.err"
     timeout $((120 + idle_window)) "$quinn" client --server "localhost:${port[$name]}" \
@@ -212,7 +153,7 @@ hold_run() {
         echo "bench_server.sh: $kind: $(jq -r '"held \(.held_to_the_end) of \(.connections), first closed: \(.first_close)"' "$work/hold.out")" >&2
         ok=0
     fi
-    stop_server "$name"
+    bench_stop "$name"
     if [ "$ok" = 0 ]; then
         echo "bench_server.sh: hold against $kind failed: $(tail -n 3 "$work/hold.err")" >&2
         echo "nan nan nan nan" >"$work/res"
@@ -242,12 +183,6 @@ for r in $(seq 1 "$rounds"); do
     done
 done
 
-# median "v1 v2 ...": the median of the numbers (nan ignored), or nan.
-median() {
-    tr ' ' '\n' <<<"$1" | grep -v -e '^$' -e nan | sort -g \
-        | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 fmt() { awk -v v="$1" 'BEGIN { if (v == "nan") print "n/a"; else if (v < 100) printf "%.2f", v; else printf "%.0f", v }'; }
 range() {
     tr ' ' '\n' <<<"$1" | grep -v -e '^$' -e nan | sort -g \

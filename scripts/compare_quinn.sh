@@ -25,63 +25,22 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-target="${CARGO_TARGET_DIR:-$root/target}"
-peregrine="$target/release/peregrine"
-quinn="$target/release/examples/quinn_perf"
 
-if ! command -v jq >/dev/null; then
-    echo "compare_quinn.sh: needs jq to read the JSON results" >&2
-    exit 1
-fi
-if [ "$build" = 1 ]; then
-    (cd "$root" && cargo build --release -q -p peregrine --bin peregrine \
-        && cargo build --release -q -p peregrine-benches --example quinn_perf)
-fi
-for b in "$peregrine" "$quinn"; do
-    [ -x "$b" ] || { echo "compare_quinn.sh: $b missing (run without --no-build)" >&2; exit 1; }
-done
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_need jq
+[ "$build" = 1 ] && bench_build
+bench_bins "$peregrine" "$quinn"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_init
 
 "$quinn" gen-cert --cert "$work/cert.pem" --key "$work/key.pem"
 mkdir -p "$work/www"
 
-# start_server NAME CMD...: runs CMD in the background and sets PORT_<NAME> from its
-# "listening on ADDR" line.
-start_server() {
-    local name="$1"
-    shift
-    "$@" >"$work/$name.out" 2>"$work/$name.err" &
-    pids+=("$!")
-    local i addr=""
-    for i in $(seq 1 200); do
-        addr="$(sed -n 's/^listening on //p' "$work/$name.out")"
-        [ -n "$addr" ] && break
-        if [ "$i" = 200 ]; then
-            echo "compare_quinn.sh: $name server did not start:" >&2
-            cat "$work/$name.err" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
-    printf -v "PORT_$name" '%s' "${addr##*:}"
-}
 
-start_server peregrine "$peregrine" server --listen 127.0.0.1:0 \
+bench_start peregrine "$peregrine" server --listen 127.0.0.1:0 \
     --cert "$work/cert.pem" --key "$work/key.pem" --root "$work/www"
-start_server quinn "$quinn" server --listen 127.0.0.1:0 \
+bench_start quinn "$quinn" server --listen 127.0.0.1:0 \
     --cert "$work/cert.pem" --key "$work/key.pem"
 
 # Scenario name -> client flags, and the JSON key it reports.
@@ -99,9 +58,7 @@ declare -A unit=([throughput]="Gbit/s" [rps]="req/s" [handshakes]="hs/s")
 
 # measure CLIENT SERVER SCENARIO: prints the scenario's figure.
 measure() {
-    local client="$1" server="$2" scenario="$3" port out
-    port="PORT_$server"
-    port="${!port}"
+    local client="$1" server="$2" scenario="$3" out
     local -a cmd
     if [ "$client" = peregrine ]; then
         cmd=("$peregrine" perf)
@@ -109,7 +66,7 @@ measure() {
         cmd=("$quinn" client)
     fi
     # shellcheck disable=SC2206 # the flags are meant to split into words
-    cmd+=(--server "localhost:$port" --ca "$work/cert.pem" --duration "$duration" --json
+    cmd+=(--server "localhost:${port[$server]}" --ca "$work/cert.pem" --duration "$duration" --json
         ${flags[$scenario]})
     if ! out="$(timeout 120 "${cmd[@]}" 2>"$work/client.err")"; then
         echo "compare_quinn.sh: $client -> $server $scenario failed: $(cat "$work/client.err")" >&2
@@ -138,7 +95,6 @@ for scenario in "${scenarios[@]}"; do
 done
 
 fmt() { awk -v v="$1" 'BEGIN { if (v == "nan") print "n/a"; else if (v < 100) printf "%.3f", v; else printf "%.0f", v }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
 echo
 echo "loopback, $duration per run, $(nproc) CPUs; client -> server"

@@ -27,33 +27,17 @@ done
 [[ $rounds =~ ^[0-9]+$ && $rounds -ge 1 && $rounds -le 20 ]] \
     || { echo "loopback_drops.sh: --rounds is 1..20" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || { echo "loopback_drops.sh: must run as root (namespace)" >&2; exit 1; }
-for tool in ip jq awk timeout; do
-    command -v "$tool" >/dev/null || { echo "loopback_drops.sh: needs $tool" >&2; exit 1; }
-done
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_need ip jq awk timeout
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-target="${CARGO_TARGET_DIR:-$root/target}"
-peregrine="$target/release/peregrine"
-quinn="$target/release/examples/quinn_perf"
-s2n="$target/s2n-perf/release/s2n-perf"
-for b in "$peregrine" "$quinn"; do
-    [ -x "$b" ] || { echo "loopback_drops.sh: $b missing (build it with --release)" >&2; exit 1; }
-done
+bench_bins "$peregrine" "$quinn"
 
 ns="pgdrop$$"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
+bench_cleanup_extra() {
     ip netns del "$ns" 2>/dev/null || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
+bench_init
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 inns() { ip netns exec "$ns" "$@"; }
@@ -61,24 +45,13 @@ inns() { ip netns exec "$ns" "$@"; }
 "$quinn" gen-cert --cert "$work/cert.pem" --key "$work/key.pem"
 mkdir -p "$work/www"
 
-declare -A port label
+declare -A label
 servers=()
-start_server() { # NAME LABEL CMD...
-    local name="$1" i addr=""
+start_server() { # NAME LABEL CMD...: bench_start (lib.sh) in the namespace, labelled
+    local name="$1"
     label[$name]="$2"
     shift 2
-    inns "$@" >"$work/$name.out" 2>"$work/$name.err" &
-    pids+=("$!")
-    for i in $(seq 1 400); do
-        addr="$(sed -n 's/^listening on //p' "$work/$name.out" | head -n1)"
-        [ -n "$addr" ] && break
-        if [ "$i" = 400 ]; then
-            echo "loopback_drops.sh: $name did not start: $(cat "$work/$name.err")" >&2
-            exit 1
-        fi
-        sleep 0.05
-    done
-    port[$name]="${addr##*:}"
+    bench_start "$name" ip netns exec "$ns" "$@"
     servers+=("$name")
 }
 i=0
