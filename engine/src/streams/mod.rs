@@ -4,7 +4,9 @@
 //! (`on_stream`, `on_reset_stream`, `on_max_data`, ...) and acknowledgement / loss feedback,
 //! and asks it for work: [`Streams::poll_control`] yields [`ControlFrame`]s and
 //! [`Streams::poll_stream_data`] yields [`StreamFrame`]s picked by a priority round-robin
-//! scheduler. The application side (`open`, `write`, `read`, `reset`, `stop_sending`) and the
+//! scheduler that gives each stream a quantum of bytes per turn (16 KiB by default: a short
+//! response leaves whole, in a few frames, instead of one frame per round over every busy
+//! stream). The application side (`open`, `write`, `read`, `reset`, `stop_sending`) and the
 //! [`StreamEvent`] queue sit on top.
 //!
 //! Invariants kept here (DESIGN.md):
@@ -76,6 +78,9 @@ struct Entry {
     priority: i32,
     queued: bool,
     conn_blocked: bool,
+    /// Bytes sent in the stream's current turn of the round-robin (see
+    /// [`StreamsConfig::with_send_quantum`]).
+    turn: u64,
 }
 
 /// Every stream of one connection, the connection-level flow control, and the stream limits.
@@ -304,7 +309,7 @@ impl Streams {
                 self.config.max_stream_receive_window(),
             )
         });
-        Entry { send, recv, priority: 0, queued: false, conn_blocked: false }
+        Entry { send, recv, priority: 0, queued: false, conn_blocked: false, turn: 0 }
     }
 
     /// Send-buffer auto-tuning: every stream may buffer at least `floor` unacknowledged
@@ -624,6 +629,7 @@ impl Streams {
         if send.wants_send(avail) {
             if !e.queued {
                 e.queued = true;
+                e.turn = 0;
                 self.scheduler.push_back(id, e.priority);
             }
         } else if avail == 0 && send.blocked_by_connection() {

@@ -97,7 +97,8 @@ impl Streams {
 
     /// The next STREAM frame that, encoded with a length field, takes at most `room` bytes
     /// (type, stream ID, offset, length and data). Streams are served by priority,
-    /// round-robin within a priority, one frame per turn.
+    /// round-robin within a priority, a quantum of bytes per turn
+    /// ([`StreamsConfig::with_send_quantum`]).
     ///
     /// The header is sized for the chosen stream (its ID, its highest offset, the length
     /// field `room` needs), not for the largest possible header: a full packet carries its
@@ -133,7 +134,17 @@ impl Streams {
             match send.poll_transmit(max_len, avail) {
                 Some((chunk, new_bytes)) => {
                     self.conn_send.consume(new_bytes);
-                    self.maybe_schedule(id);
+                    // Deficit round-robin: the stream keeps its turn (the head of its level)
+                    // until it has sent a quantum in it; then it goes behind the others.
+                    e.turn = e.turn.saturating_add((chunk.data.len() as u64).max(1));
+                    let keep = e.turn < self.config.send_quantum()
+                        && send.wants_send(self.conn_send.available());
+                    if keep {
+                        e.queued = true;
+                        self.scheduler.push_front(id, prio);
+                    } else {
+                        self.maybe_schedule(id);
+                    }
                     return Some(StreamFrame {
                         id,
                         offset: chunk.offset,

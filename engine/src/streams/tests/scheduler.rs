@@ -1,9 +1,16 @@
-//! The send scheduler through the manager: round-robin fairness and strict priorities.
+//! The send scheduler through the manager: round-robin fairness, the send quantum and
+//! strict priorities.
 
 use super::*;
 
+/// A client whose streams take one frame per turn (send quantum 1 byte).
 fn client() -> Streams {
-    let mut c = Streams::new(Role::Client, StreamsConfig::default());
+    client_with_quantum(1)
+}
+
+fn client_with_quantum(quantum: u64) -> Streams {
+    let config = StreamsConfig::default().with_send_quantum(quantum).unwrap();
+    let mut c = Streams::new(Role::Client, config);
     c.set_peer_limits(params(
         &StreamsConfig::default()
             .with_stream_receive_window(1 << 30)
@@ -69,6 +76,54 @@ fn round_robin_within_a_priority() {
     for (i, id) in got.iter().enumerate() {
         assert_eq!(*id, ids[i % 3], "turn {i}");
     }
+}
+
+/// With a quantum, a stream keeps its turn until it has sent that many bytes in it (or runs
+/// out), then goes behind the others: 350-byte responses go out whole, one after the other,
+/// and a bulk stream yields after each quantum.
+#[test]
+fn a_stream_keeps_its_turn_for_a_quantum() {
+    let mut c = client_with_quantum(300);
+    let ids: Vec<_> = (0..3).map(|_| c.open(Dir::Uni).unwrap()).collect();
+    for &id in &ids {
+        c.write(id, Bytes::from(vec![0; 350]), true).unwrap();
+    }
+    let got: Vec<_> =
+        std::iter::from_fn(|| c.poll_stream_data(ROOM_100)).map(|f| (f.id, f.data.len())).collect();
+    // Turns of 300 bytes (three 100-byte frames), then the 50-byte tails in a second round.
+    let [a, b, d] = [ids[0], ids[1], ids[2]];
+    let want = [
+        (a, 100),
+        (a, 100),
+        (a, 100),
+        (b, 100),
+        (b, 100),
+        (b, 100),
+        (d, 100),
+        (d, 100),
+        (d, 100),
+        (a, 50),
+        (b, 50),
+        (d, 50),
+    ];
+    assert_eq!(got, want);
+
+    // The default quantum (16 KiB) sends each 4 KiB response whole before the next.
+    let mut c = Streams::new(Role::Client, StreamsConfig::default());
+    c.set_peer_limits(params(
+        &StreamsConfig::default().with_stream_receive_window(1 << 30).unwrap(),
+    ))
+    .unwrap();
+    let ids: Vec<_> = (0..4).map(|_| c.open(Dir::Uni).unwrap()).collect();
+    for &id in &ids {
+        c.write(id, Bytes::from(vec![0; 4096]), true).unwrap();
+    }
+    let frames: Vec<_> = std::iter::from_fn(|| c.poll_stream_data(1200)).collect();
+    let order: Vec<_> = frames.iter().map(|f| f.id).collect();
+    let mut runs = order.clone();
+    runs.dedup();
+    assert_eq!(runs, ids, "each stream's frames are consecutive, in turn order");
+    assert!(frames.iter().filter(|f| f.fin).count() == 4);
 }
 
 #[test]
