@@ -33,7 +33,7 @@ pub mod tls;
 mod tests;
 
 pub use aead::{AeadKey, AeadLimits, Cipher, TAG_LEN};
-pub use config::{ConfigError, KeyLogTarget, TlsClientConfig, TlsServerConfig};
+pub use config::{KeyLogTarget, TlsClientConfig, TlsConfigError, TlsServerConfig};
 pub use header::{HeaderKey, PacketNumberField};
 pub use hkdf::{HashAlg, Secret};
 pub use initial::{initial_keys, InitialSecrets};
