@@ -4,14 +4,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::RootCertStore;
 
 use super::aead::Cipher;
+use super::certs::{read_pem_certs, read_pem_key, SkipServerVerification};
 use super::provider::crypto_provider_arc;
 use super::Version;
 
@@ -84,68 +82,6 @@ impl fmt::Debug for KeyLogTarget {
             KeyLogTarget::File(p) => write!(f, "File({})", p.display()),
             KeyLogTarget::Custom(_) => f.write_str("Custom(..)"),
         }
-    }
-}
-
-fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
-    let pem_err = |reason: String| TlsConfigError::Pem { path: path.to_owned(), reason };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| pem_err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(pem_err("no CERTIFICATE block".into()));
-    }
-    Ok(certs)
-}
-
-/// Accepts any server certificate; still checks handshake signatures (so the peer must hold the
-/// key of the certificate it sent). Only behind [`ClientConfigBuilder::dangerous_skip_verify`].
-#[derive(Debug)]
-struct SkipServerVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SkipServerVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -297,7 +233,7 @@ impl ClientConfigBuilder {
         let mut config = if self.skip_verify {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(SkipServerVerification(provider)))
+                .with_custom_certificate_verifier(SkipServerVerification::new(provider))
                 .with_no_client_auth()
         } else {
             builder.with_root_certificates(self.roots).with_no_client_auth()
@@ -366,11 +302,7 @@ impl TlsServerConfig {
         key: impl AsRef<Path>,
     ) -> Result<ServerConfigBuilder, TlsConfigError> {
         let chain = read_pem_certs(cert_chain.as_ref())?;
-        let key_path = key.as_ref();
-        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| TlsConfigError::Pem {
-            path: key_path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let key = read_pem_key(key.as_ref())?;
         Ok(Self::builder(chain, key))
     }
 

@@ -7,10 +7,10 @@
 //! effective settings in a form `--config` reads back unchanged.
 
 mod cli;
-mod values;
 
 pub use cli::ConfigArgs;
-pub use values::{
+use peregrine_units as values;
+pub use peregrine_units::{
     format_duration, format_list, format_size, parse_duration, parse_duration_in, parse_list,
     parse_size,
 };
