@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use peregrine_engine::crypto::{KeyLogTarget, TlsClientConfig, TlsConfigError, TlsServerConfig};
+use peregrine_engine::{KeyLogTarget, TlsClientConfig, TlsConfigError, TlsServerConfig};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use peregrine_engine::crypto::{read_pem_certs, read_pem_key, SkipServerVerification};
+use peregrine_engine::{read_pem_certs, read_pem_key, SkipServerVerification};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 

@@ -39,6 +39,7 @@
 pub mod cid;
 mod config;
 mod events;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod issuer;
 mod owner;

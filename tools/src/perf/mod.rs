@@ -33,7 +33,7 @@ mod stop;
 use std::sync::Arc;
 use std::time::Duration;
 
-use peregrine_engine::connection::{ClientConfig, ConnectionStats};
+use peregrine_engine::{ClientConfig, ConnectionStats};
 
 use crate::certs::{self, Trust};
 use crate::client;

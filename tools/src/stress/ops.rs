@@ -12,7 +12,7 @@ use peregrine_engine::api::{
     ConnError, Connection, Endpoint, RecvStream, RecvStreamError, SendStream, WriteCompletion,
     WriteStatus,
 };
-use peregrine_engine::streams::CancelReason;
+use peregrine_engine::CancelReason;
 use peregrine_engine::VarInt;
 
 /// Timeout of a blocking stream open (invariant 4: it must return by then).
