@@ -26,7 +26,7 @@ use clap::{Parser, Subcommand};
 use peregrine_benches::quinn_perf::client::{self, ClientConfig, Mode};
 use peregrine_benches::quinn_perf::server::PerfServer;
 use peregrine_benches::quinn_perf::tls::{ClientTrust, ServerCert};
-use peregrine_benches::quinn_perf::{parse_duration, parse_size};
+use peregrine_units::{parse_duration, parse_size};
 
 /// A draft-banks-quic-performance peer on quinn.
 #[derive(Parser, Debug)]

@@ -1,64 +1,165 @@
 //! Peregrine's QUIC v1 engine.
 //!
-//! Layers, bottom up:
-//! - [`varint`], [`coding`]: variable-length integers and bounds-checked readers/writers.
-//! - [`cid`], [`version`]: connection IDs, reset tokens and version numbers.
-//! - [`error`]: transport error codes and the internal protocol error.
-//! - [`packet`]: long and short headers, packet numbers, coalesced datagrams, Retry and Version
+//! # The facade
+//!
+//! Applications and the `peregrine` CLI use the crate root and two modules:
+//! - `api`: `Send + Sync` handles ([`Endpoint`], [`Connection`], [`SendStream`],
+//!   [`RecvStream`]), async and blocking, for applications with their own threads;
+//! - `app`: handlers that run on the worker owning their connection ([`app::Service`],
+//!   [`app::ConnectionHandler`], [`app::ConnCtx`]);
+//! - the root: their configuration ([`TransportConfig`], [`ClientConfig`], [`ServerConfig`],
+//!   [`TlsClientConfig`], [`TlsServerConfig`], [`WorkerConfig`], [`StreamsConfig`],
+//!   [`RetryPolicy`], [`CidFormat`], [`Algorithm`], ...), the types their calls take and return
+//!   ([`StreamId`], [`Dir`], [`ConnectionError`], [`ConnectionStats`], [`WorkerStats`], ...),
+//!   and [`version`]'s numbers.
+//!
+//! The layers below are `pub(crate)`. The `testing` feature makes them public modules and adds
+//! the harnesses (`sim`: whole endpoints on the simulated network), for the engine's integration
+//! tests and the benchmarks; the `fuzzing` feature adds the fuzz entry points (`fuzz`) for the
+//! cargo-fuzz targets. Neither is for applications.
+//!
+//! # Layers, bottom up
+//!
+//! - `varint`], [`coding`: variable-length integers and bounds-checked readers/writers.
+//! - `cid`], [`version`: connection IDs, reset tokens and version numbers.
+//! - `error`: transport error codes and the internal protocol error.
+//! - `packet`: long and short headers, packet numbers, coalesced datagrams, Retry and Version
 //!   Negotiation.
-//! - [`frame`]: every RFC 9000 frame type plus DATAGRAM (RFC 9221).
-//! - [`transport_params`]: transport parameters (RFC 9000 §18).
-//! - [`crypto`]: packet protection (AEAD and header protection on aws-lc-rs), Initial secrets,
+//! - `frame`: every RFC 9000 frame type plus DATAGRAM (RFC 9221).
+//! - `transport_params`: transport parameters (RFC 9000 §18).
+//! - `crypto`: packet protection (AEAD and header protection on aws-lc-rs), Initial secrets,
 //!   key update, and TLS 1.3 through rustls's QUIC API.
-//! - [`streams`]: stream state machines, reassembly, flow control with window auto-tuning,
+//! - `streams`: stream state machines, reassembly, flow control with window auto-tuning,
 //!   stream limits and the send scheduler (RFC 9000 §2-§4).
-//! - [`recovery`], [`congestion`]: RTT estimation, ACK tracking, loss detection, PTO and ECN
+//! - `recovery`], [`congestion`: RTT estimation, ACK tracking, loss detection, PTO and ECN
 //!   validation (RFC 9002 §5-6); NewReno, CUBIC with HyStart++, and pacing (RFC 9002 §7).
-//! - [`connection`]: the connection state machine (RFC 9000/9001/9002) tying them together,
+//! - `connection`: the connection state machine (RFC 9000/9001/9002) tying them together,
 //!   sans-IO and quinn-proto shaped: `handle_datagram`, `poll_transmit`, timers, events.
-//! - [`endpoint`]: one worker's sans-IO `Endpoint`, owning its connections (one identity each,
+//! - `endpoint`: one worker's sans-IO `Endpoint`, owning its connections (one identity each,
 //!   the `ConnectionHandle`), their timers and interests, and the packet router inside it:
 //!   QUIC-LB connection IDs, Version Negotiation, Retry and address validation tokens,
 //!   stateless resets.
-//! - [`scheduler`]: the per-worker send scheduler (fair round-robin GSO batches) and the
+//! - `scheduler`: the per-worker send scheduler (fair round-robin GSO batches) and the
 //!   atomic close flag.
-//! - [`worker`]: pinned worker threads (or [`worker::Driver`]s stepped on virtual time) owning a
+//! - `worker`: pinned worker threads (or [`worker::Driver`]s stepped on virtual time) owning a
 //!   datapath queue and an `Endpoint`, running their connections' applications; the only
 //!   module that reads the clock.
-//! - [`app`]: applications that run on the worker owning their connection: a `Service` per
+//! - `app`: applications that run on the worker owning their connection: a `Service` per
 //!   worker hands out a `ConnectionHandler` per connection, called with a `ConnCtx`.
-//! - [`api`]: `Endpoint`, `Connection`, `SendStream`, `RecvStream` handles for applications
+//! - `api`: `Endpoint`, `Connection`, `SendStream`, `RecvStream` handles for applications
 //!   with their own threads, async and blocking, layered on the same workers.
-//! - [`sim`]: whole endpoints on the simulated network, stepped on virtual time.
+//! - `sim`: whole endpoints on the simulated network, stepped on virtual time.
 //!
 //! The core is sans-IO: it never reads the clock or touches a socket; time comes in as an argument.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Without `testing`, the layers' own re-exports and the helpers only the tests and benches call
+// are unused (the layers are private): the lints look at them in the `testing` build, where they
+// are public as before (CI's `clippy --all-targets` builds it).
+#![cfg_attr(not(feature = "testing"), allow(dead_code, unused_imports))]
 
 pub mod api;
 pub mod app;
-pub mod cid;
-pub mod coding;
-pub mod congestion;
-pub mod connection;
-pub mod crypto;
-pub mod endpoint;
-pub mod error;
-pub mod frame;
-pub mod fuzz;
-pub(crate) mod handoff;
-pub mod packet;
-pub mod qlog;
-pub mod recovery;
-pub mod scheduler;
-pub mod sim;
-pub mod streams;
-pub mod transport_params;
-pub mod varint;
 pub mod version;
-pub mod worker;
 
-pub use cid::{ConnectionId, ResetToken};
+// The internal layers: `pub(crate)`, or public modules with the `testing` feature. (Written out
+// rather than generated by a macro so that rustfmt still finds the modules' files.)
+#[cfg(feature = "testing")]
+pub mod cid;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod cid;
+#[cfg(feature = "testing")]
+pub mod coding;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod coding;
+#[cfg(feature = "testing")]
+pub mod congestion;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod congestion;
+#[cfg(feature = "testing")]
+pub mod connection;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod connection;
+#[cfg(feature = "testing")]
+pub mod crypto;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod crypto;
+#[cfg(feature = "testing")]
+pub mod endpoint;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod endpoint;
+#[cfg(feature = "testing")]
+pub mod error;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod error;
+#[cfg(feature = "testing")]
+pub mod frame;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod frame;
+#[cfg(feature = "testing")]
+pub mod packet;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod packet;
+#[cfg(feature = "testing")]
+pub mod qlog;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod qlog;
+#[cfg(feature = "testing")]
+pub mod recovery;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod recovery;
+#[cfg(feature = "testing")]
+pub mod scheduler;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod scheduler;
+#[cfg(feature = "testing")]
+pub mod streams;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod streams;
+#[cfg(feature = "testing")]
+pub mod transport_params;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod transport_params;
+#[cfg(feature = "testing")]
+pub mod varint;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod varint;
+#[cfg(feature = "testing")]
+pub mod worker;
+#[cfg(not(feature = "testing"))]
+pub(crate) mod worker;
+
+pub(crate) mod handoff;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
+#[cfg(feature = "testing")]
+pub mod sim;
+
+pub use api::{
+    block_on, ConnError, Connecting, Connection, Elapsed, Endpoint, EndpointConfig, EndpointStats,
+    RecvStream, RecvStreamError, SendStream, ShutdownError, ShutdownReport, WriteAllError,
+    WriteCompletion, WriteStatus,
+};
+pub use cid::{ConnectionId, ResetToken, MAX_CID_LEN};
+pub use congestion::{Algorithm, CongestionConfigError};
+pub use connection::{
+    ClientConfig, ConfigError as TransportConfigError, ConnectionError, ConnectionStats,
+    EarlyDataState, ServerConfig, TokenStore, TransportConfig, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, MAX_DATAGRAM_SIZE_LIMIT,
+};
+pub use crypto::{
+    read_pem_certs, read_pem_key, Cipher, KeyLogTarget, SkipServerVerification, TlsClientConfig,
+    TlsConfigError, TlsServerConfig,
+};
+pub use endpoint::cid::{DEFAULT_CID_LEN, MAX_SERVER_ID_LEN};
+pub use endpoint::{CidFormat, CidFormatError, RetryPolicy, RouterConfigError};
 pub use error::{Error, TransportErrorCode};
+pub use scheduler::{DEFAULT_MAX_BATCH, DEFAULT_MAX_GSO_SEGMENTS};
+pub use streams::{
+    CancelReason, ClosedStream, Dir, OpenError, ReadError, RecvChunk, StreamEvent, StreamId,
+    StreamsConfig, StreamsConfigError, WriteError, WriteId, WriteOutcome,
+};
 pub use varint::VarInt;
+pub use worker::{WorkerConfig, WorkerStats};

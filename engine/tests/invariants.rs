@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peregrine_engine::api::{
-    block_on, ConnError, Connection, Endpoint, EndpointConfig, ReadError, RecvStream, SendStream,
-    WriteCompletion, WriteStatus,
+    block_on, ConnError, Connection, Endpoint, EndpointConfig, RecvStream, RecvStreamError,
+    SendStream, WriteCompletion, WriteStatus,
 };
 use peregrine_engine::connection::TransportConfig;
 #[allow(unused_imports)]
@@ -393,9 +393,9 @@ fn invariant_open_stream_wakes() {
         }),
         ("resets both ways", |(cs, mut cr, ss, mut sr)| {
             cs.reset(3);
-            assert_eq!(sr.read_to_end_blocking(1024, T).err(), Some(ReadError::Reset(3)));
+            assert_eq!(sr.read_to_end_blocking(1024, T).err(), Some(RecvStreamError::Reset(3)));
             ss.reset(4);
-            assert_eq!(cr.read_to_end_blocking(1024, T).err(), Some(ReadError::Reset(4)));
+            assert_eq!(cr.read_to_end_blocking(1024, T).err(), Some(RecvStreamError::Reset(4)));
         }),
         ("server stop-sending, server fin", |(cs, mut cr, ss, mut sr)| {
             sr.stop(5);

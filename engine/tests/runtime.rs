@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use peregrine_engine::api::{ReadError, WriteStatus};
+use peregrine_engine::api::{RecvStreamError, WriteStatus};
 use peregrine_engine::connection::TransportConfig;
 use peregrine_engine::VarInt;
 
@@ -92,7 +92,7 @@ fn reset_arriving_with_the_ack_of_our_fin_reaches_the_reader() {
         ssend.reset(100 + i);
         assert_eq!(req.wait(T).unwrap(), WriteStatus::Delivered);
         let got = recv.read_to_end_blocking(1 << 10, Duration::from_secs(5));
-        assert_eq!(got, Err(ReadError::Reset(100 + i)), "stream {i}");
+        assert_eq!(got, Err(RecvStreamError::Reset(100 + i)), "stream {i}");
     }
     let st = client.stats();
     assert_eq!((st.writes, st.completions, st.duplicate_completions), (60, 60, 0));

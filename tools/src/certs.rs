@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use peregrine_engine::crypto::{ConfigError, KeyLogTarget, TlsClientConfig, TlsServerConfig};
+use peregrine_engine::{KeyLogTarget, TlsClientConfig, TlsConfigError, TlsServerConfig};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -131,7 +131,7 @@ pub fn server_from_files(
         .enable_early_data(early_data)
         .build()
         .map_err(|e| match e {
-            ConfigError::Tls(rustls::Error::InconsistentKeys(
+            TlsConfigError::Tls(rustls::Error::InconsistentKeys(
                 rustls::InconsistentKeys::KeyMismatch,
             )) => format!(
                 "--key {} does not match --cert {}: it is not the private key of the \

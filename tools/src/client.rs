@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peregrine_engine::api::{Connection, Endpoint, EndpointConfig};
-use peregrine_engine::connection::{ClientConfig, EarlyDataState};
 use peregrine_engine::VarInt;
+use peregrine_engine::{ClientConfig, EarlyDataState};
 
 use crate::certs::{self, Trust};
 use crate::config::{ConfigArgs, Settings};
@@ -379,7 +379,7 @@ mod tests {
         let tls = crate::certs::client(
             crate::certs::Trust::Insecure,
             b"hq-interop",
-            peregrine_engine::crypto::KeyLogTarget::Disabled,
+            peregrine_engine::KeyLogTarget::Disabled,
         )
         .unwrap();
         let base = ClientConfig::new(tls);

@@ -13,12 +13,12 @@ use peregrine_datapath::uring::{UringConfig, UringQueue};
 use peregrine_datapath::xdp::{XdpConfig, XdpMode as DpXdpMode, XdpQueue};
 use peregrine_datapath::{Capabilities, Queue};
 use peregrine_engine::api::{Endpoint, EndpointConfig};
-use peregrine_engine::connection::{ServerConfig, TransportConfig, MAX_DATAGRAM_SIZE_LIMIT};
-use peregrine_engine::crypto::KeyLogTarget;
-use peregrine_engine::endpoint::cid::DEFAULT_CID_LEN;
-use peregrine_engine::endpoint::RetryPolicy;
-use peregrine_engine::streams::{Dir, StreamsConfig};
-use peregrine_engine::worker::WorkerConfig;
+use peregrine_engine::KeyLogTarget;
+use peregrine_engine::RetryPolicy;
+use peregrine_engine::WorkerConfig;
+use peregrine_engine::DEFAULT_CID_LEN;
+use peregrine_engine::{Dir, StreamsConfig};
+use peregrine_engine::{ServerConfig, TransportConfig, MAX_DATAGRAM_SIZE_LIMIT};
 
 use crate::config::{
     format_list, Datapath, Retry, Settings, XdpMode, DEFAULT_MAX_HANDSHAKES, DEFAULT_RING_SIZE,
@@ -560,7 +560,7 @@ mod tests {
     fn transport_takes_the_knobs() {
         let s = with(&[("congestion", "newreno"), ("mtu", "1200"), ("initial-window", "2400")]);
         let t = transport(&s).unwrap();
-        assert_eq!(t.congestion(), peregrine_engine::congestion::Algorithm::NewReno);
+        assert_eq!(t.congestion(), peregrine_engine::Algorithm::NewReno);
         assert!(transport(&Settings::default()).is_ok());
         let w =
             worker_config(&with(&[("gso", "off"), ("tx-batch", "8"), ("cores", "0")]), Use::Server);

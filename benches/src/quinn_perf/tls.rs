@@ -5,11 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use peregrine_engine::{read_pem_certs, read_pem_key, SkipServerVerification};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// The ALPN of draft-banks-quic-performance.
 pub const ALPN_PERF: &[u8] = b"perf";
@@ -37,14 +35,8 @@ impl ServerCert {
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, String> {
         let chain_pem =
             std::fs::read_to_string(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
-        let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{}: {e}", cert.display()))?;
-        if chain.is_empty() {
-            return Err(format!("{}: no certificate", cert.display()));
-        }
-        let key =
-            PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        let chain = read_pem_certs(cert).map_err(|e| e.to_string())?;
+        let key = read_pem_key(key).map_err(|e| e.to_string())?;
         Ok(Self { chain, key, chain_pem })
     }
 }
@@ -99,14 +91,12 @@ pub fn client_config(trust: &ClientTrust) -> Result<quinn::ClientConfig, String>
             builder.with_root_certificates(roots(certs.clone())?).with_no_client_auth()
         }
         ClientTrust::CaFile(p) => {
-            let certs = CertificateDer::pem_file_iter(p)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("{}: {e}", p.display()))?;
+            let certs = read_pem_certs(p).map_err(|e| e.to_string())?;
             builder.with_root_certificates(roots(certs)?).with_no_client_auth()
         }
         ClientTrust::Insecure => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SkipVerify(provider())))
+            .with_custom_certificate_verifier(SkipServerVerification::new(provider()))
             .with_no_client_auth(),
     };
     tls.alpn_protocols = vec![ALPN_PERF.to_vec()];
@@ -115,53 +105,10 @@ pub fn client_config(trust: &ClientTrust) -> Result<quinn::ClientConfig, String>
     Ok(quinn::ClientConfig::new(Arc::new(crypto)))
 }
 
-/// Accepts any certificate; still verifies the TLS 1.3 handshake signature with its key.
-#[derive(Debug)]
-struct SkipVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SkipVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::pem::PemObject;
 
     #[test]
     fn pem_round_trips_through_the_parser() {

@@ -89,7 +89,7 @@ impl LinkStats {
 
 /// Why the network dropped a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DropReason {
+pub enum LinkDrop {
     /// Larger than the link MTU.
     Mtu,
     /// Sent inside a blackhole window.
@@ -190,16 +190,16 @@ impl Link {
         data: &mut [u8],
         ecn: Ecn,
         ipv6: bool,
-    ) -> Result<Arrival, DropReason> {
+    ) -> Result<Arrival, LinkDrop> {
         self.stats.sent += 1;
         let wire = wire_len(data.len(), ipv6);
         if self.config.mtu.is_some_and(|mtu| wire > mtu) {
             self.stats.dropped_mtu += 1;
-            return Err(DropReason::Mtu);
+            return Err(LinkDrop::Mtu);
         }
         if self.config.blackholes.iter().any(|b| b.contains(now)) {
             self.stats.dropped_blackhole += 1;
-            return Err(DropReason::Blackhole);
+            return Err(LinkDrop::Blackhole);
         }
         let (depart, ecn) = self.enqueue(now, wire, ecn)?;
         if let Some(reason) = self.loss() {
@@ -209,7 +209,7 @@ impl Link {
             } else {
                 self.loss_run += 1;
                 match reason {
-                    DropReason::RandomLoss => self.stats.lost_random += 1,
+                    LinkDrop::RandomLoss => self.stats.lost_random += 1,
                     _ => self.stats.lost_burst += 1,
                 }
                 return Err(reason);
@@ -247,9 +247,9 @@ impl Link {
 
     /// Random loss, then burst loss: which one takes the datagram, if any (draws made either
     /// way, as before the burst cap existed).
-    fn loss(&mut self) -> Option<DropReason> {
+    fn loss(&mut self) -> Option<LinkDrop> {
         if self.chance(self.config.loss) {
-            return Some(DropReason::RandomLoss);
+            return Some(LinkDrop::RandomLoss);
         }
         if let Some(ge) = self.config.burst_loss {
             let flip = if self.bad { ge.p_bad_to_good } else { ge.p_good_to_bad };
@@ -257,19 +257,14 @@ impl Link {
                 self.bad = !self.bad;
             }
             if self.chance(if self.bad { ge.loss_bad } else { ge.loss_good }) {
-                return Some(DropReason::BurstLoss);
+                return Some(LinkDrop::BurstLoss);
             }
         }
         None
     }
 
     /// The bottleneck: returns when the datagram leaves it and its ECN codepoint, or the drop.
-    fn enqueue(
-        &mut self,
-        now: Instant,
-        wire: usize,
-        ecn: Ecn,
-    ) -> Result<(Instant, Ecn), DropReason> {
+    fn enqueue(&mut self, now: Instant, wire: usize, ecn: Ecn) -> Result<(Instant, Ecn), LinkDrop> {
         let Some(rate) = self.config.rate_bps else {
             return Ok((now, ecn));
         };
@@ -278,7 +273,7 @@ impl Link {
             || self.config.queue_packets.is_some_and(|max| self.backlog.len() >= max)
         {
             self.stats.dropped_queue_full += 1;
-            return Err(DropReason::QueueFull);
+            return Err(LinkDrop::QueueFull);
         }
         let mut ecn = ecn;
         if self.config.ce_threshold.is_some_and(|t| self.backlog_bytes > t) {
@@ -290,7 +285,7 @@ impl Link {
                 Ecn::Ce => {}
                 Ecn::NotEct => {
                     self.stats.dropped_aqm += 1;
-                    return Err(DropReason::Aqm);
+                    return Err(LinkDrop::Aqm);
                 }
             }
         }

@@ -56,7 +56,7 @@ pub use config::{
     IPV4_UDP_OVERHEAD, IPV6_UDP_OVERHEAD, MAX_UDP_PAYLOAD, MIN_MTU,
 };
 pub(crate) use link::Link;
-pub use link::{DropReason, LinkStats};
+pub use link::{LinkDrop, LinkStats};
 pub use network::SimNetwork;
 pub use queue::SimQueue;
 pub use trace::{Fate, TraceEvent};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::clock::VirtualClock;
 use super::config::{LinkConfig, SimError, SimQueueConfig};
-use super::link::{DropReason, Link, LinkStats};
+use super::link::{Link, LinkDrop, LinkStats};
 use super::queue::SimQueue;
 use super::trace::{fnv1a, Fate, TraceEvent};
 use crate::Ecn;
@@ -139,7 +139,7 @@ impl NetInner {
             None => {
                 link.stats.sent += 1;
                 link.stats.unroutable += 1;
-                Err(DropReason::Unroutable)
+                Err(LinkDrop::Unroutable)
             }
         };
         if self.trace.is_some() {

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::link::DropReason;
+use super::link::LinkDrop;
 use crate::Ecn;
 
 /// What the network did with one datagram (one GSO segment), recorded when it was sent.
@@ -32,7 +32,7 @@ pub struct TraceEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
     /// The network dropped it.
-    Dropped(DropReason),
+    Dropped(LinkDrop),
     /// It becomes receivable at `at` (a duplicate, if any, right after it).
     Delivered {
         /// Arrival, as virtual time since the start.

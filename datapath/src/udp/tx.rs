@@ -257,5 +257,5 @@ where
 }
 
 #[cfg(test)]
-#[path = "tx_tests.rs"]
+#[path = "tests/tx.rs"]
 mod tests;

@@ -14,7 +14,7 @@ use super::stream::{RecvStream, SendStream};
 use super::sync::block_on;
 use crate::connection::ConnectionStats;
 use crate::handoff::shared::{ConnShared, OpenSlot, OpenState, StreamShared};
-use crate::handoff::{abandon, Command, ConnError, ConnOp, Mailbox};
+use crate::handoff::{abandon, Command, ConnError, ConnOp, WakingCell};
 use crate::streams::Dir;
 use crate::varint::VarInt;
 use crate::worker::EndpointCtx;
@@ -149,7 +149,7 @@ impl Connection {
     }
 
     fn open(&self, dir: Dir) -> Opening {
-        let slot = Arc::new(Mailbox::new(OpenState::default()));
+        let slot = Arc::new(WakingCell::new(OpenState::default()));
         if self.shared.close.is_ended() || self.shared.close.is_requested() {
             let e = self.close_reason().unwrap_or(ConnError::Closed);
             slot.with(|s| s.result = Some(Err(e)));

@@ -17,12 +17,12 @@ use crate::app::{ConnectionHandler, ServiceFactory};
 use crate::connection::{ClientConfig, ServerConfig};
 use crate::endpoint::CidFormat;
 use crate::handoff::shared::{ConnShared, Counters};
-use crate::handoff::{abandon, Command, ConnError, Mailbox};
+use crate::handoff::{abandon, Command, ConnError, WakingCell};
 use crate::varint::VarInt;
 use crate::worker::accounting::Accounting;
 use crate::worker::inbox::Inbox;
 use crate::worker::{
-    self, AcceptQueue, Clock, Driver, EndpointCtx, RouterSeed, SystemClock, WorkerConfig,
+    self, AcceptQueue, Clock, Driver, EndpointCtx, EndpointKeys, SystemClock, WorkerConfig,
     WorkerStats,
 };
 
@@ -218,7 +218,7 @@ impl Endpoint {
         queues: &[Q],
         config: &EndpointConfig,
         clock: Arc<dyn Clock>,
-    ) -> std::io::Result<(Arc<EndpointCtx>, RouterSeed, SocketAddr)> {
+    ) -> std::io::Result<(Arc<EndpointCtx>, EndpointKeys, SocketAddr)> {
         if queues.is_empty() || queues.len() > 256 {
             return Err(std::io::Error::other("an endpoint needs 1..=256 queues"));
         }
@@ -229,15 +229,15 @@ impl Endpoint {
             inboxes,
             accounting: Accounting::default(),
             counters: Arc::new(Counters::default()),
-            incoming: Mailbox::new(AcceptQueue::default()),
+            incoming: WakingCell::new(AcceptQueue::default()),
             server: config.server.clone().map(Arc::new),
             client: config.client.clone().map(Arc::new),
             service: config.service.clone(),
-            worker_stats: (0..n).map(|_| Mailbox::new(WorkerStats::default())).collect(),
+            worker_stats: (0..n).map(|_| WakingCell::new(WorkerStats::default())).collect(),
             stopped: AtomicBool::new(false),
             clock,
         });
-        let mut seed = RouterSeed::new(config.seed);
+        let mut seed = EndpointKeys::new(config.seed);
         if let Some(key) = config.server.as_ref().and_then(|s| s.reset_key) {
             seed.reset_key = crate::endpoint::ResetKey::new(&key);
         }

@@ -3,7 +3,7 @@
 //!
 //! Handles are `Send + Sync` and never touch connection state: they post commands to the
 //! owner worker's lock-free inbox and wake it; results come back through small per-connection
-//! and per-stream mailboxes (`crate::handoff`). Blocking calls run the same futures on a tiny
+//! and per-stream waking cells (`crate::handoff`). Blocking calls run the same futures on a tiny
 //! parking executor ([`block_on`]) with a timeout. This is the layer for applications that
 //! keep their own threads; applications that run on the workers themselves use
 //! [`crate::app`] (handlers), configured with [`EndpointConfig::service`] or
@@ -27,7 +27,7 @@ pub use sync::{block_on, Elapsed};
 
 /// Why a read failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ReadError {
+pub enum RecvStreamError {
     /// The peer reset the stream with this application error code.
     #[error("stream reset by peer with code {0}")]
     Reset(u64),

@@ -12,9 +12,9 @@ use bytes::Bytes;
 
 use super::connection::Connection;
 use super::sync::{block_on, Elapsed};
-use super::{ReadError, WriteAllError};
+use super::{RecvStreamError, WriteAllError};
 use crate::handoff::shared::{Completer, StreamShared, WriteSlot, WriteStatus};
-use crate::handoff::{ConnOp, Mailbox};
+use crate::handoff::{ConnOp, WakingCell};
 use crate::streams::StreamId;
 
 /// Size of the pieces [`SendStream::write_all`] cuts its data into.
@@ -59,7 +59,7 @@ impl SendStream {
     }
 
     fn write_inner(&self, data: Bytes, fin: bool) -> WriteCompletion {
-        let slot = Arc::new(Mailbox::new(None));
+        let slot = Arc::new(WakingCell::new(None));
         let done = Completer::new(slot.clone(), self.conn.ctx.counters.clone());
         self.conn.post(ConnOp::Write { stream: self.stream.id, data, fin, done });
         WriteCompletion { slot }
@@ -173,7 +173,7 @@ impl RecvStream {
     }
 
     /// Takes the next piece of data (at most `max` bytes); `Ok(None)` at the end of the stream.
-    pub async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, ReadError> {
+    pub async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, RecvStreamError> {
         let s = self.stream.clone();
         let max = max.max(1);
         let (r, resume) = poll_fn(move |cx| {
@@ -195,9 +195,9 @@ impl RecvStream {
                     return Some((Ok(None), false));
                 }
                 if let Some(code) = m.reset {
-                    return Some((Err(ReadError::Reset(code)), false));
+                    return Some((Err(RecvStreamError::Reset(code)), false));
                 }
-                m.closed.clone().map(|e| (Err(ReadError::Closed(e)), false))
+                m.closed.clone().map(|e| (Err(RecvStreamError::Closed(e)), false))
             })
         })
         .await;
@@ -208,7 +208,7 @@ impl RecvStream {
     }
 
     /// Reads into `buf`: the number of bytes, or `Ok(None)` at the end of the stream.
-    pub async fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, ReadError> {
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, RecvStreamError> {
         match self.read_chunk(buf.len()).await? {
             Some(b) => {
                 buf[..b.len()].copy_from_slice(&b);
@@ -218,12 +218,12 @@ impl RecvStream {
         }
     }
 
-    /// Reads the rest of the stream, failing with [`ReadError::TooLong`] beyond `limit` bytes.
-    pub async fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, ReadError> {
+    /// Reads the rest of the stream, failing with [`RecvStreamError::TooLong`] beyond `limit` bytes.
+    pub async fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, RecvStreamError> {
         let mut out = Vec::new();
         while let Some(b) = self.read_chunk(usize::MAX).await? {
             if out.len() + b.len() > limit {
-                return Err(ReadError::TooLong);
+                return Err(RecvStreamError::TooLong);
             }
             out.extend_from_slice(&b);
         }
@@ -235,8 +235,8 @@ impl RecvStream {
         &mut self,
         buf: &mut [u8],
         timeout: Duration,
-    ) -> Result<Option<usize>, ReadError> {
-        block_on(self.read(buf), Some(timeout)).map_err(|_| ReadError::TimedOut)?
+    ) -> Result<Option<usize>, RecvStreamError> {
+        block_on(self.read(buf), Some(timeout)).map_err(|_| RecvStreamError::TimedOut)?
     }
 
     /// Blocking [`RecvStream::read_to_end`].
@@ -244,8 +244,8 @@ impl RecvStream {
         &mut self,
         limit: usize,
         timeout: Duration,
-    ) -> Result<Vec<u8>, ReadError> {
-        block_on(self.read_to_end(limit), Some(timeout)).map_err(|_| ReadError::TimedOut)?
+    ) -> Result<Vec<u8>, RecvStreamError> {
+        block_on(self.read_to_end(limit), Some(timeout)).map_err(|_| RecvStreamError::TimedOut)?
     }
 
     /// Stops reading with `code` (STOP_SENDING): buffered and future data are discarded.

@@ -297,5 +297,5 @@ impl Controller for Cubic {
 }
 
 #[cfg(test)]
-#[path = "cubic_tests.rs"]
+#[path = "tests/cubic.rs"]
 mod tests;

@@ -154,7 +154,7 @@ pub trait Controller: Send + fmt::Debug {
 
 /// Invalid congestion configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub enum CongestionConfigError {
     /// max_datagram_size below the 1200 bytes QUIC requires.
     #[error("max_datagram_size {0} is below the QUIC minimum of 1200")]
     DatagramTooSmall(u16),
@@ -185,9 +185,9 @@ impl Default for Config {
 impl Config {
     /// The starting max_datagram_size, in bytes. Default 1200 (the QUIC minimum); must be
     /// at least 1200. Larger values give a larger initial window.
-    pub fn with_max_datagram_size(mut self, size: u16) -> Result<Self, ConfigError> {
+    pub fn with_max_datagram_size(mut self, size: u16) -> Result<Self, CongestionConfigError> {
         if size < INITIAL_MAX_DATAGRAM_SIZE {
-            return Err(ConfigError::DatagramTooSmall(size));
+            return Err(CongestionConfigError::DatagramTooSmall(size));
         }
         self.max_datagram_size = size;
         self.check()?;
@@ -197,7 +197,10 @@ impl Config {
     /// Overrides the initial window, in bytes. Default (`None`): RFC 9002's
     /// `min(10 * mds, max(14720, 2 * mds))`. Must be at least the minimum window. Larger values
     /// start faster on clean paths at the price of bigger initial bursts.
-    pub fn with_initial_window(mut self, window: Option<u64>) -> Result<Self, ConfigError> {
+    pub fn with_initial_window(
+        mut self,
+        window: Option<u64>,
+    ) -> Result<Self, CongestionConfigError> {
         self.initial_window = window;
         self.check()?;
         Ok(self)
@@ -210,11 +213,11 @@ impl Config {
         self
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
+    fn check(&self) -> Result<(), CongestionConfigError> {
         let minimum = minimum_window(self.max_datagram_size);
         match self.initial_window {
             Some(window) if window < minimum => {
-                Err(ConfigError::WindowTooSmall { window, minimum })
+                Err(CongestionConfigError::WindowTooSmall { window, minimum })
             }
             _ => Ok(()),
         }
@@ -359,11 +362,11 @@ mod tests {
     fn config_validation() {
         assert_eq!(
             Config::default().with_max_datagram_size(1199),
-            Err(ConfigError::DatagramTooSmall(1199))
+            Err(CongestionConfigError::DatagramTooSmall(1199))
         );
         assert_eq!(
             Config::default().with_initial_window(Some(2399)),
-            Err(ConfigError::WindowTooSmall { window: 2399, minimum: 2400 })
+            Err(CongestionConfigError::WindowTooSmall { window: 2399, minimum: 2400 })
         );
         let c = Config::default().with_initial_window(Some(2400)).unwrap();
         assert_eq!(c.initial_window(), 2400);

@@ -454,7 +454,7 @@ pub struct ServerConfig {
     /// handshakes are in progress on the worker.
     pub retry: RetryPolicy,
     /// Most half-open connections per worker
-    /// ([`crate::endpoint::ServerConfig::with_max_handshakes`]). Default
+    /// ([`crate::endpoint::AcceptConfig::with_max_handshakes`]). Default
     /// [`crate::endpoint::DEFAULT_MAX_HANDSHAKES`].
     pub max_handshakes: usize,
     /// Key sealing address validation tokens (Retry and NEW_TOKEN). Every worker of an

@@ -4,14 +4,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::RootCertStore;
 
 use super::aead::Cipher;
+use super::certs::{read_pem_certs, read_pem_key, SkipServerVerification};
 use super::provider::crypto_provider_arc;
 use super::Version;
 
@@ -28,7 +26,7 @@ pub const DEFAULT_SERVER_SESSION_CACHE_SIZE: usize = 4096;
 
 /// A configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum TlsConfigError {
     /// No ALPN protocol configured: QUIC requires ALPN (RFC 9001 §8.1).
     #[error("no ALPN protocol configured (QUIC requires ALPN)")]
     NoAlpn,
@@ -84,68 +82,6 @@ impl fmt::Debug for KeyLogTarget {
             KeyLogTarget::File(p) => write!(f, "File({})", p.display()),
             KeyLogTarget::Custom(_) => f.write_str("Custom(..)"),
         }
-    }
-}
-
-fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let pem_err = |reason: String| ConfigError::Pem { path: path.to_owned(), reason };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| pem_err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(pem_err("no CERTIFICATE block".into()));
-    }
-    Ok(certs)
-}
-
-/// Accepts any server certificate; still checks handshake signatures (so the peer must hold the
-/// key of the certificate it sent). Only behind [`ClientConfigBuilder::dangerous_skip_verify`].
-#[derive(Debug)]
-struct SkipServerVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SkipServerVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -212,13 +148,16 @@ impl Default for ClientConfigBuilder {
 
 impl ClientConfigBuilder {
     /// Trusts this root (or self-signed) certificate.
-    pub fn add_root_certificate(mut self, cert: CertificateDer<'_>) -> Result<Self, ConfigError> {
+    pub fn add_root_certificate(
+        mut self,
+        cert: CertificateDer<'_>,
+    ) -> Result<Self, TlsConfigError> {
         self.roots.add(cert)?;
         Ok(self)
     }
 
     /// Trusts every certificate of a PEM file (the CLI's `--ca FILE`).
-    pub fn add_root_pem_file(mut self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+    pub fn add_root_pem_file(mut self, path: impl AsRef<Path>) -> Result<Self, TlsConfigError> {
         for cert in read_pem_certs(path.as_ref())? {
             self.roots.add(cert)?;
         }
@@ -274,15 +213,15 @@ impl ClientConfigBuilder {
     }
 
     /// Checks and builds the configuration.
-    pub fn build(self) -> Result<TlsClientConfig, ConfigError> {
+    pub fn build(self) -> Result<TlsClientConfig, TlsConfigError> {
         if self.alpn.is_empty() {
-            return Err(ConfigError::NoAlpn);
+            return Err(TlsConfigError::NoAlpn);
         }
         if self.ciphers.is_empty() {
-            return Err(ConfigError::NoCiphers);
+            return Err(TlsConfigError::NoCiphers);
         }
         if !self.skip_verify && self.roots.is_empty() {
-            return Err(ConfigError::NoTrustAnchors);
+            return Err(TlsConfigError::NoTrustAnchors);
         }
         let provider = crypto_provider_arc(&self.ciphers);
         //= https://www.rfc-editor.org/rfc/rfc9001#section-4.2
@@ -294,7 +233,7 @@ impl ClientConfigBuilder {
         let mut config = if self.skip_verify {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(SkipServerVerification(provider)))
+                .with_custom_certificate_verifier(SkipServerVerification::new(provider))
                 .with_no_client_auth()
         } else {
             builder.with_root_certificates(self.roots).with_no_client_auth()
@@ -361,11 +300,9 @@ impl TlsServerConfig {
     pub fn builder_from_pem_files(
         cert_chain: impl AsRef<Path>,
         key: impl AsRef<Path>,
-    ) -> Result<ServerConfigBuilder, ConfigError> {
+    ) -> Result<ServerConfigBuilder, TlsConfigError> {
         let chain = read_pem_certs(cert_chain.as_ref())?;
-        let key_path = key.as_ref();
-        let key = PrivateKeyDer::from_pem_file(key_path)
-            .map_err(|e| ConfigError::Pem { path: key_path.to_owned(), reason: e.to_string() })?;
+        let key = read_pem_key(key.as_ref())?;
         Ok(Self::builder(chain, key))
     }
 
@@ -444,12 +381,12 @@ impl ServerConfigBuilder {
     }
 
     /// Checks and builds the configuration.
-    pub fn build(self) -> Result<TlsServerConfig, ConfigError> {
+    pub fn build(self) -> Result<TlsServerConfig, TlsConfigError> {
         if self.alpn.is_empty() {
-            return Err(ConfigError::NoAlpn);
+            return Err(TlsConfigError::NoAlpn);
         }
         if self.ciphers.is_empty() {
-            return Err(ConfigError::NoCiphers);
+            return Err(TlsConfigError::NoCiphers);
         }
         let provider = crypto_provider_arc(&self.ciphers);
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -500,11 +437,11 @@ mod tests {
     fn builders_reject_unusable_configs() {
         assert!(matches!(
             TlsClientConfig::builder().dangerous_skip_verify().build(),
-            Err(ConfigError::NoAlpn)
+            Err(TlsConfigError::NoAlpn)
         ));
         assert!(matches!(
             TlsClientConfig::builder().alpn_protocols([b"h3"]).build(),
-            Err(ConfigError::NoTrustAnchors)
+            Err(TlsConfigError::NoTrustAnchors)
         ));
         assert!(matches!(
             TlsClientConfig::builder()
@@ -512,7 +449,7 @@ mod tests {
                 .dangerous_skip_verify()
                 .ciphers(&[])
                 .build(),
-            Err(ConfigError::NoCiphers)
+            Err(TlsConfigError::NoCiphers)
         ));
         let c = TlsClientConfig::builder()
             .alpn_protocols(["h3"])
@@ -522,7 +459,7 @@ mod tests {
         assert_eq!(c.rustls(Version::V2).alpn_protocols, vec![b"h3".to_vec()]);
         assert!(matches!(
             TlsClientConfig::builder().add_root_pem_file("/nonexistent/ca.pem"),
-            Err(ConfigError::Pem { .. })
+            Err(TlsConfigError::Pem { .. })
         ));
         assert!(matches!(
             TlsClientConfig::builder()
@@ -530,7 +467,7 @@ mod tests {
                 .dangerous_skip_verify()
                 .keylog(KeyLogTarget::File("/nonexistent/dir/keys.log".into()))
                 .build(),
-            Err(ConfigError::KeyLogFile { .. })
+            Err(TlsConfigError::KeyLogFile { .. })
         ));
     }
 }

@@ -10,13 +10,15 @@
 //! - [`key_update`]: [`OneRttKeys`], the key-phase state machine and AEAD usage counters.
 //! - [`provider`]: the rustls crypto provider whose QUIC keys are this module's types, so every
 //!   encryption level goes through the same in-place code.
-//! - [`config`], [`tls`]: TLS configuration builders and [`TlsSession`].
+//! - [`config`], [`tls`]: TLS configuration builders and [`TlsSession`]; [`certs`]: PEM files
+//!   and the verifier behind `dangerous_skip_verify`.
 //!
 //! Sealing writes into the caller's transmit buffer (`header | payload | 16 bytes of room`),
 //! opening decrypts in place; nothing is allocated per packet. Malformed or short packets are
 //! errors, never panics.
 
 pub mod aead;
+pub mod certs;
 pub mod config;
 pub mod header;
 pub mod hkdf;
@@ -33,7 +35,8 @@ pub mod tls;
 mod tests;
 
 pub use aead::{AeadKey, AeadLimits, Cipher, TAG_LEN};
-pub use config::{ConfigError, KeyLogTarget, TlsClientConfig, TlsServerConfig};
+pub use certs::{read_pem_certs, read_pem_key, SkipServerVerification};
+pub use config::{KeyLogTarget, TlsClientConfig, TlsConfigError, TlsServerConfig};
 pub use header::{HeaderKey, PacketNumberField};
 pub use hkdf::{HashAlg, Secret};
 pub use initial::{initial_keys, InitialSecrets};

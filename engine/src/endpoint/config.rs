@@ -22,7 +22,7 @@ pub const DEFAULT_MAX_HANDSHAKES: usize = 1024;
 
 /// Why a configuration value was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub enum RouterConfigError {
     /// The version list is empty or names a version this crate does not implement.
     #[error("supported versions must be a non-empty subset of {:?}", version::SUPPORTED)]
     Versions,
@@ -56,7 +56,7 @@ pub enum RetryPolicy {
 
 /// What a router needs to accept connections: token key, Retry policy, limits.
 #[derive(Clone, Debug)]
-pub struct ServerConfig {
+pub struct AcceptConfig {
     pub(super) token_key: TokenKey,
     pub(super) retry: RetryPolicy,
     pub(super) max_connections: usize,
@@ -64,7 +64,7 @@ pub struct ServerConfig {
     pub(super) lifetimes: TokenLifetimes,
 }
 
-impl ServerConfig {
+impl AcceptConfig {
     /// Accept connections, sealing address validation tokens with `token_key` (share it
     /// between servers that should accept each other's tokens). Defaults: [`RetryPolicy::Never`],
     /// [`DEFAULT_MAX_CONNECTIONS`], Retry tokens valid 10 s and NEW_TOKEN tokens 24 h.
@@ -87,9 +87,9 @@ impl ServerConfig {
     /// Most connections this router holds at once (server and client); new clients beyond it
     /// are refused with CONNECTION_REFUSED. Each costs the connection's own memory plus a few
     /// table entries here. Default [`DEFAULT_MAX_CONNECTIONS`].
-    pub fn with_max_connections(mut self, n: usize) -> Result<Self, ConfigError> {
+    pub fn with_max_connections(mut self, n: usize) -> Result<Self, RouterConfigError> {
         if n == 0 {
-            return Err(ConfigError::Zero("max_connections"));
+            return Err(RouterConfigError::Zero("max_connections"));
         }
         self.max_connections = n;
         Ok(self)
@@ -101,9 +101,9 @@ impl ServerConfig {
     /// token (its address is validated, it cannot be spoofed) is still accepted, up to the
     /// connection limit. Default [`DEFAULT_MAX_HANDSHAKES`]; each half-open connection costs a
     /// few tens of KB until its handshake completes or times out.
-    pub fn with_max_handshakes(mut self, n: usize) -> Result<Self, ConfigError> {
+    pub fn with_max_handshakes(mut self, n: usize) -> Result<Self, RouterConfigError> {
         if n == 0 {
-            return Err(ConfigError::Zero("max_handshakes"));
+            return Err(RouterConfigError::Zero("max_handshakes"));
         }
         self.max_handshakes = n;
         Ok(self)
@@ -121,9 +121,9 @@ impl ServerConfig {
         mut self,
         retry: Duration,
         new_token: Duration,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, RouterConfigError> {
         if retry.as_secs() == 0 || new_token.as_secs() == 0 {
-            return Err(ConfigError::Zero("token lifetime"));
+            return Err(RouterConfigError::Zero("token lifetime"));
         }
         self.lifetimes = TokenLifetimes { retry, new_token };
         Ok(self)
@@ -159,7 +159,7 @@ pub struct RouterConfig {
     pub(super) responses_per_second: u32,
     pub(super) grease_quic_bit: bool,
     pub(super) rng_seed: [u8; 32],
-    pub(super) server: Option<ServerConfig>,
+    pub(super) server: Option<AcceptConfig>,
 }
 
 impl RouterConfig {
@@ -189,9 +189,9 @@ impl RouterConfig {
     /// The index of the worker that owns this router (written into every connection ID it
     /// issues) and how many workers share this host's connection IDs: a datagram for another
     /// worker's ID is forwarded only when that index is below `count`. Default 0 of 1.
-    pub fn with_worker(mut self, index: u8, count: usize) -> Result<Self, ConfigError> {
+    pub fn with_worker(mut self, index: u8, count: usize) -> Result<Self, RouterConfigError> {
         if !(1..=256).contains(&count) || usize::from(index) >= count {
-            return Err(ConfigError::Worker { index, count });
+            return Err(RouterConfigError::Worker { index, count });
         }
         self.worker = index;
         self.workers = count;
@@ -206,9 +206,9 @@ impl RouterConfig {
     }
 
     /// Versions to accept, in order of preference; others get Version Negotiation.
-    pub fn with_versions(mut self, versions: &[u32]) -> Result<Self, ConfigError> {
+    pub fn with_versions(mut self, versions: &[u32]) -> Result<Self, RouterConfigError> {
         if versions.is_empty() || !versions.iter().all(|v| version::is_supported(*v)) {
-            return Err(ConfigError::Versions);
+            return Err(RouterConfigError::Versions);
         }
         self.versions = versions.to_vec();
         Ok(self)
@@ -242,7 +242,7 @@ impl RouterConfig {
     }
 
     /// Accept incoming connections with `server`.
-    pub fn with_server(mut self, server: ServerConfig) -> Self {
+    pub fn with_server(mut self, server: AcceptConfig) -> Self {
         self.server = Some(server);
         self
     }
@@ -268,7 +268,7 @@ impl RouterConfig {
     }
 
     /// The server configuration, if this router accepts connections.
-    pub fn server(&self) -> Option<&ServerConfig> {
+    pub fn server(&self) -> Option<&AcceptConfig> {
         self.server.as_ref()
     }
 }

@@ -17,7 +17,7 @@ pub struct ConnectionHandle(pub usize);
 
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
+pub struct ResponseDatagram {
     /// Where to send it (the sender of the datagram answered).
     pub destination: SocketAddr,
     /// Source address: the local address the answered datagram was sent to, when known.
@@ -28,7 +28,7 @@ pub struct Transmit {
     pub contents: Vec<u8>,
 }
 
-impl Transmit {
+impl ResponseDatagram {
     pub(super) fn new(destination: SocketAddr, src_ip: Option<IpAddr>, contents: Vec<u8>) -> Self {
         Self { destination, src_ip, ecn: Ecn::NotEct, contents }
     }
@@ -60,7 +60,7 @@ pub struct Response {
     /// What the datagram is.
     pub kind: ResponseKind,
     /// The datagram.
-    pub transmit: Transmit,
+    pub transmit: ResponseDatagram,
 }
 
 /// How a new client proved its address.
@@ -80,7 +80,7 @@ pub enum AddressValidation {
 /// A client's first Initial for which the caller should create a server connection, then call
 /// [`super::Router::accept`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Incoming {
+pub struct IncomingClient {
     /// When the datagram was received.
     pub received: Instant,
     /// The client's address.
@@ -105,7 +105,7 @@ pub struct Incoming {
     pub ignored_token: Option<TokenError>,
 }
 
-impl Incoming {
+impl IncomingClient {
     /// True when a token validated the client's address.
     pub fn address_validated(&self) -> bool {
         self.validation != AddressValidation::None
@@ -141,7 +141,7 @@ pub enum DropReason {
     /// A short-header packet for an unknown ID of ours, over the stateless reset rate limit.
     ResetRateLimited,
     /// A new client's Initial without a valid token while this router holds its most
-    /// half-open connections ([`super::ServerConfig::with_max_handshakes`]) and may not
+    /// half-open connections ([`super::AcceptConfig::with_max_handshakes`]) and may not
     /// answer with a Retry.
     TooManyHandshakes,
     /// A Version Negotiation, Retry or refusal was due, over the response rate limit
@@ -156,7 +156,7 @@ pub enum DatagramEvent {
     Known(ConnectionHandle),
     /// A new client: create a server connection, then [`super::Router::accept`] it (or
     /// [`super::Router::refuse`] it).
-    NewConnection(Incoming),
+    NewConnection(IncomingClient),
     /// Its Destination Connection ID belongs to the worker with this index (another worker of
     /// this host, below [`super::RouterConfig::workers`]): forward the datagram there.
     Forward(u8),

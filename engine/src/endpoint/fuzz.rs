@@ -6,8 +6,8 @@ use std::time::Instant;
 use peregrine_datapath::Ecn;
 
 use super::{
-    AddressValidation, CidFormat, DatagramEvent, Incoming, ResetKey, RetryPolicy, Router,
-    RouterConfig, ServerConfig, TokenKey,
+    AcceptConfig, AddressValidation, CidFormat, DatagramEvent, IncomingClient, ResetKey,
+    RetryPolicy, Router, RouterConfig, TokenKey,
 };
 use crate::cid::{ConnectionId, ResetToken};
 use crate::version;
@@ -29,7 +29,7 @@ pub fn handle(now: Instant, data: &[u8]) {
     let known: SocketAddr = ([192, 0, 2, 1], 4433).into();
     let remote = if sel & 4 == 0 { known } else { ([198, 51, 100, 2], 443).into() };
     let format = CidFormat::new(8, &[0x5a], 1).unwrap_or_default();
-    let mut server = ServerConfig::new(TokenKey::new(&[1; 32])).with_retry_policy(policy);
+    let mut server = AcceptConfig::new(TokenKey::new(&[1; 32])).with_retry_policy(policy);
     if sel & 8 != 0 {
         server = server.clone().with_max_handshakes(1).unwrap_or(server);
     }
@@ -39,7 +39,7 @@ pub fn handle(now: Instant, data: &[u8]) {
     let config = config.clone().with_worker(1, 4).unwrap_or(config);
     let mut r = Router::new(config, now, 1_700_000_000);
     let dcid = ConnectionId::new(&[0x83; 8]).unwrap_or_default();
-    let incoming = Incoming {
+    let incoming = IncomingClient {
         received: now,
         remote: known,
         local_ip: None,

@@ -39,6 +39,7 @@
 pub mod cid;
 mod config;
 mod events;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod issuer;
 mod owner;
@@ -54,12 +55,12 @@ mod tests;
 
 pub use cid::{CidFormat, CidFormatError};
 pub use config::{
-    ConfigError, RetryPolicy, RouterConfig, ServerConfig, DEFAULT_MAX_CONNECTIONS,
+    AcceptConfig, RetryPolicy, RouterConfig, RouterConfigError, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HANDSHAKES,
 };
 pub use events::{
     AcceptError, Accepted, AddressValidation, Connect, ConnectionHandle, DatagramEvent, DropReason,
-    Incoming, Response, ResponseKind, Transmit,
+    IncomingClient, Response, ResponseDatagram, ResponseKind,
 };
 pub use owner::{Endpoint, EndpointCounters, EndpointParams, Entry, Handled, Removed, StartError};
 pub use reset::{RateLimiter, ResetKey};
@@ -411,5 +412,8 @@ fn respond(
     local_ip: Option<IpAddr>,
     bytes: Vec<u8>,
 ) -> DatagramEvent {
-    DatagramEvent::Response(Response { kind, transmit: Transmit::new(remote, local_ip, bytes) })
+    DatagramEvent::Response(Response {
+        kind,
+        transmit: ResponseDatagram::new(remote, local_ip, bytes),
+    })
 }

@@ -213,12 +213,17 @@ impl<T: Default> Endpoint<T> {
     }
 
     /// A new client's first Initial: create the server connection, or refuse it.
-    fn accept(&mut self, now: Instant, incoming: super::Incoming, data: &mut [u8]) -> Handled {
+    fn accept(
+        &mut self,
+        now: Instant,
+        incoming: super::IncomingClient,
+        data: &mut [u8],
+    ) -> Handled {
         let Some(server) = self.params.server.clone() else {
             self.counters.dropped += 1;
             return Handled::Dropped;
         };
-        let refuse = |ep: &mut Self, incoming: &super::Incoming| {
+        let refuse = |ep: &mut Self, incoming: &super::IncomingClient| {
             ep.counters.refused += 1;
             match ep.router.refuse(incoming) {
                 Some(r) => {

@@ -8,8 +8,8 @@ use peregrine_datapath::Ecn;
 
 use super::{
     respond, response, AcceptError, Accepted, AddressValidation, DatagramEvent, DropReason,
-    Incoming, Response, ResponseKind, RetryPolicy, Router, TokenError, TokenValidation, Transmit,
-    MIN_INITIAL_DCID_LEN,
+    IncomingClient, Response, ResponseDatagram, ResponseKind, RetryPolicy, Router, TokenError,
+    TokenValidation, MIN_INITIAL_DCID_LEN,
 };
 use crate::cid::ConnectionId;
 use crate::error::TransportErrorCode;
@@ -155,7 +155,7 @@ impl Router {
         if full && !retry && validation == AddressValidation::None {
             return DatagramEvent::Drop(DropReason::TooManyHandshakes);
         }
-        let incoming = Incoming {
+        let incoming = IncomingClient {
             received: now,
             remote,
             local_ip,
@@ -191,7 +191,7 @@ impl Router {
     //= https://www.rfc-editor.org/rfc/rfc9000#section-17.2.5.1
     //# A server MUST NOT send more than one Retry
     //# packet in response to a single UDP datagram.
-    pub fn retry(&mut self, now: Instant, incoming: &Incoming) -> Option<Response> {
+    pub fn retry(&mut self, now: Instant, incoming: &IncomingClient) -> Option<Response> {
         if matches!(incoming.validation, AddressValidation::Retry { .. }) {
             return None;
         }
@@ -220,13 +220,13 @@ impl Router {
         .ok()?;
         Some(Response {
             kind: ResponseKind::Retry,
-            transmit: Transmit::new(incoming.remote, incoming.local_ip, bytes),
+            transmit: ResponseDatagram::new(incoming.remote, incoming.local_ip, bytes),
         })
     }
 
     /// An Initial with CONNECTION_CLOSE (CONNECTION_REFUSED) refusing `incoming`, for a caller
     /// that declines a [`DatagramEvent::NewConnection`]; `None` only for an unknown version.
-    pub fn refuse(&mut self, incoming: &Incoming) -> Option<Response> {
+    pub fn refuse(&mut self, incoming: &IncomingClient) -> Option<Response> {
         let code = TransportErrorCode::CONNECTION_REFUSED;
         match self.close(
             ResponseKind::Refused,
@@ -267,7 +267,7 @@ impl Router {
     /// still carry its chosen DCID, issues the connection's first local connection ID and
     /// counts it as a handshake in progress. Call it before handling the next datagram, or a
     /// retransmitted Initial is reported as new again.
-    pub fn accept(&mut self, incoming: &Incoming) -> Result<Accepted, AcceptError> {
+    pub fn accept(&mut self, incoming: &IncomingClient) -> Result<Accepted, AcceptError> {
         let server = self.config.server.as_ref().ok_or(AcceptError::NotServer)?;
         if self.table.connections() >= server.max_connections {
             return Err(AcceptError::TooManyConnections);

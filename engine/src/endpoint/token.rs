@@ -374,5 +374,5 @@ fn put_ip(w: &mut Writer<'_>, ip: IpAddr) -> Result<(), crate::coding::BufferFul
 }
 
 #[cfg(test)]
-#[path = "token_tests.rs"]
+#[path = "tests/token.rs"]
 mod tests;

@@ -1,13 +1,14 @@
 //! What application handles and worker threads hand each other: the commands handles post to
-//! a worker's inbox, the mailboxes the worker fills for them, write completions, and the
+//! a worker's inbox, the waking cells the worker fills for them, write completions, and the
 //! connection error handles see. Shared by `api` (the handles) and `worker` (the owner
 //! threads) so that neither depends on the other's internals.
 //!
-//! Files: `mailbox` (a value plus wakers), `shared` (per-connection and per-stream mailbox
-//! contents, open and write slots, endpoint counters).
+//! Files: `waking_cell` ([`WakingCell`]: a locked value plus the wakers of those waiting on it),
+//! `shared` (per-connection and per-stream cell contents, open and write slots, endpoint
+//! counters).
 
-pub(crate) mod mailbox;
 pub(crate) mod shared;
+pub(crate) mod waking_cell;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,8 +20,8 @@ use crate::app::ConnectionHandler;
 use crate::connection::ConnectionError;
 use crate::streams::{Dir, StreamId};
 use crate::varint::VarInt;
-pub(crate) use mailbox::Mailbox;
 use shared::{Completer, ConnShared, OpenSlot};
+pub(crate) use waking_cell::WakingCell;
 
 /// Why a connection-level operation failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

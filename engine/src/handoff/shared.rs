@@ -1,5 +1,5 @@
 //! State shared between application handles and the owner worker: per-connection and
-//! per-stream mailboxes, open and write slots, and the endpoint's connection accounting.
+//! per-stream waking cells, open and write slots, and the endpoint's connection accounting.
 //! Nothing here is connection state: the worker copies results in, handles read them out.
 
 use std::collections::VecDeque;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::mailbox::Mailbox;
+use super::waking_cell::WakingCell;
 use super::ConnError;
 use crate::connection::ConnectionStats;
 use crate::endpoint::ConnectionHandle;
@@ -54,7 +54,7 @@ pub(crate) struct Counters {
 }
 
 /// The one completion slot of a write, filled once by the worker.
-pub(crate) type WriteSlot = Mailbox<Option<WriteStatus>>;
+pub(crate) type WriteSlot = WakingCell<Option<WriteStatus>>;
 
 /// The worker's side of a write slot: completes it exactly once — explicitly, or when dropped
 /// (the worker went away: cancelled with [`CancelReason::EndpointDropped`]).
@@ -147,7 +147,7 @@ pub(crate) struct ConnShared {
     /// Close requested / written per space / ended (shared with the worker's endpoint).
     pub close: Arc<CloseFlag>,
     /// Results and events.
-    pub mail: Mailbox<ConnMail>,
+    pub mail: WakingCell<ConnMail>,
 }
 
 impl ConnShared {
@@ -158,7 +158,7 @@ impl ConnShared {
             worker,
             remote,
             close: Arc::new(CloseFlag::new()),
-            mail: Mailbox::new(ConnMail::default()),
+            mail: WakingCell::new(ConnMail::default()),
         }
     }
 
@@ -174,7 +174,7 @@ impl ConnShared {
             worker,
             remote,
             close,
-            mail: Mailbox::new(ConnMail::default()),
+            mail: WakingCell::new(ConnMail::default()),
         }
     }
 
@@ -230,12 +230,12 @@ pub(crate) struct StreamShared {
     /// The stream.
     pub id: StreamId,
     /// Data and state.
-    pub mail: Mailbox<StreamMail>,
+    pub mail: WakingCell<StreamMail>,
 }
 
 impl StreamShared {
     pub(crate) fn new(id: StreamId) -> Self {
-        Self { id, mail: Mailbox::new(StreamMail::default()) }
+        Self { id, mail: WakingCell::new(StreamMail::default()) }
     }
 }
 
@@ -250,4 +250,4 @@ pub(crate) struct OpenState {
 }
 
 /// See [`OpenState`].
-pub(crate) type OpenSlot = Mailbox<OpenState>;
+pub(crate) type OpenSlot = WakingCell<OpenState>;

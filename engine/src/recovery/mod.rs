@@ -13,14 +13,14 @@
 //!   `ecn.rs`) and drives a [`crate::congestion::Controller`].
 
 mod ack_tracker;
-#[cfg(test)]
-mod ack_tracker_policy_tests;
 mod ecn;
 mod loss;
 mod persistent;
 mod ranges;
 mod rtt;
 mod sent;
+#[cfg(test)]
+mod tests;
 
 pub use ack_tracker::{AckFrameData, AckTracker, AckTrackerConfig, DEFAULT_MAX_ACK_RANGES};
 pub use ecn::{EcnState, EcnValidator, ECN_TESTING_PACKETS};

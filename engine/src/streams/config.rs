@@ -28,7 +28,7 @@ pub const DEFAULT_SEND_QUANTUM: u64 = 16 << 10;
 /// A configuration value outside its allowed range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid stream configuration: {0}")]
-pub struct ConfigError(pub &'static str);
+pub struct StreamsConfigError(pub &'static str);
 
 /// Our side's stream limits. Build with [`StreamsConfig::default`] and the `with_*` setters,
 /// which validate their argument.
@@ -57,11 +57,11 @@ impl Default for StreamsConfig {
     }
 }
 
-fn window(v: u64) -> Result<u64, ConfigError> {
+fn window(v: u64) -> Result<u64, StreamsConfigError> {
     if v <= crate::varint::MAX {
         Ok(v)
     } else {
-        Err(ConfigError("window above 2^62-1"))
+        Err(StreamsConfigError("window above 2^62-1"))
     }
 }
 
@@ -69,28 +69,31 @@ impl StreamsConfig {
     /// Initial receive window of every stream, in bytes (advertised as all three
     /// `initial_max_stream_data_*` transport parameters). Default 1 MiB. Larger means more
     /// memory per stream the peer may fill, and fewer round trips before full speed.
-    pub fn with_stream_receive_window(mut self, bytes: u64) -> Result<Self, ConfigError> {
+    pub fn with_stream_receive_window(mut self, bytes: u64) -> Result<Self, StreamsConfigError> {
         self.stream_receive_window = window(bytes)?;
         Ok(self)
     }
 
     /// Largest size auto-tuning may grow a stream's receive window to, in bytes. Default
     /// 16 MiB; a value at or below the initial window disables stream auto-tuning.
-    pub fn with_max_stream_receive_window(mut self, bytes: u64) -> Result<Self, ConfigError> {
+    pub fn with_max_stream_receive_window(
+        mut self,
+        bytes: u64,
+    ) -> Result<Self, StreamsConfigError> {
         self.max_stream_receive_window = window(bytes)?;
         Ok(self)
     }
 
     /// Initial connection receive window, in bytes (`initial_max_data`). Default 1.5 MiB.
     /// Bounds what the peer may have buffered here across all streams.
-    pub fn with_receive_window(mut self, bytes: u64) -> Result<Self, ConfigError> {
+    pub fn with_receive_window(mut self, bytes: u64) -> Result<Self, StreamsConfigError> {
         self.receive_window = window(bytes)?;
         Ok(self)
     }
 
     /// Largest size auto-tuning may grow the connection receive window to, in bytes.
     /// Default 24 MiB; at or below the initial window disables connection auto-tuning.
-    pub fn with_max_receive_window(mut self, bytes: u64) -> Result<Self, ConfigError> {
+    pub fn with_max_receive_window(mut self, bytes: u64) -> Result<Self, StreamsConfigError> {
         self.max_receive_window = window(bytes)?;
         Ok(self)
     }
@@ -102,9 +105,9 @@ impl StreamsConfig {
         mut self,
         dir: Dir,
         count: u64,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, StreamsConfigError> {
         if count > MAX_STREAM_COUNT {
-            return Err(ConfigError("stream count above 2^60"));
+            return Err(StreamsConfigError("stream count above 2^60"));
         }
         self.max_concurrent[dir.index()] = count;
         Ok(self)
@@ -114,9 +117,9 @@ impl StreamsConfig {
     /// Default 1 MiB. A single larger write is still accepted into an empty buffer. This is
     /// the floor: the connection raises it to twice its congestion window (up to
     /// [`MAX_AUTO_SEND_BUFFER`]) so one stream can fill the path.
-    pub fn with_send_buffer(mut self, bytes: u64) -> Result<Self, ConfigError> {
+    pub fn with_send_buffer(mut self, bytes: u64) -> Result<Self, StreamsConfigError> {
         if bytes == 0 {
-            return Err(ConfigError("send buffer of zero bytes"));
+            return Err(StreamsConfigError("send buffer of zero bytes"));
         }
         self.send_buffer = bytes;
         Ok(self)

@@ -34,7 +34,7 @@ mod send;
 mod tests;
 
 pub use config::{
-    ConfigError, PeerLimits, StreamsConfig, DEFAULT_MAX_CONCURRENT_BIDI,
+    PeerLimits, StreamsConfig, StreamsConfigError, DEFAULT_MAX_CONCURRENT_BIDI,
     DEFAULT_MAX_CONCURRENT_UNI, DEFAULT_MAX_RECEIVE_WINDOW, DEFAULT_MAX_STREAM_RECEIVE_WINDOW,
     DEFAULT_RECEIVE_WINDOW, DEFAULT_SEND_BUFFER, DEFAULT_STREAM_RECEIVE_WINDOW,
     MAX_AUTO_SEND_BUFFER,
@@ -43,10 +43,10 @@ pub use events::{ControlFrame, StreamEvent, StreamFrame};
 pub use flow::{RecvFlow, SendFlow};
 pub use id::{Dir, Role, StreamId, MAX_STREAM_COUNT};
 pub use reassembly::{Changed, Reassembly, BLOCK, BLOCK_FOOTPRINT};
-pub use recv::{ReadError, RecvChunk, RecvState, RecvStream};
+pub use recv::{ReadError, RecvChunk, RecvPart, RecvState};
 pub use send::{
-    CancelReason, ClosedStream, Completion, SendState, SendStream, StreamChunk, WriteError,
-    WriteId, WriteOutcome,
+    CancelReason, ClosedStream, Completion, SendPart, SendState, StreamChunk, WriteError, WriteId,
+    WriteOutcome,
 };
 
 use std::collections::{BTreeSet, VecDeque};
@@ -56,7 +56,7 @@ use rustc_hash::FxHashMap;
 use bytes::Bytes;
 
 use crate::error::Error;
-use scheduler::Scheduler;
+use scheduler::StreamScheduler;
 
 /// Why a local stream could not be opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -73,8 +73,8 @@ pub enum OpenError {
 /// Both parts of one stream plus its scheduling state.
 #[derive(Debug)]
 struct Entry {
-    send: Option<SendStream>,
-    recv: Option<RecvStream>,
+    send: Option<SendPart>,
+    recv: Option<RecvPart>,
     priority: i32,
     queued: bool,
     conn_blocked: bool,
@@ -107,7 +107,7 @@ pub struct Streams {
     max_streams_pending: [bool; 2],
     conn_recv: RecvFlow,
     conn_send: SendFlow,
-    scheduler: Scheduler,
+    scheduler: StreamScheduler,
     conn_blocked: Vec<StreamId>,
     control: BTreeSet<StreamId>,
     events: VecDeque<StreamEvent>,
@@ -144,7 +144,7 @@ impl Streams {
             next_remote: [0; 2],
             max_remote,
             max_streams_pending: [false; 2],
-            scheduler: Scheduler::default(),
+            scheduler: StreamScheduler::default(),
             conn_blocked: Vec::new(),
             control: BTreeSet::new(),
             events: VecDeque::new(),
@@ -302,9 +302,9 @@ impl Streams {
     fn new_entry(&self, id: StreamId) -> Entry {
         let send = id
             .can_send(self.role)
-            .then(|| SendStream::new(self.initial_send_window(id), self.send_buffer));
+            .then(|| SendPart::new(self.initial_send_window(id), self.send_buffer));
         let recv = id.can_recv(self.role).then(|| {
-            RecvStream::new(
+            RecvPart::new(
                 self.config.stream_receive_window(),
                 self.config.max_stream_receive_window(),
             )
@@ -351,7 +351,7 @@ impl Streams {
         self.send_buffer
     }
 
-    /// Bytes the application may write on `id` now (see [`SendStream::room`]): within the
+    /// Bytes the application may write on `id` now (see [`SendPart::room`]): within the
     /// send buffer, and no more than `slack` bytes past the peer's credit for the stream and
     /// for the connection (MAX_DATA, counted over every byte written on any stream). A
     /// server that writes only this much holds, per connection, at most the peer's credit
@@ -479,7 +479,7 @@ impl Streams {
         r
     }
 
-    fn recv_mut(&mut self, id: StreamId) -> Result<&mut RecvStream, ReadError> {
+    fn recv_mut(&mut self, id: StreamId) -> Result<&mut RecvPart, ReadError> {
         if self.closed.is_some() {
             return Err(ReadError::Closed);
         }
@@ -538,7 +538,7 @@ impl Streams {
             }
         }
         self.streams.clear();
-        self.scheduler = Scheduler::default();
+        self.scheduler = StreamScheduler::default();
         self.conn_blocked.clear();
         self.control.clear();
     }
@@ -579,9 +579,9 @@ impl Streams {
     }
 
     /// Memory held by the receiving parts of every stream for data not yet read, in bytes
-    /// ([`RecvStream::footprint`]): buffered in-order pieces and out-of-order blocks.
+    /// ([`RecvPart::footprint`]): buffered in-order pieces and out-of-order blocks.
     pub fn recv_footprint(&self) -> usize {
-        self.streams.values().filter_map(|e| e.recv.as_ref()).map(RecvStream::footprint).sum()
+        self.streams.values().filter_map(|e| e.recv.as_ref()).map(RecvPart::footprint).sum()
     }
 
     /// Connection-level receive credit.

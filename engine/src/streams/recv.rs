@@ -82,7 +82,7 @@ fn final_size_error(reason: &'static str) -> Error {
 /// follows the bytes held, not the number of frames they came in: out-of-order bytes are
 /// copied into blocks of the offset space ([`Reassembly`]), small in-order pieces into one
 /// growing buffer, and at most [`MAX_READY_SLICES`] pieces stay slices of packet arenas; see
-/// [`RecvStream::footprint`].
+/// [`RecvPart::footprint`].
 ///
 /// Choices where RFC 9000 leaves room:
 /// - Retransmitted bytes that differ from bytes still buffered are a PROTOCOL_VIOLATION
@@ -94,7 +94,7 @@ fn final_size_error(reason: &'static str) -> Error {
 ///   freed its final size is forgotten and late frames are ignored (§4.5 makes this optional).
 /// - Offsets beyond 2^62-1 are FLOW_CONTROL_ERROR (§19.8 allows this or FRAME_ENCODING_ERROR).
 #[derive(Debug)]
-pub struct RecvStream {
+pub struct RecvPart {
     state: RecvState,
     /// Bytes delivered to the application or discarded, in order.
     read_offset: u64,
@@ -121,7 +121,7 @@ pub struct RecvStream {
     unreleased: u64,
 }
 
-impl RecvStream {
+impl RecvPart {
     /// A receiving part with a `window`-byte limit that may auto-tune up to `max_window`.
     pub fn new(window: u64, max_window: u64) -> Self {
         Self {
@@ -577,5 +577,5 @@ impl RecvStream {
 }
 
 #[cfg(test)]
-#[path = "recv_tests.rs"]
+#[path = "tests/recv.rs"]
 mod tests;

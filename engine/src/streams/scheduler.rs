@@ -7,7 +7,7 @@ use super::id::StreamId;
 /// Streams with something to send, by priority. The caller keeps each stream in at most
 /// one place (it tracks a `queued` flag per stream).
 #[derive(Debug, Default)]
-pub(crate) struct Scheduler {
+pub(crate) struct StreamScheduler {
     /// One queue per priority in use, highest priority first. A sorted vector rather than a
     /// tree: each STREAM frame pops its stream and pushes it back, and with the few levels in
     /// use a binary search and a scan for the first non-empty level cost less than a tree.
@@ -15,7 +15,7 @@ pub(crate) struct Scheduler {
     len: usize,
 }
 
-impl Scheduler {
+impl StreamScheduler {
     /// Number of queued streams.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn priority_then_round_robin() {
-        let mut s = Scheduler::default();
+        let mut s = StreamScheduler::default();
         s.push_back(sid(0), 0);
         s.push_back(sid(1), 5);
         s.push_back(sid(2), 0);

@@ -123,7 +123,7 @@ impl Chunk {
 
 /// The sending part of one stream.
 #[derive(Debug)]
-pub struct SendStream {
+pub struct SendPart {
     state: SendState,
     /// Unfinished writes, contiguous and in offset order.
     chunks: VecDeque<Chunk>,
@@ -146,7 +146,7 @@ pub struct SendStream {
     completions: VecDeque<Completion>,
 }
 
-impl SendStream {
+impl SendPart {
     /// A stream the peer lets us send `max_data` bytes on, buffering up to `buffer_limit`
     /// unacknowledged bytes (a single larger write is accepted into an empty buffer).
     pub fn new(max_data: u64, buffer_limit: u64) -> Self {
@@ -591,5 +591,5 @@ impl SendStream {
 }
 
 #[cfg(test)]
-#[path = "send_tests.rs"]
+#[path = "tests/send.rs"]
 mod tests;

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::handoff::Mailbox;
+use crate::handoff::WakingCell;
 
 /// The "shutting down" bit; the low bits count live connections.
 const SHUTDOWN: u64 = 1 << 63;
@@ -22,7 +22,7 @@ pub(crate) struct Accounting {
     /// Connections ever removed.
     pub closed_total: AtomicU64,
     /// Set once drained; waiters watch it.
-    pub drained: Mailbox<bool>,
+    pub drained: WakingCell<bool>,
 }
 
 impl Default for Accounting {
@@ -33,7 +33,7 @@ impl Default for Accounting {
             underflows: AtomicU64::new(0),
             opened_total: AtomicU64::new(0),
             closed_total: AtomicU64::new(0),
-            drained: Mailbox::new(false),
+            drained: WakingCell::new(false),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Handing a connection's events to its application on the worker: the handles' mailboxes, or
+//! Handing a connection's events to its application on the worker: the handles' waking cells, or
 //! a handler called right here (timed, so that a handler that blocks is reported); creating
 //! the application of a server connection when its handshake completes; handler timers.
 

@@ -1,7 +1,7 @@
 //! The application side of a connection served by the thread-based handles
-//! (`api::Connection` and its streams): their shared mailboxes, write completers, writes
+//! (`api::Connection` and its streams): their shared waking cells, write completers, writes
 //! waiting for send-buffer space, opens waiting for stream credit. The worker applies the
-//! handles' commands here and turns the connection's events into mailbox updates.
+//! handles' commands here and turns the connection's events into waking cell updates.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -81,7 +81,7 @@ impl HandleState {
         s
     }
 
-    /// Pulls received data of `id` into its mailbox, up to the buffer limit.
+    /// Pulls received data of `id` into its waking cell, up to the buffer limit.
     fn pull(&mut self, conn: &mut Connection, id: StreamId) {
         let s = self.stream(conn, id);
         let have = s.mail.with(|m| m.buffered);

@@ -6,12 +6,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::crypto::{ConfigError, KeyLogTarget};
+use crate::crypto::{KeyLogTarget, TlsConfigError};
 
 /// The sink a [`KeyLogTarget`] names: nothing, the `SSLKEYLOGFILE` file (rustls
 /// `KeyLogFile`), a file opened here for appending, or the caller's own sink. An unwritable
-/// file is [`ConfigError::KeyLogFile`].
-pub(crate) fn sink(target: &KeyLogTarget) -> Result<Arc<dyn rustls::KeyLog>, ConfigError> {
+/// file is [`TlsConfigError::KeyLogFile`].
+pub(crate) fn sink(target: &KeyLogTarget) -> Result<Arc<dyn rustls::KeyLog>, TlsConfigError> {
     Ok(match target {
         KeyLogTarget::Disabled => Arc::new(rustls::NoKeyLog),
         KeyLogTarget::FromEnv => Arc::new(rustls::KeyLogFile::new()),
@@ -26,12 +26,12 @@ struct FileKeyLog {
 }
 
 impl FileKeyLog {
-    fn open(path: &Path) -> Result<Self, ConfigError> {
+    fn open(path: &Path) -> Result<Self, TlsConfigError> {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(path)
-            .map_err(|source| ConfigError::KeyLogFile { path: path.to_owned(), source })?;
+            .map_err(|source| TlsConfigError::KeyLogFile { path: path.to_owned(), source })?;
         Ok(Self { file: Mutex::new(file) })
     }
 }

@@ -6,7 +6,7 @@
 //! owned connection, a new server connection, a stateless answer) or it goes over the
 //! lock-free inbox to the owning worker → apply commands from handles → run due connection
 //! and handler timers → hand each touched connection's events to its application (the
-//! handles' mailboxes, or a [`crate::app::ConnectionHandler`] called right here) → flush the
+//! handles' waking cells, or a [`crate::app::ConnectionHandler`] called right here) → flush the
 //! send scheduler → transmit. Between turns the thread sleeps on the queue until the next
 //! timer, woken early by a handle's command ([`Inbox`]). A worker can also be stepped by hand
 //! on virtual time ([`Driver`]).
@@ -53,7 +53,7 @@ use crate::endpoint::{
     RouterConfig,
 };
 use crate::handoff::shared::{ConnShared, Counters};
-use crate::handoff::{ConnError, Mailbox};
+use crate::handoff::{ConnError, WakingCell};
 use crate::scheduler::{SchedulerStats, DEFAULT_MAX_BATCH, DEFAULT_MAX_GSO_SEGMENTS};
 use accounting::Accounting;
 use app::{AppKind, AppState, AppTimers};
@@ -180,12 +180,12 @@ pub(crate) struct EndpointCtx {
     pub inboxes: Vec<Arc<Inbox>>,
     pub accounting: Accounting,
     pub counters: Arc<Counters>,
-    pub incoming: Mailbox<AcceptQueue>,
+    pub incoming: WakingCell<AcceptQueue>,
     pub server: Option<Arc<ServerConfig>>,
     pub client: Option<Arc<ClientConfig>>,
     /// Creates each worker's application service (handlers on the worker).
     pub service: Option<ServiceFactory>,
-    pub worker_stats: Vec<Mailbox<WorkerStats>>,
+    pub worker_stats: Vec<WakingCell<WorkerStats>>,
     /// Set when the endpoint is dropped: workers exit.
     pub stopped: AtomicBool,
     /// Where the workers read the time.
@@ -220,7 +220,7 @@ pub(crate) struct Worker<Q: Queue> {
 /// Keys and seeds shared by all workers of an endpoint: drawn from the OS, or derived from
 /// one seed so that a run can be replayed.
 #[derive(Clone, Debug)]
-pub(crate) struct RouterSeed {
+pub(crate) struct EndpointKeys {
     pub reset_key: ResetKey,
     pub token_secret: [u8; 32],
     pub cid_format: CidFormat,
@@ -228,7 +228,7 @@ pub(crate) struct RouterSeed {
     seeds: [u8; 32],
 }
 
-impl RouterSeed {
+impl EndpointKeys {
     /// Keys and seeds from the OS's random source, or all derived from `seed`.
     pub(crate) fn new(seed: Option<u64>) -> Self {
         let mut rng = match seed {
@@ -266,7 +266,7 @@ pub(crate) fn build<Q: Queue>(
     i: usize,
     queue: Q,
     cfg: &WorkerConfig,
-    seed: &RouterSeed,
+    seed: &EndpointKeys,
     ctx: &Arc<EndpointCtx>,
 ) -> std::io::Result<Worker<Q>> {
     let n = ctx.inboxes.len();
@@ -280,7 +280,7 @@ pub(crate) fn build<Q: Queue>(
         // on another.
         let key =
             crate::endpoint::TokenKey::new(server.token_key.as_ref().unwrap_or(&seed.token_secret));
-        let sc = crate::endpoint::ServerConfig::new(key)
+        let sc = crate::endpoint::AcceptConfig::new(key)
             .with_retry_policy(server.retry)
             .with_max_handshakes(server.max_handshakes)
             .and_then(|c| {
@@ -327,7 +327,7 @@ pub(crate) fn build<Q: Queue>(
 pub(crate) fn spawn<Q: Queue + 'static>(
     queues: Vec<Q>,
     cfg: &WorkerConfig,
-    seed: &RouterSeed,
+    seed: &EndpointKeys,
     ctx: &Arc<EndpointCtx>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::with_capacity(queues.len());

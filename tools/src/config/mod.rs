@@ -7,17 +7,17 @@
 //! effective settings in a form `--config` reads back unchanged.
 
 mod cli;
-mod values;
 
 pub use cli::ConfigArgs;
-pub use values::{
+use peregrine_units as values;
+pub use peregrine_units::{
     format_duration, format_list, format_size, parse_duration, parse_duration_in, parse_list,
     parse_size,
 };
 
-use peregrine_engine::cid::MAX_CID_LEN;
-use peregrine_engine::congestion::Algorithm;
-use peregrine_engine::endpoint::cid::{CidFormat, DEFAULT_CID_LEN, MAX_SERVER_ID_LEN};
+use peregrine_engine::Algorithm;
+use peregrine_engine::MAX_CID_LEN;
+use peregrine_engine::{CidFormat, DEFAULT_CID_LEN, MAX_SERVER_ID_LEN};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -115,7 +115,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Default handshake timeout (the engine's, 5 s): a connection whose handshake has not
 /// completed by then is dropped.
-pub use peregrine_engine::connection::DEFAULT_HANDSHAKE_TIMEOUT;
+pub use peregrine_engine::DEFAULT_HANDSHAKE_TIMEOUT;
 /// Largest handshake timeout.
 pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default cap on half-open connections per worker.

@@ -172,7 +172,7 @@ pub fn endpoint_metrics(e: &mut Exposition, role: &str, s: &EndpointStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use peregrine_engine::worker::WorkerStats;
+    use peregrine_engine::WorkerStats;
 
     #[test]
     fn every_worker_is_labelled() {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 use peregrine_engine::api::Endpoint;
-use peregrine_engine::connection::ConnectionStats;
+use peregrine_engine::ConnectionStats;
 
 use super::cpu;
 use super::handlers::{Done, HandshakeClient, PerfClient, Report, Run, Work};

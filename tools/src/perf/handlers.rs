@@ -20,11 +20,9 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use peregrine_engine::api::Endpoint;
 use peregrine_engine::app::{ConnCtx, ConnectionHandler};
-use peregrine_engine::connection::{ConnectionError, ConnectionStats};
-use peregrine_engine::streams::{
-    Dir, OpenError, ReadError, StreamId, WriteError, WriteId, WriteOutcome,
-};
 use peregrine_engine::VarInt;
+use peregrine_engine::{ConnectionError, ConnectionStats};
+use peregrine_engine::{Dir, OpenError, ReadError, StreamId, WriteError, WriteId, WriteOutcome};
 use rustc_hash::FxHashMap;
 
 use super::protocol::{payload, Moved, Pacer, CHUNK, IO_TIMEOUT};

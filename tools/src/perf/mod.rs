@@ -33,11 +33,11 @@ mod stop;
 use std::sync::Arc;
 use std::time::Duration;
 
-use peregrine_engine::connection::{ClientConfig, ConnectionStats};
+use peregrine_engine::{ClientConfig, ConnectionStats};
 
 use crate::certs::{self, Trust};
 use crate::client;
-use crate::config::{ConfigArgs, Datapath, Settings};
+use crate::config::{parse_size, ConfigArgs, Datapath, Settings};
 use crate::endpoint::{self, Use};
 use crate::server::Server;
 
@@ -125,21 +125,6 @@ pub struct Args {
     /// Endpoint settings; see the command's description for which endpoint each applies to.
     #[command(flatten)]
     settings: Box<ConfigArgs>,
-}
-
-/// Parses `123`, `64K`, `10M`, `1G` (powers of 1024).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mul) = match t.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
-        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
-        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
-        _ => (t, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| format!("'{s}' is not a size (e.g. 1048576, 64K, 10M, 1G)"))
 }
 
 /// Parses `--rate`: bits per second with an optional decimal suffix, `k`, `M`, `G`

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
-use peregrine_engine::connection::ConnectionStats;
+use peregrine_engine::ConnectionStats;
 use serde_json::{json, Value};
 
 use super::cpu::{CpuTimes, ThreadCpu};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peregrine_engine::connection::ConnectionStats;
+use peregrine_engine::ConnectionStats;
 
 /// How often the sampler reads the counters at most (the resolution of the report's plots).
 pub const TICK: Duration = Duration::from_millis(100);

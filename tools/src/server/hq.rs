@@ -9,8 +9,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use peregrine_engine::app::{ConnCtx, ConnectionHandler};
-use peregrine_engine::connection::ConnectionError;
-use peregrine_engine::streams::{Dir, ReadError, StreamId, WriteError};
+use peregrine_engine::ConnectionError;
+use peregrine_engine::{Dir, ReadError, StreamId, WriteError};
 use rustc_hash::FxHashMap;
 
 use super::perf::drain;

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peregrine_engine::api::{Endpoint, EndpointConfig};
-use peregrine_engine::connection::{ConnectionStats, ServerConfig};
-use peregrine_engine::crypto::TlsServerConfig;
+use peregrine_engine::TlsServerConfig;
+use peregrine_engine::{ConnectionStats, ServerConfig};
 
 use crate::certs;
 use crate::config::{ConfigArgs, Settings};

@@ -12,8 +12,8 @@
 use std::collections::hash_map::Entry;
 
 use peregrine_engine::app::{ConnCtx, ConnectionHandler};
-use peregrine_engine::connection::ConnectionError;
-use peregrine_engine::streams::{ReadError, StreamId, WriteError};
+use peregrine_engine::ConnectionError;
+use peregrine_engine::{ReadError, StreamId, WriteError};
 use rustc_hash::FxHashMap;
 
 use super::service::Shared;
@@ -99,7 +99,7 @@ impl PerfHandler {
 
 impl ConnectionHandler for PerfHandler {
     fn on_stream_opened(&mut self, _cx: &mut ConnCtx<'_>, id: StreamId) {
-        if id.dir() == peregrine_engine::streams::Dir::Bi {
+        if id.dir() == peregrine_engine::Dir::Bi {
             self.streams.insert(id, Stream::Request { size: [0; 8], got: 0 });
         }
     }

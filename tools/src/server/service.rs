@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use peregrine_engine::app::{ConnCtx, ConnectionHandler, Service, ServiceFactory, WorkerInfo};
-use peregrine_engine::connection::{ConnectionError, ConnectionStats};
 use peregrine_engine::VarInt;
+use peregrine_engine::{ConnectionError, ConnectionStats};
 
 use super::hq::HqHandler;
 use super::perf::PerfHandler;

@@ -2,7 +2,7 @@
 //! plus buffer and handle release), on plain numbers so a forged report proves they bite.
 
 use peregrine_engine::api::EndpointStats;
-use peregrine_engine::scheduler::DEFAULT_MAX_BATCH;
+use peregrine_engine::DEFAULT_MAX_BATCH;
 
 /// Transmit buffers per flush of the workers (their default configuration).
 const MAX_BATCH: u64 = DEFAULT_MAX_BATCH as u64;
@@ -202,7 +202,7 @@ mod tests {
             (|r| r.app.unresolved = 1, "1 writes never completed"),
             (
                 |r| {
-                    let mut w = peregrine_engine::worker::WorkerStats::default();
+                    let mut w = peregrine_engine::WorkerStats::default();
                     w.scheduler.max_turns_per_flush = 70;
                     r.endpoints[0].stats.workers.push(w);
                 },

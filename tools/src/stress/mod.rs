@@ -31,9 +31,9 @@ use peregrine_datapath::fault::{FaultHandle, FaultQueue};
 use peregrine_datapath::sim::{LinkConfig, LinkStats};
 use peregrine_datapath::udp::{UdpConfig, UdpQueue};
 use peregrine_engine::api::{Endpoint, EndpointConfig, EndpointStats};
-use peregrine_engine::connection::{ClientConfig, ServerConfig, TransportConfig};
-use peregrine_engine::crypto::KeyLogTarget;
-use peregrine_engine::streams::{Dir, StreamsConfig};
+use peregrine_engine::KeyLogTarget;
+use peregrine_engine::{ClientConfig, ServerConfig, TransportConfig};
+use peregrine_engine::{Dir, StreamsConfig};
 use serde_json::{json, Value};
 
 use crate::certs::{self, Trust};

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use peregrine_engine::api::{
-    ConnError, Connection, Endpoint, ReadError, RecvStream, SendStream, WriteCompletion,
+    ConnError, Connection, Endpoint, RecvStream, RecvStreamError, SendStream, WriteCompletion,
     WriteStatus,
 };
-use peregrine_engine::streams::CancelReason;
+use peregrine_engine::CancelReason;
 use peregrine_engine::VarInt;
 
 /// Timeout of a blocking stream open (invariant 4: it must return by then).
@@ -366,12 +366,14 @@ fn read(side: &Side, rng: &mut Rng, t: &mut Tally, buf: &mut [u8]) {
         match r.read_blocking(buf, POLL_TIMEOUT) {
             Ok(Some(_)) => count(t, "read.data"),
             Ok(None) => return count(t, "read.fin"),
-            Err(ReadError::Reset(_)) => return count(t, "read.reset"),
-            Err(ReadError::TimedOut) => {
+            Err(RecvStreamError::Reset(_)) => return count(t, "read.reset"),
+            Err(RecvStreamError::TimedOut) => {
                 count(t, "read.timed_out");
                 break;
             }
-            Err(ReadError::Closed(_) | ReadError::TooLong) => return count(t, "read.closed"),
+            Err(RecvStreamError::Closed(_) | RecvStreamError::TooLong) => {
+                return count(t, "read.closed")
+            }
         }
     }
     side.world().recvs.push(r);

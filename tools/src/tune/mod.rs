@@ -394,7 +394,7 @@ fn udp_payload(mtu: u32, listen: std::net::SocketAddr) -> (u32, String) {
     // IPv6 header.
     let (headers, family) =
         if listen.is_ipv4() { (28, "IPv4 20 + UDP 8") } else { (48, "IPv6 40 + UDP 8") };
-    let limit = u32::from(peregrine_engine::connection::MAX_DATAGRAM_SIZE_LIMIT);
+    let limit = u32::from(peregrine_engine::MAX_DATAGRAM_SIZE_LIMIT);
     let fits = mtu.saturating_sub(headers);
     let payload = fits.clamp(1200, limit);
     let why = if fits > limit {
@@ -495,7 +495,7 @@ mod tests {
         assert_eq!(udp_payload(1400, v6).0, 1352);
         assert_eq!(udp_payload(1400, v4).0, 1372);
         assert!(udp_payload(1400, v6).1.contains("IPv6 40 + UDP 8"));
-        let limit = u32::from(peregrine_engine::connection::MAX_DATAGRAM_SIZE_LIMIT);
+        let limit = u32::from(peregrine_engine::MAX_DATAGRAM_SIZE_LIMIT);
         let (p, why) = udp_payload(65536, v6);
         assert_eq!(p, limit.min(65536 - 48));
         assert!(why.contains("IPv6") && (why.contains("capped") || p == 65488), "{why}");

@@ -1,7 +1,8 @@
 //! What the CLI tests share: the binary, fresh temporary directories, runs bounded in time,
 //! the one-line error check, test payloads, and a `peregrine server` process.
 //!
-//! Each test crate (`tools/tests/*.rs`) includes this with `mod support;` and uses a subset.
+//! Each test crate (`tools/tests/*.rs`) includes this with `mod support;` and uses a subset;
+//! the benches crate's quinn interop test (`benches/tests/perf_quinn.rs`) includes it by path.
 
 // A test driver: it reads the wall clock for its bounds.
 #![allow(clippy::disallowed_methods, dead_code)]
@@ -12,8 +13,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The `peregrine` binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_peregrine");
+/// The `peregrine` binary under test: Cargo's for the CLI's own tests; for the benches crate's
+/// tests, the `peregrine` of the same target directory and profile that its build script names
+/// (built by `cargo test --workspace`; alone, `cargo build -p peregrine` with the same profile
+/// first).
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_peregrine") {
+    Some(bin) => bin,
+    None => match option_env!("PEREGRINE_BIN") {
+        Some(bin) => bin,
+        None => panic!("neither CARGO_BIN_EXE_peregrine nor PEREGRINE_BIN is set"),
+    },
+};
 
 /// A fresh, empty directory for `tag`, unique per test crate and process.
 pub fn temp_dir(tag: &str) -> PathBuf {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::sim::link::serialisation;
-use crate::sim::{wire_len, DropReason};
+use crate::sim::{wire_len, LinkDrop};
 
 const RATE: u64 = 10_000_000;
 const QUEUE: usize = 30_000;
@@ -60,7 +60,7 @@ fn overdriven_bottleneck_delivers_the_rate_queues_and_tail_drops() {
     // Offered twice the rate: about half is tail-dropped once the queue is full.
     let dropped = stats.dropped_queue_full as f64 / stats.sent as f64;
     assert!((0.45..0.52).contains(&dropped), "tail-drop fraction {dropped}");
-    assert!(trace.iter().any(|e| e.fate == Fate::Dropped(DropReason::QueueFull)));
+    assert!(trace.iter().any(|e| e.fate == Fate::Dropped(LinkDrop::QueueFull)));
     assert_eq!(stats.sent, stats.delivered + stats.dropped_queue_full);
     // Queueing delay: each of the first datagrams waits exactly (serialisation - spacing) longer
     // than the previous one, up to what the buffer holds.

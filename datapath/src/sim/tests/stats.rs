@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::sim::{DropReason, GilbertElliott};
+use crate::sim::{GilbertElliott, LinkDrop};
 
 /// Sends `n` datagrams of `len` bytes through a lone link, one per `spacing`, returning for each
 /// its fate (arrival minus send time, or the drop).
@@ -13,7 +13,7 @@ fn run_link(
     n: usize,
     len: usize,
     spacing: Duration,
-) -> (Link, Vec<Result<Duration, DropReason>>) {
+) -> (Link, Vec<Result<Duration, LinkDrop>>) {
     let (mut link, start) = lone_link(cfg, seed);
     let mut buf = vec![0u8; len];
     let fates = (0..n)
@@ -26,7 +26,7 @@ fn run_link(
 }
 
 /// Lengths of the runs of consecutive losses.
-fn loss_runs(fates: &[Result<Duration, DropReason>]) -> Vec<usize> {
+fn loss_runs(fates: &[Result<Duration, LinkDrop>]) -> Vec<usize> {
     let mut runs = Vec::new();
     let mut run = 0;
     for f in fates {
@@ -49,7 +49,7 @@ fn random_loss_is_binomial_and_uncorrelated() {
     let p = 0.05;
     let cfg = LinkConfig { loss: p, ..LinkConfig::default() };
     let (link, fates) = run_link(cfg, 1, n, 100, Duration::from_micros(10));
-    let lost = fates.iter().filter(|f| **f == Err(DropReason::RandomLoss)).count() as u64;
+    let lost = fates.iter().filter(|f| **f == Err(LinkDrop::RandomLoss)).count() as u64;
     assert_eq!(lost, link.stats.lost_random);
     assert_eq!(link.stats.sent, n as u64);
     assert_binomial("random loss", lost, n as u64, p);
@@ -68,7 +68,7 @@ fn loss_probability_edges() {
     assert!(none.iter().all(Result::is_ok), "p = 0 never loses");
     let all = LinkConfig { loss: 1.0, ..LinkConfig::default() };
     let (link, fates) = run_link(all, 2, 1000, 10, Duration::ZERO);
-    assert!(fates.iter().all(|f| *f == Err(DropReason::RandomLoss)), "p = 1 always loses");
+    assert!(fates.iter().all(|f| *f == Err(LinkDrop::RandomLoss)), "p = 1 always loses");
     assert_eq!(link.stats.lost_random, 1000);
 }
 

@@ -34,7 +34,7 @@ pub(super) fn cid(b: &[u8]) -> ConnectionId {
     ConnectionId::new(b).unwrap()
 }
 
-pub(super) fn server_config(server: ServerConfig) -> RouterConfig {
+pub(super) fn server_config(server: AcceptConfig) -> RouterConfig {
     RouterConfig::new(ResetKey::new(&RESET_KEY), [7; 32])
         .with_worker(3, 8)
         .unwrap()
@@ -42,7 +42,7 @@ pub(super) fn server_config(server: ServerConfig) -> RouterConfig {
 }
 
 pub(super) fn server(now: Instant, policy: RetryPolicy) -> Router {
-    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(policy);
+    let s = AcceptConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(policy);
     Router::new(server_config(s), now, UNIX)
 }
 
@@ -143,14 +143,14 @@ pub(super) fn open_initial_close(
     (dcid, scid, close.error_code.into_inner())
 }
 
-pub(super) fn expect_response(ev: DatagramEvent, kind: ResponseKind) -> Transmit {
+pub(super) fn expect_response(ev: DatagramEvent, kind: ResponseKind) -> ResponseDatagram {
     match ev {
         DatagramEvent::Response(r) if r.kind == kind => r.transmit,
         other => panic!("expected a {kind:?} response, got {other:?}"),
     }
 }
 
-pub(super) fn expect_new(ev: DatagramEvent) -> Incoming {
+pub(super) fn expect_new(ev: DatagramEvent) -> IncomingClient {
     match ev {
         DatagramEvent::NewConnection(i) => i,
         other => panic!("expected a new connection, got {other:?}"),
@@ -165,10 +165,10 @@ fn versions_default_to_everything_supported() {
     assert!(RouterConfig::new(ResetKey::new(&[0; 32]), [0; 32])
         .with_versions(&[0xff00_001d])
         .is_err());
-    let s = ServerConfig::new(TokenKey::new(&[0; 32]));
+    let s = AcceptConfig::new(TokenKey::new(&[0; 32]));
     assert_eq!(
         s.clone().with_max_connections(0).unwrap_err(),
-        ConfigError::Zero("max_connections")
+        RouterConfigError::Zero("max_connections")
     );
     assert!(s
         .with_token_lifetimes(std::time::Duration::ZERO, std::time::Duration::from_secs(1))

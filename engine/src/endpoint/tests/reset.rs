@@ -78,7 +78,7 @@ fn no_reset_for_tiny_or_foreign_packets() {
         DatagramEvent::Drop(DropReason::UnknownConnectionId)
     );
     // Another server's ID (same key, other server ID): never reset it here (RFC 9000 §21.11).
-    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY));
+    let s = AcceptConfig::new(TokenKey::new(&TOKEN_KEY));
     let mut with_sid = Router::new(
         server_config(s).with_cid_format(CidFormat::new(8, &[1], 0).unwrap()),
         now,
@@ -101,7 +101,7 @@ fn no_reset_for_tiny_or_foreign_packets() {
 #[test]
 fn resets_are_rate_limited() {
     let now = t0();
-    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY));
+    let s = AcceptConfig::new(TokenKey::new(&TOKEN_KEY));
     let mut r = Router::new(server_config(s).with_reset_rate(5, 10), now, UNIX);
     let trigger = short_packet(&lost_cid(&r), 100);
     let sent = |r: &mut Router, at| {
@@ -122,7 +122,7 @@ fn resets_are_rate_limited() {
     assert_eq!(sent(&mut r, now + Duration::from_millis(300)), 3, "10 per second");
     assert_eq!(sent(&mut r, now + Duration::from_secs(60)), 5, "refilled to the burst");
     let mut off = Router::new(
-        server_config(ServerConfig::new(TokenKey::new(&TOKEN_KEY))).with_reset_rate(0, 0),
+        server_config(AcceptConfig::new(TokenKey::new(&TOKEN_KEY))).with_reset_rate(0, 0),
         now,
         UNIX,
     );

@@ -40,7 +40,7 @@ fn unsupported_version_gets_version_negotiation() {
 #[test]
 fn version_negotiation_lists_configured_versions() {
     let now = t0();
-    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY));
+    let s = AcceptConfig::new(TokenKey::new(&TOKEN_KEY));
     let config = server_config(s).with_versions(&[version::V1]).unwrap();
     let mut r = Router::new(config, now, UNIX);
     // v2 is implemented by the crate but not configured here: negotiate.
@@ -233,7 +233,7 @@ fn new_token_validates_and_unusable_tokens_are_ignored() {
     let inc = expect_new(never.handle(now, other_ip, None, Ecn::NotEct, &d));
     assert_eq!(inc.validation, AddressValidation::None);
     assert_eq!(inc.ignored_token, Some(TokenError::AddressMismatch));
-    let s = ServerConfig::new(TokenKey::new(&[0x99; 32]));
+    let s = AcceptConfig::new(TokenKey::new(&[0x99; 32]));
     let mut foreign = Router::new(server_config(s), now, UNIX);
     let inc = expect_new(foreign.handle(now, client_addr(), None, Ecn::NotEct, &d));
     assert_eq!(inc.ignored_token, Some(TokenError::Unauthentic));
@@ -244,7 +244,7 @@ fn tokens_are_valid_on_another_server_sharing_the_key() {
     let now = t0();
     let mut a = server(now, RetryPolicy::Always);
     // Server B shares the token key, has another server ID, started an hour later.
-    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(RetryPolicy::Always);
+    let s = AcceptConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(RetryPolicy::Always);
     let b_config = server_config(s).with_cid_format(CidFormat::new(10, &[0x42], 0).unwrap());
     let b_start = now + std::time::Duration::from_secs(3600);
     let mut b = Router::new(b_config, b_start, UNIX + 3600);
@@ -262,7 +262,7 @@ fn tokens_are_valid_on_another_server_sharing_the_key() {
     );
     // Same wall time on both: valid.
     let mut b2 = Router::new(
-        server_config(ServerConfig::new(TokenKey::new(&TOKEN_KEY)))
+        server_config(AcceptConfig::new(TokenKey::new(&TOKEN_KEY)))
             .with_cid_format(CidFormat::new(10, &[0x42], 0).unwrap()),
         now,
         UNIX,
@@ -280,7 +280,7 @@ fn tokens_are_valid_on_another_server_sharing_the_key() {
 #[test]
 fn over_the_limit_is_refused() {
     let now = t0();
-    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_max_connections(2).unwrap();
+    let s = AcceptConfig::new(TokenKey::new(&TOKEN_KEY)).with_max_connections(2).unwrap();
     let mut r = Router::new(server_config(s), now, UNIX);
     for i in 0..2u8 {
         let d = client_initial(version::V1, &cid(&[i; 8]), &scid(), &[], 1200);
@@ -340,7 +340,7 @@ fn retry_above_handshake_count() {
 fn half_open_cap_drops_or_retries() {
     let now = t0();
     for policy in [RetryPolicy::Never, RetryPolicy::AboveHandshakes(1000)] {
-        let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY))
+        let s = AcceptConfig::new(TokenKey::new(&TOKEN_KEY))
             .with_retry_policy(policy)
             .with_max_handshakes(3)
             .unwrap();
@@ -364,7 +364,7 @@ fn half_open_cap_drops_or_retries() {
         r.accept(&inc).unwrap();
         assert_eq!(r.handshake_count(), 4, "a validated client is not held by the cap");
     }
-    let zero = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_max_handshakes(0);
+    let zero = AcceptConfig::new(TokenKey::new(&TOKEN_KEY)).with_max_handshakes(0);
     assert!(zero.is_err());
 }
 
@@ -373,7 +373,7 @@ fn half_open_cap_drops_or_retries() {
 #[test]
 fn stateless_responses_are_rate_limited() {
     let now = t0();
-    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(RetryPolicy::Always);
+    let s = AcceptConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(RetryPolicy::Always);
     let config = server_config(s).with_response_rate(3, 10);
     let mut r = Router::new(config, now, UNIX);
     let mut vn = vec![0xc0, 0x1a, 0x2a, 0x3a, 0x4a, 8];

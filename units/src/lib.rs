@@ -1,7 +1,11 @@
-//! Parsers and printers for the value syntaxes of the settings: sizes, durations, core lists.
+//! Parsers and printers for the value syntaxes users type into Peregrine's commands and
+//! settings: sizes, durations, core lists, switches. One syntax per kind of value, shared by the
+//! `peregrine` CLI (its flags and settings keys) and the benchmarks' own command lines.
 //!
-//! Every parser returns a short reason (no key, no newline); [`super::Settings::set`] adds the
-//! key and the allowed range around it.
+//! Every parser returns a short reason (no key, no newline); the caller adds the flag or key and
+//! the allowed range around it.
+
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use peregrine_datapath::Ecn;
 
-use super::{AckTracker, AckTrackerConfig, SpaceId};
+use super::super::{AckTracker, AckTrackerConfig, SpaceId};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)

@@ -1,7 +1,7 @@
-//! A mailbox the owner worker fills and handles wait on, with `std::task::Waker`s for async
-//! callers (the blocking API parks a thread on the same wakers).
+//! A locked cell the owner worker fills and handles wait on, with `std::task::Waker`s for
+//! async callers (the blocking API parks a thread on the same wakers).
 //!
-//! The mutex inside a [`Mailbox`] guards the mailbox only — never connection state. The worker
+//! The mutex inside a [`WakingCell`] guards the cell only — never connection state. The worker
 //! holds it for a few instructions (push a chunk, set a result) and never across I/O; wakers
 //! are called after it is released, so no lock is held across a call into application code.
 
@@ -14,17 +14,17 @@ struct Inner<T> {
 }
 
 /// A value shared between the owner worker and handles, with wake-ups on change.
-pub(crate) struct Mailbox<T> {
+pub(crate) struct WakingCell<T> {
     inner: Mutex<Inner<T>>,
 }
 
-impl<T: std::fmt::Debug> std::fmt::Debug for Mailbox<T> {
+impl<T: std::fmt::Debug> std::fmt::Debug for WakingCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mailbox").field("value", &self.lock().value).finish()
+        f.debug_struct("WakingCell").field("value", &self.lock().value).finish()
     }
 }
 
-impl<T> Mailbox<T> {
+impl<T> WakingCell<T> {
     pub(crate) fn new(value: T) -> Self {
         Self { inner: Mutex::new(Inner { value, wakers: Vec::new() }) }
     }

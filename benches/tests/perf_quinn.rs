@@ -6,6 +6,11 @@
 //! handshakes), every stream's byte count checked by the client.
 //!
 //! Every process and every client run is bounded in time; runs last at most a second of load.
+//!
+//! It lives in the benches crate so that the `peregrine` crate has no quinn or tokio among its
+//! dependencies, dev-dependencies included; it runs the `peregrine` binary of the same target
+//! directory and profile (`cargo test --workspace` builds it; alone, build it first:
+//! `cargo build --release -p peregrine`).
 
 // A test driver: it reads the wall clock for its bounds.
 #![allow(clippy::disallowed_methods)]
@@ -20,6 +25,7 @@ use peregrine_benches::quinn_perf::client::{self, ClientConfig, Mode, RawAnswer,
 use peregrine_benches::quinn_perf::server::{Outcome, PerfServer, ServerStats};
 use peregrine_benches::quinn_perf::tls::{ClientTrust, ServerCert};
 
+#[path = "../../tools/tests/support/mod.rs"]
 mod support;
 
 use support::{temp_dir, ServerProc, BIN};
@@ -28,7 +34,16 @@ use support::{temp_dir, ServerProc, BIN};
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn run_bounded(cmd: Command) -> std::process::Output {
+    assert_binary_built();
     support::run_bounded(cmd, LIMIT)
+}
+
+/// Fails with what to do when the `peregrine` binary is not built.
+fn assert_binary_built() {
+    assert!(
+        std::path::Path::new(BIN).is_file(),
+        "{BIN} is not built: run `cargo build -p peregrine` with this test's profile first"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -213,6 +228,7 @@ fn peregrine_perf_fails_with_one_line_when_quinn_answers_short() {
 // quinn perf client → `peregrine server`
 
 fn peregrine_server(tag: &str) -> ServerProc {
+    assert_binary_built();
     support::start_server(tag, &[], &[]).unwrap_or_else(|e| panic!("server refused: {e}"))
 }
 

@@ -13,7 +13,7 @@ fn code(e: Error) -> TransportErrorCode {
 
 #[test]
 fn out_of_order_and_overlap_reassemble() {
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     assert_eq!(r.on_data(6, b(b"world"), true).unwrap(), 11);
     assert_eq!(r.state(), RecvState::SizeKnown);
     assert!(!r.is_readable());
@@ -45,13 +45,13 @@ fn out_of_order_and_overlap_reassemble() {
 //# PROTOCOL_VIOLATION.
 #[test]
 fn changed_retransmission_is_protocol_violation() {
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(10, b(b"abcdef"), false).unwrap();
     r.on_data(8, b(b"xxabc"), false).unwrap();
     let e = r.on_data(12, b(b"cX"), false).unwrap_err();
     assert_eq!(e.code, TransportErrorCode::PROTOCOL_VIOLATION);
     // Data already read is not compared (it is no longer held).
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(0, b(b"abc"), false).unwrap();
     r.read(&mut [0u8; 3]).unwrap();
     r.on_data(0, b(b"zzzz"), false).unwrap();
@@ -69,11 +69,11 @@ fn changed_retransmission_is_protocol_violation() {
 fn final_size_errors() {
     let fse = TransportErrorCode::FINAL_SIZE_ERROR;
     // FIN below data already received.
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(0, b(&[0; 20]), false).unwrap();
     assert_eq!(code(r.on_data(0, b(&[0; 10]), true).unwrap_err()), fse);
     // Changing a known final size (larger or smaller), data beyond it.
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(0, b(&[0; 10]), true).unwrap();
     assert_eq!(code(r.on_data(0, b(&[0; 11]), true).unwrap_err()), fse);
     assert_eq!(code(r.on_data(0, b(&[0; 9]), true).unwrap_err()), fse);
@@ -81,7 +81,7 @@ fn final_size_errors() {
     assert_eq!(r.on_data(9, b(&[0; 1]), true).unwrap(), 0, "same final size is fine");
     // RESET_STREAM: different final size, or below what was received.
     assert_eq!(code(r.on_reset(1, 12).unwrap_err()), fse);
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(0, b(&[0; 30]), false).unwrap();
     assert_eq!(code(r.on_reset(1, 29).unwrap_err()), fse);
     r.on_reset(1, 30).unwrap();
@@ -93,22 +93,22 @@ fn final_size_errors() {
 
 #[test]
 fn flow_control_error_exactly_at_limit_plus_one() {
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(99, b(&[1]), false).unwrap();
     assert_eq!(
         code(r.on_data(100, b(&[1]), false).unwrap_err()),
         TransportErrorCode::FLOW_CONTROL_ERROR
     );
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     assert_eq!(code(r.on_reset(0, 101).unwrap_err()), TransportErrorCode::FLOW_CONTROL_ERROR);
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     let e = r.on_data(crate::varint::MAX, b(&[1]), false).unwrap_err();
     assert_eq!(code(e), TransportErrorCode::FLOW_CONTROL_ERROR, "offset + length beyond 2^62-1");
 }
 
 #[test]
 fn reset_discards_and_releases_credit() {
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(0, b(&[7; 10]), false).unwrap();
     r.on_data(20, b(&[7; 10]), false).unwrap();
     r.read(&mut [0u8; 4]).unwrap();
@@ -124,7 +124,7 @@ fn reset_discards_and_releases_credit() {
 
 #[test]
 fn reset_after_all_data_is_withheld() {
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(0, b(b"abc"), true).unwrap();
     assert_eq!(r.on_reset(5, 3).unwrap(), 0);
     assert_eq!(r.state(), RecvState::DataRecvd);
@@ -133,7 +133,7 @@ fn reset_after_all_data_is_withheld() {
 
 #[test]
 fn stop_discards_and_counts_later_data() {
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(0, b(&[1; 10]), false).unwrap();
     r.stop(9).unwrap();
     assert_eq!(r.stop(9), Err(ClosedStream));
@@ -160,7 +160,7 @@ fn stop_discards_and_counts_later_data() {
 fn max_stream_data_only_in_recv() {
     #[allow(clippy::disallowed_methods)]
     let now = Instant::now();
-    let mut r = RecvStream::new(100, 100);
+    let mut r = RecvPart::new(100, 100);
     r.on_data(0, b(&[0; 60]), false).unwrap();
     assert_eq!(r.poll_max_stream_data(now, Duration::ZERO), None);
     r.read(&mut [0u8; 60]).unwrap();
@@ -187,7 +187,7 @@ proptest! {
     fn reassembly_matches_model((data, frames, reads) in deliveries(), interleave in any::<u64>()) {
         let len = data.len();
         let window = len as u64;
-        let mut r = RecvStream::new(window, window);
+        let mut r = RecvPart::new(window, window);
         let mut out = Vec::new();
         let mut fin_seen = false;
         let mut step = 0usize;
@@ -250,7 +250,7 @@ proptest! {
     #[test]
     fn reassembly_matches_byte_model((data, steps) in steps()) {
         let len = data.len();
-        let mut r = RecvStream::new(len as u64, len as u64);
+        let mut r = RecvPart::new(len as u64, len as u64);
         let mut held: Vec<Option<u8>> = vec![None; len];
         let mut read_offset = 0usize;
         let mut fin_known = false;
@@ -333,7 +333,7 @@ proptest! {
 #[test]
 fn one_byte_fragments_at_every_other_offset_stay_bounded() {
     const WINDOW: u64 = 1 << 20;
-    let mut r = RecvStream::new(WINDOW, WINDOW);
+    let mut r = RecvPart::new(WINDOW, WINDOW);
     let mut sent = 0u64;
     for off in (1..WINDOW).step_by(2) {
         r.on_data(off, b(&[off as u8]), false).unwrap();
@@ -370,7 +370,7 @@ fn one_byte_fragments_at_every_other_offset_stay_bounded() {
 #[test]
 fn one_byte_in_order_frames_are_copied_together() {
     const WINDOW: u64 = 1 << 20;
-    let mut r = RecvStream::new(WINDOW, WINDOW);
+    let mut r = RecvPart::new(WINDOW, WINDOW);
     for off in 0..WINDOW {
         r.on_data(off, b(&[off as u8]), false).unwrap();
     }
@@ -378,7 +378,7 @@ fn one_byte_in_order_frames_are_copied_together() {
     println!("1 MiB of in-order 1-byte frames unread: {held} bytes held");
     assert!(held <= 3 * WINDOW as usize, "{held}");
     // Large in-order slices beyond the first few are copied too (each slice pins an arena).
-    let mut r = RecvStream::new(WINDOW, WINDOW);
+    let mut r = RecvPart::new(WINDOW, WINDOW);
     for i in 0..64u64 {
         r.on_data(i * 1000, b(&[i as u8; 1000]), false).unwrap();
     }

@@ -8,13 +8,13 @@ fn b(s: &'static [u8]) -> Bytes {
     Bytes::from_static(s)
 }
 
-fn drain(s: &mut SendStream) -> Vec<Completion> {
+fn drain(s: &mut SendPart) -> Vec<Completion> {
     std::iter::from_fn(|| s.poll_completion()).collect()
 }
 
 #[test]
 fn send_ack_delivers_in_any_order() {
-    let mut s = SendStream::new(1000, 1000);
+    let mut s = SendPart::new(1000, 1000);
     s.write(WriteId(1), b(b"hello"), false).unwrap();
     s.write(WriteId(2), b(b"world"), true).unwrap();
     assert_eq!(s.state(), SendState::Ready);
@@ -43,7 +43,7 @@ fn send_ack_delivers_in_any_order() {
 
 #[test]
 fn small_writes_share_a_frame() {
-    let mut s = SendStream::new(1000, 1000);
+    let mut s = SendPart::new(1000, 1000);
     for (i, w) in [&b"ab"[..], b"cde", b"f"].into_iter().enumerate() {
         s.write(WriteId(i as u64), Bytes::from_static(w), i == 2).unwrap();
     }
@@ -63,7 +63,7 @@ fn small_writes_share_a_frame() {
 
 #[test]
 fn lost_ranges_are_retransmitted_and_acked_parts_skipped() {
-    let mut s = SendStream::new(1000, 1000);
+    let mut s = SendPart::new(1000, 1000);
     s.write(WriteId(1), Bytes::from(vec![7u8; 100]), false).unwrap();
     let (c, _) = s.poll_transmit(100, 1000).unwrap();
     assert_eq!(c.data.len(), 100);
@@ -94,7 +94,7 @@ fn lost_ranges_are_retransmitted_and_acked_parts_skipped() {
 
 #[test]
 fn flow_control_limits_new_data_and_signals_blocked_once() {
-    let mut s = SendStream::new(4, 1000);
+    let mut s = SendPart::new(4, 1000);
     s.write(WriteId(1), b(b"abcdefgh"), false).unwrap();
     let (c, n) = s.poll_transmit(100, 100).unwrap();
     assert_eq!((c.data.len(), n), (4, 4));
@@ -112,7 +112,7 @@ fn flow_control_limits_new_data_and_signals_blocked_once() {
 
 #[test]
 fn send_buffer_limit_blocks_then_signals_writable() {
-    let mut s = SendStream::new(1000, 10);
+    let mut s = SendPart::new(1000, 10);
     s.write(WriteId(1), Bytes::from(vec![0; 30]), false).unwrap(); // empty buffer: accepted
     assert_eq!(s.write(WriteId(2), b(b"x"), false), Err(WriteError::Blocked));
     assert!(!s.take_writable());
@@ -131,7 +131,7 @@ fn send_buffer_limit_blocks_then_signals_writable() {
 //# "Send" state.
 #[test]
 fn stop_sending_resets_with_peer_code_and_final_size() {
-    let mut s = SendStream::new(1000, 1000);
+    let mut s = SendPart::new(1000, 1000);
     s.write(WriteId(1), b(b"0123456789"), false).unwrap();
     s.poll_transmit(6, 100).unwrap();
     assert!(s.on_stop_sending(77));
@@ -155,14 +155,14 @@ fn stop_sending_resets_with_peer_code_and_final_size() {
     assert!(!s.on_stop_sending(1), "terminal: nothing to do");
     assert_eq!(s.write(WriteId(9), b(b"x"), false), Err(WriteError::Stopped(77)));
     // Ready state too (nothing sent): final size 0.
-    let mut r = SendStream::new(10, 10);
+    let mut r = SendPart::new(10, 10);
     assert!(r.on_stop_sending(5));
     assert_eq!(r.poll_reset(), Some((5, 0)));
 }
 
 #[test]
 fn app_reset_and_cancel_all() {
-    let mut s = SendStream::new(1000, 1000);
+    let mut s = SendPart::new(1000, 1000);
     s.write(WriteId(1), b(b"ab"), false).unwrap();
     s.write(WriteId(2), b(b"cd"), false).unwrap();
     s.poll_transmit(100, 100).unwrap();
@@ -177,7 +177,7 @@ fn app_reset_and_cancel_all() {
     assert_eq!(s.reset(9), Err(ClosedStream));
     assert_eq!(s.write(WriteId(3), b(b"x"), false), Err(WriteError::Reset(9)));
 
-    let mut t = SendStream::new(1000, 1000);
+    let mut t = SendPart::new(1000, 1000);
     t.write(WriteId(4), b(b"ab"), true).unwrap();
     t.cancel_all(CancelReason::IdleTimeout);
     t.cancel_all(CancelReason::EndpointDropped);
@@ -223,7 +223,7 @@ type Writes = HashMap<WriteId, (u64, u64, bool)>;
 
 /// Drains completions, counting them per write and checking `Delivered` against the model.
 fn check(
-    s: &mut SendStream,
+    s: &mut SendPart,
     writes: &Writes,
     counts: &mut HashMap<WriteId, u32>,
     acked: &[bool],
@@ -247,7 +247,7 @@ proptest! {
     /// only when the model says all of its bytes (and its FIN) were acknowledged.
     #[test]
     fn every_accepted_write_completes_exactly_once(ops in proptest::collection::vec(op(), 1..120)) {
-        let mut s = SendStream::new(64, 80);
+        let mut s = SendPart::new(64, 80);
         let mut next = 0u64;
         let mut writes: Writes = HashMap::new();
         let mut in_flight: Vec<(u64, u64, bool)> = Vec::new();
@@ -308,7 +308,7 @@ proptest! {
         frame_sizes in proptest::collection::vec(1usize..20, 1..40),
         loss in proptest::collection::vec(any::<bool>(), 1..40),
     ) {
-        let mut s = SendStream::new(u64::MAX >> 2, 1 << 20);
+        let mut s = SendPart::new(u64::MAX >> 2, 1 << 20);
         let mut expected = Vec::new();
         for (i, n) in lens.iter().enumerate() {
             let data: Vec<u8> = (0..*n).map(|j| (i * 31 + j) as u8).collect();
