@@ -65,7 +65,7 @@ impl Connection {
         let peer = self.peer_params.as_ref()?.max_datagram_frame_size?.into_inner() as usize;
         // Frame type and a length of up to 2 bytes (payloads stay under 16384 here).
         let by_peer = peer.saturating_sub(3);
-        let by_path = (self.current_mds as usize).saturating_sub(MAX_PACKET_OVERHEAD + 3);
+        let by_path = (self.path.mds as usize).saturating_sub(MAX_PACKET_OVERHEAD + 3);
         Some(by_peer.min(by_path).min(16383))
     }
 
@@ -141,7 +141,7 @@ impl Connection {
     ) -> usize {
         let mut n = 0;
         let mut left = room;
-        let mds = self.current_mds as usize;
+        let mds = self.path.mds as usize;
         while let Some(d) = self.datagrams.send.front() {
             let f = Datagram { data: d, has_length: true };
             let len = f.encoded_len();

@@ -128,18 +128,18 @@ impl Connection {
             items.push(Retx::HandshakeDone);
             summary.on_frame(FrameType::HANDSHAKE_DONE);
         }
-        if let Some(data) = self.path_response {
+        if let Some(data) = self.path.response {
             let f = PathResponse { data };
             if room(w) >= 9 && f.encode(w).is_ok() {
-                self.path_response = None;
+                self.path.response = None;
                 summary.on_frame(FrameType::PATH_RESPONSE);
                 path_frame = true;
             }
         }
-        if let (true, Some(data)) = (self.path_challenge_pending, self.path_challenge) {
+        if let (true, Some(data)) = (self.path.challenge_pending, self.path.challenge) {
             let f = PathChallenge { data };
             if room(w) >= 9 && f.encode(w).is_ok() {
-                self.path_challenge_pending = false;
+                self.path.challenge_pending = false;
                 items.push(Retx::PathChallenge(data));
                 summary.on_frame(FrameType::PATH_CHALLENGE);
                 path_frame = true;

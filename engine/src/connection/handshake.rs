@@ -293,7 +293,7 @@ impl Connection {
         //# A server might wish to validate the client address before starting
         //# the cryptographic handshake.  QUIC uses a token in the Initial packet
         //# to provide address validation prior to completing the handshake.
-        conn.address_validated = incoming.retry.is_some();
+        conn.path.validated = incoming.retry.is_some();
         conn.stats.retry = incoming.retry.is_some();
         conn.reset_idle_timer(now);
         conn.timers.set_opt(Timer::Handshake, conn.config.handshake_timeout.map(|t| now + t));
@@ -341,7 +341,7 @@ impl Connection {
             local_scid: p.scid,
             local_cids: LocalCids::with_initial(p.scid, p.scid_token),
             peer_cids: PeerCids::new(p.peer_cid, cfg.active_cid_limit),
-            remote: p.remote,
+            path: super::path::Path::new(p.remote, p.side == Side::Client, &cfg),
             ids: p.ids,
             token: Vec::new(),
             new_token: None,
@@ -354,15 +354,9 @@ impl Connection {
             handshake_complete: false,
             handshake_confirmed: false,
             handshake_done_pending: false,
-            address_validated: p.side == Side::Client,
-            amp_received: 0,
-            amp_sent: 0,
             idle_timeout: cfg.idle_timeout,
             key_update_requested: false,
             idle_restart_on_send: false,
-            path_response: None,
-            path_challenge: None,
-            path_challenge_pending: false,
             migration_candidate: false,
             events: std::collections::VecDeque::new(),
             endpoint_events,
@@ -376,14 +370,7 @@ impl Connection {
             tls_detail: None,
             peer_ack_delay_exponent: crate::transport_params::DEFAULT_ACK_DELAY_EXPONENT as u8,
             peer_max_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,
-            current_mds: cfg.max_datagram_size,
             ack_frequency: Default::default(),
-            mtud: super::mtud::Mtud::new(
-                cfg.pmtud,
-                cfg.max_datagram_size,
-                cfg.pmtud_upper_bound,
-                cfg.pmtud_raise_interval,
-            ),
             app_limited: false,
             rng: p.rng,
             versions: p.versions,
@@ -404,7 +391,7 @@ impl Connection {
     ) -> Result<(), Error> {
         let mut buf = std::mem::take(&mut self.crypto_scratch);
         buf.clear();
-        let limit = if self.side == Side::Server && !self.address_validated {
+        let limit = if self.side == Side::Server && !self.path.validated {
             MAX_CRYPTO_BUFFER_UNVALIDATED
         } else {
             MAX_CRYPTO_BUFFER
@@ -565,12 +552,9 @@ impl Connection {
         //# A QUIC sender can therefore enter the
         //# DPLPMTUD BASE state (Section 5.2 of [DPLPMTUD]) when the QUIC
         //# connection handshake has been completed.
-        let ipv6 = match self.remote.ip() {
-            std::net::IpAddr::V4(_) => false,
-            std::net::IpAddr::V6(a) => a.to_ipv4_mapped().is_none(),
-        };
-        self.mtud.start(self.peer_max_udp_payload, ipv6);
-        let mds = self.mtud.current();
+        let ipv6 = self.path.is_ipv6();
+        self.path.mtud.start(self.peer_max_udp_payload, ipv6);
+        let mds = self.path.mtud.current();
         self.set_plpmtu(mds);
     }
 

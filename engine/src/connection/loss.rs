@@ -49,9 +49,9 @@ impl Connection {
     // Black-hole detection of DPLPMTUD (RFC 8899 §4.3, RFC 9000 §14.3).
     fn on_black_hole_suspected(&mut self, now: Instant) {
         const BASE: u16 = crate::packet::MIN_INITIAL_DATAGRAM_SIZE as u16;
-        if self.current_mds > BASE {
-            tracing::debug!(side = ?self.side, from = self.current_mds, "black hole suspected: 1200-byte datagrams");
-            self.mtud.on_black_hole(now);
+        if self.path.mds > BASE {
+            tracing::debug!(side = ?self.side, from = self.path.mds, "black hole suspected: 1200-byte datagrams");
+            self.path.mtud.on_black_hole(now);
             self.set_plpmtu(BASE);
             self.stats.mtu_fallbacks += 1;
         }
@@ -186,11 +186,11 @@ impl Connection {
     ) {
         if space == SpaceId::Data {
             if p.payload.mtu_probe {
-                if let Some(size) = self.mtud.on_probe_acked(p.pn) {
+                if let Some(size) = self.path.mtud.on_probe_acked(p.pn) {
                     self.set_plpmtu(size);
                 }
             } else {
-                self.mtud.on_packet_acked(p.size, p.time_sent);
+                self.path.mtud.on_packet_acked(p.size, p.time_sent);
             }
         }
         let SentFrames { items, ack_largest, .. } = p.payload;
@@ -233,9 +233,9 @@ impl Connection {
         let mut black_hole = false;
         if space == SpaceId::Data {
             if p.payload.mtu_probe {
-                self.mtud.on_probe_lost(p.pn);
+                self.path.mtud.on_probe_lost(p.pn);
             } else {
-                black_hole = self.mtud.on_packet_lost(p.size, p.time_sent);
+                black_hole = self.path.mtud.on_packet_lost(p.size, p.time_sent);
             }
         }
         self.requeue_packet(space, p);
@@ -278,9 +278,7 @@ impl Connection {
                 }
                 Retx::AckFrequency(seq) => self.on_ack_frequency_lost(seq),
                 Retx::PathChallenge(data) => {
-                    if self.path_challenge == Some(data) {
-                        self.path_challenge_pending = true;
-                    }
+                    self.path.on_challenge_lost(data);
                 }
             }
         }

@@ -36,6 +36,7 @@ mod fill;
 mod handshake;
 mod loss;
 mod mtud;
+mod path;
 mod qlog;
 mod recv;
 mod send;
@@ -170,7 +171,8 @@ pub struct Connection {
     local_scid: ConnectionId,
     local_cids: LocalCids,
     peer_cids: PeerCids,
-    remote: SocketAddr,
+    /// The path in use: addresses, validation, amplification budget, PMTU.
+    path: path::Path,
     ids: HandshakeIds,
     /// Client: the token to put in Initial packets (from the token store, then from a Retry).
     token: Vec<u8>,
@@ -189,20 +191,11 @@ pub struct Connection {
     handshake_complete: bool,
     handshake_confirmed: bool,
     handshake_done_pending: bool,
-    /// Server: the client's address is validated (Handshake packet or Retry token).
-    address_validated: bool,
-    amp_received: u64,
-    amp_sent: u64,
     /// Effective idle timeout once parameters are known (ours until then).
     idle_timeout: Option<Duration>,
     key_update_requested: bool,
     /// The next ack-eliciting packet sent restarts the idle timer (RFC 9000 §10.1).
     idle_restart_on_send: bool,
-    path_response: Option<[u8; 8]>,
-    /// Server: the PATH_CHALLENGE data of a path being validated after the client's address
-    /// changed, and whether the frame still has to be (re)sent.
-    path_challenge: Option<[u8; 8]>,
-    path_challenge_pending: bool,
     /// A non-probing 1-RTT packet with a new largest packet number was processed in the
     /// datagram being handled (the condition for following a peer address change).
     migration_candidate: bool,
@@ -220,11 +213,6 @@ pub struct Connection {
     tls_detail: Option<String>,
     peer_ack_delay_exponent: u8,
     peer_max_udp_payload: u64,
-    /// Datagram size in use (the PLPMTU): the configured one, raised by PMTU discovery,
-    /// back to 1200 when a black hole is suspected.
-    current_mds: u16,
-    /// Path MTU discovery (DPLPMTUD) of the path.
-    mtud: mtud::Mtud,
     /// ACK_FREQUENCY / IMMEDIATE_ACK state, both directions.
     ack_frequency: ack_frequency::AckFrequencyState,
     app_limited: bool,
@@ -246,7 +234,7 @@ impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("side", &self.side)
-            .field("remote", &self.remote)
+            .field("remote", &self.path.remote)
             .field("handshake_complete", &self.handshake_complete)
             .field("handshake_confirmed", &self.handshake_confirmed)
             .field("close", &self.close)
@@ -353,7 +341,7 @@ impl Connection {
 
     /// The peer's address.
     pub fn remote_address(&self) -> SocketAddr {
-        self.remote
+        self.path.remote
     }
 
     /// The QUIC version the connection sends in: the client's first one until negotiation
@@ -470,7 +458,7 @@ impl Connection {
     /// before the first datagram.
     pub fn set_address_validated_by_token(&mut self) {
         if self.side == Side::Server {
-            self.address_validated = true;
+            self.path.validated = true;
             self.stats.new_token_used = true;
         }
     }
@@ -478,12 +466,12 @@ impl Connection {
     /// Whether the peer's address is validated (server: by a token, a Handshake packet or a
     /// path validation; a client always considers the server's validated).
     pub fn is_address_validated(&self) -> bool {
-        self.address_validated
+        self.path.validated
     }
 
     /// Where path MTU discovery of the path stands.
     pub fn mtud_state(&self) -> MtudState {
-        self.mtud.state()
+        self.path.mtud.state()
     }
 
     /// Where ECN validation of the path stands (RFC 9000 §13.4.2).
@@ -520,8 +508,8 @@ impl Connection {
         s.smoothed_rtt = self.loss.rtt().smoothed();
         s.min_rtt = self.loss.rtt().min();
         s.pmtu = self.max_datagram_size() as u64;
-        s.pmtu_probes_sent = self.mtud.probes_sent;
-        s.pmtu_probes_lost = self.mtud.probes_lost;
+        s.pmtu_probes_sent = self.path.mtud.probes_sent;
+        s.pmtu_probes_lost = self.path.mtud.probes_lost;
         s.ack_frequency_sent = self.ack_frequency.frames_sent;
         s.ack_frequency_received = self.ack_frequency.frames_applied;
         s.immediate_acks_sent = self.ack_frequency.immediate_acks_sent;

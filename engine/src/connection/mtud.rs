@@ -344,8 +344,8 @@ impl Connection {
             return None;
         }
         let pto = self.loss.pto_period(SpaceId::Data);
-        self.mtud.poll(now, pto);
-        let size = usize::from(self.mtud.probe_size()?);
+        self.path.mtud.poll(now, pto);
+        let size = usize::from(self.path.mtud.probe_size()?);
         //= https://www.rfc-editor.org/rfc/rfc9000#section-14.4
         //# Endpoints could limit the content of PMTU probes to PING and PADDING
         //# frames, since packets that are larger than the current maximum
@@ -415,7 +415,7 @@ impl Connection {
             self.close_with_error(now, e);
             return None;
         }
-        self.mtud.on_probe_sent(pn, total as u16, now);
+        self.path.mtud.on_probe_sent(pn, total as u16, now);
         // A probe does not restart the idle timer (RFC 9000 §10.1 restarts it on ack-eliciting
         // sends): a connection whose only traffic is probes of a size the path drops is idle,
         // and times out when the application is silent, as without discovery.
@@ -425,11 +425,11 @@ impl Connection {
 
     /// The PLPMTU changed to `size`: datagrams, the congestion controller and the pacer follow.
     pub(super) fn set_plpmtu(&mut self, size: u16) {
-        if self.current_mds == size {
+        if self.path.mds == size {
             return;
         }
-        tracing::debug!(side = ?self.side, from = self.current_mds, to = size, "PLPMTU changed");
-        self.current_mds = size;
+        tracing::debug!(side = ?self.side, from = self.path.mds, to = size, "PLPMTU changed");
+        self.path.mds = size;
         self.cc.set_max_datagram_size(size);
         self.pacer.set_max_datagram_size(size);
     }

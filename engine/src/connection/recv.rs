@@ -74,7 +74,7 @@ impl Connection {
         if matches!(self.close, CloseState::Draining { .. } | CloseState::Drained) {
             return;
         }
-        let new_path = self.side == Side::Server && remote != self.remote;
+        let new_path = self.side == Side::Server && remote != self.path.remote;
         if new_path && !self.handshake_confirmed {
             // RFC 9000 §9: endpoints keep a stable address for the duration of the handshake
             // and MUST NOT migrate before it is confirmed: drop what arrives from elsewhere.
@@ -85,7 +85,7 @@ impl Connection {
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
         if self.side == Side::Server && !new_path {
-            self.amp_received += data.len() as u64;
+            self.path.on_received(data.len());
             self.loss.set_amplification_limited(now, false);
         }
         let mut tail = [0u8; 16];
@@ -346,7 +346,7 @@ impl Connection {
             //= https://www.rfc-editor.org/rfc/rfc9000#section-8.1
             //# In particular, receipt of a packet protected with Handshake keys
             //# confirms that the peer successfully processed an Initial packet.
-            self.address_validated = true;
+            self.path.validated = true;
             //= https://www.rfc-editor.org/rfc/rfc9001#section-4.9.1
             //# a server MUST discard Initial keys when it first successfully
             //# processes a Handshake packet.
@@ -444,17 +444,13 @@ impl Connection {
                 //# On receiving a PATH_CHALLENGE frame, an endpoint MUST respond by
                 //# echoing the data contained in the PATH_CHALLENGE frame in a
                 //# PATH_RESPONSE frame.
-                self.path_response = Some(f.data);
+                self.path.response = Some(f.data);
             }
             Frame::PathResponse(f) => {
                 //= https://www.rfc-editor.org/rfc/rfc9000#section-8.2.3
                 //# Path validation succeeds when a PATH_RESPONSE frame is received that
                 //# contains the data that was sent in a previous PATH_CHALLENGE frame.
-                if self.path_challenge == Some(f.data) {
-                    self.path_challenge = None;
-                    self.path_challenge_pending = false;
-                    self.address_validated = true;
-                }
+                self.path.on_path_response(f.data);
             }
             Frame::ConnectionClose(c) => self.on_peer_close(now, &c),
             Frame::HandshakeDone(_) => {
@@ -484,9 +480,9 @@ impl Connection {
         //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3
         //# After changing the address to which it sends non-probing packets, an
         //# endpoint can abandon any path validation for other addresses.
-        let port_only = remote.ip() == self.remote.ip();
-        tracing::debug!(from = %self.remote, to = %remote, "peer address changed");
-        self.remote = remote;
+        let port_only = remote.ip() == self.path.remote.ip();
+        tracing::debug!(from = %self.path.remote, to = %remote, "peer address changed");
+        self.path.remote = remote;
         //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3
         //# Receiving a packet from a new peer address containing a non-probing
         //# frame indicates that the peer has migrated to that address.
@@ -497,14 +493,11 @@ impl Connection {
         //# validation is not already underway.
         let mut data = [0u8; 8];
         rand::RngCore::fill_bytes(&mut self.rng, &mut data);
-        self.path_challenge = Some(data);
-        self.path_challenge_pending = true;
+        self.path.start_challenge(data);
         //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3.1
         //# Until a peer's address is deemed valid, an endpoint limits the amount
         //# of data it sends to that address; see Section 8.
-        self.address_validated = false;
-        self.amp_received = datagram_len as u64;
-        self.amp_sent = 0;
+        self.path.unvalidate(datagram_len);
         //= https://www.rfc-editor.org/rfc/rfc9000#section-9.4
         //# On confirming a peer's ownership of its new address, an endpoint
         //# MUST immediately reset the congestion controller and round-trip time
@@ -516,7 +509,7 @@ impl Connection {
         if !port_only {
             let cfg = self.config.congestion_config();
             self.cc = self.config.congestion.build(&cfg);
-            self.cc.set_max_datagram_size(self.current_mds);
+            self.cc.set_max_datagram_size(self.path.mds);
         }
         let _ = now;
     }

@@ -86,7 +86,7 @@ impl Connection {
             self.stats.bytes_sent += n as u64;
             self.update_timers(now);
             return Some(Transmit {
-                dst: self.remote,
+                dst: self.path.remote,
                 ecn: Ecn::NotEct,
                 segment_size: None,
                 len: n,
@@ -118,7 +118,7 @@ impl Connection {
         self.stats.datagrams_sent += count as u64;
         self.stats.bytes_sent += total as u64;
         Some(Transmit {
-            dst: self.remote,
+            dst: self.path.remote,
             ecn,
             segment_size: (count > 1).then_some(seg),
             len: total,
@@ -128,7 +128,7 @@ impl Connection {
 
     /// The largest datagram we build on this path.
     pub(super) fn max_datagram_size(&self) -> usize {
-        u64::from(self.current_mds).min(self.peer_max_udp_payload) as usize
+        u64::from(self.path.mds).min(self.peer_max_udp_payload) as usize
     }
 
     /// Bytes the server may still send before the client's address is validated.
@@ -142,15 +142,7 @@ impl Connection {
     }
 
     fn amplification_budget(&self) -> usize {
-        //= https://www.rfc-editor.org/rfc/rfc9000#section-8.1
-        //# Prior to validating the client address, servers MUST NOT send more
-        //# than three times as many bytes as the number of bytes they have
-        //# received.
-        if self.side == Side::Server && !self.address_validated {
-            (self.amp_received * 3).saturating_sub(self.amp_sent) as usize
-        } else {
-            usize::MAX
-        }
+        self.path.amplification_budget()
     }
 
     /// Whether `space` has keys to send with.
@@ -177,8 +169,8 @@ impl Connection {
         space == SpaceId::Data
             && (self.handshake_done_pending
                 || (self.token_out_pending && self.handshake_complete)
-                || self.path_response.is_some()
-                || self.path_challenge_pending
+                || self.path.response.is_some()
+                || self.path.challenge_pending
                 || !self.local_cids.to_send.is_empty()
                 || !self.peer_cids.to_retire.is_empty()
                 || self.has_datagrams_to_send()
@@ -276,9 +268,7 @@ impl Connection {
         if sent_handshake && self.side == Side::Client {
             self.discard_space(now, SpaceId::Initial);
         }
-        if self.side == Side::Server && !self.address_validated {
-            self.amp_sent += pos as u64;
-        }
+        self.path.on_sent(pos);
         pos
     }
 
@@ -624,13 +614,11 @@ impl Connection {
             return None;
         }
         let _ = now;
-        if self.side == Side::Server && !self.address_validated {
-            self.amp_sent += pos as u64;
-        }
+        self.path.on_sent(pos);
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += pos as u64;
         Some(Transmit {
-            dst: self.remote,
+            dst: self.path.remote,
             ecn: Ecn::NotEct,
             segment_size: None,
             len: pos,

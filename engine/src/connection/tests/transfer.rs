@@ -393,12 +393,12 @@ fn nat_rebinding_mid_transfer() {
     // The transfer can end with the PATH_RESPONSE still on its way (fewer ACKs from the
     // client under ACK_FREQUENCY leave less slack): give it a bounded round trip or two.
     let end = pair.now() + Duration::from_secs(1);
-    while !pair.server.as_ref().unwrap().address_validated && pair.now() < end {
+    while !pair.server.as_ref().unwrap().path.validated && pair.now() < end {
         if !pair.step_capped(Some(end)) {
             break;
         }
     }
     let s = pair.server.as_ref().unwrap();
-    assert!(s.address_validated, "the new path was validated");
+    assert!(s.path.validated, "the new path was validated");
     assert!(pair.net.elapsed() > Duration::from_millis(400));
 }
