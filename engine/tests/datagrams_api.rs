@@ -55,14 +55,13 @@ fn handles_both_ways_with_loss_on_virtual_time() {
         rt.endpoint(&[s_addr], EndpointConfig::server(support::server_config(dgram(64)))).unwrap();
     let client =
         rt.endpoint(&[c_addr], EndpointConfig::client(support::client_config(dgram(64)))).unwrap();
+    // Before the handshake (nothing runs until the runtime is stepped): not ready.
+    let connecting = client.connect(s_addr, "localhost").unwrap();
+    let early = connecting.connection().unwrap();
+    assert_eq!(early.send_datagram(payload(0)), Err(DatagramError::NotReady));
+    assert_eq!(early.max_datagram_size(), None);
     let (conn, sconn) = rt
-        .run_until(
-            async {
-                let c = client.connect(s_addr, "localhost").unwrap().await.unwrap();
-                (c, server.accept().await.unwrap())
-            },
-            T,
-        )
+        .run_until(async { (connecting.await.unwrap(), server.accept().await.unwrap()) }, T)
         .expect("handshake in virtual time");
     assert!(conn.max_datagram_size().is_some_and(|m| m >= 1000));
     let n = 300u32;

@@ -133,4 +133,8 @@ fn a_server_without_datagrams_is_refused_in_one_line() {
     let line = one_error_line(&out);
     assert!(line.contains("does not accept DATAGRAM frames"), "{line}");
     assert!(line.contains("--datagrams on"), "{line}");
+    // The mode runs alone.
+    let out = peregrine(&["perf", "--datagrams", "--rps", "-t", "1s"], LIMIT);
+    assert!(!out.status.success());
+    assert!(one_error_line(&out).contains("--datagrams runs one connection"));
 }

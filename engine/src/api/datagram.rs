@@ -42,10 +42,10 @@ impl Connection {
         }
         let (support, max) = self.shared.mail.with(|m| (m.datagram_support, m.datagram_max));
         match support {
-            (false, _) => return Err(DatagramError::Disabled),
-            (true, None) => return Err(DatagramError::NotReady),
-            (true, Some(false)) => return Err(DatagramError::UnsupportedByPeer),
-            (true, Some(true)) => {}
+            None | Some((true, None)) => return Err(DatagramError::NotReady),
+            Some((false, _)) => return Err(DatagramError::Disabled),
+            Some((true, Some(false))) => return Err(DatagramError::UnsupportedByPeer),
+            Some((true, Some(true))) => {}
         }
         let max = max.ok_or(DatagramError::NotReady)?;
         if data.len() > max {

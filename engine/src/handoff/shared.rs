@@ -138,8 +138,8 @@ pub(crate) struct ConnMail {
     /// the connection after the handle accepted them.
     pub datagrams_dropped: u64,
     /// DATAGRAM: whether we enabled it, and whether the peer did once its parameters are
-    /// known (`Connection::datagram_support`).
-    pub datagram_support: (bool, Option<bool>),
+    /// known (`Connection::datagram_support`); `None` until the worker published it.
+    pub datagram_support: Option<(bool, Option<bool>)>,
     /// DATAGRAM: the largest payload the connection takes now.
     pub datagram_max: Option<usize>,
 }

@@ -450,7 +450,7 @@ pub(crate) fn refuse_op(op: ConnOp) {
 
 /// Copies what a handle needs to check a datagram before posting it.
 pub(crate) fn publish_datagram_state(m: &mut crate::handoff::shared::ConnMail, conn: &Connection) {
-    m.datagram_support = conn.datagram_support();
+    m.datagram_support = Some(conn.datagram_support());
     m.datagram_max = conn.max_datagram_payload();
     m.datagram_capacity = conn.datagram_queue_capacity();
 }

@@ -104,9 +104,9 @@ pub struct ConfigArgs {
     /// anti-replay [default: off].
     #[arg(long = "early-data", value_name = "on|off", allow_hyphen_values = true)]
     pub early_data: Option<String>,
-    /// Accept and send unreliable DATAGRAM frames, RFC 9221 (server, client, perf)
-    /// [default: off].
-    #[arg(long = "datagrams", value_name = "on|off", allow_hyphen_values = true)]
+    /// Accept and send unreliable DATAGRAM frames, RFC 9221 (server, client, perf); alone,
+    /// `--datagrams` means on, and in perf it also selects the datagram mode [default: off].
+    #[arg(long = "datagrams", value_name = "on|off", num_args = 0..=1, default_missing_value = "on")]
     pub datagrams: Option<String>,
     /// Datagrams held in each direction's queue, 1..=65536; when full the oldest is dropped
     /// and counted [default: 64].

@@ -12,7 +12,7 @@ mod values;
 pub use cli::ConfigArgs;
 pub use values::{
     format_duration, format_list, format_size, parse_duration, parse_duration_in, parse_list,
-    parse_size,
+    parse_size, parse_switch,
 };
 
 use peregrine_engine::cid::MAX_CID_LEN;

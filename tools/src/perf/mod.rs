@@ -103,11 +103,6 @@ pub struct Args {
     /// Handshake mode for --duration: --connections slots connect and close back to back.
     #[arg(long, conflicts_with_all = ["download", "upload", "rps", "direction", "reverse", "bidir"])]
     handshakes: bool,
-    /// Datagram mode for --duration: one connection sends unreliable DATAGRAM frames (RFC
-    /// 9221) at --rate [default: 10M], each echoed by the server (which needs --datagrams
-    /// on; the in-process server has it); reports sent, received, lost, goodput and jitter.
-    #[arg(long, conflicts_with_all = ["download", "upload", "rps", "handshakes", "direction", "reverse", "bidir", "connections", "streams"])]
-    datagrams: bool,
     /// --datagrams: payload bytes of each datagram, 24..=65535 (at most what the connection
     /// carries) [default: 1200].
     #[arg(long, value_parser = clap::value_parser!(u16).range(24..), requires = "datagrams")]
@@ -188,6 +183,23 @@ pub fn parse_run_duration(s: &str) -> Result<Duration, String> {
 /// Runs the benchmark and prints its results; with `--json`, a failure is also printed as
 /// `{"error": "..."}` on stdout.
 pub fn run(args: &Args) -> Result<(), String> {
+    if datagram_mode(args) {
+        let others = args.rps
+            || args.handshakes
+            || args.download.is_some()
+            || args.upload.is_some()
+            || args.direction.is_some()
+            || args.reverse
+            || args.bidir
+            || args.connections != 1
+            || args.streams != 1;
+        if others {
+            return Err("--datagrams runs one connection on its own: not with --rps, \
+                        --handshakes, --download, --upload, --direction, -R, --bidir, \
+                        --connections or --streams"
+                .into());
+        }
+    }
     let both = Mode::of(args) == Mode::Duration(Direction::Both);
     let slots = u64::from(args.connections) * u64::from(args.streams) * (1 + u64::from(both));
     if slots > MAX_SLOTS {
@@ -202,6 +214,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         outln!("{}", serde_json::json!({ "error": e }));
     }
     r
+}
+
+/// Datagram mode (`--datagrams` or `--datagrams on` on the command line; the config key
+/// in a file only enables DATAGRAM frames): one connection sends unreliable DATAGRAM frames
+/// (RFC 9221) at `--rate` (default 10M), each echoed by the server (which needs datagrams
+/// on; the in-process server has them); the report gives sent, received, lost, goodput and
+/// jitter (`datagrams`).
+fn datagram_mode(args: &Args) -> bool {
+    args.settings.datagrams.as_deref().is_some_and(|v| crate::config::parse_switch(v) == Ok(true))
 }
 
 /// Most stream slots (connections x streams, twice with --bidir) one run drives: each has
@@ -251,7 +272,7 @@ impl Mode {
 /// out.
 fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
     let mut settings = args.settings.resolve()?;
-    if args.datagrams {
+    if datagram_mode(args) {
         // Both endpoints: the client's, and the in-process server's; unless set, queues deep
         // enough that bursts at the target rate measure the path, not the queue bound.
         settings.datagrams = true;
@@ -312,7 +333,7 @@ fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
         eprintln!("peregrine: metrics on http://{}/metrics", m.local_addr());
     }
     let target = Target { addr, name, in_process: local.is_some() };
-    let result = if args.datagrams {
+    let result = if datagram_mode(args) {
         datagrams::run(args, &settings, &ep, &target, &notes, &stop)
     } else {
         drive::run(args, &settings, &ep, &target, local, notes, &stop, report)
