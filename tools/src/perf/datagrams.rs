@@ -243,17 +243,23 @@ fn refused(e: DatagramError) -> String {
     }
 }
 
-/// Sends for the run's duration at the run's rate, then waits for the last echoes.
-fn send_loop(
-    conn: &Connection,
+/// What the sender sends: `size`-byte datagrams at `bits_per_sec` for `duration` from `t0`.
+struct Plan {
     size: usize,
     bits_per_sec: u64,
     duration: Duration,
     t0: Instant,
+}
+
+/// Sends for the run's duration at the run's rate, then waits for the last echoes.
+fn send_loop(
+    conn: &Connection,
+    plan: &Plan,
     sent: &AtomicU64,
     received: &AtomicU64,
     stop: &Stop,
 ) -> Result<(u64, f64), String> {
+    let Plan { size, bits_per_sec, duration, t0 } = *plan;
     let per_datagram = Duration::from_secs_f64(size as f64 * 8.0 / bits_per_sec as f64);
     let end = t0 + duration;
     let mut n = 0u64;
@@ -356,7 +362,8 @@ pub fn run(
             })
             .map_err(|e| format!("cannot start the datagram reader: {e}"))?
     };
-    let result = send_loop(&conn, size, bits_per_sec, args.duration, t0, &sent, &received, stop);
+    let plan = Plan { size, bits_per_sec, duration: args.duration, t0 };
+    let result = send_loop(&conn, &plan, &sent, &received, stop);
     done.store(true, Ordering::Release);
     let tally = reader.join().map_err(|_| "the datagram reader panicked".to_string())?;
     let stats = conn.stats();
