@@ -227,7 +227,17 @@ pub fn transport(s: &Settings) -> Result<TransportConfig, String> {
         .with_handshake_timeout(Some(s.handshake_timeout))
         .map_err(|x| e("handshake-timeout")(&x))
         .map(|t| t.with_congestion(s.congestion).with_pacing(s.pacing).with_streams(streams))
+        .and_then(|t| match s.datagrams {
+            true => t
+                .with_datagrams(MAX_DATAGRAM_FRAME_SIZE, s.datagram_queue as usize)
+                .map_err(|x| e("datagram-queue")(&x)),
+            false => Ok(t),
+        })
 }
+
+/// The max_datagram_frame_size `datagrams on` advertises: the largest (a datagram is still
+/// limited by one packet of the path MTU).
+pub const MAX_DATAGRAM_FRAME_SIZE: u64 = 65_535;
 
 /// How each worker admits new clients: `retry` and `max-handshakes` (Retry tokens are sealed
 /// with one key per endpoint, so they are valid on every worker), and the token and stateless
@@ -562,6 +572,9 @@ mod tests {
         let t = transport(&s).unwrap();
         assert_eq!(t.congestion(), peregrine_engine::Algorithm::NewReno);
         assert!(transport(&Settings::default()).is_ok());
+        assert_eq!(transport(&Settings::default()).unwrap().datagrams(), None);
+        let d = transport(&with(&[("datagrams", "on"), ("datagram-queue", "500")])).unwrap();
+        assert_eq!(d.datagrams(), Some((MAX_DATAGRAM_FRAME_SIZE, 500)));
         let w =
             worker_config(&with(&[("gso", "off"), ("tx-batch", "8"), ("cores", "0")]), Use::Server);
         assert_eq!((w.max_gso_segments, w.max_batch, w.cores.clone()), (1, 8, vec![Some(0)]));

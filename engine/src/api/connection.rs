@@ -89,7 +89,12 @@ impl Connection {
 
     /// Counters as of the owner worker's last look at the connection.
     pub fn stats(&self) -> ConnectionStats {
-        self.shared.mail.with(|m| m.stats)
+        self.shared.mail.with(|m| {
+            let mut s = m.stats;
+            // Datagrams dropped in the handles' mailbox count with the connection's own.
+            s.datagram_frames_dropped += m.datagrams_dropped;
+            s
+        })
     }
 
     /// The application protocol negotiated with ALPN (RFC 7301), once the handshake completed;

@@ -10,14 +10,16 @@
 //! [`Endpoint::connect_with`].
 //!
 //! Files: `endpoint` (bind, connect, accept, shutdown, stats), `connection` (streams open and
-//! accept, close), `stream` (send and receive halves, write completions), `sync` (the blocking
+//! accept, close), `datagram` (RFC 9221 datagrams: send, receive, size limit), `stream` (send and receive halves, write completions), `sync` (the blocking
 //! executor).
 
 mod connection;
+mod datagram;
 mod endpoint;
 mod stream;
 pub(crate) mod sync;
 
+pub use crate::connection::DatagramError;
 pub use crate::handoff::shared::WriteStatus;
 pub use crate::handoff::ConnError;
 pub use connection::{Connecting, Connection};

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::SEND_SLACK;
-use crate::connection::{Connection, ConnectionError, ConnectionStats};
+use crate::connection::{Connection, ConnectionError, ConnectionStats, DatagramError};
 use crate::crypto::Side;
 use crate::endpoint::ConnectionHandle;
 use crate::streams::{
@@ -146,6 +146,32 @@ impl<'a> ConnCtx<'a> {
     /// Sets the send priority of stream `id` (higher first; equal ones share round-robin).
     pub fn set_priority(&mut self, id: StreamId, priority: i32) -> Result<(), ClosedStream> {
         self.conn.streams().set_priority(id, priority)
+    }
+
+    /// Queues `data` for a DATAGRAM frame (RFC 9221): unreliable, never retransmitted.
+    /// Refused with a typed error when we or the peer did not enable DATAGRAM frames, or when
+    /// `data` is larger than [`Self::max_datagram_payload`]. The send queue holds
+    /// `TransportConfig::with_datagrams`'s `queue` datagrams; when full, the oldest queued one
+    /// is dropped and counted (`datagram_frames_dropped`).
+    pub fn send_datagram(&mut self, data: Bytes) -> Result<(), DatagramError> {
+        self.conn.send_datagram(data)
+    }
+
+    /// The oldest received datagram not read yet (see
+    /// [`super::ConnectionHandler::on_datagram`]).
+    pub fn recv_datagram(&mut self) -> Option<Bytes> {
+        self.conn.recv_datagram()
+    }
+
+    /// The largest payload [`Self::send_datagram`] takes now; `None` before the peer's
+    /// transport parameters are known or when DATAGRAM was not enabled on both sides.
+    pub fn max_datagram_payload(&self) -> Option<usize> {
+        self.conn.max_datagram_payload()
+    }
+
+    /// Datagrams queued for sending and not yet in a packet.
+    pub fn datagrams_queued(&self) -> usize {
+        self.conn.datagrams_queued()
     }
 
     /// Closes the connection with an application error code and reason. Idempotent.

@@ -97,6 +97,11 @@ pub trait ConnectionHandler: 'static {
     }
     /// The peer raised its stream limit after an open of type `dir` was refused.
     fn on_streams_available(&mut self, cx: &mut ConnCtx<'_>, dir: Dir) {}
+    /// A DATAGRAM frame (RFC 9221) arrived while the connection's receive queue was empty:
+    /// read them with [`ConnCtx::recv_datagram`] until `None` to be told again. Unread
+    /// datagrams wait in a queue of `TransportConfig::with_datagrams`'s `queue` entries; when
+    /// it is full the oldest is dropped and counted (`datagram_frames_dropped`).
+    fn on_datagram(&mut self, cx: &mut ConnCtx<'_>) {}
     /// The time set with [`ConnCtx::set_timer`] came.
     fn on_timer(&mut self, cx: &mut ConnCtx<'_>) {}
     /// The connection ended (called once; the handler is dropped when the connection is

@@ -376,6 +376,12 @@ impl TransportConfig {
         self.congestion
     }
 
+    /// DATAGRAM (RFC 9221): the max_datagram_frame_size we advertise and the queue bound;
+    /// `None` when off.
+    pub fn datagrams(&self) -> Option<(u64, usize)> {
+        self.max_datagram_frame_size.map(|m| (m, self.datagram_queue))
+    }
+
     /// The congestion controller's settings for our datagram size.
     pub(crate) fn congestion_config(&self) -> congestion::Config {
         let base = congestion::Config::default()

@@ -35,9 +35,13 @@ pub enum DatagramError {
     /// The peer's transport parameters are not known yet (the handshake is not complete).
     #[error("the handshake is not complete")]
     NotReady,
-    /// We or the peer did not advertise max_datagram_frame_size.
-    #[error("DATAGRAM frames not negotiated")]
-    NotSupported,
+    /// We did not enable DATAGRAM frames (`TransportConfig::with_datagrams`).
+    #[error("DATAGRAM frames are not enabled locally")]
+    Disabled,
+    /// The peer did not advertise max_datagram_frame_size (RFC 9221 §3: we must not send
+    /// it DATAGRAM frames).
+    #[error("the peer does not accept DATAGRAM frames")]
+    UnsupportedByPeer,
     /// Larger than [`Connection::max_datagram_payload`].
     #[error("datagram larger than {max} bytes")]
     TooLarge {
@@ -79,7 +83,10 @@ impl Connection {
         if self.peer_params.is_none() {
             return Err(DatagramError::NotReady);
         }
-        let max = self.max_datagram_payload().ok_or(DatagramError::NotSupported)?;
+        if self.config.max_datagram_frame_size.is_none() {
+            return Err(DatagramError::Disabled);
+        }
+        let max = self.max_datagram_payload().ok_or(DatagramError::UnsupportedByPeer)?;
         if data.len() > max {
             return Err(DatagramError::TooLarge { max });
         }
@@ -92,9 +99,29 @@ impl Connection {
         Ok(())
     }
 
-    /// The oldest received datagram not read yet.
+    /// The oldest received datagram not read yet. [`Event::DatagramReceived`] announces a
+    /// datagram that arrived while the queue was empty: read until `None` to be told again.
+    ///
+    /// [`Event::DatagramReceived`]: super::Event::DatagramReceived
     pub fn recv_datagram(&mut self) -> Option<Bytes> {
         self.datagrams.recv.pop_front()
+    }
+
+    /// Datagrams received and not read yet.
+    pub fn datagrams_received_queued(&self) -> usize {
+        self.datagrams.recv.len()
+    }
+
+    /// Most datagrams each queue holds (`TransportConfig::with_datagrams`'s `queue`).
+    pub fn datagram_queue_capacity(&self) -> usize {
+        self.config.datagram_queue
+    }
+
+    /// Whether we advertised max_datagram_frame_size, and (once the peer's transport
+    /// parameters are known) whether the peer did.
+    pub fn datagram_support(&self) -> (bool, Option<bool>) {
+        let peer = self.peer_params.as_ref().map(|p| p.max_datagram_frame_size.is_some());
+        (self.config.max_datagram_frame_size.is_some(), peer)
     }
 
     /// Datagrams waiting to be sent.
@@ -122,6 +149,9 @@ impl Connection {
         //# MUST terminate the connection with an error of type PROTOCOL_VIOLATION.
         if f.encoded_len() as u64 > max {
             return Err(Error::protocol_violation("DATAGRAM frame above max_datagram_frame_size"));
+        }
+        if self.datagrams.recv.is_empty() {
+            self.events.push_back(super::Event::DatagramReceived);
         }
         if self.datagrams.recv.len() >= self.config.datagram_queue {
             self.datagrams.recv.pop_front();

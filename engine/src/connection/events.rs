@@ -24,6 +24,9 @@ pub enum Event {
     },
     /// A stream event (see [`StreamEvent`]).
     Stream(StreamEvent),
+    /// A DATAGRAM frame (RFC 9221) arrived while the receive queue was empty: read the queue
+    /// with [`super::Connection::recv_datagram`] until it is empty to be told again.
+    DatagramReceived,
     /// The connection finished closing or draining: it will never send again and can be
     /// dropped. Emitted exactly once.
     Drained,

@@ -67,6 +67,9 @@ pub(crate) enum ConnOp {
     Priority { stream: StreamId, priority: i32 },
     /// The application read below the buffer limit: pull more data.
     ReadMore { stream: StreamId },
+    /// Queue a DATAGRAM frame (checked by the handle; refused late only if the path
+    /// shrank or the connection closed, then dropped and counted).
+    Datagram { data: Bytes },
     /// Close the connection.
     Close { code: VarInt, reason: Vec<u8> },
 }

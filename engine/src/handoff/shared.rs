@@ -130,6 +130,18 @@ pub(crate) struct ConnMail {
     pub alpn: Option<Vec<u8>>,
     /// Where 0-RTT stood when the handshake completed (accepted or rejected, if attempted).
     pub early_data: crate::connection::EarlyDataState,
+    /// DATAGRAM: received payloads not yet read, at most `datagram_capacity`.
+    pub datagrams: VecDeque<Bytes>,
+    /// DATAGRAM: most payloads `datagrams` holds (the connection's queue size).
+    pub datagram_capacity: usize,
+    /// DATAGRAM: payloads dropped here (the oldest, when `datagrams` was full) or refused by
+    /// the connection after the handle accepted them.
+    pub datagrams_dropped: u64,
+    /// DATAGRAM: whether we enabled it, and whether the peer did once its parameters are
+    /// known (`Connection::datagram_support`); `None` until the worker published it.
+    pub datagram_support: Option<(bool, Option<bool>)>,
+    /// DATAGRAM: the largest payload the connection takes now.
+    pub datagram_max: Option<usize>,
 }
 
 /// The handle value of a connection its worker has not registered yet.

@@ -149,6 +149,7 @@ pub(crate) fn handler_event(
         Event::Connected => h.on_connected(&mut cx),
         Event::HandshakeConfirmed => h.on_handshake_confirmed(&mut cx),
         Event::Drained => {}
+        Event::DatagramReceived => h.on_datagram(&mut cx),
         Event::HandshakeFailed { reason } | Event::ConnectionLost { reason } => {
             if !std::mem::replace(d.closed_told, true) {
                 h.on_closed(&mut cx, &reason);

@@ -24,7 +24,7 @@ impl<Q: Queue> Worker<Q> {
             let Some(e) = self.endpoint.get_mut(h) else { return };
             let Some(ev) = e.conn.poll_event() else { break };
             if matches!(e.app.kind, AppKind::Pending)
-                && matches!(ev, Event::Connected | Event::Stream(_))
+                && matches!(ev, Event::Connected | Event::Stream(_) | Event::DatagramReceived)
             {
                 self.create_server_app(h, now);
             }
@@ -85,6 +85,7 @@ impl<Q: Queue> Worker<Q> {
                 if e.conn.is_handshake_complete() {
                     let alpn = e.conn.alpn_protocol().map(<[u8]>::to_vec);
                     shared.mail.with(|m| {
+                        super::handles::publish_datagram_state(m, &e.conn);
                         m.alpn = alpn;
                         m.handshake = Some(Ok(()));
                     });

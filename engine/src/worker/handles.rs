@@ -259,6 +259,7 @@ impl HandleState {
                 let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
                 let early_data = conn.early_data_state();
                 self.shared.mail.update(|m| {
+                    publish_datagram_state(m, conn);
                     m.alpn = alpn;
                     m.early_data = early_data;
                     if m.handshake.is_none() {
@@ -267,6 +268,7 @@ impl HandleState {
                 });
             }
             Event::HandshakeConfirmed | Event::Drained => {}
+            Event::DatagramReceived => self.pull_datagrams(conn),
             Event::HandshakeFailed { .. } | Event::ConnectionLost { .. } => self.on_ended(conn),
             Event::Stream(se) => {
                 if let Some(id) = self.on_stream_event(conn, se) {
@@ -289,7 +291,25 @@ impl HandleState {
             self.on_ended(conn);
         }
         let stats = conn.stats();
-        self.shared.mail.with(|m| m.stats = stats);
+        self.shared.mail.with(|m| {
+            m.stats = stats;
+            publish_datagram_state(m, conn);
+        });
+    }
+
+    /// Moves the connection's received datagrams into the mailbox (bounded like the
+    /// connection's queue: the oldest unread is dropped and counted) and wakes readers.
+    fn pull_datagrams(&mut self, conn: &mut Connection) {
+        let cap = conn.datagram_queue_capacity();
+        self.shared.mail.update(|m| {
+            while let Some(d) = conn.recv_datagram() {
+                if m.datagrams.len() >= cap {
+                    m.datagrams.pop_front();
+                    m.datagrams_dropped += 1;
+                }
+                m.datagrams.push_back(d);
+            }
+        });
     }
 
     /// Forgets the shared state of `id` once the stream manager freed the stream (the
@@ -377,6 +397,12 @@ impl HandleState {
                 self.pull(conn, stream);
                 self.reap(conn, stream);
             }
+            ConnOp::Datagram { data } => {
+                if conn.send_datagram(data).is_err() {
+                    // Checked by the handle; the path shrank or the connection closed since.
+                    self.shared.mail.with(|m| m.datagrams_dropped += 1);
+                }
+            }
             ConnOp::Close { code, reason } => conn.close(now, code, &reason),
         }
     }
@@ -420,6 +446,13 @@ pub(crate) fn refuse_op(op: ConnOp) {
         }),
         _ => {}
     }
+}
+
+/// Copies what a handle needs to check a datagram before posting it.
+pub(crate) fn publish_datagram_state(m: &mut crate::handoff::shared::ConnMail, conn: &Connection) {
+    m.datagram_support = Some(conn.datagram_support());
+    m.datagram_max = conn.max_datagram_payload();
+    m.datagram_capacity = conn.datagram_queue_capacity();
 }
 
 /// Why the connection ended (or "closed locally" when the core kept no reason).

@@ -104,6 +104,14 @@ pub struct ConfigArgs {
     /// anti-replay [default: off].
     #[arg(long = "early-data", value_name = "on|off", allow_hyphen_values = true)]
     pub early_data: Option<String>,
+    /// Accept and send unreliable DATAGRAM frames, RFC 9221 (server, client, perf); alone,
+    /// `--datagrams` means on, and in perf it also selects the datagram mode [default: off].
+    #[arg(long = "datagrams", value_name = "on|off", num_args = 0..=1, default_missing_value = "on")]
+    pub datagrams: Option<String>,
+    /// Datagrams held in each direction's queue, 1..=65536; when full the oldest is dropped
+    /// and counted [default: 64].
+    #[arg(long = "datagram-queue", value_name = "N", allow_hyphen_values = true)]
+    pub datagram_queue: Option<String>,
     /// AF_XDP ring / io_uring entries, power of two 64..=32768 [default: 4096].
     #[arg(long = "ring-size", value_name = "N", allow_hyphen_values = true)]
     pub ring_size: Option<String>,
@@ -165,6 +173,8 @@ impl ConfigArgs {
             ("quic-lb-server-id", &self.quic_lb_server_id),
             ("quic-lb-config-rotation", &self.quic_lb_config_rotation),
             ("early-data", &self.early_data),
+            ("datagrams", &self.datagrams),
+            ("datagram-queue", &self.datagram_queue),
             ("ring-size", &self.ring_size),
             ("xdp-mode", &self.xdp_mode),
             ("keylog-file", &self.keylog_file),

@@ -12,7 +12,7 @@ pub use cli::ConfigArgs;
 use peregrine_units as values;
 pub use peregrine_units::{
     format_duration, format_list, format_size, parse_duration, parse_duration_in, parse_list,
-    parse_size,
+    parse_size, parse_switch,
 };
 
 use peregrine_engine::Algorithm;
@@ -122,6 +122,10 @@ pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_MAX_HANDSHAKES: u64 = 1024;
 /// Largest cap on half-open connections per worker.
 pub const MAX_HANDSHAKES: u64 = 1 << 20;
+/// Default datagrams per DATAGRAM queue (the engine's).
+pub use peregrine_engine::connection::DEFAULT_DATAGRAM_QUEUE;
+/// Largest `datagram-queue`.
+pub const MAX_DATAGRAM_QUEUE: u32 = 65_536;
 /// Default ring size (AF_XDP rings, io_uring queue depth).
 pub const DEFAULT_RING_SIZE: u32 = 4096;
 /// Smallest and largest ring size (a power of two).
@@ -213,6 +217,14 @@ pub struct Settings {
     /// The application must still only act on 0-RTT requests that are safe to replay across
     /// servers not sharing that memory (RFC 9001 §9.2).
     pub early_data: bool,
+    /// `datagrams`: accept and send unreliable DATAGRAM frames (RFC 9221; advertises
+    /// max_datagram_frame_size 65535). Default off. `perf --datagrams` turns it on for its
+    /// client and in-process server.
+    pub datagrams: bool,
+    /// `datagram-queue`: datagrams held in each direction's queue, 1..=65536. Default 64.
+    /// When a queue is full the oldest datagram is dropped (and counted); memory held per
+    /// connection is at most this many times 64 KiB each way.
+    pub datagram_queue: u32,
     /// `ring-size`: AF_XDP ring and io_uring queue entries, a power of two in 64..=32768.
     /// Default 4096.
     pub ring_size: u32,
@@ -256,6 +268,8 @@ impl Default for Settings {
             quic_lb_server_id: None,
             quic_lb_config_rotation: None,
             early_data: false,
+            datagrams: false,
+            datagram_queue: DEFAULT_DATAGRAM_QUEUE as u32,
             ring_size: DEFAULT_RING_SIZE,
             xdp_mode: XdpMode::Auto,
             keylog_file: None,
@@ -266,7 +280,7 @@ impl Default for Settings {
 }
 
 /// Every key, in the order they are printed.
-pub const KEYS: [&str; 32] = [
+pub const KEYS: [&str; 34] = [
     "datapath",
     "interface",
     "queues",
@@ -294,6 +308,8 @@ pub const KEYS: [&str; 32] = [
     "quic-lb-server-id",
     "quic-lb-config-rotation",
     "early-data",
+    "datagrams",
+    "datagram-queue",
     "ring-size",
     "xdp-mode",
     "keylog-file",
@@ -393,6 +409,8 @@ impl Settings {
                 }
             }
             "early-data" => self.early_data = values::parse_switch(v)?,
+            "datagrams" => self.datagrams = values::parse_switch(v)?,
+            "datagram-queue" => self.datagram_queue = u32_in(1, MAX_DATAGRAM_QUEUE)?,
             "token-key-file" => {
                 let path = non_empty_path(v)?;
                 read_key_file(&path)?;
@@ -526,6 +544,8 @@ impl Settings {
             t.insert("quic-lb-config-rotation".into(), i(r.into()));
         }
         t.insert("early-data".into(), Value::Boolean(self.early_data));
+        t.insert("datagrams".into(), Value::Boolean(self.datagrams));
+        t.insert("datagram-queue".into(), i(self.datagram_queue.into()));
         t.insert("ring-size".into(), i(self.ring_size.into()));
         t.insert(
             "xdp-mode".into(),

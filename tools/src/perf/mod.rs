@@ -20,6 +20,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod cpu;
+pub mod datagrams;
 mod drive;
 mod handlers;
 mod live;
@@ -102,8 +103,13 @@ pub struct Args {
     /// Handshake mode for --duration: --connections slots connect and close back to back.
     #[arg(long, conflicts_with_all = ["download", "upload", "rps", "direction", "reverse", "bidir"])]
     handshakes: bool,
-    /// Cap what the client sends (uploads, --rps requests) at RATE bits per second in total,
-    /// e.g. 500M or 2G (decimal, as iperf3's -b); measures latency under a given load.
+    /// --datagrams: payload bytes of each datagram, 24..=65535 (at most what the connection
+    /// carries) [default: 1200].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(24..), requires = "datagrams")]
+    datagram_size: Option<u16>,
+    /// Cap what the client sends (uploads, --rps requests, --datagrams) at RATE bits per
+    /// second in total, e.g. 500M or 2G (decimal, as iperf3's -b); measures latency under a
+    /// given load.
     #[arg(long, short = 'b', visible_alias = "bitrate", value_parser = parse_rate)]
     rate: Option<u64>,
     /// Interval of the per-interval results: printed as they happen in text output, and the
@@ -162,6 +168,23 @@ pub fn parse_run_duration(s: &str) -> Result<Duration, String> {
 /// Runs the benchmark and prints its results; with `--json`, a failure is also printed as
 /// `{"error": "..."}` on stdout.
 pub fn run(args: &Args) -> Result<(), String> {
+    if datagram_mode(args) {
+        let others = args.rps
+            || args.handshakes
+            || args.download.is_some()
+            || args.upload.is_some()
+            || args.direction.is_some()
+            || args.reverse
+            || args.bidir
+            || args.connections != 1
+            || args.streams != 1;
+        if others {
+            return Err("--datagrams runs one connection on its own: not with --rps, \
+                        --handshakes, --download, --upload, --direction, -R, --bidir, \
+                        --connections or --streams"
+                .into());
+        }
+    }
     let both = Mode::of(args) == Mode::Duration(Direction::Both);
     let slots = u64::from(args.connections) * u64::from(args.streams) * (1 + u64::from(both));
     if slots > MAX_SLOTS {
@@ -176,6 +199,15 @@ pub fn run(args: &Args) -> Result<(), String> {
         outln!("{}", serde_json::json!({ "error": e }));
     }
     r
+}
+
+/// Datagram mode (`--datagrams` or `--datagrams on` on the command line; the config key
+/// in a file only enables DATAGRAM frames): one connection sends unreliable DATAGRAM frames
+/// (RFC 9221) at `--rate` (default 10M), each echoed by the server (which needs datagrams
+/// on; the in-process server has them); the report gives sent, received, lost, goodput and
+/// jitter (`datagrams`).
+fn datagram_mode(args: &Args) -> bool {
+    args.settings.datagrams.as_deref().is_some_and(|v| crate::config::parse_switch(v) == Ok(true))
 }
 
 /// Most stream slots (connections x streams, twice with --bidir) one run drives: each has
@@ -224,7 +256,16 @@ impl Mode {
 /// Runs the benchmark; `printed` is set once the results (which carry any later error) are
 /// out.
 fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
-    let settings = args.settings.resolve()?;
+    let mut settings = args.settings.resolve()?;
+    if datagram_mode(args) {
+        // Both endpoints: the client's, and the in-process server's; unless set, queues deep
+        // enough that bursts at the target rate measure the path, not the queue bound.
+        settings.datagrams = true;
+        let default = crate::config::DEFAULT_DATAGRAM_QUEUE as u32;
+        if args.settings.datagram_queue.is_none() && settings.datagram_queue == default {
+            settings.datagram_queue = datagrams::PERF_QUEUE;
+        }
+    }
     // Checked (and created) before anything runs, so that a bad path costs no benchmark.
     let report = match &args.report {
         Some(path) => Some(series::ReportFile::create(path)?),
@@ -277,8 +318,12 @@ fn run_inner(args: &Args, printed: &mut bool) -> Result<(), String> {
         eprintln!("peregrine: metrics on http://{}/metrics", m.local_addr());
     }
     let target = Target { addr, name, in_process: local.is_some() };
-    let result = drive::run(args, &settings, &ep, &target, local, notes, &stop, report)
-        .map_err(|e| certs::explain(e, args.ca.as_deref(), &target.name));
+    let result = if datagram_mode(args) {
+        datagrams::run(args, &settings, &ep, &target, &notes, &stop)
+    } else {
+        drive::run(args, &settings, &ep, &target, local, notes, &stop, report)
+    }
+    .map_err(|e| certs::explain(e, args.ca.as_deref(), &target.name));
     if let Some(m) = metrics {
         m.stop();
     }

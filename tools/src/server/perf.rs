@@ -43,6 +43,8 @@ enum Stream {
 pub struct PerfHandler {
     streams: FxHashMap<StreamId, Stream>,
     shared: Shared,
+    /// DATAGRAM frames received on the connection (`perf --datagrams`).
+    datagrams: u64,
 }
 
 /// Reads and drops whatever stream `id` has.
@@ -56,7 +58,7 @@ pub(super) fn drain(cx: &mut ConnCtx<'_>, id: StreamId) {
 
 impl PerfHandler {
     pub(super) fn new(shared: Shared) -> Self {
-        Self { streams: FxHashMap::default(), shared }
+        Self { streams: FxHashMap::default(), shared, datagrams: 0 }
     }
 
     /// Sends what the stream's room allows; FIN with the last bytes.
@@ -171,6 +173,16 @@ impl ConnectionHandler for PerfHandler {
 
     fn on_writable(&mut self, cx: &mut ConnCtx<'_>, id: StreamId) {
         self.pump(cx, id);
+    }
+
+    /// `perf --datagrams`: each datagram goes back with our receive count in its header
+    /// (`crate::perf::datagrams`). An echo the send queue cannot take is dropped (counted by
+    /// the connection): datagrams are unreliable both ways.
+    fn on_datagram(&mut self, cx: &mut ConnCtx<'_>) {
+        while let Some(d) = cx.recv_datagram() {
+            self.datagrams += 1;
+            let _ = cx.send_datagram(crate::perf::datagrams::echo(&d, self.datagrams));
+        }
     }
 
     fn on_reset(&mut self, cx: &mut ConnCtx<'_>, id: StreamId, _code: u64) {

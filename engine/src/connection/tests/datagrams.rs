@@ -149,11 +149,11 @@ fn send_datagram_refusals() {
     assert_eq!(p.client.send_datagram(Bytes::from_static(b"x")), Err(DatagramError::NotReady));
     assert!(p.handshake());
     // The server did not advertise max_datagram_frame_size; the client did.
-    assert_eq!(p.client.send_datagram(Bytes::from_static(b"x")), Err(DatagramError::NotSupported));
     assert_eq!(
-        p.server().send_datagram(Bytes::from_static(b"x")),
-        Err(DatagramError::NotSupported)
+        p.client.send_datagram(Bytes::from_static(b"x")),
+        Err(DatagramError::UnsupportedByPeer)
     );
+    assert_eq!(p.server().send_datagram(Bytes::from_static(b"x")), Err(DatagramError::Disabled));
     let mut p = pair(0.0, 9, 8);
     let max = p.client.max_datagram_payload().unwrap();
     let big = Bytes::from(vec![0u8; max + 1]);
@@ -190,4 +190,25 @@ fn unexpected_or_oversized_datagram_frames_are_protocol_violations() {
     let over = crate::frame::Datagram { data: &big, has_length: true };
     let e = p.server().on_datagram_frame(&over).unwrap_err();
     assert_eq!(e.code, TransportErrorCode::PROTOCOL_VIOLATION);
+}
+
+/// `Event::DatagramReceived` is edge-triggered: one when a datagram arrives at an empty
+/// receive queue, none while unread ones wait, one again after the queue was read empty.
+#[test]
+fn datagram_received_event_on_each_empty_to_nonempty_edge() {
+    use crate::connection::Event;
+    let mut p = pair(0.0, 11, 64);
+    let count =
+        |p: &Pair| p.server_events.iter().filter(|e| **e == Event::DatagramReceived).count();
+    assert_eq!(count(&p), 0);
+    for batch in 0..3 {
+        p.client.send_datagram(payload(batch)).unwrap();
+        p.run_for(Duration::from_millis(50), 10_000);
+    }
+    assert_eq!(p.server().datagrams_received_queued(), 3);
+    assert_eq!(count(&p), 1, "unread datagrams: no new event");
+    while p.server().recv_datagram().is_some() {}
+    p.client.send_datagram(payload(9)).unwrap();
+    p.run_for(Duration::from_millis(50), 10_000);
+    assert_eq!(count(&p), 2, "read empty, then one arrived: told again");
 }

@@ -41,6 +41,8 @@ fn example_values() -> Vec<(&'static str, &'static str)> {
         ("quic-lb-server-id", "0a0b"),
         ("quic-lb-config-rotation", "2"),
         ("early-data", "on"),
+        ("datagrams", "on"),
+        ("datagram-queue", "1024"),
         ("ring-size", "2048"),
         ("xdp-mode", "native"),
         ("keylog-file", "/tmp/keys.log"),
