@@ -43,6 +43,7 @@ fn example_values() -> Vec<(&'static str, &'static str)> {
         ("early-data", "on"),
         ("ring-size", "2048"),
         ("xdp-mode", "native"),
+        ("xdp-payload-copy", "on"),
         ("keylog-file", "/tmp/keys.log"),
         ("qlog-dir", "/tmp/qlog"),
         ("metrics-addr", "127.0.0.1:9100"),
