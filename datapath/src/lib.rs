@@ -93,6 +93,12 @@ pub struct Capabilities {
     pub ipv6: bool,
     /// Largest UDP payload the queue can carry in one datagram (path MTU limits still apply).
     pub max_udp_payload: usize,
+    /// Which queue of a group receives a datagram is picked by its addresses and ports (a
+    /// NIC's RSS hash, the queue an AF_XDP socket is bound to), not by its connection ID: a
+    /// client's datagrams keep arriving on one queue while its addresses stay. The engine then
+    /// lets the worker of the queue a new client's first datagram arrived on own the
+    /// connection. False where the queue group steers by connection ID (UDP and io_uring).
+    pub flow_steered: bool,
     /// Features requested but unavailable, each with the reason (for reports, never hidden).
     pub missing: Vec<String>,
 }

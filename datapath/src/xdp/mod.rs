@@ -329,6 +329,7 @@ impl XdpQueue {
             zero_copy: xsk.zero_copy,
             ipv6: true,
             max_udp_payload: max_payload,
+            flow_steered: true,
             missing,
         };
         let local = steering.guard.local_addr()?;
