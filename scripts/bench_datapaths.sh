@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The datapaths side by side on a veth pair between two network namespaces, as one table:
-# udp, uring, xdp generic and xdp native on side a; raw datagrams/s both ways at SIZE bytes,
-# QUIC goodput (Peregrine server on side a, Peregrine client on side b), and side a's calls and
-# CPU time per datagram. Needs root, iproute2 and ethtool.
+# udp, uring, xdp-copy and xdp-zero-copy on side a (AF_XDP in native mode; xdp-copy copies each
+# payload between engine buffers and UMEM frames, xdp-zero-copy has the engine seal into and
+# open in the UMEM frames); raw datagrams/s both ways at SIZE bytes, QUIC goodput (Peregrine
+# server on side a, Peregrine client on side b), side a's calls and CPU time per datagram, and
+# each AF_XDP row's QUIC CPU per datagram as a ratio of udp's (issue 16's target: <= 0.6). The
+# bind mode is printed (veth: copy mode only). Needs root, iproute2 and ethtool.
 #
 #   scripts/bench_datapaths.sh [SECS] [SIZE]     # defaults: 2 seconds per run, 1200 bytes
 set -euo pipefail

@@ -1,7 +1,12 @@
 //! The datapaths side by side on one veth pair (root; two network namespaces made by
-//! `scripts/netns.sh`): udp, uring, xdp generic and xdp native on side a, the kernel's UDP
-//! stack on side b. One table: raw datagrams per second both ways and QUIC goodput, with the
-//! per-packet cost (calls and CPU) of side a. Run it through `scripts/bench_datapaths.sh`, or:
+//! `scripts/netns.sh`): udp, uring, and AF_XDP in native mode two ways on side a — `xdp-copy`
+//! (payloads copied between engine buffers and UMEM frames, GSO trains split in software:
+//! `XdpConfig::with_payload_copy(true)`) and `xdp-zero-copy` (the engine seals into and opens
+//! in UMEM frames, no user-space copy; the default) — and the kernel's UDP stack on side b. One
+//! table: raw datagrams per second both ways and QUIC goodput, with the per-packet cost (calls
+//! and CPU) of side a, then the AF_XDP rows' QUIC CPU per datagram as a ratio of udp's. The
+//! bind mode of each AF_XDP row is printed: veth allows only copy-mode binds (the kernel copies
+//! between the UMEM and its `sk_buff`s), so "zero-copy" here is user space's side. Run it through `scripts/bench_datapaths.sh`, or:
 //!
 //! ```text
 //! cargo run --release -p peregrine-benches --example datapath_goodput -- [SECS] [SIZE]
@@ -80,7 +85,7 @@ fn tids() -> BTreeSet<String> {
 }
 
 /// The datapaths under test on side a.
-const BACKENDS: [&str; 4] = ["udp", "uring", "xdp-generic", "xdp-native"];
+const BACKENDS: [&str; 4] = ["udp", "uring", "xdp-copy", "xdp-zero-copy"];
 
 /// Opens side a's queue of `kind` in namespace `ns`, bound to `IP_A`.
 fn open_a(kind: &str, ns: &str, ifname: &str) -> Box<dyn Queue> {
@@ -91,8 +96,10 @@ fn open_a(kind: &str, ns: &str, ifname: &str) -> Box<dyn Queue> {
             "udp" => Box::new(UdpQueue::open(&UdpConfig::new(bind)).expect("udp queue")),
             "uring" => Box::new(UringQueue::open(&UringConfig::new(bind)).expect("uring queue")),
             k => {
-                let mode: XdpMode = k.trim_start_matches("xdp-").parse().unwrap();
-                let cfg = XdpConfig::new(&ifname, bind).with_mode(mode);
+                let copy = k == "xdp-copy";
+                let cfg = XdpConfig::new(&ifname, bind)
+                    .with_mode(XdpMode::Native)
+                    .with_payload_copy(copy);
                 Box::new(XdpQueue::open(&cfg).expect("xdp queue"))
             }
         }
@@ -348,9 +355,9 @@ fn main() {
         Net { ns_a: format!("{name}a"), ns_b: format!("{name}b"), if_a: format!("{name}a0"), name };
 
     println!("veth pair, side a = datapath under test, side b = kernel UDP (GSO/GRO)");
-    println!("raw: {size}-byte datagrams, 16-segment trains; QUIC: 1472-byte datagrams, one stream; {secs} s per run");
+    println!("raw: {size}-byte datagrams, 16-segment trains (one datagram per buffer where the queue has no GSO: xdp-zero-copy); QUIC: 1472-byte datagrams, one stream; {secs} s per run");
     println!(
-        "| {:<11} | {:>10} | {:>8} | {:>8} | {:>10} | {:>8} | {:>8} | {:>9} | {:>9} | {:>8} |",
+        "| {:<13} | {:>10} | {:>8} | {:>8} | {:>10} | {:>8} | {:>8} | {:>9} | {:>9} | {:>8} |",
         "datapath",
         "rx dg/s",
         "rx c/dg",
@@ -363,16 +370,28 @@ fn main() {
         "QUIC ns/dg"
     );
     println!(
-        "|{:-<13}|{:-<12}|{:-<10}|{:-<10}|{:-<12}|{:-<10}|{:-<10}|{:-<11}|{:-<11}|{:-<11}|",
+        "|{:-<15}|{:-<12}|{:-<10}|{:-<10}|{:-<12}|{:-<10}|{:-<10}|{:-<11}|{:-<11}|{:-<11}|",
         "", "", "", "", "", "", "", "", "", ""
     );
+    let mut quic_ns = Vec::new();
+    let mut binds = Vec::new();
     for kind in BACKENDS {
+        if kind.starts_with("xdp") {
+            let q = open_a(kind, &net.ns_a, &net.if_a);
+            let c = q.capabilities();
+            let bind = if c.zero_copy { "XDP_ZEROCOPY" } else { "copy mode (the kernel copies)" };
+            binds.push((
+                kind,
+                format!("native XDP, bound {bind}, gso {}, missing {:?}", c.gso, c.missing),
+            ));
+        }
         let r = raw(kind, true, &net, secs, size);
         let t = raw(kind, false, &net, secs, size);
         let q = quic(kind, &net, secs);
         let qd = q.queue.tx_datagrams + q.queue.rx_datagrams;
+        quic_ns.push((kind, per(q.cpu.as_nanos() as u64, qd)));
         println!(
-            "| {kind:<11} | {:>10.0} | {:>8.3} | {:>8.0} | {:>10.0} | {:>8.3} | {:>8.0} | {:>9.0} | {:>9.3} | {:>10.0} |",
+            "| {kind:<13} | {:>10.0} | {:>8.3} | {:>8.0} | {:>10.0} | {:>8.3} | {:>8.0} | {:>9.0} | {:>9.3} | {:>10.0} |",
             r.datagrams as f64 / secs,
             per(r.calls, r.datagrams),
             per(r.cpu.as_nanos() as u64, r.datagrams),
@@ -386,4 +405,11 @@ fn main() {
     }
     println!("rx/tx: side a receiving / sending raw datagrams; c/dg: calls per datagram; ns/dg: CPU of side a's thread per datagram");
     println!("QUIC: server on side a (its worker's CPU and calls per datagram sent + received), Peregrine UDP client on side b");
+    let udp = quic_ns.first().map_or(0.0, |(_, ns)| *ns);
+    for (kind, ns) in quic_ns.iter().skip(1) {
+        println!("QUIC CPU per datagram, {kind} / udp: {:.2}", ns / udp.max(1.0));
+    }
+    for (kind, bind) in binds {
+        println!("{kind}: {bind}");
+    }
 }

@@ -4,6 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::xdp::FrameLease;
+
 /// Explicit Congestion Notification codepoint (RFC 3168), the low two bits of the IP TOS /
 /// traffic-class byte.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -137,6 +139,12 @@ impl RxBatch {
         self.items.iter().map(RxDatagram::segment_count).sum()
     }
 
+    /// Takes every received buffer out of the batch (a backend that sorts them: UMEM frames
+    /// back to its fill ring, the others to their pool).
+    pub(crate) fn drain_bufs(&mut self) -> impl Iterator<Item = PoolBuf> + '_ {
+        self.items.drain(..).map(|d| d.buf)
+    }
+
     /// Hands every buffer to `pool`; backends call this at the start of a receive.
     pub(crate) fn recycle_into(&mut self, pool: &mut BufferPool) {
         for d in self.items.drain(..) {
@@ -238,6 +246,7 @@ impl TxBuffer {
             return false;
         }
         self.buf[self.len..end].copy_from_slice(data);
+        self.buf.note_copy();
         self.len = end;
         true
     }
@@ -284,7 +293,8 @@ impl TxBatch {
     }
 }
 
-/// A buffer lent by a [`BufferPool`]. Dropping it instead of handing it back frees its memory
+/// A buffer lent by a [`BufferPool`], or a UMEM frame lent by an AF_XDP queue. Dropping it
+/// instead of handing it back frees its memory (or returns the frame to its queue's UMEM)
 /// and tells the pool, so a lost buffer never shrinks the pool for good.
 #[derive(Debug, Default)]
 pub struct PoolBuf {
@@ -294,37 +304,78 @@ pub struct PoolBuf {
     start: usize,
     /// The pool's count of live buffers; `None` once handed back (or for an empty default).
     live: Option<Arc<AtomicUsize>>,
+    /// When set, the bytes are this part of a UMEM frame, not `data` (AF_XDP without copies).
+    frame: Option<FrameLease>,
 }
 
 impl std::ops::Deref for PoolBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.data[self.start..]
+        match &self.frame {
+            Some(f) => f.bytes(),
+            None => &self.data[self.start..],
+        }
     }
 }
 
 impl std::ops::DerefMut for PoolBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.data[self.start..]
+        match &mut self.frame {
+            Some(f) => f.bytes_mut(),
+            None => &mut self.data[self.start..],
+        }
     }
 }
 
 impl PoolBuf {
+    /// A buffer whose bytes are a lent UMEM frame.
+    pub(crate) fn from_frame(frame: FrameLease) -> Self {
+        Self { data: Box::default(), start: 0, live: None, frame: Some(frame) }
+    }
+
+    /// The UMEM frame this buffer lends, taken out of it (an empty buffer is left).
+    pub(crate) fn take_frame(&mut self) -> Option<FrameLease> {
+        self.frame.take()
+    }
+
+    /// Whether the bytes are a lent UMEM frame.
+    pub(crate) fn is_frame(&self) -> bool {
+        self.frame.is_some()
+    }
+
     /// Hides the first `start` bytes of the whole buffer from the slice view (clamped to its
-    /// size); 0 shows all of it again. Handing the buffer back to its pool resets it.
+    /// size); 0 shows all of it again. Handing the buffer back to its pool resets it. (A UMEM
+    /// frame's view only shrinks.)
     pub(crate) fn set_start(&mut self, start: usize) {
-        self.start = start.min(self.data.len());
+        match &mut self.frame {
+            Some(f) => f.skip(start),
+            None => self.start = start.min(self.data.len()),
+        }
     }
 
     /// Start of the whole buffer, including any hidden front bytes (for a backend that lends
     /// the memory to the kernel).
     pub(crate) fn base_ptr(&mut self) -> *mut u8 {
-        self.data.as_mut_ptr()
+        match &mut self.frame {
+            Some(f) => f.bytes_mut().as_mut_ptr(),
+            None => self.data.as_mut_ptr(),
+        }
     }
 
     /// Size of the whole buffer, including any hidden front bytes.
     pub(crate) fn full_len(&self) -> usize {
-        self.data.len()
+        match &self.frame {
+            Some(f) => f.bytes().len(),
+            None => self.data.len(),
+        }
+    }
+
+    /// Counts a payload copied into the buffer in user space, when it is a UMEM frame (the
+    /// AF_XDP queue reports these copies).
+    fn note_copy(&self) {
+        if let Some(f) = &self.frame {
+            f.note_copy();
+        }
     }
 }
 
@@ -386,13 +437,13 @@ impl BufferPool {
                 vec![0u8; self.buf_size].into_boxed_slice()
             }
         };
-        Some(PoolBuf { data, start: 0, live: Some(Arc::clone(&self.live)) })
+        Some(PoolBuf { data, start: 0, live: Some(Arc::clone(&self.live)), frame: None })
     }
 
     /// Takes a buffer back (a buffer of another pool or size is simply freed).
     pub fn put(&mut self, mut buf: PoolBuf) {
         let ours = buf.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, &self.live));
-        if ours && buf.data.len() == self.buf_size {
+        if ours && buf.frame.is_none() && buf.data.len() == self.buf_size {
             buf.live = None;
             self.free.push(std::mem::take(&mut buf.data));
         }

@@ -35,7 +35,9 @@
 //! a [`TxBatch`]. [`Queue::send`] transmits from the front of the batch and hands each sent buffer
 //! back to the pool; buffers that could not be sent yet (the socket is full) stay in the batch, in
 //! order, for the next call. No datagram is copied between the engine and the queue except where
-//! the backend itself must copy (the kernel's socket path, AF_XDP copy mode).
+//! the backend itself must copy (the kernel's socket path; the kernel's side of AF_XDP copy
+//! mode). On AF_XDP the buffers are UMEM frames themselves ([`PoolBuf`] is then a lease of
+//! one frame), so user space copies no payload there either.
 
 #![warn(missing_docs)]
 
@@ -83,12 +85,20 @@ pub struct Capabilities {
     /// The local (destination) address of each received datagram is known
     /// ([`RxMeta::dst_ip`]), and the source address of each transmit can be chosen.
     pub pktinfo: bool,
-    /// Buffers go to the NIC without a copy (AF_XDP zero-copy mode).
+    /// The kernel moves buffers to and from the NIC without a copy (AF_XDP bound with
+    /// `XDP_ZEROCOPY`). False in copy mode, where the kernel copies between the UMEM and its
+    /// `sk_buff`s, even when user space copies nothing (see [`xdp`]).
     pub zero_copy: bool,
     /// The queue can send to and receive from IPv6 peers.
     pub ipv6: bool,
     /// Largest UDP payload the queue can carry in one datagram (path MTU limits still apply).
     pub max_udp_payload: usize,
+    /// Which queue of a group receives a datagram is picked by its addresses and ports (a
+    /// NIC's RSS hash, the queue an AF_XDP socket is bound to), not by its connection ID: a
+    /// client's datagrams keep arriving on one queue while its addresses stay. The engine then
+    /// lets the worker of the queue a new client's first datagram arrived on own the
+    /// connection. False where the queue group steers by connection ID (UDP and io_uring).
+    pub flow_steered: bool,
     /// Features requested but unavailable, each with the reason (for reports, never hidden).
     pub missing: Vec<String>,
 }

@@ -79,11 +79,14 @@ struct Pair {
     udp: UdpQueue,
 }
 
-fn open_pair(tag: &str, mode: XdpMode, loss: u32) -> Option<Pair> {
+/// `copy`: the older path that copies payloads between pool buffers and UMEM frames (with
+/// software GSO); otherwise UMEM frames are lent (the default).
+fn open_pair(tag: &str, mode: XdpMode, loss: u32, copy: bool) -> Option<Pair> {
     let net = NetnsPair::up(tag, loss)?;
     let (if_a, ns_a, ns_b) = (net.if_a.clone(), net.ns_a.clone(), net.ns_b.clone());
     let xdp = in_ns(&ns_a, move || {
-        XdpQueue::open(&XdpConfig::new(&if_a, "[::]:0".parse().unwrap()).with_mode(mode))
+        let cfg = XdpConfig::new(&if_a, "[::]:0".parse().unwrap()).with_mode(mode);
+        XdpQueue::open(&cfg.with_payload_copy(copy))
     })
     .unwrap_or_else(|e| panic!("XdpQueue::open ({mode}): {e}"));
     let udp = in_ns(&ns_b, || UdpQueue::open(&UdpConfig::new("[::]:0".parse().unwrap())))
@@ -102,7 +105,9 @@ fn open_pair(tag: &str, mode: XdpMode, loss: u32) -> Option<Pair> {
     let says = |p: &str| caps.missing.iter().any(|m| m.starts_with(p));
     assert!(caps.zero_copy || says("zero-copy: EOPNOTSUPP (copy mode)"), "{:?}", caps.missing);
     assert_eq!(says("native XDP"), xdp.mode() == XdpMode::Generic, "{:?}", caps.missing);
-    assert!(caps.gso && !caps.gro && caps.ecn && caps.pktinfo && caps.ipv6);
+    assert!(!caps.gro && caps.ecn && caps.pktinfo && caps.ipv6);
+    assert_eq!(caps.gso, copy, "a lent frame holds one datagram: GSO only with payload copy");
+    assert_eq!(xdp.lends_frames(), !copy);
     assert_eq!(caps.max_udp_payload, 1500 - 48, "MTU 1500, dual-stack bind: IPv6 headers");
     Some(Pair { net, xdp, udp })
 }
@@ -209,6 +214,37 @@ fn xdp_first(p: &mut Pair, b_ip: IpAddr, n: u32) {
         assert_eq!(got, stop, "datagrams from the XDP queue missing");
     }
 
+    if !p.xdp.capabilities().gso {
+        // Lent frames: 200 datagrams written in place into the frames alloc_tx lends, without
+        // a copy in user space.
+        let copies = p.xdp.xdp_stats().tx_payload_copies;
+        let mut batch = TxBatch::new();
+        let base = 1_000_000u32;
+        for k in 0..200u32 {
+            let mut b = p.xdp.alloc_tx().expect("a transmit frame");
+            let data = payload(base + k, PAYLOAD);
+            b.spare()[..data.len()].copy_from_slice(&data);
+            b.advance(data.len());
+            b.meta.dst = udp_addr;
+            batch.push(b);
+            if batch.len() == 50 {
+                flush(&mut p.xdp, &mut batch);
+            }
+        }
+        assert_eq!(p.xdp.xdp_stats().tx_payload_copies, copies, "nothing copied by the queue");
+        let mut seen = [false; 200];
+        let mut got = 0;
+        let wend = Instant::now() + Duration::from_secs(3);
+        while got < 200 && Instant::now() < wend {
+            for (seq, _, _) in drain(&mut p.udp, &mut rx_b) {
+                let i = seq.checked_sub(base).expect("one of the 200") as usize;
+                assert!(!std::mem::replace(&mut seen[i], true), "duplicate {i}");
+                got += 1;
+            }
+        }
+        assert_eq!(got, 200, "every datagram sealed in its frame arrived");
+        return;
+    }
     // GSO trains, segmented in software: 20 trains of 10 segments, the last of each shorter.
     let mut batch = TxBatch::new();
     let base = 1_000_000u32;
@@ -236,8 +272,8 @@ fn xdp_first(p: &mut Pair, b_ip: IpAddr, n: u32) {
     assert_eq!(got, 200, "every segment of every train arrived");
 }
 
-fn full_exchange(tag: &str, mode: XdpMode) {
-    let Some(mut p) = open_pair(tag, mode, 0) else { return };
+fn full_exchange(tag: &str, mode: XdpMode, copy: bool) {
+    let Some(mut p) = open_pair(tag, mode, 0, copy) else { return };
     let (a4, b4) = (p.net.ip4_a, p.net.ip4_b);
     xdp_first(&mut p, b4, 2000);
     // IPv6 too: the route and the neighbour (found by NDP, which passes to the kernel) come
@@ -260,6 +296,9 @@ fn full_exchange(tag: &str, mode: XdpMode) {
     assert_eq!(s.xsk_rx_frames, sent_to_xdp, "every datagram came through the XSK");
     assert_eq!(s.rx_invalid, 0, "every frame verified");
     assert_eq!(p.xdp.stats().rx_datagrams, sent_to_xdp);
+    // Received payloads: lent in their frames, or (payload copy) copied once each.
+    let (lent, copied) = if copy { (0, sent_to_xdp) } else { (sent_to_xdp, 0) };
+    assert_eq!((s.rx_lent, s.rx_payload_copies), (lent, copied), "{s:?}");
     assert_eq!(s.xsk.rx_dropped + s.xsk.rx_ring_full + s.xsk.tx_invalid_descs, 0);
 
     // Everything else still reaches the kernel: ARP (neighbours flushed first) and ICMP echo,
@@ -297,7 +336,7 @@ fn xdp_generic_mode_exchange() {
     if !xdp_netns(false) {
         return;
     }
-    full_exchange("xg", XdpMode::Generic);
+    full_exchange("xg", XdpMode::Generic, false);
 }
 
 #[test]
@@ -305,7 +344,17 @@ fn xdp_native_mode_exchange() {
     if !xdp_netns(false) {
         return;
     }
-    full_exchange("xn", XdpMode::Native);
+    full_exchange("xn", XdpMode::Native, false);
+}
+
+/// The older path: payloads copied between pool buffers and UMEM frames, GSO trains split in
+/// software.
+#[test]
+fn xdp_native_mode_exchange_with_payload_copy() {
+    if !xdp_netns(false) {
+        return;
+    }
+    full_exchange("xp", XdpMode::Native, true);
 }
 
 #[test]
@@ -313,7 +362,7 @@ fn xdp_exchange_with_loss() {
     if !xdp_netns(true) {
         return;
     }
-    let Some(mut p) = open_pair("xl", XdpMode::Generic, 2) else { return };
+    let Some(mut p) = open_pair("xl", XdpMode::Generic, 2, false) else { return };
     let a4 = p.net.ip4_a;
     let n = 3000;
     let (got_a, got_b) = echo(&mut p, a4, n, 64, true);
@@ -333,7 +382,7 @@ fn xdp_partial_checksums_are_accepted_and_counted() {
     if !xdp_netns(false) {
         return;
     }
-    let Some(mut p) = open_pair("xc", XdpMode::Generic, 0) else { return };
+    let Some(mut p) = open_pair("xc", XdpMode::Generic, 0, false) else { return };
     // Side b leaves its UDP checksums partial again (for an offload that a veth never does):
     // the frames reach the XSK with only the pseudo-header sum in the checksum field, and are
     // accepted (QUIC's AEAD authenticates the payload) and counted, not dropped.
@@ -424,7 +473,7 @@ fn xdp_fragments_reach_the_guard_socket() {
         return;
     }
     // Auto mode: native on veth (generic, with the reason in the capabilities, elsewhere).
-    let Some(mut p) = open_pair("xf", XdpMode::Auto, 0) else { return };
+    let Some(mut p) = open_pair("xf", XdpMode::Auto, 0, false) else { return };
     assert_ne!(p.xdp.mode(), XdpMode::Auto, "the mode in use is reported");
     // A datagram larger than the MTU leaves side b in IPv4 fragments; the program passes
     // fragments to the kernel, which reassembles them for the guard socket.

@@ -122,6 +122,9 @@ pub fn validate(s: &Settings, usage: Use) -> Result<(), String> {
         if s.xdp_mode != XdpMode::Auto {
             return Err(format!("--xdp-mode: applies to --datapath xdp only (not {name})"));
         }
+        if s.xdp_payload_copy {
+            return Err(format!("--xdp-payload-copy: applies to --datapath xdp only (not {name})"));
+        }
     }
     if s.datapath == Datapath::Udp && s.ring_size != DEFAULT_RING_SIZE {
         return Err("--ring-size: applies to --datapath uring and xdp only (not udp)".into());
@@ -382,6 +385,7 @@ pub fn build(
             };
             let xdp = XdpConfig::new(interface, bind)
                 .with_mode(mode)
+                .with_payload_copy(s.xdp_payload_copy)
                 .with_ring_size(s.ring_size)
                 .map_err(e("ring-size"))?
                 .with_rx_batch(s.rx_batch as usize)
@@ -394,7 +398,18 @@ pub fn build(
             let queues = XdpQueue::open_group(&xdp, &ids).map_err(|err| {
                 format!("--datapath xdp on {interface} queues {}: {err}", format_list(&ids))
             })?;
-            let mode = queues.first().map(|q| format!("{:?}", q.mode()).to_lowercase());
+            let mode = queues.first().map(|q| {
+                let buffers = if q.lends_frames() {
+                    "UMEM frames lent to the engine (no payload copy in user space)"
+                } else {
+                    "payloads copied between engine buffers and UMEM frames"
+                };
+                format!(
+                    "{} mode, {}-byte frames, {buffers}",
+                    format!("{:?}", q.mode()).to_lowercase(),
+                    q.frame_size()
+                )
+            });
             check_payload(s, &queues)?;
             let notes = describe(s, usage, &queues, mode);
             started(s, usage, Endpoint::with_queues(queues, config).map_err(start)?, notes)
@@ -461,7 +476,12 @@ fn describe<Q: Queue>(
         c.max_udp_payload
     );
     if let Some(mode) = xdp_mode {
-        line += &format!(", xdp {mode} mode, {}", if c.zero_copy { "zero-copy" } else { "copy" });
+        let bind = if c.zero_copy {
+            "bound zero-copy (XDP_ZEROCOPY)"
+        } else {
+            "bound in copy mode (the kernel copies to its sk_buffs)"
+        };
+        line += &format!(", xdp {mode}, {bind}");
     }
     notes.push(line);
     if !s.cores.is_empty() && usage != Use::PerfClient {
@@ -474,7 +494,7 @@ fn describe<Q: Queue>(
     for m in missing {
         notes.push(format!("datapath missing: {m}"));
     }
-    if s.gso && !c.gso {
+    if s.gso && !c.gso && s.datapath != Datapath::Xdp {
         notes.push("gso requested but unavailable: one datagram per send".into());
     }
     if s.gro && !c.gro && s.datapath != Datapath::Xdp {
@@ -536,6 +556,7 @@ mod tests {
             (&[("interface", "eth0")], Use::Server, "--interface"),
             (&[("datapath", "uring"), ("queues", "0")], Use::Server, "--queues"),
             (&[("xdp-mode", "native")], Use::Client, "--xdp-mode"),
+            (&[("xdp-payload-copy", "on")], Use::Server, "--xdp-payload-copy"),
             (&[("ring-size", "64")], Use::Server, "--ring-size"),
             // Two datagrams of the starting size (min(mtu, 1452)) must fit the initial window.
             (&[("mtu", "1300"), ("initial-window", "2500")], Use::Server, "--initial-window"),

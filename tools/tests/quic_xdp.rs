@@ -1,7 +1,8 @@
 //! `peregrine server --datapath xdp` inside two network namespaces joined by a veth pair
 //! (scripts/netns.sh): a kernel-UDP client in the other namespace fetches a file byte-exact,
-//! and the server reports its XDP mode and copy / zero-copy at start-up. Needs root (CI runs
-//! as root); skips with the reason otherwise, or fails under `PEREGRINE_REQUIRE_ALL=1`.
+//! and the server reports its XDP mode, frame size, lent UMEM frames and bind mode (copy or
+//! zero-copy) at start-up. Needs root (CI runs as root); skips with the reason otherwise, or
+//! fails under `PEREGRINE_REQUIRE_ALL=1`.
 
 // A test driver: it reads the wall clock for its bounds.
 #![allow(clippy::disallowed_methods)]
@@ -100,7 +101,12 @@ fn server_over_xdp_serves_a_kernel_udp_client_byte_exact() {
     let addr = first.strip_prefix("listening on ").expect("listening line").to_owned();
     let note = rx.recv_timeout(Duration::from_secs(5)).expect("datapath note");
     assert!(note.starts_with("server: datapath xdp on "), "{note}");
-    assert!(note.contains(" mode, ") && (note.ends_with("copy")), "mode and copy: {note}");
+    assert!(note.contains(" mode, "), "XDP mode: {note}");
+    assert!(note.contains("-byte frames, UMEM frames lent to the engine"), "buffers: {note}");
+    assert!(
+        note.contains("bound in copy mode") || note.contains("bound zero-copy"),
+        "bind mode: {note}"
+    );
 
     let port = addr.rsplit(':').next().unwrap();
     let out_dir = dir.join("out");

@@ -37,6 +37,7 @@ impl SimQueue {
             zero_copy: false,
             ipv6: addr.is_ipv6(),
             max_udp_payload: config.max_udp_payload,
+            flow_steered: false,
             missing: Vec::new(),
         };
         // A GSO train is bounded by the 64 KiB UDP length, like Linux's UDP_SEGMENT.

@@ -6,8 +6,12 @@ use std::net::SocketAddr;
 
 use super::program::XdpMode;
 
-/// Default UMEM frame size in bytes (holds a 1500-byte-MTU frame with room to spare).
+/// UMEM frame size for MTUs up to [`MTU_FOR_SMALL_FRAMES`] (a 1500-byte-MTU frame with room to
+/// spare); larger MTUs get 4096-byte frames (see [`XdpConfig::with_frame_size`]).
 pub const DEFAULT_FRAME_SIZE: u32 = 2048;
+/// Largest interface MTU whose frames fit a 2048-byte UMEM frame behind the kernel's 256-byte
+/// headroom (Ethernet header and one VLAN tag included).
+pub const MTU_FOR_SMALL_FRAMES: u32 = 2048 - 256 - 18;
 /// Default number of UMEM frames (half for receive, half for transmit): 8 MiB at 2048 bytes.
 pub const DEFAULT_FRAME_COUNT: u32 = 4096;
 /// Default size of each of the RX, TX, fill and completion rings (entries).
@@ -31,7 +35,9 @@ pub struct XdpConfig {
     pub(crate) bind: SocketAddr,
     pub(crate) mode: XdpMode,
     pub(crate) zero_copy: bool,
-    pub(crate) frame_size: u32,
+    /// `None`: follows the interface's MTU.
+    pub(crate) frame_size: Option<u32>,
+    pub(crate) copy_payloads: bool,
     pub(crate) frame_count: u32,
     pub(crate) ring_size: u32,
     pub(crate) rx_batch: usize,
@@ -49,9 +55,9 @@ fn invalid(msg: String) -> io::Error {
 impl XdpConfig {
     /// Queue 0 of `interface`, receiving UDP datagrams sent to `bind` (an unspecified IP accepts
     /// every local address of the interface and sends from the route's preferred source; port 0
-    /// lets the kernel pick one). Mode [`XdpMode::Auto`], zero-copy requested, frames of
-    /// [`DEFAULT_FRAME_SIZE`] × [`DEFAULT_FRAME_COUNT`], rings of [`DEFAULT_RING_SIZE`],
-    /// batches of [`DEFAULT_BATCH`], software GSO up to [`DEFAULT_GSO_SEGMENTS`] segments.
+    /// lets the kernel pick one). Mode [`XdpMode::Auto`], zero-copy bind requested, UMEM frames
+    /// lent to the engine (no payload copy in user space), [`DEFAULT_FRAME_COUNT`] frames sized
+    /// for the interface's MTU, rings of [`DEFAULT_RING_SIZE`], batches of [`DEFAULT_BATCH`].
     pub fn new(interface: &str, bind: SocketAddr) -> Self {
         Self {
             interface: interface.to_string(),
@@ -59,7 +65,8 @@ impl XdpConfig {
             bind,
             mode: XdpMode::Auto,
             zero_copy: true,
-            frame_size: DEFAULT_FRAME_SIZE,
+            frame_size: None,
+            copy_payloads: false,
             frame_count: DEFAULT_FRAME_COUNT,
             ring_size: DEFAULT_RING_SIZE,
             rx_batch: DEFAULT_BATCH,
@@ -116,20 +123,53 @@ impl XdpConfig {
     }
 
     /// Whether to try `XDP_ZEROCOPY` before copy mode (default on; the outcome is in
-    /// [`crate::Capabilities::zero_copy`]).
+    /// [`crate::Capabilities::zero_copy`]). This is the bind mode: whether the *kernel* copies
+    /// between the UMEM and its `sk_buff`s. Whether *user space* copies is
+    /// [`XdpConfig::with_payload_copy`].
     pub fn with_zero_copy(mut self, on: bool) -> Self {
         self.zero_copy = on;
         self
     }
 
-    /// UMEM frame size: 2048 (default) or 4096 bytes. A frame holds one Ethernet frame, so
-    /// 2048 fits MTUs up to about 1980 bytes; 4096 allows jumbo-ish MTUs at twice the memory.
+    /// Whether the bind asks for `XDP_ZEROCOPY` first.
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// Off (the default): the engine seals each datagram straight into a UMEM frame that
+    /// [`crate::Queue::alloc_tx`] lends, and opens received datagrams in place in their UMEM
+    /// frames, which go back to the fill ring when the engine hands the receive batch back; no
+    /// payload is copied in user space. Transmit buffers then hold one datagram each (a frame
+    /// has no room for a GSO train: [`crate::Capabilities::gso`] is off). On: each payload is
+    /// copied once each way between pool buffers and UMEM frames, and GSO trains are split in
+    /// software ([`XdpConfig::with_gso_segments`]): the older path, kept to measure against.
+    pub fn with_payload_copy(mut self, on: bool) -> Self {
+        self.copy_payloads = on;
+        self
+    }
+
+    /// Whether payloads are copied between pool buffers and UMEM frames.
+    pub fn payload_copy(&self) -> bool {
+        self.copy_payloads
+    }
+
+    /// UMEM frame size: 2048 or 4096 bytes. By default it follows the interface's MTU: 2048
+    /// up to an MTU of [`MTU_FOR_SMALL_FRAMES`], 4096 above (twice the memory). A frame holds
+    /// one Ethernet frame (AF_XDP multi-buffer is not used), so on an MTU above about 3800
+    /// the largest UDP payload is what a 4096-byte frame holds, and the queue says so in
+    /// [`crate::Capabilities::missing`].
     pub fn with_frame_size(mut self, bytes: u32) -> io::Result<Self> {
         if !matches!(bytes, 2048 | 4096) {
             return Err(invalid(format!("frame size {bytes}: must be 2048 or 4096")));
         }
-        self.frame_size = bytes;
+        self.frame_size = Some(bytes);
         Ok(self)
+    }
+
+    /// The frame size for an interface of `mtu` bytes: the one set, or the smallest that
+    /// holds the MTU's frames.
+    pub fn frame_size_for(&self, mtu: u32) -> u32 {
+        self.frame_size.unwrap_or(if mtu <= MTU_FOR_SMALL_FRAMES { 2048 } else { 4096 })
     }
 
     /// Number of UMEM frames (default [`DEFAULT_FRAME_COUNT`]; 64..=1M, even): half receive,
@@ -214,6 +254,11 @@ mod tests {
         let c = XdpConfig::new("veth0", "10.0.0.1:4433".parse().unwrap());
         assert!(c.clone().with_frame_size(3000).is_err());
         assert!(c.clone().with_frame_size(4096).is_ok());
+        assert_eq!(c.frame_size_for(1500), 2048, "frames follow the MTU");
+        assert_eq!(c.frame_size_for(MTU_FOR_SMALL_FRAMES), 2048);
+        assert_eq!(c.frame_size_for(MTU_FOR_SMALL_FRAMES + 1), 4096);
+        assert_eq!(c.frame_size_for(9000), 4096);
+        assert_eq!(c.clone().with_frame_size(4096).unwrap().frame_size_for(1500), 4096);
         assert!(c.clone().with_ring_size(1000).is_err());
         assert!(c.clone().with_ring_size(4096).is_ok());
         assert!(c.clone().with_frame_count(63).is_err());

@@ -13,9 +13,13 @@
 //! they arrived on (everything else, ARP, NDP, ICMP, other ports, goes to the kernel). The
 //! queue takes descriptors off the RX ring, parses each frame with [`crate::wire::parse_frame`]
 //! (IPv4 header and UDP checksums verified; a bad frame is dropped and counted by class,
-//! [`XdpStats::rx_bad_checksum`] or [`XdpStats::rx_malformed`]), learns the
-//! sender's MAC, **copies** the UDP payload into a pool buffer, and hands the UMEM frame straight
-//! back to the fill ring. Metadata: source, destination IP, ECN from the IP header.
+//! [`XdpStats::rx_bad_checksum`] or [`XdpStats::rx_malformed`]) and learns the sender's MAC.
+//! The UDP payload is then **lent in place**: the [`crate::RxDatagram`] handed to the engine
+//! is a view of the payload inside its UMEM frame (a [`crate::PoolBuf`] backed by a
+//! `FrameLease`), the engine decrypts it there, and the frame goes back to the fill ring when
+//! the engine hands the batch back on the next [`Queue::recv`] ([`XdpStats::rx_lent`]). At
+//! most half the receive frames are lent at once, so the fill ring never runs dry because of
+//! the engine. Metadata: source, destination IP, ECN from the IP header.
 //!
 //! **Partial checksums.** A veth peer (and some virtual NICs) hands XDP the frames its kernel
 //! sent with `CHECKSUM_PARTIAL`: the UDP checksum field holds only the pseudo-header sum, for
@@ -26,23 +30,36 @@
 //! corrupted payload is dropped by the engine instead. Refusing them would make the server
 //! silently useless to any client behind a veth with default offloads.
 //!
-//! **Transmit.** For each [`TxBuffer`], the next hop's MAC is resolved
-//! (`neigh.rs`), the payload is **copied** into a free UMEM frame behind
-//! [`MAX_HEADERS_LEN`] bytes of headroom, and the Ethernet, IP and
-//! UDP headers are written in front with [`crate::wire::build_frame_before`] (full UDP checksum:
-//! veth and copy mode need it, and no offload is asked of the NIC). GSO trains are split in
-//! software, one frame per segment: AF_XDP has no segmentation offload, but the engine can still
-//! write trains ([`Capabilities::gso`] is true with [`XdpConfig::with_gso_segments`] segments).
-//! Descriptors go on the TX ring, the kernel is kicked with `sendto` when it asked for it
-//! (`need_wakeup`; in copy mode it always does, and one kick sends at most 32 frames unless
-//! the kernel accepts a larger budget through `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+; the queue
-//! asks for 512), so the queue kicks until the ring is drained or the kernel stops making
-//! progress), and completed frames are reaped from the completion ring back to the free list.
+//! **Transmit.** [`Queue::alloc_tx`] lends a free UMEM frame: the [`TxBuffer`] is a view of
+//! the frame behind [`MAX_HEADERS_LEN`] bytes of headroom, as long as the largest payload,
+//! and the engine seals its datagram straight into it ([`XdpStats::tx_lent`]). On
+//! [`Queue::send`] the next hop's MAC is resolved (`neigh.rs`), the Ethernet, IP and UDP
+//! headers are written in the headroom with [`crate::wire::build_frame_before`] (full UDP
+//! checksum: veth and copy mode need it, and no offload is asked of the NIC), and the frame
+//! goes on the TX ring. A frame holds one datagram, so with lent frames the queue reports no
+//! GSO ([`Capabilities::gso`] off): the engine writes one datagram per buffer. Descriptors are
+//! followed by a kick with `sendto` when the kernel asked for it (`need_wakeup`; in copy mode
+//! it always does, and one kick sends at most 32 frames unless the kernel accepts a larger
+//! budget through `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+; the queue asks for 512), so the
+//! queue kicks until the ring is drained or the kernel stops making progress), and completed
+//! frames are reaped from the completion ring back to the free list. A lent frame the engine
+//! drops instead of sending goes back to the free list too (the lease's orphan list).
 //!
-//! So this backend copies each payload once in user space in each direction (engine buffer ⇄
-//! UMEM frame). With a zero-copy driver that is the only copy; in copy mode (veth, or drivers
-//! without AF_XDP zero-copy) the kernel copies once more between the UMEM and its `sk_buff`s.
-//! Handing UMEM frames to the engine directly would remove the user-space copy; it is not done.
+//! **Copies.** So no payload byte is copied in user space either way:
+//! [`XdpStats::rx_payload_copies`] and [`XdpStats::tx_payload_copies`] count every copy
+//! there is, and stay 0 on this path (a stateless response, built before a buffer is taken,
+//! is appended with [`TxBuffer::extend_from_slice`] and counted). Whether the kernel copies
+//! is the bind mode: `XDP_ZEROCOPY` where the driver allows it (the NIC then DMAs to and from
+//! the UMEM), copy mode otherwise (veth, drivers without AF_XDP zero-copy: the kernel copies
+//! once between the UMEM and its `sk_buff`s), reported in [`Capabilities::zero_copy`] and
+//! [`Capabilities::missing`]. [`XdpConfig::with_payload_copy`] turns on the older path that
+//! copies each payload once each way between pool buffers and UMEM frames (and splits GSO
+//! trains in software, [`XdpConfig::with_gso_segments`]), kept to measure against.
+//!
+//! **Frame size.** UMEM frames follow the interface's MTU: 2048 bytes up to an MTU of
+//! [`MTU_FOR_SMALL_FRAMES`], 4096 above. One frame holds one Ethernet frame (AF_XDP
+//! multi-buffer is not used), so above an MTU of about 3800 the largest UDP payload is what a
+//! 4096-byte frame holds, and [`Capabilities::missing`] says so.
 //!
 //! **The guard socket.** An ordinary UDP socket stays bound to the same port, so that the
 //! kernel never answers our port with ICMP port-unreachable for a datagram that misses the
@@ -63,11 +80,13 @@ mod umem;
 pub use config::{
     XdpConfig, DEFAULT_BATCH, DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE, DEFAULT_GSO_SEGMENTS,
     DEFAULT_RING_SIZE, DEFAULT_RX_POOL, DEFAULT_TX_POOL, DEFAULT_XSKMAP_ENTRIES,
+    MTU_FOR_SMALL_FRAMES,
 };
 pub use neigh::{ENTRY_TTL, PROBE_INTERVAL, ROUTE_TTL};
 pub use netlink::{if_index, if_mac, if_mtu};
 pub use program::{XdpMode, XdpProgram};
 pub use socket::XskStatistics;
+pub(crate) use umem::FrameLease;
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -117,6 +136,18 @@ pub struct XdpStats {
     /// Datagrams that arrived through the kernel's UDP stack on the guard socket instead of the
     /// XSK (should stay 0 while the program steers everything).
     pub kernel_rx: u64,
+    /// Received datagrams lent to the engine in place in their UMEM frames (no copy).
+    pub rx_lent: u64,
+    /// Received payloads copied in user space from a UMEM frame into a pool buffer (only with
+    /// [`XdpConfig::with_payload_copy`] on; 0 when frames are lent).
+    pub rx_payload_copies: u64,
+    /// UMEM frames lent to the engine to seal a datagram into ([`Queue::alloc_tx`]).
+    pub tx_lent: u64,
+    /// Transmitted payloads copied in user space into a UMEM frame: every segment with
+    /// [`XdpConfig::with_payload_copy`] on; with frames lent, a buffer that was not one of
+    /// this queue's frames, and bytes appended with [`TxBuffer::extend_from_slice`] into a
+    /// lent frame (stateless responses built elsewhere first). 0 on the sealed-in-place path.
+    pub tx_payload_copies: u64,
     /// Frames posted to the TX ring.
     pub tx_frames: u64,
     /// Transmitted frames the kernel reported complete.
@@ -176,6 +207,13 @@ pub struct XdpQueue {
     max_payload_v6: usize,
     /// UMEM frames reserved for transmit.
     tx_frames: usize,
+    /// Frames below this address receive; the others transmit.
+    rx_end: u64,
+    /// Most received frames lent to the engine per receive call (the rest stay for the fill
+    /// ring).
+    rx_lend_max: usize,
+    /// Scratch list of orphaned frames being reclaimed.
+    orphans: Vec<u64>,
     ipv4_ident: u16,
 }
 
@@ -220,7 +258,8 @@ impl XdpQueue {
     fn open_one(config: &XdpConfig, ifindex: u32, steering: Arc<Steering>) -> io::Result<Self> {
         let own_mac = if_mac(&config.interface)?;
         let mtu = if_mtu(&config.interface)? as usize;
-        let umem = Umem::new(config.frame_size, config.frame_count)?;
+        let frame_size = config.frame_size_for(mtu as u32);
+        let umem = Umem::new(frame_size, config.frame_count)?;
         let ring = config.ring_size;
         let params = XskParams {
             ifindex,
@@ -237,7 +276,7 @@ impl XdpQueue {
         // Half the frames receive (all posted to the fill ring now), half transmit.
         let half = config.frame_count / 2;
         let rx_frames = half.min(xsk.fill.size());
-        let mut fill = FrameAlloc::new(0, rx_frames, config.frame_size);
+        let mut fill = FrameAlloc::new(0, rx_frames, frame_size);
         let n = xsk.fill.free(rx_frames);
         for _ in 0..n {
             if let Some(a) = fill.take() {
@@ -245,13 +284,14 @@ impl XdpQueue {
             }
         }
         xsk.fill.submit();
-        let tx_free = FrameAlloc::new(half, half, config.frame_size);
+        let tx_free = FrameAlloc::new(half, half, frame_size);
 
         // Received frames start XDP_PACKET_HEADROOM (256) bytes into their UMEM frame.
-        let room = config.frame_size as usize - XDP_PACKET_HEADROOM - MAX_HEADERS_LEN;
+        let room = frame_size as usize - XDP_PACKET_HEADROOM - MAX_HEADERS_LEN;
         let max_payload_v4 = mtu.saturating_sub(28).min(room);
         let max_payload_v6 = mtu.saturating_sub(48).min(room);
         let max_payload = if config.bind.is_ipv6() { max_payload_v6 } else { max_payload_v4 };
+        let lend = !config.copy_payloads;
         let mut missing = Vec::new();
         missing.extend(xsk.zero_copy_missing.clone());
         missing.extend(steering.program.missing().map(str::to_string));
@@ -262,26 +302,41 @@ impl XdpQueue {
             );
         }
         missing.push("gro: AF_XDP delivers one frame per descriptor".to_string());
-        missing.push(
-            "buffers: payload copied between engine buffers and UMEM frames (one memcpy each way)"
-                .to_string(),
-        );
+        if mtu.saturating_sub(28) > room {
+            missing.push(format!(
+                "mtu: {mtu}-byte frames exceed a {frame_size}-byte UMEM frame (multi-buffer \
+                 not used): UDP payloads up to {max_payload}"
+            ));
+        }
+        if lend {
+            missing.push(
+                "gso: one datagram per UMEM frame (the engine seals each into its frame)"
+                    .to_string(),
+            );
+        } else {
+            missing.push(
+                "buffers: payload copied between engine buffers and UMEM frames (one memcpy \
+                 each way; payload copy on)"
+                    .to_string(),
+            );
+        }
         let caps = Capabilities {
-            gso: true,
-            max_gso_segments: config.gso_segments,
+            gso: !lend,
+            max_gso_segments: if lend { 1 } else { config.gso_segments },
             gro: false,
             ecn: true,
             pktinfo: true,
             zero_copy: xsk.zero_copy,
             ipv6: true,
             max_udp_payload: max_payload,
+            flow_steered: true,
             missing,
         };
         let local = steering.guard.local_addr()?;
         let tx_buf = max_payload_v4.max(max_payload_v6) * config.gso_segments;
         Ok(Self {
             neigh: neigh::Neighbours::new(ifindex)?,
-            rx_pool: BufferPool::new(config.frame_size as usize, config.rx_pool),
+            rx_pool: BufferPool::new(frame_size as usize, config.rx_pool),
             guard_pool: BufferPool::new(GUARD_BUFFER_SIZE, GUARD_POOL),
             tx_pool: BufferPool::new(tx_buf, config.tx_pool),
             xsk,
@@ -298,6 +353,9 @@ impl XdpQueue {
             max_payload_v4,
             max_payload_v6,
             tx_frames: half as usize,
+            rx_end: u64::from(half) * u64::from(frame_size),
+            rx_lend_max: (rx_frames as usize / 2).max(1),
+            orphans: Vec::new(),
             ipv4_ident: 0,
         })
     }
@@ -323,9 +381,21 @@ impl XdpQueue {
         self.own_mac
     }
 
+    /// Whether UMEM frames are lent to the engine (no payload copy in user space), as opposed
+    /// to [`XdpConfig::with_payload_copy`].
+    pub fn lends_frames(&self) -> bool {
+        !self.config.copy_payloads
+    }
+
+    /// Size of the UMEM frames (chosen from the interface's MTU unless set).
+    pub fn frame_size(&self) -> u32 {
+        self.umem.frame_size()
+    }
+
     /// AF_XDP counters, with the kernel's socket statistics read now.
     pub fn xdp_stats(&self) -> XdpStats {
         let mut s = self.xstats;
+        s.tx_payload_copies += self.umem.copies_in();
         s.xsk = self.xsk.statistics().unwrap_or_default();
         s.neigh_learned = self.neigh.learned_hits;
         s.neigh_kernel = self.neigh.kernel_hits;
@@ -416,11 +486,19 @@ impl Queue for XdpQueue {
     }
 
     fn alloc_tx(&mut self) -> Option<TxBuffer> {
-        self.tx_pool.take_tx()
+        if self.config.copy_payloads {
+            self.tx_pool.take_tx()
+        } else {
+            self.lend_tx_frame()
+        }
     }
 
     fn max_tx_buffer(&self) -> usize {
-        self.tx_pool.buf_size()
+        if self.config.copy_payloads {
+            self.tx_pool.buf_size()
+        } else {
+            self.max_payload_v4.max(self.max_payload_v6)
+        }
     }
 
     fn send(&mut self, batch: &mut TxBatch) -> io::Result<usize> {

@@ -1,19 +1,27 @@
-//! The receive path: RX ring → parse and verify → copy the payload into a pool buffer → frame
-//! back to the fill ring; then whatever reached the guard socket through the kernel.
+//! The receive path: RX ring → parse and verify → lend the frame to the engine with the
+//! payload in place (or, with payload copy on, copy the payload into a pool buffer and put the
+//! frame straight back on the fill ring); then whatever reached the guard socket through the
+//! kernel. Lent frames go back to the fill ring when the engine hands the batch back (the
+//! next receive call).
 
 use std::io;
 use std::net::IpAddr;
 use std::time::Instant;
 
 use super::XdpQueue;
+use crate::buffer::{PoolBuf, RxDatagram};
 use crate::wire::{parse_frame, UdpChecksum, WireError};
 use crate::{Ecn, RxBatch, RxMeta};
 
 impl XdpQueue {
     pub(super) fn receive(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
-        batch.recycle_into(&mut self.rx_pool);
+        self.recycle_rx(batch);
         self.stats.rx_calls += 1;
-        let want = batch.capacity().min(self.config.rx_batch);
+        let mut want = batch.capacity().min(self.config.rx_batch);
+        if !self.config.copy_payloads {
+            // Lent frames are away until the next call: keep the rest for the fill ring.
+            want = want.min(self.rx_lend_max);
+        }
         #[allow(clippy::disallowed_methods)]
         // the datapath does I/O; neighbour entries age in real time
         let now = Instant::now();
@@ -22,10 +30,11 @@ impl XdpQueue {
         for k in 0..n {
             let d = self.xsk.rx.peek(k);
             self.xstats.xsk_rx_frames += 1;
-            self.frame(d.addr, d.len, batch, now);
-            // Aligned mode: the descriptor points into its frame (after headroom); the frame
-            // goes back to the fill ring from its start.
-            self.fill_pending.push(d.addr & frame_mask);
+            if !self.frame(d.addr, d.len, batch, now) {
+                // Aligned mode: the descriptor points into its frame (after headroom); the
+                // frame goes back to the fill ring from its start.
+                self.fill_pending.push(d.addr & frame_mask);
+            }
         }
         if n > 0 {
             self.xsk.rx.release(n);
@@ -37,13 +46,51 @@ impl XdpQueue {
         Ok(batch.len())
     }
 
-    /// Parses one frame of the RX ring and, when it is a valid datagram for us, copies its
-    /// payload into `batch`.
-    fn frame(&mut self, addr: u64, len: u32, batch: &mut RxBatch, now: Instant) {
+    /// Takes back what the engine held of the previous receive: lent frames to the fill ring
+    /// (a frame of another queue's UMEM goes back there when dropped), pool buffers to the
+    /// pool; and reclaims frames whose leases were dropped elsewhere.
+    fn recycle_rx(&mut self, batch: &mut RxBatch) {
+        for mut buf in batch.drain_bufs() {
+            match buf.take_frame() {
+                Some(lease) => {
+                    if let Ok((frame, _)) = self.umem.reclaim(lease) {
+                        self.give_back(frame);
+                    }
+                }
+                None => self.rx_pool.put(buf),
+            }
+        }
+        self.reclaim_orphans();
+    }
+
+    /// A frame the queue owns again goes where it belongs: a receive frame to the fill ring,
+    /// a transmit frame to the free list.
+    pub(super) fn give_back(&mut self, frame: u64) {
+        if frame < self.rx_end {
+            self.fill_pending.push(frame);
+        } else {
+            self.tx_free.put(frame);
+        }
+    }
+
+    /// Takes back the frames of leases dropped instead of handed back.
+    pub(super) fn reclaim_orphans(&mut self) {
+        let mut orphans = std::mem::take(&mut self.orphans);
+        self.umem.take_orphans(&mut orphans);
+        for f in orphans.drain(..) {
+            self.give_back(f);
+        }
+        self.orphans = orphans;
+    }
+
+    /// Parses one frame of the RX ring and, when it is a valid datagram for us, puts its
+    /// payload into `batch`: lent in place (returns true: the frame is the engine's until the
+    /// next receive) or copied into a pool buffer (returns false, as for a dropped frame).
+    fn frame(&mut self, addr: u64, len: u32, batch: &mut RxBatch, now: Instant) -> bool {
         let Some(bytes) = self.umem.bytes(addr, len) else {
             self.xstats.rx_invalid += 1;
             self.stats.rx_dropped += 1;
-            return;
+            return false;
         };
         // Partial UDP checksums (veth peers) are accepted and counted: see "Partial
         // checksums" in the module docs.
@@ -59,7 +106,7 @@ impl XdpQueue {
                     self.xstats.rx_malformed += 1;
                     self.stats.rx_malformed += 1;
                 }
-                return;
+                return false;
             }
         };
         let bind_ip = self.config.bind.ip();
@@ -67,7 +114,7 @@ impl XdpQueue {
         {
             self.xstats.rx_not_ours += 1;
             self.stats.rx_dropped += 1;
-            return;
+            return false;
         }
         if p.udp_checksum == UdpChecksum::Partial {
             self.xstats.rx_csum_partial += 1;
@@ -75,22 +122,33 @@ impl XdpQueue {
         }
         self.neigh.learn(p.src.ip(), p.src_mac, now);
         let payload = &bytes[p.payload.clone()];
-        let meta = RxMeta {
-            src: p.src,
-            dst_ip: Some(p.dst.ip()),
-            ecn: p.ecn,
-            segment_size: payload.len().max(1),
-        };
+        let n = payload.len();
+        let meta =
+            RxMeta { src: p.src, dst_ip: Some(p.dst.ip()), ecn: p.ecn, segment_size: n.max(1) };
+        if !self.config.copy_payloads {
+            // The payload stays where the kernel put it; the engine opens it there.
+            let Some(lease) = self.umem.lend(addr + p.payload.start as u64, n) else {
+                self.stats.rx_dropped += 1;
+                return false;
+            };
+            batch.items.push(RxDatagram { buf: PoolBuf::from_frame(lease), len: n, meta });
+            self.xstats.rx_lent += 1;
+            self.stats.rx_datagrams += 1;
+            self.stats.rx_bytes += n as u64;
+            return true;
+        }
         let Some(mut d) = self.rx_pool.take_rx(meta) else {
             // Every receive buffer is held by the engine: drop, as a full socket would.
             self.stats.rx_dropped += 1;
-            return;
+            return false;
         };
-        d.buf[..payload.len()].copy_from_slice(payload);
-        d.len = payload.len();
+        d.buf[..n].copy_from_slice(payload);
+        d.len = n;
+        self.xstats.rx_payload_copies += 1;
         self.stats.rx_datagrams += 1;
-        self.stats.rx_bytes += payload.len() as u64;
+        self.stats.rx_bytes += n as u64;
         batch.items.push(d);
+        false
     }
 
     /// Posts the frames of consumed RX descriptors back to the fill ring, and wakes the driver

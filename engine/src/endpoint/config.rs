@@ -160,6 +160,7 @@ pub struct RouterConfig {
     pub(super) grease_quic_bit: bool,
     pub(super) rng_seed: [u8; 32],
     pub(super) server: Option<AcceptConfig>,
+    pub(super) local_initials: bool,
 }
 
 impl RouterConfig {
@@ -183,7 +184,20 @@ impl RouterConfig {
             grease_quic_bit: false,
             rng_seed,
             server: None,
+            local_initials: false,
         }
+    }
+
+    /// On: a new client's Initial (and 0-RTT) datagrams are handled by the worker whose queue
+    /// received them, whatever worker index their client-chosen DCID happens to decode to.
+    /// For datapaths where the NIC picks the queue by the 4-tuple (AF_XDP behind RSS: a
+    /// client's datagrams keep arriving on one queue while its addresses stay), so that the
+    /// worker of that queue owns the connection and its later datagrams need no forwarding.
+    /// Off (the default): they go to the worker the DCID decodes to, as on datapaths that
+    /// steer by connection ID (the UDP and io_uring groups' BPF program).
+    pub fn with_local_initials(mut self, on: bool) -> Self {
+        self.local_initials = on;
+        self
     }
 
     /// The index of the worker that owns this router (written into every connection ID it

@@ -176,9 +176,17 @@ impl Router {
             return DatagramEvent::StatelessReset(h);
         }
         // A client-chosen DCID may decode to any index: forward only to workers that exist (the
-        // owner sees the same decode, so all of that client's packets meet there).
+        // owner sees the same decode, so all of that client's packets meet there). Where the
+        // queue follows the 4-tuple, a new client's packets all meet on the queue they arrive
+        // on instead, and stay there (`with_local_initials`).
+        let local_new =
+            self.config.local_initials && matches!(ty, Some(LongType::Initial | LongType::ZeroRtt));
         match self.config.cid_format.decode_worker(&dcid) {
-            Some(w) if w != self.config.worker && usize::from(w) < self.config.workers => {
+            Some(w)
+                if w != self.config.worker
+                    && usize::from(w) < self.config.workers
+                    && !local_new =>
+            {
                 return DatagramEvent::Forward(w)
             }
             _ => {}

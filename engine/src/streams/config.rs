@@ -130,9 +130,9 @@ impl StreamsConfig {
     /// response of a few packets goes out whole and in order, so it completes after its own
     /// packets rather than after a round over every busy stream, in fewer STREAM frames; bulk
     /// streams still share the path in 16 KiB turns. 1 gives one frame per turn.
-    pub fn with_send_quantum(mut self, bytes: u64) -> Result<Self, ConfigError> {
+    pub fn with_send_quantum(mut self, bytes: u64) -> Result<Self, StreamsConfigError> {
         if bytes == 0 {
-            return Err(ConfigError("send quantum of zero bytes"));
+            return Err(StreamsConfigError("send quantum of zero bytes"));
         }
         self.send_quantum = bytes;
         Ok(self)

@@ -274,7 +274,10 @@ pub(crate) fn build<Q: Queue>(
     let mut rc = RouterConfig::new(seed.reset_key.clone(), router_seed)
         .with_worker(i as u8, n)
         .map_err(std::io::Error::other)?
-        .with_cid_format(seed.cid_format);
+        .with_cid_format(seed.cid_format)
+        // Where the NIC picks the queue by 4-tuple, the worker of the queue a client's first
+        // Initial reaches owns the connection: its later datagrams reach that queue too.
+        .with_local_initials(queue.capabilities().flow_steered);
     if let Some(server) = &ctx.server {
         // One token key for every worker: a Retry or NEW_TOKEN token one worker sealed opens
         // on another.

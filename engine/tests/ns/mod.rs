@@ -37,10 +37,15 @@ impl NetnsPair {
     /// Creates the pair named after `tag` and this process, with `loss` percent of UDP lost on
     /// side b in each direction (0 for none).
     pub fn up(tag: &str, loss: u32) -> Self {
+        Self::up_with_queues(tag, loss, 1)
+    }
+
+    /// Like [`NetnsPair::up`], with `queues` transmit and receive queues on each veth end.
+    pub fn up_with_queues(tag: &str, loss: u32, queues: u32) -> Self {
         let name = format!("{tag}{}", std::process::id() % 10_000_000);
         let _ = Command::new(script()).args(["down", &name]).output();
         let out = Command::new(script())
-            .args(["up", &name, "--loss", &loss.to_string()])
+            .args(["up", &name, "--loss", &loss.to_string(), "--queues", &queues.to_string()])
             .output()
             .expect("run scripts/netns.sh");
         assert!(

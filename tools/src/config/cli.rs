@@ -118,6 +118,10 @@ pub struct ConfigArgs {
     /// XDP attach mode: auto, native or generic [default: auto].
     #[arg(long = "xdp-mode", value_name = "MODE", allow_hyphen_values = true)]
     pub xdp_mode: Option<String>,
+    /// AF_XDP: copy payloads between engine buffers and UMEM frames (the older path, with
+    /// software GSO) instead of sealing and opening them in place [default: off].
+    #[arg(long = "xdp-payload-copy", value_name = "on|off", allow_hyphen_values = true)]
+    pub xdp_payload_copy: Option<String>,
     /// Append TLS secrets to FILE (NSS key log format, for Wireshark) [default: the
     /// SSLKEYLOGFILE environment variable if set, else none].
     #[arg(
@@ -177,6 +181,7 @@ impl ConfigArgs {
             ("datagram-queue", &self.datagram_queue),
             ("ring-size", &self.ring_size),
             ("xdp-mode", &self.xdp_mode),
+            ("xdp-payload-copy", &self.xdp_payload_copy),
             ("keylog-file", &self.keylog_file),
             ("qlog-dir", &self.qlog_dir),
             ("metrics-addr", &self.metrics_addr),

@@ -230,6 +230,10 @@ pub struct Settings {
     pub ring_size: u32,
     /// `xdp-mode`: auto, native or generic. Default auto.
     pub xdp_mode: XdpMode,
+    /// `xdp-payload-copy`: copy each payload between engine buffers and UMEM frames (the older
+    /// AF_XDP path, with software GSO; for comparison). Default off: the engine seals into and
+    /// opens in UMEM frames, no user-space copy.
+    pub xdp_payload_copy: bool,
     /// `keylog-file`: write TLS secrets here (NSS key log format). Default none.
     pub keylog_file: Option<PathBuf>,
     /// `qlog-dir`: write one qlog file per connection here. Default none.
@@ -272,6 +276,7 @@ impl Default for Settings {
             datagram_queue: DEFAULT_DATAGRAM_QUEUE as u32,
             ring_size: DEFAULT_RING_SIZE,
             xdp_mode: XdpMode::Auto,
+            xdp_payload_copy: false,
             keylog_file: None,
             qlog_dir: None,
             metrics_addr: None,
@@ -280,7 +285,7 @@ impl Default for Settings {
 }
 
 /// Every key, in the order they are printed.
-pub const KEYS: [&str; 34] = [
+pub const KEYS: [&str; 35] = [
     "datapath",
     "interface",
     "queues",
@@ -312,6 +317,7 @@ pub const KEYS: [&str; 34] = [
     "datagram-queue",
     "ring-size",
     "xdp-mode",
+    "xdp-payload-copy",
     "keylog-file",
     "qlog-dir",
     "metrics-addr",
@@ -436,6 +442,7 @@ impl Settings {
                     _ => return Err(format!("'{v}' is not one of auto, native, generic")),
                 }
             }
+            "xdp-payload-copy" => self.xdp_payload_copy = values::parse_switch(v)?,
             "keylog-file" => self.keylog_file = Some(non_empty_path(v)?),
             "qlog-dir" => self.qlog_dir = Some(non_empty_path(v)?),
             "metrics-addr" => {
@@ -555,6 +562,7 @@ impl Settings {
                 XdpMode::Generic => "generic",
             }),
         );
+        t.insert("xdp-payload-copy".into(), Value::Boolean(self.xdp_payload_copy));
         if let Some(p) = &self.keylog_file {
             t.insert("keylog-file".into(), s(&p.to_string_lossy()));
         }

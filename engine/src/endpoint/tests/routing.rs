@@ -235,6 +235,27 @@ fn other_workers_ids_are_forwarded() {
     assert!(base.with_worker(255, 256).is_ok());
 }
 
+/// Flow-steered queues (AF_XDP behind RSS): a new client's Initial stays on the worker whose
+/// queue received it, whatever its client-chosen DCID decodes to; the IDs this server issued
+/// are still forwarded to their worker.
+#[test]
+fn local_initials_stay_where_they_arrive() {
+    let now = t0();
+    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(RetryPolicy::Never);
+    let mut r = Router::new(server_config(s).with_local_initials(true), now, UNIX);
+    let f = *r.config().cid_format();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+    let other = f.generate(5, &mut rng);
+    let a = accepted(&mut r, now, &other, &cid(&[1]));
+    assert_eq!(a.local_cid[f.worker_offset()], 3, "owned here: our index in its own ID");
+    // Its later Initials (same DCID) find it here too.
+    let again = client_initial(version::V1, &other, &cid(&[1]), &[], 1200);
+    let ev = r.handle(now, client_addr(), None, Ecn::NotEct, &again);
+    assert_eq!(ev, DatagramEvent::Known(a.handle));
+    let short = short_packet(&f.generate(5, &mut rng), 80);
+    assert_eq!(r.handle(now, client_addr(), None, Ecn::NotEct, &short), DatagramEvent::Forward(5));
+}
+
 #[test]
 fn client_connections_route_server_packets() {
     let now = t0();

@@ -45,6 +45,7 @@ fn example_values() -> Vec<(&'static str, &'static str)> {
         ("datagram-queue", "1024"),
         ("ring-size", "2048"),
         ("xdp-mode", "native"),
+        ("xdp-payload-copy", "on"),
         ("keylog-file", "/tmp/keys.log"),
         ("qlog-dir", "/tmp/qlog"),
         ("metrics-addr", "127.0.0.1:9100"),
