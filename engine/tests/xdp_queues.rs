@@ -157,6 +157,17 @@ async fn xdp_two_queues_two_workers_own_and_forward() {
         .collect();
     let (pa, pb) = (clients[0].local_addr().port(), clients[1].local_addr().port());
     steer(&net, &[(0, 0), (1, 1)]);
+    // Side a's MAC is known up front: a first Initial held for ARP would leave from whichever
+    // CPU takes the ARP reply, on that CPU's queue.
+    let if_a = net.if_a.clone();
+    let mac = in_ns(&net.ns_a, move || peregrine_datapath::xdp::if_mac(&if_a)).expect("mac");
+    let lladdr = mac.0.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let out = Command::new("ip")
+        .args(["-n", &net.ns_b, "neigh", "replace", &ip.to_string(), "lladdr", &lladdr])
+        .args(["nud", "permanent", "dev", &net.if_b])
+        .output()
+        .expect("ip neigh");
+    assert!(out.status.success(), "ip neigh: {}", String::from_utf8_lossy(&out.stderr));
     let seeds = [(pa, [21, 22]), (pb, [31, 32])];
 
     let server_side = async {
