@@ -189,4 +189,14 @@ pub trait Queue: Send {
 
     /// Counters since the queue was opened.
     fn stats(&self) -> QueueStats;
+
+    /// Moves the queue to a new local address (a client migrating its connections, RFC 9000
+    /// §9.2): a new socket bound to `local` (port 0: an ephemeral one) replaces the old one,
+    /// which is closed; returns the address bound. Datagrams still in flight to the old
+    /// address are lost. The default refuses (`Unsupported`): only the UDP socket backend
+    /// can rebind.
+    fn rebind(&mut self, local: SocketAddr) -> io::Result<SocketAddr> {
+        let _ = local;
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this datapath cannot rebind"))
+    }
 }

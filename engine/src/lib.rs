@@ -138,7 +138,7 @@ pub mod fuzz;
 pub mod sim;
 
 pub use api::{
-    block_on, ConnError, Connecting, Connection, Elapsed, Endpoint, EndpointConfig, EndpointStats,
+    block_on, ConnError, Connecting, MigrateError, Connection, Elapsed, Endpoint, EndpointConfig, EndpointStats,
     RecvStream, RecvStreamError, SendStream, ShutdownError, ShutdownReport, WriteAllError,
     WriteCompletion, WriteStatus,
 };
@@ -146,7 +146,7 @@ pub use cid::{ConnectionId, ResetToken, MAX_CID_LEN};
 pub use congestion::{Algorithm, CongestionConfigError};
 pub use connection::{
     ClientConfig, ConfigError as TransportConfigError, ConnectionError, ConnectionStats,
-    EarlyDataState, ServerConfig, TokenStore, TransportConfig, DEFAULT_HANDSHAKE_TIMEOUT,
+    EarlyDataState, MigrationError, ServerConfig, TokenStore, TransportConfig, DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT, MAX_DATAGRAM_SIZE_LIMIT,
 };
 pub use crypto::{

@@ -3,14 +3,17 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use peregrine_engine::api::{Connection, Endpoint, EndpointConfig};
+use peregrine_engine::api::{Connection, Endpoint, EndpointConfig, MigrateError};
+use peregrine_engine::MigrationError;
 use peregrine_engine::VarInt;
 use peregrine_engine::{ClientConfig, EarlyDataState};
 
 use crate::certs::{self, Trust};
-use crate::config::{ConfigArgs, Settings};
+use crate::config::{ConfigArgs, MigrateAfter, Settings};
 use crate::endpoint::{self, Use};
 use crate::perf::protocol::{self, IO_TIMEOUT};
 
@@ -232,7 +235,15 @@ pub fn run(args: &Args) -> Result<(), String> {
     endpoint::print_notes("client", &built.notes);
     let ep = built.endpoint;
     for round in 1..=args.repeat {
-        let early = fetch_all(args, &ep, addr, &host, &urls, settings.early_data && round > 1)?;
+        let early = fetch_all(
+            args,
+            &ep,
+            addr,
+            &host,
+            &urls,
+            settings.early_data && round > 1,
+            settings.migrate_after,
+        )?;
         if args.repeat > 1 {
             eprintln!("connection {round}: {}", describe_early(early));
         }
@@ -251,6 +262,7 @@ fn fetch_all(
     host: &str,
     urls: &[Url],
     early: bool,
+    migrate_after: Option<MigrateAfter>,
 ) -> Result<EarlyDataState, String> {
     let explain = |e: String| certs::explain(e, args.ca.as_deref(), host);
     let (conn, connecting) = if early {
@@ -261,6 +273,8 @@ fn fetch_all(
     } else {
         (connect(ep, addr, host, args.timeout).map_err(explain)?, None)
     };
+    let received = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicBool::new(false));
     let mut jobs = Vec::new();
     for url in urls {
         let (send, recv) = conn
@@ -269,11 +283,16 @@ fn fetch_all(
         send.write_fin(format!("GET {}\r\n", url.path).into_bytes());
         let dest = args.output.join(file_name(url));
         let label = format!("https://{}:{}{}", url.host, url.port, url.path);
+        let received = received.clone();
         jobs.push(std::thread::spawn(move || {
             let _keep = send;
-            save(recv, &dest).map_err(|e| format!("{label}: {e}"))
+            save(recv, &dest, &received).map_err(|e| format!("{label}: {e}"))
         }));
     }
+    let migrator = migrate_after.map(|when| {
+        let (conn, received, finished) = (conn.clone(), received.clone(), finished.clone());
+        std::thread::spawn(move || migrate_when(&conn, when, &received, &finished))
+    });
     if let Some(connecting) = connecting {
         // The requests are queued (in 0-RTT if the session allowed it): surface a failed
         // handshake as such.
@@ -287,6 +306,17 @@ fn fetch_all(
             Ok(Err(e)) => errors.push(e),
             Err(_) => errors.push("a download thread failed".into()),
         }
+    }
+    finished.store(true, Ordering::Release);
+    if let Some(m) = migrator {
+        if let Ok(Err(e)) = m.join() {
+            errors.push(e);
+        }
+        let st = conn.stats();
+        eprintln!(
+            "migration: {} started, {} path(s) validated, {} validation(s) failed",
+            st.migrations, st.paths_validated, st.path_validations_failed
+        );
     }
     conn.close(VarInt::from_u32(0), b"done");
     // The CONNECTION_CLOSE only has to leave: waiting out the closing period (three PTOs) would
@@ -327,14 +357,70 @@ fn describe_reset(e: String) -> String {
     format!("{what} (the server reset the stream with code {code})")
 }
 
-/// Reads `recv` to FIN into `dest`; removes the partial file on failure.
-fn save(mut recv: peregrine_engine::api::RecvStream, dest: &Path) -> Result<(), String> {
+/// `--migrate-after`: once `when` comes (time since the handshake, or response bytes
+/// received), moves the connection to a new ephemeral port of the same local address. Gives
+/// up silently when the downloads finished first; a refused migration is an error.
+#[allow(clippy::disallowed_methods)] // A command: waits for its trigger with the clock.
+fn migrate_when(
+    conn: &Connection,
+    when: MigrateAfter,
+    received: &AtomicU64,
+    finished: &AtomicBool,
+) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    loop {
+        if finished.load(Ordering::Acquire) {
+            eprintln!("migration: the downloads finished before --migrate-after came");
+            return Ok(());
+        }
+        let due = match when {
+            MigrateAfter::Time(d) => start.elapsed() >= d,
+            MigrateAfter::Bytes(n) => received.load(Ordering::Relaxed) >= n,
+        };
+        if due {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let any: SocketAddr = if conn.remote_address().is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+        .parse()
+        .map_err(|_| "bad local address".to_string())?;
+    // The handshake may be complete but not yet confirmed, or the server's spare connection
+    // IDs not arrived yet: wait for them a little (bounded).
+    let mut tries = 0;
+    loop {
+        match conn.migrate(any, IO_TIMEOUT) {
+            Ok(local) => {
+                eprintln!("migrated to local port {} (validating the new path)", local.port());
+                return Ok(());
+            }
+            Err(MigrateError::Refused(
+                MigrationError::HandshakeNotConfirmed | MigrationError::NoSpareCid,
+            )) if tries < 500 && !finished.load(Ordering::Acquire) => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(4));
+            }
+            Err(e) => {
+                return Err(format!("--migrate-after: the connection could not migrate: {e}"))
+            }
+        }
+    }
+}
+
+/// Reads `recv` to FIN into `dest`, counting bytes in `received`; removes the partial file on
+/// failure.
+fn save(
+    mut recv: peregrine_engine::api::RecvStream,
+    dest: &Path,
+    received: &AtomicU64,
+) -> Result<(), String> {
     use std::io::Write;
     let file = std::fs::File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let result = loop {
         match protocol::read_chunk(&mut recv, IO_TIMEOUT) {
             Ok(Some(b)) => {
+                received.fetch_add(b.len() as u64, Ordering::Relaxed);
                 if let Err(e) = out.write_all(&b) {
                     break Err(format!("{}: {e}", dest.display()));
                 }

@@ -65,6 +65,12 @@ pub fn validate(s: &Settings, usage: Use) -> Result<(), String> {
     if usage == Use::Client && s.metrics_addr.is_some() {
         return Err("--metrics-addr: only server and perf serve metrics".into());
     }
+    if usage != Use::Server && s.preferred_address.is_some() {
+        return Err("--preferred-address: applies to `peregrine server` only".into());
+    }
+    if usage != Use::Client && s.migrate_after.is_some() {
+        return Err("--migrate-after: applies to `peregrine client` only".into());
+    }
     // How a server admits new clients; a client accepts no connections, so these would be
     // dropped silently.
     let why = match usage {

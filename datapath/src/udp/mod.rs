@@ -167,6 +167,23 @@ impl Queue for UdpQueue {
         self.local
     }
 
+    fn rebind(&mut self, local: SocketAddr) -> std::io::Result<SocketAddr> {
+        if local.is_ipv4() != self.local.is_ipv4() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "rebind to another address family",
+            ));
+        }
+        // A lone socket: a reuse-port group's steering program stays on the old group.
+        let config = self.config.clone().with_bind(local).with_reuse_port(false);
+        let mut new = Self::open(&config)?;
+        new.stats = self.stats;
+        // Buffers of the old pools still in the caller's batches are dropped, not recycled,
+        // when they come back (the pools check where a buffer came from).
+        *self = new;
+        Ok(self.local)
+    }
+
     fn alloc_tx(&mut self) -> Option<TxBuffer> {
         self.tx_pool.take_tx()
     }

@@ -14,7 +14,7 @@ use super::stream::{RecvStream, SendStream};
 use super::sync::block_on;
 use crate::connection::ConnectionStats;
 use crate::handoff::shared::{ConnShared, OpenSlot, OpenState, StreamShared};
-use crate::handoff::{abandon, Command, ConnError, ConnOp, WakingCell};
+use crate::handoff::{abandon, Command, ConnError, ConnOp, MigrateError, MigrateReply, WakingCell};
 use crate::streams::Dir;
 use crate::varint::VarInt;
 use crate::worker::EndpointCtx;
@@ -134,6 +134,27 @@ impl Connection {
         if self.shared.close.request() {
             self.post(ConnOp::Close { code, reason: reason.to_vec() });
         }
+    }
+
+    /// Client: moves the connection to a new local address (RFC 9000 §9.2): the owner worker
+    /// rebinds its socket to `local` (port 0: a new ephemeral port; an unspecified IP: any
+    /// address), sends from there with a new connection ID of the server's, and validates the
+    /// new path with PATH_CHALLENGE. Returns the address bound. The connection must be the
+    /// only one on its worker's socket (a client endpoint with one worker), its handshake
+    /// confirmed, and the server must not have disabled active migration; the UDP datapath
+    /// is the one that can rebind. Waits at most `timeout` for the worker.
+    pub fn migrate(
+        &self,
+        local: SocketAddr,
+        timeout: Duration,
+    ) -> Result<SocketAddr, MigrateError> {
+        let reply: MigrateReply = Arc::new(WakingCell::new(None));
+        if self.shared.close.is_ended() {
+            return Err(MigrateError::Closed);
+        }
+        self.post(ConnOp::Migrate { local, reply: reply.clone() });
+        let wait = poll_fn(|cx| reply.poll(cx, |r| r.take()));
+        block_on(wait, Some(timeout)).unwrap_or(Err(MigrateError::TimedOut))
     }
 
     /// Resolves when the connection ended, with the reason.

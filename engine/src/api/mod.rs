@@ -21,7 +21,7 @@ pub(crate) mod sync;
 
 pub use crate::connection::DatagramError;
 pub use crate::handoff::shared::WriteStatus;
-pub use crate::handoff::ConnError;
+pub use crate::handoff::{ConnError, MigrateError};
 pub use connection::{Connecting, Connection};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointStats, ShutdownReport};
 pub use stream::{RecvStream, SendStream, WriteCompletion};

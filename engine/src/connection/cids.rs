@@ -129,6 +129,49 @@ impl PeerCids {
         self.active.get(self.current).map(|c| c.cid).unwrap_or_default()
     }
 
+    /// The sequence number of the ID in use.
+    pub fn current_seq(&self) -> u64 {
+        self.active.get(self.current).map_or(0, |c| c.seq)
+    }
+
+    /// An ID of the peer's we have not sent to (not the current one, none of `exclude`): the
+    /// lowest such sequence number.
+    pub fn spare(&self, exclude: &[u64]) -> Option<u64> {
+        let cur = self.current_seq();
+        self.active.iter().map(|c| c.seq).find(|s| *s != cur && !exclude.contains(s))
+    }
+
+    /// Whether the ID of sequence number `seq` is active.
+    pub fn has_seq(&self, seq: u64) -> bool {
+        self.active.iter().any(|c| c.seq == seq)
+    }
+
+    /// Sends to the ID of sequence number `seq` from now on; false when it is not active.
+    pub fn use_seq(&mut self, seq: u64) -> bool {
+        match self.active.iter().position(|c| c.seq == seq) {
+            Some(i) => {
+                self.current = i;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops using the ID of sequence number `seq` and retires it (RETIRE_CONNECTION_ID).
+    /// The ID in use cannot be retired this way.
+    pub fn retire_seq(&mut self, seq: u64) {
+        if seq == self.current_seq() {
+            return;
+        }
+        let Some(i) = self.active.iter().position(|c| c.seq == seq) else { return };
+        let current_cid = self.current();
+        self.active.remove(i);
+        self.current = self.active.iter().position(|c| c.cid == current_cid).unwrap_or(0);
+        if !self.to_retire.contains(&seq) {
+            self.to_retire.push(seq);
+        }
+    }
+
     /// Replaces the handshake ID (the client learns the server's chosen ID, or a Retry's).
     pub fn set_initial(&mut self, cid: ConnectionId) {
         if let Some(c) = self.active.iter_mut().find(|c| c.seq == 0) {

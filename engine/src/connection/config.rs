@@ -1,6 +1,7 @@
 //! Connection configuration: validated transport settings with named defaults, and the CID source.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +120,10 @@ pub struct TransportConfig {
     pub(crate) max_datagram_frame_size: Option<u64>,
     /// DATAGRAM: most datagrams held in each direction's queue.
     pub(crate) datagram_queue: usize,
+    /// Send disable_active_migration (RFC 9000 §18.2).
+    pub(crate) disable_active_migration: bool,
+    /// Client: move to a server's preferred address once the handshake is confirmed.
+    pub(crate) use_preferred_address: bool,
 }
 
 impl Default for TransportConfig {
@@ -145,6 +150,8 @@ impl Default for TransportConfig {
             max_recv_udp_payload: crate::transport_params::DEFAULT_MAX_UDP_PAYLOAD_SIZE,
             max_datagram_frame_size: None,
             datagram_queue: super::datagrams::DEFAULT_DATAGRAM_QUEUE,
+            disable_active_migration: false,
+            use_preferred_address: true,
         }
     }
 }
@@ -308,6 +315,22 @@ impl TransportConfig {
     /// Whether to mark packets ECT(0) and validate ECN. Default true.
     pub fn with_ecn(mut self, on: bool) -> Self {
         self.ecn = on;
+        self
+    }
+
+    /// Whether to send the disable_active_migration transport parameter: the peer (a client)
+    /// must not move the connection to a new local address (RFC 9000 §18.2); a client that
+    /// asks anyway gets [`super::MigrationError::DisabledByPeer`]. Default false.
+    pub fn with_disable_active_migration(mut self, on: bool) -> Self {
+        self.disable_active_migration = on;
+        self
+    }
+
+    /// Client: whether to move to a server's preferred address (RFC 9000 §9.6) once the
+    /// handshake is confirmed, validating it first-hand and falling back to the original
+    /// address when it does not answer. Default true.
+    pub fn with_use_preferred_address(mut self, on: bool) -> Self {
+        self.use_preferred_address = on;
         self
     }
 
@@ -499,6 +522,12 @@ pub struct ServerConfig {
     /// a token is not single-use (it is bound to the client's IP address and to this lifetime
     /// only).
     pub new_token_lifetime: Duration,
+    /// The server's preferred address (RFC 9000 §9.6), advertised to every client with a
+    /// connection ID of its own and that ID's reset token; clients that use it move there
+    /// once the handshake is confirmed. The endpoint's owner must receive on it (the same
+    /// socket bound to a wildcard address, or another socket of the same endpoint). Default
+    /// none.
+    pub preferred_address: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -516,6 +545,7 @@ impl ServerConfig {
             preferred_version: None,
             new_tokens: true,
             new_token_lifetime: crate::endpoint::token::DEFAULT_NEW_TOKEN_LIFETIME,
+            preferred_address: None,
         }
     }
 }

@@ -90,6 +90,7 @@ pub(super) fn local_params(
         //# Endpoints advertise their support for receiving DATAGRAM frames
         //# by including the max_datagram_frame_size transport parameter.
         max_datagram_frame_size: cfg.max_datagram_frame_size.map(varint),
+        disable_active_migration: cfg.disable_active_migration,
         ..TransportParameters::default()
     };
     if let Some((odcid, retry_scid, token)) = server {
@@ -260,6 +261,11 @@ impl Connection {
         let mut params =
             local_params(&config.transport, scid, Some((odcid, retry_scid, scid_token)));
         params.version_information = Some(versions.info(incoming.version));
+        let preferred = config.preferred_address.map(|addr| {
+            let (cid, token) = cid_gen.generate();
+            params.preferred_address = Some(super::migration::preferred_param(addr, cid, token));
+            (cid, token)
+        });
         let tls = TlsSession::server_with_limits(
             &config.tls,
             cv,
@@ -295,6 +301,10 @@ impl Connection {
         //# to provide address validation prior to completing the handshake.
         conn.path.validated = incoming.retry.is_some();
         conn.stats.retry = incoming.retry.is_some();
+        if let Some((cid, token)) = preferred {
+            conn.issue_preferred_cid(cid, token);
+            conn.migration.track_local = true;
+        }
         conn.reset_idle_timer(now);
         conn.timers.set_opt(Timer::Handshake, conn.config.handshake_timeout.map(|t| now + t));
         conn.update_timers(now);
@@ -342,6 +352,7 @@ impl Connection {
             local_cids: LocalCids::with_initial(p.scid, p.scid_token),
             peer_cids: PeerCids::new(p.peer_cid, cfg.active_cid_limit),
             path: super::path::Path::new(p.remote, p.side == Side::Client, &cfg),
+            migration: Default::default(),
             ids: p.ids,
             token: Vec::new(),
             new_token: None,
@@ -526,6 +537,9 @@ impl Connection {
         if let Some(token) = params.stateless_reset_token {
             self.peer_cids.set_initial_token(token);
         }
+        if let Some(pa) = params.preferred_address {
+            self.on_preferred_address(&pa)?;
+        }
         self.peer_params = Some(params);
         self.qlog_peer_params(now);
         Ok(())
@@ -556,6 +570,7 @@ impl Connection {
         self.path.mtud.start(self.peer_max_udp_payload, ipv6);
         let mds = self.path.mtud.current();
         self.set_plpmtu(mds);
+        self.maybe_use_preferred_address(now);
     }
 
     /// Issues connection IDs up to the peer's active_connection_id_limit (capped).

@@ -13,14 +13,22 @@
 //! `poll_transmit` needs an output buffer of at least 1200 bytes (one full datagram; a GSO
 //! train needs `max_datagrams` times the datagram size). `handle_datagram` takes the datagram's
 //! source address: a server follows a change of it after the handshake is confirmed (NAT
-//! rebinding, RFC 9000 §9.3) and validates the new path.
+//! rebinding or client migration, RFC 9000 §9.3) and validates the new path;
+//! [`Connection::handle_datagram_on`] also takes our local address, which a server that
+//! offered a preferred address follows the same way.
 //!
-//! Not implemented (yet): client-initiated migration and
-//! preferred_address, resetting the RTT estimator on migration, the spin bit.
+//! The path (addresses, validation, amplification budget, PMTU) is owned by `path::Path`.
+//! A client migrates with [`Connection::migrate`] (new local address, new connection ID of the
+//! server's, PATH_CHALLENGE validation, congestion and RTT reset unless only the port changed,
+//! fallback to the old path when validation fails) and, once the handshake is confirmed,
+//! probes a server's preferred address and moves there when it answers (`migration`). Not
+//! implemented (yet): the spin bit; a migration of our own sends on the new path while
+//! validating it (RFC 9000 §9.2 allows it), it does not probe first.
 //!
 //! Every entry point takes `now`; nothing reads the clock. The rules live in the submodules:
 //! `handshake` (TLS, keys, transport parameters, Retry), `versions` (Version Negotiation,
-//! compatible negotiation, version_information checks), `datagrams` (RFC 9221 DATAGRAM
+//! compatible negotiation, version_information checks), `path` and `migration` (the path,
+//! client migration, preferred address), `datagrams` (RFC 9221 DATAGRAM
 //! frames and their bounded queues), `zero_rtt` (0-RTT in both roles), `mtud` (path MTU
 //! discovery, RFC 8899 / RFC 9000 §14.3), `recv` (datagram →
 //! packets → frames), `send` (packet assembly, coalescing, padding, GSO, congestion and
@@ -35,6 +43,7 @@ mod events;
 mod fill;
 mod handshake;
 mod loss;
+mod migration;
 mod mtud;
 mod path;
 mod qlog;
@@ -61,6 +70,7 @@ pub use config::{
 };
 pub use datagrams::{DatagramError, DEFAULT_DATAGRAM_QUEUE};
 pub use events::{ConnectionError, EndpointEvent, Event};
+pub use migration::MigrationError;
 pub use mtud::{
     MtudState, BASE_PLPMTU, BLACK_HOLE_THRESHOLD, DEFAULT_PMTUD, DEFAULT_PMTU_RAISE_INTERVAL,
     DEFAULT_PMTU_UPPER_BOUND, MAX_PROBES, PMTU_SEARCH_PRECISION,
@@ -173,6 +183,8 @@ pub struct Connection {
     peer_cids: PeerCids,
     /// The path in use: addresses, validation, amplification budget, PMTU.
     path: path::Path,
+    /// A migration in progress and the server's preferred address (see `migration`).
+    migration: migration::Migration,
     ids: HandshakeIds,
     /// Client: the token to put in Initial packets (from the token store, then from a Retry).
     token: Vec<u8>,
@@ -294,6 +306,9 @@ impl Connection {
             if let Some(k) = self.one_rtt.as_mut() {
                 k.discard_previous();
             }
+        }
+        if self.timers.is_expired(Timer::PathValidation, now) {
+            self.on_path_timer(now);
         }
         if self.timers.is_expired(Timer::ZeroRttDiscard, now) {
             self.discard_zero_rtt_keys();
@@ -509,6 +524,7 @@ impl Connection {
         s.min_rtt = self.loss.rtt().min();
         s.pmtu = self.max_datagram_size() as u64;
         s.pmtu_probes_sent = self.path.mtud.probes_sent;
+        s.path_validating = self.is_migrating();
         s.pmtu_probes_lost = self.path.mtud.probes_lost;
         s.ack_frequency_sent = self.ack_frequency.frames_sent;
         s.ack_frequency_received = self.ack_frequency.frames_applied;
@@ -703,6 +719,10 @@ impl Connection {
         self.timers.set_opt(Timer::LossDetection, self.loss.timer());
         let ack =
             self.spaces.iter().filter(|s| !s.discarded).filter_map(|s| s.acks.ack_deadline()).min();
+        // A server out of amplification budget cannot send the ACK: a deadline left in the
+        // past would wake it again and again at the same instant. The next datagram from the
+        // client brings credit (and transmit interest).
+        let ack = ack.filter(|_| self.can_send_within_budget());
         self.timers.set_opt(Timer::AckDelay, ack);
     }
 

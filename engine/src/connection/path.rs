@@ -1,7 +1,10 @@
-//! The network path a connection sends on: the peer's address, address validation (PATH_CHALLENGE / PATH_RESPONSE), the anti-amplification budget of
+//! The network path a connection sends on: the peer's address (and ours, when the owner tells
+//! it), address validation (PATH_CHALLENGE / PATH_RESPONSE), the anti-amplification budget of
 //! an unvalidated address, and path MTU discovery with the datagram size in use.
 //!
 //! A [`Path`] is the one owner of this state; `send`, `recv`, `loss` and `mtud` go through it.
+//! Migration (see the `migration` module) replaces the connection's path with a new one and
+//! keeps the old one aside until the new one is validated.
 
 use std::net::SocketAddr;
 
@@ -13,6 +16,8 @@ use super::TransportConfig;
 pub(super) struct Path {
     /// Where we send.
     pub(super) remote: SocketAddr,
+    /// Our address on this path, when the owner told it (`None`: whatever the socket is).
+    pub(super) local: Option<SocketAddr>,
     /// The peer's address is validated (server: token, Handshake packet or PATH_RESPONSE;
     /// client: the server's handshake address is, a migrated-to address after PATH_RESPONSE).
     pub(super) validated: bool,
@@ -38,6 +43,7 @@ impl Path {
     pub(super) fn new(remote: SocketAddr, validated: bool, cfg: &TransportConfig) -> Self {
         Self {
             remote,
+            local: None,
             validated,
             amp_received: 0,
             amp_sent: 0,

@@ -70,11 +70,32 @@ impl Connection {
 
     /// Processes one datagram from `remote` (decrypting it in place in `data`).
     pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, ecn: Ecn, data: &mut [u8]) {
+        self.handle_datagram_on(now, None, remote, ecn, data);
+    }
+
+    /// [`handle_datagram`](Self::handle_datagram) for a datagram that arrived on our address
+    /// `local` (when the owner knows it): a server whose client moves to its preferred
+    /// address follows the change of `local` as it follows one of `remote`, and its
+    /// transmits then carry the new `local` as their source.
+    pub fn handle_datagram_on(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+        ecn: Ecn,
+        data: &mut [u8],
+    ) {
         self.transmit_interest = true;
         if matches!(self.close, CloseState::Draining { .. } | CloseState::Drained) {
             return;
         }
-        let new_path = self.side == Side::Server && remote != self.path.remote;
+        // Only a server that offered a preferred address tells its addresses apart.
+        let local = local.filter(|_| self.migration.track_local);
+        if self.path.local.is_none() {
+            self.path.local = local;
+        }
+        let local_changed = local.is_some() && local != self.path.local;
+        let new_path = self.side == Side::Server && (remote != self.path.remote || local_changed);
         if new_path && !self.handshake_confirmed {
             // RFC 9000 §9: endpoints keep a stable address for the duration of the handshake
             // and MUST NOT migrate before it is confirmed: drop what arrives from elsewhere.
@@ -111,7 +132,7 @@ impl Connection {
             }
         }
         if new_path && self.migration_candidate && self.close.is_open() {
-            self.on_peer_address_change(now, remote, len);
+            self.on_peer_address_change(now, local, remote, len);
         }
         if !any && len >= 21 && self.close != CloseState::Drained {
             let mut probe = [0u8; 21];
@@ -450,7 +471,11 @@ impl Connection {
                 //= https://www.rfc-editor.org/rfc/rfc9000#section-8.2.3
                 //# Path validation succeeds when a PATH_RESPONSE frame is received that
                 //# contains the data that was sent in a previous PATH_CHALLENGE frame.
-                self.path.on_path_response(f.data);
+                if self.path.on_path_response(f.data) {
+                    self.on_path_validated();
+                } else {
+                    self.on_probe_response(f.data);
+                }
             }
             Frame::ConnectionClose(c) => self.on_peer_close(now, &c),
             Frame::HandshakeDone(_) => {
@@ -476,13 +501,32 @@ impl Connection {
     /// The client's address changed (NAT rebinding or migration) and a non-probing packet
     /// with a new largest packet number came from the new address: send there from now on,
     /// within the anti-amplification limit until a PATH_CHALLENGE round trip validates it.
-    fn on_peer_address_change(&mut self, now: Instant, remote: SocketAddr, datagram_len: usize) {
+    fn on_peer_address_change(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+        datagram_len: usize,
+    ) {
         //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3
         //# After changing the address to which it sends non-probing packets, an
         //# endpoint can abandon any path validation for other addresses.
         let port_only = remote.ip() == self.path.remote.ip();
-        tracing::debug!(from = %self.path.remote, to = %remote, "peer address changed");
+        tracing::debug!(from = %self.path.remote, to = %remote, ?local, "peer address changed");
         self.path.remote = remote;
+        if local.is_some() {
+            self.path.local = local;
+        }
+        //= https://www.rfc-editor.org/rfc/rfc9000#section-9.5
+        //# Similarly, an endpoint MUST NOT reuse a connection ID when sending to
+        //# more than one destination address.
+        // With a spare ID of the client's we take it (retiring the old one); without one we
+        // keep the current ID, as a NAT rebinding allows.
+        if let Some(seq) = self.peer_cids.spare(&[]) {
+            let old = self.peer_cids.current_seq();
+            self.peer_cids.use_seq(seq);
+            self.peer_cids.retire_seq(old);
+        }
         //= https://www.rfc-editor.org/rfc/rfc9000#section-9.3
         //# Receiving a packet from a new peer address containing a non-probing
         //# frame indicates that the peer has migrated to that address.
@@ -504,12 +548,12 @@ impl Connection {
         //# estimator for the new path to initial values (see Appendices A.3 and
         //# B.3 of [QUIC-RECOVERY]) unless the only change in the peer's address
         //# is its port number.
-        // The RTT estimator lives in the loss detector, which has no reset: only the
-        // congestion controller restarts (done now rather than on validation).
+        // Done now rather than on validation: the new path's data is limited by the
+        // amplification budget until then.
         if !port_only {
-            let cfg = self.config.congestion_config();
-            self.cc = self.config.congestion.build(&cfg);
-            self.cc.set_max_datagram_size(self.path.mds);
+            self.cc = self.fresh_controller();
+            let initial = crate::recovery::RttEstimator::new(self.loss.initial_rtt());
+            self.loss.replace_rtt(initial);
         }
         let _ = now;
     }

@@ -31,6 +31,9 @@ const TRAILER: usize = TAG_LEN + 4;
 pub struct Transmit {
     /// Where to send it.
     pub dst: SocketAddr,
+    /// Where to send it from: the local address of the connection's path when its owner
+    /// gave one ([`Connection::migrate`], [`Connection::set_local_address`]).
+    pub src: Option<SocketAddr>,
     /// ECN codepoint for every datagram of the transmit.
     pub ecn: Ecn,
     /// With several datagrams: each is `segment_size` bytes except possibly the last (GSO).
@@ -81,12 +84,17 @@ impl Connection {
         if seg < MIN_INITIAL_DATAGRAM_SIZE {
             return None;
         }
+        if let Some(t) = self.poll_path_probe(now, out) {
+            self.update_timers(now);
+            return Some(t);
+        }
         if let Some(n) = self.poll_mtu_probe(now, out) {
             self.stats.datagrams_sent += 1;
             self.stats.bytes_sent += n as u64;
             self.update_timers(now);
             return Some(Transmit {
                 dst: self.path.remote,
+                src: self.path.local,
                 ecn: Ecn::NotEct,
                 segment_size: None,
                 len: n,
@@ -119,6 +127,7 @@ impl Connection {
         self.stats.bytes_sent += total as u64;
         Some(Transmit {
             dst: self.path.remote,
+            src: self.path.local,
             ecn,
             segment_size: (count > 1).then_some(seg),
             len: total,
@@ -143,6 +152,13 @@ impl Connection {
 
     fn amplification_budget(&self) -> usize {
         self.path.amplification_budget()
+    }
+
+    /// Whether the amplification budget allows any datagram (see `build_datagram`).
+    pub(super) fn can_send_within_budget(&self) -> bool {
+        let least =
+            if self.handshake_confirmed { MIN_PACKET_ROOM } else { MIN_INITIAL_DATAGRAM_SIZE };
+        self.amplification_budget() >= least
     }
 
     /// Whether `space` has keys to send with.
@@ -619,6 +635,7 @@ impl Connection {
         self.stats.bytes_sent += pos as u64;
         Some(Transmit {
             dst: self.path.remote,
+            src: self.path.local,
             ecn: Ecn::NotEct,
             segment_size: None,
             len: pos,

@@ -80,6 +80,14 @@ pub struct ConnectionStats {
     pub new_tokens_received: u64,
     /// Server: NEW_TOKEN tokens queued for the client (0 or 1; resends not counted).
     pub new_tokens_sent: u64,
+    /// Client: migrations started (a new local address, or the server's preferred address).
+    pub migrations: u64,
+    /// Client: migrations whose new path was validated by a PATH_RESPONSE.
+    pub paths_validated: u64,
+    /// Client: migrations given up (no PATH_RESPONSE in time): back on the old path.
+    pub path_validations_failed: u64,
+    /// Client: a migration's new path is being validated now.
+    pub path_validating: bool,
     /// The QUIC version the connection sends in (negotiated once the handshake is done; 0 in
     /// a default value that no connection filled).
     pub version: u32,

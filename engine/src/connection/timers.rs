@@ -21,11 +21,13 @@ pub enum Timer {
     Handshake,
     /// Server: drop the 0-RTT keys, three PTO after the first 1-RTT packet (RFC 9001 §4.9.3).
     ZeroRttDiscard,
+    /// Client: give up validating the path a migration moved to (RFC 9000 §8.2.4).
+    PathValidation,
 }
 
 impl Timer {
     /// All timers, in table order.
-    pub const ALL: [Timer; 8] = [
+    pub const ALL: [Timer; 9] = [
         Timer::Idle,
         Timer::LossDetection,
         Timer::AckDelay,
@@ -34,6 +36,7 @@ impl Timer {
         Timer::KeyDiscard,
         Timer::Handshake,
         Timer::ZeroRttDiscard,
+        Timer::PathValidation,
     ];
 
     const fn index(self) -> usize {
@@ -101,6 +104,6 @@ mod tests {
         assert!(t.is_expired(Timer::AckDelay, t0 + Duration::from_millis(25)));
         t.stop(Timer::AckDelay);
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(30)));
-        assert_eq!(Timer::ALL.len(), 8);
+        assert_eq!(Timer::ALL.len(), 9);
     }
 }

@@ -57,6 +57,9 @@ pub struct EndpointParams {
     pub max_gso_segments: usize,
     /// Most transmit buffers per flush.
     pub max_batch: usize,
+    /// The port of the datapath queue (with a datagram's local IP, the address it arrived
+    /// on: a server with a preferred address follows its client there).
+    pub local_port: u16,
 }
 
 /// Why [`Endpoint::connect`] could not start a connection.
@@ -194,7 +197,8 @@ impl<T: Default> Endpoint<T> {
         match self.router.handle(now, remote, local_ip, ecn, data) {
             DatagramEvent::Known(h) | DatagramEvent::StatelessReset(h) => {
                 let Some(e) = self.conns.get_mut(&h) else { return Handled::Dropped };
-                e.conn.handle_datagram(now, remote, ecn, data);
+                let local = local_ip.map(|ip| SocketAddr::new(ip, self.params.local_port));
+                e.conn.handle_datagram_on(now, local, remote, ecn, data);
                 self.counters.routed += 1;
                 self.touch(h);
                 Handled::Connection(h)
@@ -277,7 +281,8 @@ impl<T: Default> Endpoint<T> {
         if incoming.validation == AddressValidation::NewToken {
             conn.set_address_validated_by_token();
         }
-        conn.handle_datagram(now, incoming.remote, incoming.ecn, data);
+        let local = incoming.local_ip.map(|ip| SocketAddr::new(ip, self.params.local_port));
+        conn.handle_datagram_on(now, local, incoming.remote, incoming.ecn, data);
         self.insert(accepted.handle, conn, Arc::new(CloseFlag::new()));
         self.counters.accepted += 1;
         self.counters.routed += 1;
@@ -364,6 +369,11 @@ impl<T> Endpoint<T> {
     /// The connection `h`.
     pub fn get(&self, h: ConnectionHandle) -> Option<&Entry<T>> {
         self.conns.get(&h)
+    }
+
+    /// The datapath queue moved to another port ([`peregrine_datapath::Queue::rebind`]).
+    pub fn set_local_port(&mut self, port: u16) {
+        self.params.local_port = port;
     }
 
     /// Connections held.

@@ -52,6 +52,30 @@ pub enum ConnError {
     TimedOut,
 }
 
+/// Why [`crate::api::Connection::migrate`] did not move the connection.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MigrateError {
+    /// The connection refused (not confirmed yet, the peer disabled active migration, no
+    /// spare connection ID of the peer's, a migration already being validated, closed).
+    #[error(transparent)]
+    Refused(#[from] crate::connection::MigrationError),
+    /// Other connections share the worker's socket: moving it would move them too.
+    #[error("other connections share the socket")]
+    SharedSocket,
+    /// The new socket could not be bound (or the datapath cannot rebind).
+    #[error("rebinding the socket: {0}")]
+    Rebind(String),
+    /// The connection is gone from its worker, or the endpoint stopped.
+    #[error("connection closed")]
+    Closed,
+    /// The worker did not answer in time.
+    #[error("timed out")]
+    TimedOut,
+}
+
+/// Where a worker puts the outcome of a migration (`None` until it did).
+pub(crate) type MigrateReply = Arc<WakingCell<Option<Result<SocketAddr, MigrateError>>>>;
+
 /// An operation on one connection, from its handles.
 #[derive(Debug)]
 pub(crate) enum ConnOp {
@@ -72,6 +96,8 @@ pub(crate) enum ConnOp {
     Datagram { data: Bytes },
     /// Close the connection.
     Close { code: VarInt, reason: Vec<u8> },
+    /// Move the worker's socket to `local` and migrate the connection there.
+    Migrate { local: SocketAddr, reply: MigrateReply },
 }
 
 /// A client connection whose application is a handler running on the worker.
@@ -120,6 +146,9 @@ pub(crate) fn abandon(cmd: Command) {
         }
         Command::Conn { op: ConnOp::Open { slot, .. }, .. } => {
             slot.update(|s| s.result = Some(Err(ConnError::EndpointStopped)));
+        }
+        Command::Conn { op: ConnOp::Migrate { reply, .. }, .. } => {
+            reply.update(|r| *r = Some(Err(MigrateError::Closed)));
         }
         // A write's completer completes as "endpoint dropped" when dropped here.
         other => drop(other),

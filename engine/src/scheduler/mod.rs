@@ -207,8 +207,10 @@ impl Scheduler {
                 continue;
             };
             buf.advance(t.len);
-            buf.meta =
-                TxMeta { dst: t.dst, src_ip: None, ecn: t.ecn, segment_size: t.segment_size };
+            // A server whose client moved to its preferred address answers from that address
+            // (a socket bound to a wildcard address picks it per datagram).
+            let src_ip = t.src.map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+            buf.meta = TxMeta { dst: t.dst, src_ip, ecn: t.ecn, segment_size: t.segment_size };
             batch.push(buf);
             self.stats.transmits += 1;
             self.stats.datagrams += t.datagrams as u64;

@@ -11,7 +11,7 @@ use super::handles::{refuse_op, HandleState};
 use super::{Worker, MAX_COMMANDS_PER_ROUND};
 use crate::endpoint::{ConnectionHandle, StartError};
 use crate::handoff::shared::ConnShared;
-use crate::handoff::{Command, ConnError, ConnOp, HandlerBox};
+use crate::handoff::{Command, ConnError, ConnOp, HandlerBox, MigrateError};
 use crate::scheduler::CloseFlag;
 
 impl<Q: Queue> Worker<Q> {
@@ -121,6 +121,12 @@ impl<Q: Queue> Worker<Q> {
     /// Applies one operation of a connection's handles.
     fn conn_op(&mut self, now: Instant, shared: &ConnShared, op: ConnOp) {
         let Some(h) = shared.handle() else { return refuse_op(op) };
+        if let ConnOp::Migrate { local, reply } = op {
+            let r = self.migrate(now, h, local);
+            reply.update(|slot| *slot = Some(r));
+            self.endpoint.touch(h);
+            return;
+        }
         let Some(e) = self.endpoint.get_mut(h) else { return refuse_op(op) };
         match &mut e.app.kind {
             AppKind::Handles(hs) => hs.apply(&mut e.conn, now, op),
@@ -131,5 +137,32 @@ impl<Q: Queue> Worker<Q> {
             },
         }
         self.endpoint.touch(h);
+    }
+
+    /// Client: moves this worker's socket to `local` and the connection `h` with it (RFC 9000
+    /// §9.2); the connection validates the new path and falls back on its own if validation
+    /// fails (the old socket is closed, so a fallback only works where the old address still
+    /// reaches us, e.g. a changed route rather than a closed port).
+    fn migrate(
+        &mut self,
+        now: Instant,
+        h: ConnectionHandle,
+        local: std::net::SocketAddr,
+    ) -> Result<std::net::SocketAddr, MigrateError> {
+        if self.endpoint.len() != 1 {
+            return Err(MigrateError::SharedSocket);
+        }
+        let old = self.queue.local_addr();
+        let e = self.endpoint.get_mut(h).ok_or(MigrateError::Closed)?;
+        e.conn.check_migration()?;
+        let new = self.queue.rebind(local).map_err(|e| MigrateError::Rebind(e.to_string()))?;
+        self.endpoint.set_local_port(new.port());
+        let e = self.endpoint.get_mut(h).ok_or(MigrateError::Closed)?;
+        if e.conn.local_address().is_none() {
+            e.conn.set_local_address(old);
+        }
+        e.conn.migrate(now, new)?;
+        tracing::debug!(worker = self.index, from = %old, to = %new, "socket rebound, migrating");
+        Ok(new)
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::connection::{Connection, ConnectionError, Event};
 use crate::handoff::shared::{Completer, ConnShared, OpenSlot, StreamShared, WriteStatus};
-use crate::handoff::{ConnError, ConnOp};
+use crate::handoff::{ConnError, ConnOp, MigrateError};
 use crate::streams::{
     CancelReason, Dir, OpenError, ReadError, StreamEvent, StreamId, WriteError, WriteOutcome,
 };
@@ -404,6 +404,8 @@ impl HandleState {
                 }
             }
             ConnOp::Close { code, reason } => conn.close(now, code, &reason),
+            // The worker applies it (it owns the socket); never routed here.
+            op @ ConnOp::Migrate { .. } => refuse_op(op),
         }
     }
 
@@ -444,6 +446,7 @@ pub(crate) fn refuse_op(op: ConnOp) {
                 s.result = Some(Err(ConnError::Closed));
             }
         }),
+        ConnOp::Migrate { reply, .. } => reply.update(|r| *r = Some(Err(MigrateError::Closed))),
         _ => {}
     }
 }

@@ -306,6 +306,7 @@ pub(crate) fn build<Q: Queue>(
         qlog: cfg.qlog_dir.is_some(),
         max_gso_segments: cfg.max_gso_segments,
         max_batch: cfg.max_batch,
+        local_port: queue.local_addr().port(),
     };
     let service = ctx.service.as_ref().map(|f| f(WorkerInfo { index: i, workers: n }));
     Ok(Worker {

@@ -16,6 +16,8 @@
 //! - [`quinn_self`]: quinn-proto against itself, the harness's self-check.
 //! - [`peregrine_client`], [`peregrine_server`]: the interop suites, both directions.
 //! - [`datagrams`]: DATAGRAM frames (RFC 9221) both ways with loss, both roles.
+//! - [`migration`]: a Peregrine client migrating to a new address, and moving to a
+//!   quinn-proto server's preferred address.
 //! - [`ack_frequency`]: the ACK frequency extension (draft-ietf-quic-ack-frequency) with
 //!   quinn-proto, each side asking the other.
 //!
@@ -38,6 +40,7 @@ mod cases_streams;
 mod certs;
 mod datagrams;
 mod driver;
+mod migration;
 mod peregrine_client;
 mod peregrine_peer;
 mod peregrine_server;

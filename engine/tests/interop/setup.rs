@@ -65,6 +65,8 @@ pub struct Setup {
     /// quinn-proto asks its peer, with ACK_FREQUENCY, for this Ack-Eliciting Threshold
     /// (`None`: quinn's default, no ACK_FREQUENCY sent).
     pub quinn_ack_threshold: Option<u32>,
+    /// A quinn-proto server advertises this preferred address (RFC 9000 §9.6).
+    pub quinn_preferred: Option<std::net::SocketAddrV4>,
 }
 
 impl Setup {
@@ -86,6 +88,7 @@ impl Setup {
             cert_names: 0,
             max_datagram: None,
             quinn_ack_threshold: None,
+            quinn_preferred: None,
         }
     }
 
@@ -180,7 +183,8 @@ pub fn peregrine_quinn(setup: &Setup) -> (Pair<PeregrinePeer, QuinnPeer>, KeyLog
     let net = SimNetwork::new(setup.seed);
     let (pki, root) = setup.pki();
     let keylog = KeyLog::default();
-    let server_cfg = certs::quinn_server(&pki, ALPN, &keylog, setup.quinn_transport(true));
+    let mut server_cfg = certs::quinn_server(&pki, ALPN, &keylog, setup.quinn_transport(true));
+    server_cfg.preferred_address_v4(setup.quinn_preferred);
     let tls = TlsClientConfig::builder()
         .add_root_certificate(root)
         .expect("CA root")

@@ -112,6 +112,15 @@ pub struct ConfigArgs {
     /// and counted [default: 64].
     #[arg(long = "datagram-queue", value_name = "N", allow_hyphen_values = true)]
     pub datagram_queue: Option<String>,
+    /// Server: advertise ADDR (IP:port) as the preferred address (RFC 9000 §9.6); clients
+    /// that use it move there after the handshake. Listen on a wildcard address with the same
+    /// port so the server receives on it [default: none].
+    #[arg(long = "preferred-address", value_name = "ADDR", allow_hyphen_values = true)]
+    pub preferred_address: Option<String>,
+    /// Client: move the connection to a new local port (RFC 9000 §9.2) after a duration
+    /// (e.g. 200ms) or once this many response bytes arrived (e.g. 1M) [default: never].
+    #[arg(long = "migrate-after", value_name = "DURATION|BYTES", allow_hyphen_values = true)]
+    pub migrate_after: Option<String>,
     /// AF_XDP ring / io_uring entries, power of two 64..=32768 [default: 4096].
     #[arg(long = "ring-size", value_name = "N", allow_hyphen_values = true)]
     pub ring_size: Option<String>,
@@ -179,6 +188,8 @@ impl ConfigArgs {
             ("early-data", &self.early_data),
             ("datagrams", &self.datagrams),
             ("datagram-queue", &self.datagram_queue),
+            ("preferred-address", &self.preferred_address),
+            ("migrate-after", &self.migrate_after),
             ("ring-size", &self.ring_size),
             ("xdp-mode", &self.xdp_mode),
             ("xdp-payload-copy", &self.xdp_payload_copy),

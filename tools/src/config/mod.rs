@@ -56,6 +56,25 @@ impl Retry {
     }
 }
 
+/// When `peregrine client` moves its connection to a new local port (`migrate-after`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrateAfter {
+    /// This long after the handshake.
+    Time(Duration),
+    /// Once this many bytes of responses arrived.
+    Bytes(u64),
+}
+
+impl MigrateAfter {
+    /// The setting's text form.
+    pub fn to_text(self) -> String {
+        match self {
+            MigrateAfter::Time(d) => format_duration(d),
+            MigrateAfter::Bytes(n) => format_size(n),
+        }
+    }
+}
+
 /// How an XDP program is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XdpMode {
@@ -225,6 +244,15 @@ pub struct Settings {
     /// When a queue is full the oldest datagram is dropped (and counted); memory held per
     /// connection is at most this many times 64 KiB each way.
     pub datagram_queue: u32,
+    /// `preferred-address`: a server advertises this address (IP and port) as its preferred
+    /// address (RFC 9000 §9.6) with a connection ID of its own; clients that use it move there
+    /// once the handshake is confirmed. The server must receive on it: listen on a wildcard
+    /// address (e.g. 0.0.0.0) with the same port. Default none.
+    pub preferred_address: Option<SocketAddr>,
+    /// `migrate-after`: `peregrine client` moves its connection to a new local port (RFC 9000
+    /// §9.2: new connection ID, path validation) this long after the handshake (a duration,
+    /// e.g. 200ms) or once this many response bytes arrived (a size, e.g. 1M). Default none.
+    pub migrate_after: Option<MigrateAfter>,
     /// `ring-size`: AF_XDP ring and io_uring queue entries, a power of two in 64..=32768.
     /// Default 4096.
     pub ring_size: u32,
@@ -274,6 +302,8 @@ impl Default for Settings {
             early_data: false,
             datagrams: false,
             datagram_queue: DEFAULT_DATAGRAM_QUEUE as u32,
+            preferred_address: None,
+            migrate_after: None,
             ring_size: DEFAULT_RING_SIZE,
             xdp_mode: XdpMode::Auto,
             xdp_payload_copy: false,
@@ -285,7 +315,7 @@ impl Default for Settings {
 }
 
 /// Every key, in the order they are printed.
-pub const KEYS: [&str; 35] = [
+pub const KEYS: [&str; 36] = [
     "datapath",
     "interface",
     "queues",
@@ -315,6 +345,8 @@ pub const KEYS: [&str; 35] = [
     "early-data",
     "datagrams",
     "datagram-queue",
+    "preferred-address",
+    "migrate-after",
     "ring-size",
     "xdp-mode",
     "xdp-payload-copy",
@@ -417,6 +449,16 @@ impl Settings {
             "early-data" => self.early_data = values::parse_switch(v)?,
             "datagrams" => self.datagrams = values::parse_switch(v)?,
             "datagram-queue" => self.datagram_queue = u32_in(1, MAX_DATAGRAM_QUEUE)?,
+            "preferred-address" => {
+                let a: SocketAddr = v.trim().parse().map_err(|_| {
+                    format!("'{v}' is not an address with a port (e.g. 127.0.0.2:4433)")
+                })?;
+                if a.ip().is_unspecified() || a.port() == 0 {
+                    return Err(format!("'{v}' is not a specific address and port"));
+                }
+                self.preferred_address = Some(a);
+            }
+            "migrate-after" => self.migrate_after = Some(parse_migrate_after(v)?),
             "token-key-file" => {
                 let path = non_empty_path(v)?;
                 read_key_file(&path)?;
@@ -572,6 +614,12 @@ impl Settings {
         if let Some(a) = &self.metrics_addr {
             t.insert("metrics-addr".into(), s(&a.to_string()));
         }
+        if let Some(a) = &self.preferred_address {
+            t.insert("preferred-address".into(), s(&a.to_string()));
+        }
+        if let Some(m) = self.migrate_after {
+            t.insert("migrate-after".into(), s(&m.to_text()));
+        }
         // `toml::Table` keeps keys sorted; print in KEYS order so related knobs stay together.
         let mut out = String::from("# peregrine settings (load with --config FILE)\n");
         for key in KEYS {
@@ -580,6 +628,20 @@ impl Settings {
             }
         }
         out
+    }
+}
+
+/// Parses `migrate-after`: a duration with a unit (1ms..=1h) or a byte count (1..=1T).
+fn parse_migrate_after(v: &str) -> Result<MigrateAfter, String> {
+    if parse_duration(v).is_ok() {
+        let d = parse_duration_in(v, Duration::from_millis(1), Duration::from_secs(3600))
+            .map_err(|_| format!("'{v}' is outside 1ms..=1h"))?;
+        return Ok(MigrateAfter::Time(d));
+    }
+    match parse_size(v) {
+        Ok(n) if (1..=1 << 40).contains(&n) => Ok(MigrateAfter::Bytes(n)),
+        Ok(_) => Err(format!("'{v}' is outside 1..=1T bytes")),
+        Err(_) => Err(format!("'{v}' is neither a duration (e.g. 200ms) nor a size (e.g. 1M)")),
     }
 }
 

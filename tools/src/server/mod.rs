@@ -172,6 +172,22 @@ impl Server {
         server.preferred_version = preferred;
         server.transport = endpoint::transport(settings)?;
         endpoint::admission(settings, &mut server)?;
+        if let Some(pa) = settings.preferred_address {
+            // The server must receive there: the same port on a wildcard address, or that
+            // very address.
+            let reachable = pa.port() == addr.port()
+                && (addr.ip().is_unspecified() || addr.ip() == pa.ip())
+                && pa.is_ipv4() == addr.is_ipv4();
+            if !reachable {
+                return Err(format!(
+                    "--preferred-address {pa}: the server listens on {addr}, so it would not \
+                     receive there; listen on {}:{} (same family, same port)",
+                    if addr.is_ipv4() { "0.0.0.0" } else { "[::]" },
+                    pa.port()
+                ));
+            }
+            server.preferred_address = Some(pa);
+        }
         let state = ServerState::new(root, settings.workers as usize);
         let config = EndpointConfig::server(server).with_service(state.factory());
         let built = endpoint::build(settings, Use::Server, addr, config)?;

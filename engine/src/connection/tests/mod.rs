@@ -10,6 +10,7 @@ mod close;
 mod datagrams;
 mod exhaustion;
 mod handshake;
+mod migration;
 mod mtud;
 mod mtud_large;
 mod new_token;

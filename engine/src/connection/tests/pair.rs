@@ -175,7 +175,12 @@ pub struct Pair {
     pub server_addr: SocketAddr,
     cq: SimQueue,
     sq: SimQueue,
-    server_cfg: ServerConfig,
+    /// More client ports (migration) and server ports (preferred address).
+    client_extra: Vec<SimQueue>,
+    server_extra: Vec<SimQueue>,
+    links: (LinkConfig, LinkConfig),
+    /// The server's configuration (tests may change it before the first Initial arrives).
+    pub server_cfg: ServerConfig,
     mode: ServerMode,
     gso: usize,
     /// One receive batch per port (a batch recycles into the pool of the port it reads next).
@@ -183,6 +188,8 @@ pub struct Pair {
     srx: RxBatch,
     /// Transmit buffers taken but not filled, kept for the next flush.
     spares: (Option<TxBuffer>, Option<TxBuffer>),
+    /// The ports the spares were taken from (a spare is only used on its own port).
+    spares_at: (Option<SocketAddr>, Option<SocketAddr>),
     /// Retry packets the harness's server sent.
     pub retries_sent: u64,
     /// Version Negotiation packets the harness's server sent.
@@ -245,6 +252,8 @@ impl Pair {
             Box::new(RandomCidGenerator::new(CID_LEN, cfg.seed ^ 0xc11e)),
         )
         .unwrap();
+        let mut client = client;
+        client.set_local_address(client_addr);
         let mut server_cfg = ServerConfig::new(cfg.server_tls.clone().unwrap_or_else(tls_server));
         server_cfg.transport = cfg.server.clone();
         server_cfg.versions = cfg.server_versions.clone();
@@ -257,12 +266,16 @@ impl Pair {
             server_addr,
             cq,
             sq,
+            client_extra: Vec::new(),
+            server_extra: Vec::new(),
+            links: (cfg.up.clone(), cfg.down.clone()),
             server_cfg,
             mode: cfg.mode,
             gso: cfg.gso_segments,
             crx: RxBatch::new(64),
             srx: RxBatch::new(64),
             spares: (None, None),
+            spares_at: (None, None),
             retries_sent: 0,
             vn_sent: 0,
             steps: 0,
@@ -277,6 +290,30 @@ impl Pair {
     /// A pair with default settings.
     pub fn default_pair() -> Self {
         Self::new(PairConfig::default())
+    }
+
+    /// Binds another client port at `addr`, linked to every server port like the first
+    /// (`up`, `down`).
+    pub fn bind_client(&mut self, addr: SocketAddr) {
+        let q = self.net.bind_with(addr, SimQueueConfig::default()).unwrap();
+        for s in std::iter::once(&self.sq).chain(&self.server_extra) {
+            let sa = s.local_addr();
+            self.net.set_link(addr, sa, self.links.0.clone()).unwrap();
+            self.net.set_link(sa, addr, self.links.1.clone()).unwrap();
+        }
+        self.client_extra.push(q);
+    }
+
+    /// Binds another server port at `addr` (a preferred address), linked to every client
+    /// port like the first.
+    pub fn bind_server(&mut self, addr: SocketAddr) {
+        let q = self.net.bind_with(addr, SimQueueConfig::default()).unwrap();
+        for c in std::iter::once(&self.cq).chain(&self.client_extra) {
+            let ca = c.local_addr();
+            self.net.set_link(ca, addr, self.links.0.clone()).unwrap();
+            self.net.set_link(addr, ca, self.links.1.clone()).unwrap();
+        }
+        self.server_extra.push(q);
     }
 
     /// The current virtual time.
@@ -386,31 +423,38 @@ impl Pair {
         self.steps += 1;
         let now = self.net.now();
         // Arrivals.
-        self.cq.recv(&mut self.crx).unwrap();
-        for d in self.crx.iter_mut() {
-            let (src, ecn) = (d.meta.src, d.meta.ecn);
-            for seg in d.segments_mut() {
-                self.client.handle_datagram(now, src, ecn, seg);
-            }
-        }
-        self.sq.recv(&mut self.srx).unwrap();
-        let mut arrivals: Vec<(SocketAddr, peregrine_datapath::Ecn, Vec<u8>)> = Vec::new();
-        for d in self.srx.iter_mut() {
-            let (src, ecn) = (d.meta.src, d.meta.ecn);
-            for seg in d.segments_mut() {
-                if let Some(s) = self.server.as_mut() {
-                    s.handle_datagram(now, src, ecn, seg);
-                } else {
-                    arrivals.push((src, ecn, seg.to_vec()));
+        for q in std::iter::once(&mut self.cq).chain(self.client_extra.iter_mut()) {
+            let local = q.local_addr();
+            q.recv(&mut self.crx).unwrap();
+            for d in self.crx.iter_mut() {
+                let (src, ecn) = (d.meta.src, d.meta.ecn);
+                for seg in d.segments_mut() {
+                    self.client.handle_datagram_on(now, Some(local), src, ecn, seg);
                 }
             }
         }
-        for (src, ecn, mut data) in arrivals {
+        let mut arrivals: Vec<(SocketAddr, SocketAddr, peregrine_datapath::Ecn, Vec<u8>)> =
+            Vec::new();
+        for q in std::iter::once(&mut self.sq).chain(self.server_extra.iter_mut()) {
+            let local = q.local_addr();
+            q.recv(&mut self.srx).unwrap();
+            for d in self.srx.iter_mut() {
+                let (src, ecn) = (d.meta.src, d.meta.ecn);
+                for seg in d.segments_mut() {
+                    if let Some(s) = self.server.as_mut() {
+                        s.handle_datagram_on(now, Some(local), src, ecn, seg);
+                    } else {
+                        arrivals.push((local, src, ecn, seg.to_vec()));
+                    }
+                }
+            }
+        }
+        for (local, src, ecn, mut data) in arrivals {
             if self.server.is_none() && !self.accept(now, &data) {
                 continue;
             }
             if let Some(s) = self.server.as_mut() {
-                s.handle_datagram(now, src, ecn, &mut data);
+                s.handle_datagram_on(now, Some(local), src, ecn, &mut data);
             }
         }
         // Timers.
@@ -425,11 +469,19 @@ impl Pair {
             }
         }
         // Transmits.
-        let (d, t) = flush(&mut self.client, &mut self.cq, &mut self.spares.0, now, self.gso);
+        let cq = pick(&mut self.cq, &mut self.client_extra, self.client.local_address());
+        if self.spares_at.0.replace(cq.local_addr()) != Some(cq.local_addr()) {
+            self.spares.0 = None;
+        }
+        let (d, t) = flush(&mut self.client, cq, &mut self.spares.0, now, self.gso);
         self.datagrams.0 += d;
         self.transmits.0 += t;
         if let Some(s) = self.server.as_mut() {
-            let (d, t) = flush(s, &mut self.sq, &mut self.spares.1, now, self.gso);
+            let sq = pick(&mut self.sq, &mut self.server_extra, s.local_address());
+            if self.spares_at.1.replace(sq.local_addr()) != Some(sq.local_addr()) {
+                self.spares.1 = None;
+            }
+            let (d, t) = flush(s, sq, &mut self.spares.1, now, self.gso);
             self.datagrams.1 += d;
             self.transmits.1 += t;
         }
@@ -508,6 +560,18 @@ impl Pair {
                 return;
             }
         }
+    }
+}
+
+/// The queue bound at `local` (the connection's path), or the first one.
+fn pick<'a>(
+    first: &'a mut SimQueue,
+    extra: &'a mut [SimQueue],
+    local: Option<SocketAddr>,
+) -> &'a mut SimQueue {
+    match extra.iter_mut().find(|q| Some(q.local_addr()) == local) {
+        Some(q) => q,
+        None => first,
     }
 }
 

@@ -490,6 +490,17 @@ impl<T> LossDetector<T> {
         &self.rtt
     }
 
+    /// Replaces the RTT estimator (a new path starts from the initial RTT, RFC 9000 §9.4; a
+    /// path fallen back to gets its own back) and returns the one in use.
+    pub fn replace_rtt(&mut self, rtt: RttEstimator) -> RttEstimator {
+        std::mem::replace(&mut self.rtt, rtt)
+    }
+
+    /// The initial RTT this detector was configured with.
+    pub fn initial_rtt(&self) -> Duration {
+        self.config.initial_rtt
+    }
+
     /// Bytes of in-flight packets, all spaces.
     pub fn bytes_in_flight(&self) -> u64 {
         self.spaces.iter().map(|s| s.sent.bytes_in_flight()).sum()

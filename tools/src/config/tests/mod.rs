@@ -43,6 +43,8 @@ fn example_values() -> Vec<(&'static str, &'static str)> {
         ("early-data", "on"),
         ("datagrams", "on"),
         ("datagram-queue", "1024"),
+        ("preferred-address", "127.0.0.2:4433"),
+        ("migrate-after", "300ms"),
         ("ring-size", "2048"),
         ("xdp-mode", "native"),
         ("xdp-payload-copy", "on"),
@@ -76,6 +78,10 @@ fn typed_values() {
     assert_eq!(s.connection_window, 1 << 30);
     assert_eq!(s.idle_timeout, Duration::from_millis(500));
     assert_eq!(s.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+    assert_eq!(s.preferred_address, Some("127.0.0.2:4433".parse().unwrap()));
+    assert_eq!(s.migrate_after, Some(MigrateAfter::Time(Duration::from_millis(300))));
+    s.set("migrate-after", "1M").unwrap();
+    assert_eq!(s.migrate_after, Some(MigrateAfter::Bytes(1 << 20)));
     // Every spelling the engine's parser accepts is accepted here.
     for name in ["reno", "new-reno", "new_reno", "NewReno", "CUBIC", "bbr", "BBRv3"] {
         s.set("congestion", name).unwrap();
@@ -104,6 +110,11 @@ fn bad_values_name_key_value_and_range() {
         ("ring-size", "1000", "power of two"),
         ("datapath", "dpdk", "udp, uring, xdp"),
         ("metrics-addr", "localhost", "with a port"),
+        ("preferred-address", "127.0.0.2", "with a port"),
+        ("preferred-address", "0.0.0.0:4433", "specific address"),
+        ("migrate-after", "soon", "neither a duration"),
+        ("migrate-after", "2h", "1ms..=1h"),
+        ("migrate-after", "0", "1..=1T"),
         ("no-such-key", "1", "unknown key"),
     ] {
         let err = Settings::default().set(key, value).unwrap_err();
