@@ -138,16 +138,16 @@ pub mod fuzz;
 pub mod sim;
 
 pub use api::{
-    block_on, ConnError, Connecting, MigrateError, Connection, Elapsed, Endpoint, EndpointConfig, EndpointStats,
-    RecvStream, RecvStreamError, SendStream, ShutdownError, ShutdownReport, WriteAllError,
-    WriteCompletion, WriteStatus,
+    block_on, ConnError, Connecting, Connection, Elapsed, Endpoint, EndpointConfig, EndpointStats,
+    MigrateError, RecvStream, RecvStreamError, SendStream, ShutdownError, ShutdownReport,
+    WriteAllError, WriteCompletion, WriteStatus,
 };
 pub use cid::{ConnectionId, ResetToken, MAX_CID_LEN};
 pub use congestion::{Algorithm, CongestionConfigError};
 pub use connection::{
     ClientConfig, ConfigError as TransportConfigError, ConnectionError, ConnectionStats,
-    EarlyDataState, MigrationError, ServerConfig, TokenStore, TransportConfig, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT, MAX_DATAGRAM_SIZE_LIMIT,
+    EarlyDataState, MigrationError, ServerConfig, TokenStore, TransportConfig,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, MAX_DATAGRAM_SIZE_LIMIT,
 };
 pub use crypto::{
     read_pem_certs, read_pem_key, Cipher, KeyLogTarget, SkipServerVerification, TlsClientConfig,

@@ -315,7 +315,7 @@ impl Default for Settings {
 }
 
 /// Every key, in the order they are printed.
-pub const KEYS: [&str; 36] = [
+pub const KEYS: [&str; 37] = [
     "datapath",
     "interface",
     "queues",

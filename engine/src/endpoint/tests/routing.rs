@@ -241,7 +241,7 @@ fn other_workers_ids_are_forwarded() {
 #[test]
 fn local_initials_stay_where_they_arrive() {
     let now = t0();
-    let s = ServerConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(RetryPolicy::Never);
+    let s = AcceptConfig::new(TokenKey::new(&TOKEN_KEY)).with_retry_policy(RetryPolicy::Never);
     let mut r = Router::new(server_config(s).with_local_initials(true), now, UNIX);
     let f = *r.config().cid_format();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
