@@ -147,7 +147,8 @@ pub use congestion::{Algorithm, CongestionConfigError};
 pub use connection::{
     ClientConfig, ConfigError as TransportConfigError, ConnectionError, ConnectionStats,
     EarlyDataState, MigrationError, ServerConfig, TokenStore, TransportConfig,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, MAX_DATAGRAM_SIZE_LIMIT,
+    DEFAULT_DATAGRAM_QUEUE, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    MAX_DATAGRAM_SIZE_LIMIT,
 };
 pub use crypto::{
     read_pem_certs, read_pem_key, Cipher, KeyLogTarget, SkipServerVerification, TlsClientConfig,

@@ -90,6 +90,16 @@ async fn exchange(ours: &Connection, theirs: &quinn::Connection) {
     assert!(theirs.send_datagram(big).is_err(), "quinn honours our max_datagram_frame_size");
 }
 
+/// A handle's statistics are a snapshot the worker publishes some time after the datagrams
+/// it counts went by: reads `stat` until it reaches `want` or 5 s pass, and returns it.
+async fn settled(stat: impl Fn() -> u64, want: u64) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while stat() < want && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stat()
+}
+
 /// quinn client, Peregrine server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datagrams_both_ways_quinn_client_peregrine_server() {
@@ -102,7 +112,8 @@ async fn datagrams_both_ways_quinn_client_peregrine_server() {
     let sconn = bounded("peregrine accept", server.accept()).await.expect("accepted");
     let conn = bounded("quinn handshake", connecting).await.expect("quinn handshake");
     exchange(&sconn, &conn).await;
-    assert_eq!(sconn.stats().datagram_frames_received, u64::from(N));
+    let received = settled(|| sconn.stats().datagram_frames_received, u64::from(N)).await;
+    assert_eq!(received, u64::from(N));
     conn.close(0u32.into(), b"done");
     bounded("quinn idle", client.wait_idle()).await;
     assert!(server.shutdown(LIMIT).is_ok());
@@ -124,7 +135,8 @@ async fn datagrams_both_ways_peregrine_client_quinn_server() {
         let conn = bounded("peregrine handshake", connecting).await.expect("handshake");
         if enabled {
             exchange(&conn, &sconn).await;
-            assert_eq!(conn.stats().datagram_frames_sent, u64::from(N));
+            let sent = settled(|| conn.stats().datagram_frames_sent, u64::from(N)).await;
+            assert_eq!(sent, u64::from(N));
         } else {
             assert_eq!(sconn.max_datagram_size(), None, "we did not advertise it");
             assert!(matches!(

@@ -142,7 +142,7 @@ pub const DEFAULT_MAX_HANDSHAKES: u64 = 1024;
 /// Largest cap on half-open connections per worker.
 pub const MAX_HANDSHAKES: u64 = 1 << 20;
 /// Default datagrams per DATAGRAM queue (the engine's).
-pub use peregrine_engine::connection::DEFAULT_DATAGRAM_QUEUE;
+pub use peregrine_engine::DEFAULT_DATAGRAM_QUEUE;
 /// Largest `datagram-queue`.
 pub const MAX_DATAGRAM_QUEUE: u32 = 65_536;
 /// Default ring size (AF_XDP rings, io_uring queue depth).
